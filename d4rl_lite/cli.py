@@ -1,0 +1,206 @@
+"""The ``d4rl-lite`` command: list, info, build, refs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+EPILOG = """\
+examples:
+  d4rl-lite list
+  d4rl-lite build hopper-random-v0 --size 10000
+  d4rl-lite info hopper-random-v0
+  d4rl-lite info ./path/to/d4rl_lite/hopper/random-v0
+  d4rl-lite refs
+
+Datasets live under --root, else $MINARI_DATASETS_PATH, else ~/.minari/datasets (as Minari),
+so minari.load_dataset("d4rl_lite/hopper/random-v0") reads what d4rl-lite builds.
+"""
+
+
+def _quiet_third_party() -> None:
+    # gymnasium-robotics announces Adroit reward changes on import; not relevant to our tasks.
+    warnings.filterwarnings("ignore", message=".*Adroit.*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from d4rl_lite.algorithms import ALGORITHMS
+    from d4rl_lite.datasets.builders import builder_for
+    from d4rl_lite.datasets.catalogue import catalogue, is_built
+    from d4rl_lite.datasets.storage import datasets_root
+    from d4rl_lite.tasks import TASKS
+
+    def ref(r: Any) -> str:
+        return f"{r.value:.1f}" if r.value is not None else "provisional"
+
+    print("Tasks")
+    print(f"  {'name':<24}{'env':<26}{'horizon':>8}{'obs':>5}{'act':>5}  {'ref_min':>9}  {'ref_max':>11}  eval")
+    for t in TASKS.values():
+        proto = f"{t.eval_episodes} eps" + (f", goal {t.eval_goal_cell}" if t.eval_goal_cell else "")
+        print(f"  {t.name:<24}{t.env_id:<26}{t.horizon:>8}{t.observation_dim:>5}{t.action_dim:>5}  "
+              f"{ref(t.ref_min):>9}  {ref(t.ref_max):>11}  {proto}")
+    root = datasets_root(args.root)
+    print(f"\nDatasets (catalogue; 'built' = found under {root})")
+    rows = catalogue()
+    width = max(len(d.alias) for d in rows) + 2
+    for d in rows:
+        status = "built" if is_built(d, args.root) else ("buildable" if builder_for(d) else "no builder yet")
+        print(f"  {d.alias:<{width}}{status}")
+    print("\nAlgorithms")
+    if ALGORITHMS:
+        for name in sorted(ALGORITHMS):
+            print(f"  {name}")
+    else:
+        print("  none registered yet")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from d4rl_lite.datasets.card import compute_card, format_card, plot_return_histogram
+    from d4rl_lite.datasets.d4rl_compat import load_dataset
+    from d4rl_lite.tasks import get_task
+
+    ds = load_dataset(args.name, root=args.root, verify=not args.no_verify)
+    meta = ds.metadata
+    task = get_task(meta["task"])
+    # Fresh statistics with today's reference scores; builder-specific facts from the stored card.
+    card = {**meta.get("card", {}), **compute_card(ds, task)}
+    if not card.get("normalized_return"):
+        card.pop("normalized_return", None)
+    if args.json:
+        print(json.dumps({"metadata": meta, "card": card}, indent=2, default=str))
+        return 0
+    recipe = meta.get("recipe", {})
+    header = {
+        "name": meta.get("name"),
+        "minari id": meta.get("dataset_id"),
+        "path": meta.get("path"),
+        "kind": meta.get("kind"),
+        "recipe": ", ".join(f"{k}={recipe[k]}" for k in ("builder", "size", "seed") if k in recipe),
+        "checksum": meta.get("checksum", "")[:23] + ("... verified" if not args.no_verify else "... NOT verified"),
+        "created": meta.get("created"),
+    }
+    print(format_card(card, header))
+    plot = Path(args.plot) if args.plot else Path(meta["path"]) / "returns.png"
+    try:
+        out = plot_return_histogram(ds, task, plot, meta.get("name", "dataset"))
+    except OSError as e:
+        fallback = Path.cwd() / f"{meta.get('name', 'dataset')}-returns.png"
+        print(f"(cannot write {plot}: {e.strerror}; writing {fallback} instead)", file=sys.stderr)
+        out = plot_return_histogram(ds, task, fallback, meta.get("name", "dataset"))
+    print(f"{'return histogram':<18} {out}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from d4rl_lite.datasets.builders import build_dataset
+    from d4rl_lite.datasets.card import format_card
+    from d4rl_lite.datasets.storage import load_from_dir
+
+    with tqdm(total=args.size, unit="tr", unit_scale=True, desc=f"build {args.name}",
+              disable=args.quiet, dynamic_ncols=True) as bar:
+        path = build_dataset(args.name, size=args.size, seed=args.seed, root=args.root,
+                             overwrite=args.force, num_envs=args.num_envs, progress=bar.update)
+    ds = load_from_dir(path / "data", verify=False)  # write_dataset has verified it already
+    print(f"wrote {path}")
+    print(format_card(ds.metadata["card"], {"name": ds.metadata["name"], "minari id": ds.metadata["dataset_id"]}))
+    return 0
+
+
+def cmd_refs(args: argparse.Namespace) -> int:
+    from d4rl_lite.tasks import TASKS, get_task
+
+    if args.measure:
+        from d4rl_lite.evaluation.references import measure_random_reference
+
+        names = list(TASKS) if args.measure == ["all"] else args.measure
+        for name in names:
+            rec = measure_random_reference(get_task(name), episodes=args.episodes, store=args.store)
+            print(f"{name:<24} ref_min {rec['value']:.3f}  (std {rec['return_std']:.3f}, {rec['episodes']} episodes)"
+                  + ("  stored" if args.store else ""))
+        return 0
+    for t in TASKS.values():
+        for key, r in (("ref_min", t.ref_min), ("ref_max", t.ref_max)):
+            value = f"{r.value:.3f}" if r.value is not None else "provisional"
+            extra = f"  [{r.details['measured_on']}]" if "measured_on" in r.details else ""
+            print(f"{t.name:<24}{key:<9}{value:>13}  {r.how}{extra}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="d4rl-lite",
+        description="Offline RL datasets generated locally (D4RL-style, Minari format), and their cards.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    def root_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--root", "--out", dest="root", metavar="DIR",
+                        help="datasets directory (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)")
+
+    sp = sub.add_parser("list", help="tasks, catalogue datasets (and which are built here), algorithms",
+                        description="List tasks with their reference scores, every catalogue dataset with "
+                                    "whether it is built under the datasets directory, and the algorithms.")
+    root_arg(sp)
+    sp.set_defaults(func=cmd_list)
+
+    sp = sub.add_parser("info", help="a dataset's card: counts, returns (raw and normalized), histogram PNG",
+                        description="Load a dataset (validating every array and its checksum) and print its "
+                                    "card: episodes, transitions, return mean/min/max raw and normalized. "
+                                    "Writes a return histogram PNG.")
+    sp.add_argument("name", metavar="NAME|PATH", help="catalogue name (hopper-random-v0), Minari id or path")
+    root_arg(sp)
+    sp.add_argument("--plot", metavar="PNG", help="where to write the histogram (default: DATASET_DIR/returns.png)")
+    sp.add_argument("--json", action="store_true", help="print metadata and card as JSON instead")
+    sp.add_argument("--no-verify", action="store_true", help="skip validation and checksum (faster, unsafe)")
+    sp.set_defaults(func=cmd_info)
+
+    sp = sub.add_parser("build", help="generate a catalogue dataset and print its card",
+                        description="Generate a catalogue dataset reproducibly (same name, size and seed give "
+                                    "the same arrays) and write it atomically in Minari format.")
+    sp.add_argument("name", metavar="NAME", help="catalogue name, e.g. hopper-random-v0 (see `d4rl-lite list`)")
+    sp.add_argument("--size", type=int, default=1_000_000, help="transitions (default 1,000,000 as D4RL)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the whole build (default 0)")
+    root_arg(sp)
+    sp.add_argument("--num-envs", type=int, default=8, help="environment copies stepped together (default 8)")
+    sp.add_argument("--force", action="store_true", help="replace an existing dataset of that name")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_build)
+
+    sp = sub.add_parser("refs", help="show reference scores and how each was measured; measure ref_min",
+                        description="Show every task's ref_min / ref_max with how it was measured. "
+                                    "--measure re-runs the uniform random policy (ref_min).")
+    sp.add_argument("--measure", nargs="+", metavar="TASK", help="tasks to measure ref_min for, or 'all'")
+    sp.add_argument("--episodes", type=int, default=100, help="episodes per measurement (default 100)")
+    sp.add_argument("--store", action="store_true",
+                    help="write the measurement into the package's reference_scores.json (developers)")
+    sp.set_defaults(func=cmd_refs)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_third_party()
+    args = build_parser().parse_args(argv)
+    from d4rl_lite.errors import D4RLLiteError
+
+    try:
+        return args.func(args)
+    except (D4RLLiteError, FileExistsError, ValueError) as e:
+        print(f"d4rl-lite {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"d4rl-lite {args.verb}: interrupted; nothing half-written was kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Data cards: the measured facts of a dataset, as a dict, as text, and as a return histogram."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from d4rl_lite.datasets.offline import OfflineDataset
+from d4rl_lite.errors import ReferenceScoreUnavailable
+from d4rl_lite.tasks import Task
+
+
+def _stats(x: np.ndarray) -> dict[str, float]:
+    return {"mean": float(x.mean()), "std": float(x.std()), "min": float(x.min()), "max": float(x.max())}
+
+
+def compute_card(ds: OfflineDataset, task: Task) -> dict[str, Any]:
+    """Counts, return and length statistics (raw and normalized where references exist)."""
+    returns = ds.episode_returns()
+    card: dict[str, Any] = {
+        "task": task.name,
+        "transitions": ds.num_transitions,
+        "episodes": ds.num_episodes,
+        "terminals": int(ds.terminals.sum()),
+        "timeouts": int(ds.timeouts.sum()),
+        "episode_length": _stats(ds.episode_lengths.astype(np.float64)),
+        "return": _stats(returns),
+        "reward": _stats(ds.rewards.astype(np.float64)),
+        "action_abs_mean": float(np.abs(ds.actions).mean()),
+    }
+    try:
+        card["normalized_return"] = _stats(np.asarray(task.normalized_score(returns)))
+    except ReferenceScoreUnavailable as e:
+        card["normalized_return"] = None
+        card["normalized_return_unavailable"] = str(e)
+    return card
+
+
+def format_card(card: dict[str, Any], header: dict[str, Any] | None = None) -> str:
+    """Human-readable card for the terminal."""
+    lines = []
+    for k, v in (header or {}).items():
+        lines.append(f"{k:<18} {v}")
+    fmt = lambda s: f"mean {s['mean']:.2f}  std {s['std']:.2f}  min {s['min']:.2f}  max {s['max']:.2f}"  # noqa: E731
+    lines += [
+        f"{'task':<18} {card['task']}",
+        f"{'transitions':<18} {card['transitions']:,}",
+        f"{'episodes':<18} {card['episodes']:,}",
+        f"{'terminals':<18} {card['terminals']:,}   timeouts {card['timeouts']:,}",
+        f"{'episode length':<18} {fmt(card['episode_length'])}",
+        f"{'return (raw)':<18} {fmt(card['return'])}",
+    ]
+    if card.get("normalized_return"):
+        lines.append(f"{'return (norm.)':<18} {fmt(card['normalized_return'])}")
+    else:
+        lines.append(f"{'return (norm.)':<18} n/a: {card.get('normalized_return_unavailable', 'no reference scores')}")
+    for key, value in card.items():
+        # Builder-specific facts (human-like knobs, stitching certificates, ...) follow as-is.
+        if key not in {"task", "transitions", "episodes", "terminals", "timeouts", "episode_length", "return",
+                       "normalized_return", "normalized_return_unavailable", "reward", "action_abs_mean"}:
+            lines.append(f"{key:<18} {value}")
+    return "\n".join(lines)
+
+
+def plot_return_histogram(ds: OfflineDataset, task: Task, path: str | Path, title: str) -> Path:
+    """PNG histogram of episode returns, with the reference scores marked when known."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    returns = ds.episode_returns()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    ax.hist(returns, bins=min(50, max(5, len(returns) // 4)), color="#4477aa", edgecolor="white")
+    for ref, colour in ((task.ref_min, "#cc3311"), (task.ref_max, "#228833")):
+        if ref.value is not None:
+            ax.axvline(ref.value, color=colour, linestyle="--", linewidth=1.2)
+    labels = [f"ref_{k} = {r.value:.1f}" for k, r in (("min", task.ref_min), ("max", task.ref_max)) if r.value is not None]
+    ax.set_xlabel("episode return (raw)" + (f"   [{', '.join(labels)}]" if labels else ""))
+    ax.set_ylabel("episodes")
+    ax.set_title(f"{title}: {ds.num_episodes} episodes, {ds.num_transitions:,} transitions")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

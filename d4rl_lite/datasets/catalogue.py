@@ -1,0 +1,122 @@
+"""Dataset names: the catalogue of task x kind, alias <-> Minari id, and name-or-path resolution."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from d4rl_lite.errors import DatasetNotFoundError, UnknownNameError
+from d4rl_lite.tasks import TASKS, get_task
+
+NAMESPACE = "d4rl_lite"
+DEFAULT_VERSION = 0
+
+# What each kind of dataset holds; which of them can be built today is the builders' registry.
+KINDS: dict[str, dict[str, str]] = {
+    "locomotion": {
+        "random": "uniform random actions",
+        "medium": "stochastic behaviour policy at about 1/3 of expert return",
+        "expert": "stochastic expert behaviour policy",
+        "medium-replay": "experience collected while the behaviour policy trained up to medium",
+        "medium-expert": "medium and expert together",
+        "human": "human-like: reaction delay, smoothing, correlated noise, pauses, corrected mistakes",
+    },
+    "maze": {
+        "random": "uniform random actions",
+        "medium": "degraded controller at about 1/3 of expert return",
+        "expert": "planner + PD controller with small noise, driving to the evaluation goal",
+        "navigate": "D4RL maze2d: one continuing run, a new random goal on arrival",
+        "stitch": "OGBench stitch: short episodes between nearby cells; no episode solves an evaluation task",
+        "human": "human-like teleoperation: wandering, overshoot, pauses, corrected wrong turns",
+        "explore": "random-direction wandering with high noise",
+    },
+}
+
+
+@dataclass(frozen=True)
+class DatasetName:
+    task: str
+    kind: str
+    version: int = DEFAULT_VERSION
+
+    @property
+    def alias(self) -> str:
+        """D4RL-style short name, e.g. ``hopper-medium-v0``."""
+        return f"{self.task}-{self.kind}-v{self.version}"
+
+    @property
+    def dataset_id(self) -> str:
+        """Minari id, e.g. ``d4rl_lite/hopper/medium-v0``."""
+        return f"{NAMESPACE}/{self.task}/{self.kind}-v{self.version}"
+
+    def __str__(self) -> str:
+        return self.alias
+
+
+def catalogue() -> list[DatasetName]:
+    """Every standard dataset: each task with each kind of its domain."""
+    return [DatasetName(t.name, kind) for t in TASKS.values() for kind in KINDS[t.domain]]
+
+
+def _all_names() -> list[str]:
+    names = []
+    for d in catalogue():
+        names += [d.alias, d.dataset_id]
+    return names
+
+
+_VERSIONED = re.compile(r"^(?P<body>.+)-v(?P<version>\d+)$")
+
+
+def parse_dataset_name(name: str) -> DatasetName:
+    """``hopper-medium-v0`` or ``d4rl_lite/hopper/medium-v0`` -> DatasetName (with "did you mean")."""
+    unknown = UnknownNameError("dataset", name, _all_names(), "See `d4rl-lite list` for the catalogue.")
+    if name.startswith(NAMESPACE + "/"):
+        parts = name.split("/")
+        if len(parts) != 3:
+            raise unknown
+        m = _VERSIONED.match(parts[2])
+        task_name, kind = parts[1], m["body"] if m else None
+    else:
+        m = _VERSIONED.match(name)
+        task_name = kind = None
+        if m:
+            # Task names contain hyphens (pointmaze-umaze-dense): take the longest matching prefix.
+            for t in sorted(TASKS, key=len, reverse=True):
+                if m["body"].startswith(t + "-"):
+                    task_name, kind = t, m["body"][len(t) + 1 :]
+                    break
+    if not m or task_name not in TASKS or kind not in KINDS[get_task(task_name).domain]:
+        raise unknown
+    return DatasetName(task_name, kind, int(m["version"]))
+
+
+def looks_like_path(name: str | os.PathLike) -> bool:
+    s = str(name)
+    return isinstance(name, os.PathLike) or os.sep in s.replace(NAMESPACE + "/", "", 1) or Path(s).exists()
+
+
+def locate(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None) -> tuple[Path, DatasetName | None]:
+    """Where a dataset's ``data`` directory is: from a catalogue name (alias or Minari id) or a path."""
+    from d4rl_lite.datasets.storage import dataset_dir_for_id, datasets_root, find_data_dir
+
+    if isinstance(name_or_path, os.PathLike) or (looks_like_path(name_or_path) and not str(name_or_path).startswith(NAMESPACE + "/")):
+        return find_data_dir(name_or_path), None
+    name = parse_dataset_name(str(name_or_path))
+    directory = dataset_dir_for_id(name.dataset_id, root)
+    try:
+        return find_data_dir(directory), name
+    except DatasetNotFoundError:
+        raise DatasetNotFoundError(
+            f"dataset {name.alias} is not built under {datasets_root(root)}. "
+            f"Build it with `d4rl-lite build {name.alias}` (or pass --root / set MINARI_DATASETS_PATH "
+            "to where it was built)."
+        ) from None
+
+
+def is_built(name: DatasetName, root: str | os.PathLike | None = None) -> bool:
+    from d4rl_lite.datasets.storage import DATA_DIR, METADATA_FILE, dataset_dir_for_id
+
+    return (dataset_dir_for_id(name.dataset_id, root) / DATA_DIR / METADATA_FILE).is_file()

@@ -1,0 +1,357 @@
+"""Minari-format (HDF5) storage: atomic, validated writes and a fast direct-HDF5 load path."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import h5py
+import numpy as np
+
+from d4rl_lite.datasets.offline import OfflineDataset
+from d4rl_lite.datasets.validation import checksum, validate_dataset, verify_checksum
+from d4rl_lite.errors import DatasetError, DatasetNotFoundError, TaskMismatchError, UnknownNameError
+from d4rl_lite.tasks import FLAT_OBSERVATION_KEYS, TASKS, Task, get_task
+
+DATA_DIR = "data"
+MAIN_FILE = "main_data.hdf5"
+METADATA_FILE = "metadata.json"
+NAMESPACE_FILE = "namespace_metadata.json"
+OUR_KEY = "d4rl_lite"  # our block inside Minari's metadata.json
+FLAT_GROUP = "d4rl_lite_flat"  # the flat arrays inside main_data.hdf5
+FORMAT_VERSION = 1
+
+
+def datasets_root(root: str | os.PathLike | None = None) -> Path:
+    """Where datasets live: ``root``, else $MINARI_DATASETS_PATH, else ~/.minari/datasets (Minari's rule)."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("MINARI_DATASETS_PATH")
+    return Path(env) if env else Path.home() / ".minari" / "datasets"
+
+
+@dataclass
+class EpisodeArrays:
+    """Episodes as stored: observations per episode hold T + 1 rows (the final observation too).
+
+    ``observations`` is an array, or a dict of arrays for dict observation spaces (mazes).
+    The other arrays hold one row per transition, episodes concatenated in order.
+    """
+
+    observations: np.ndarray | dict[str, np.ndarray]
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminations: np.ndarray
+    truncations: np.ndarray
+    episode_lengths: np.ndarray
+
+    def __post_init__(self) -> None:
+        cast = lambda a, dt: np.ascontiguousarray(a, dtype=dt)  # noqa: E731
+        if isinstance(self.observations, dict):
+            self.observations = {k: cast(v, np.float32) for k, v in self.observations.items()}
+        else:
+            self.observations = cast(self.observations, np.float32)
+        self.actions = cast(self.actions, np.float32)
+        self.rewards = cast(self.rewards, np.float32)
+        self.terminations = cast(self.terminations, np.bool_)
+        self.truncations = cast(self.truncations, np.bool_)
+        self.episode_lengths = cast(self.episode_lengths, np.int64)
+
+    def leaves(self) -> dict[str, np.ndarray]:
+        """Every stored array by its HDF5 name (episodes concatenated): what the checksum covers."""
+        out = {"actions": self.actions, "rewards": self.rewards, "terminations": self.terminations,
+               "truncations": self.truncations, "episode_lengths": self.episode_lengths}
+        if isinstance(self.observations, dict):
+            out.update({f"observations/{k}": v for k, v in self.observations.items()})
+        else:
+            out["observations"] = self.observations
+        return out
+
+    def to_offline(self, task: Task, metadata: dict[str, Any] | None = None) -> OfflineDataset:
+        """The flat training view (observation, successor) per transition."""
+        lengths = self.episode_lengths
+        n = int(lengths.sum())
+        flat_obs = task.flatten_observation(self.observations)
+        if len(flat_obs) != n + len(lengths):
+            raise DatasetError(
+                f"observations hold {len(flat_obs)} rows, but {len(lengths)} episodes of {n} transitions "
+                f"need {n + len(lengths)} (each episode stores its final observation too)",
+                field="observations",
+            )
+        # Transition t of episode e sits at observation row t + e.
+        row = np.arange(n) + np.repeat(np.arange(len(lengths)), lengths)
+        return OfflineDataset(
+            observations=flat_obs[row],
+            actions=self.actions,
+            rewards=self.rewards,
+            next_observations=flat_obs[row + 1],
+            terminals=self.terminations,
+            timeouts=self.truncations,
+            episode_lengths=lengths,
+            metadata=dict(metadata or {}),
+        )
+
+
+# -- locating datasets on disk ---------------------------------------------------------------
+def dataset_dir_for_id(dataset_id: str, root: str | os.PathLike | None = None) -> Path:
+    return datasets_root(root) / dataset_id
+
+
+def find_data_dir(path: str | os.PathLike) -> Path:
+    """Accept a dataset directory, its ``data`` directory or its ``main_data.hdf5``; return ``data``."""
+    p = Path(path).expanduser()
+    candidates = [p / DATA_DIR, p] if p.is_dir() else [p.parent] if p.name in (MAIN_FILE, METADATA_FILE) else []
+    for c in candidates:
+        if (c / METADATA_FILE).is_file() or (c / MAIN_FILE).is_file():
+            return c
+    raise DatasetNotFoundError(
+        f"no dataset at {p}: expected a directory holding {DATA_DIR}/{METADATA_FILE} and "
+        f"{DATA_DIR}/{MAIN_FILE} (a Minari dataset directory). Check the path, or build the dataset "
+        f"with `d4rl-lite build NAME`."
+    )
+
+
+def read_metadata(data_dir: Path) -> dict[str, Any]:
+    meta_path = data_dir / METADATA_FILE
+    advice = "The metadata file is damaged: rebuild the dataset with `d4rl-lite build NAME --force`."
+    if data_dir.parent.parent.name in TASKS:  # <root>/d4rl_lite/<task>/<kind>-vN/data: name it
+        advice = advice.replace("NAME", f"{data_dir.parent.parent.name}-{data_dir.parent.name}")
+    try:
+        with open(meta_path) as f:
+            meta = json.load(f)
+    except FileNotFoundError:
+        raise DatasetError("metadata file is missing", path=meta_path, advice=advice) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DatasetError(f"metadata is not valid JSON ({e})", path=meta_path, advice=advice) from None
+    if not isinstance(meta.get(OUR_KEY), dict):
+        raise DatasetError(
+            f"not a d4rl_lite dataset (metadata has no {OUR_KEY!r} block); d4rl_lite validates only the "
+            "datasets it wrote. Read foreign Minari datasets with minari.load_dataset",
+            path=meta_path,
+            field=OUR_KEY,
+        )
+    return meta
+
+
+# -- reading ---------------------------------------------------------------------------------
+def read_episode_arrays(data_dir: Path, num_episodes: int, name: str = "NAME") -> EpisodeArrays:
+    """Read the flat arrays straight from HDF5: one contiguous read per array (the fast path)."""
+    h5_path = data_dir / MAIN_FILE
+    advice = f"The file is truncated or corrupt: rebuild it with `d4rl-lite build {name} --force`."
+    try:
+        f = h5py.File(h5_path, "r")
+    except FileNotFoundError:
+        raise DatasetError("HDF5 data file is missing", path=h5_path, advice=advice) from None
+    except OSError as e:
+        raise DatasetError(f"cannot open the HDF5 file ({e})", path=h5_path, advice=advice) from None
+    with f:
+        try:
+            flat = f[FLAT_GROUP]
+            if f"episode_{num_episodes - 1}" not in f or f"episode_{num_episodes}" in f:
+                raise DatasetError(f"the file's episode groups do not match the {num_episodes} episodes in the metadata",
+                                   path=h5_path, field="episodes", advice=advice)
+            obs = flat["observations"]
+            observations: Any = ({k: v[()] for k, v in obs.items()} if isinstance(obs, h5py.Group) else obs[()])
+            return EpisodeArrays(
+                observations=observations,
+                actions=flat["actions"][()],
+                rewards=flat["rewards"][()],
+                terminations=flat["terminations"][()],
+                truncations=flat["truncations"][()],
+                episode_lengths=flat["episode_lengths"][()],
+            )
+        except KeyError as e:
+            raise DatasetError(f"array missing from the file ({e})", path=h5_path, field=FLAT_GROUP, advice=advice) from None
+        except (OSError, RuntimeError, ValueError, TypeError) as e:
+            raise DatasetError(f"cannot read the arrays ({type(e).__name__}: {e})", path=h5_path, advice=advice) from None
+
+
+def load_from_dir(data_dir: Path, expected_task: str | None = None, verify: bool = True) -> OfflineDataset:
+    """Load, validate and checksum a d4rl_lite dataset stored in ``data_dir``."""
+    meta = read_metadata(data_dir)
+    ours = meta[OUR_KEY]
+    name = ours.get("name", str(data_dir.parent))
+    advice = f"Rebuild it with `d4rl-lite build {name} --force`."
+    try:
+        task = get_task(ours.get("task", "<missing>"))
+    except UnknownNameError as e:
+        raise DatasetError(f"metadata names an unknown task ({e})", path=data_dir / METADATA_FILE, field="d4rl_lite.task") from None
+    if expected_task is not None and expected_task != task.name:
+        raise TaskMismatchError(
+            f"dataset was built for task {task.name!r}, but was opened as task {expected_task!r}",
+            path=data_dir,
+            field="d4rl_lite.task",
+            advice=f"Open it as {task.name!r}, or pick a dataset of task {expected_task!r} (see `d4rl-lite list`).",
+        )
+    num_episodes = meta.get("total_episodes")
+    if not isinstance(num_episodes, int) or num_episodes < 1:
+        raise DatasetError(f"metadata total_episodes is {num_episodes!r}", path=data_dir / METADATA_FILE,
+                           field="total_episodes", advice=advice)
+    raw = read_episode_arrays(data_dir, num_episodes, name)
+    flat = raw.to_offline(task, metadata=ours)
+    flat.metadata["path"] = str(data_dir.parent)
+    if verify:
+        validate_dataset(flat, task, path=data_dir / MAIN_FILE, advice=advice,
+                         max_episode_steps=ours.get("max_episode_steps"))
+        verify_checksum(raw.leaves(), ours.get("checksum"), data_dir / MAIN_FILE, advice)
+    return flat
+
+
+# -- writing ---------------------------------------------------------------------------------
+def _float32_space(space: gym.Space) -> gym.Space:
+    """The env's observation space with float32 boxes: what the stored arrays really are."""
+    if isinstance(space, gym.spaces.Dict):
+        return gym.spaces.Dict({k: _float32_space(s) for k, s in space.spaces.items()})
+    if isinstance(space, gym.spaces.Box):
+        return gym.spaces.Box(space.low.astype(np.float32), space.high.astype(np.float32), space.shape, np.float32)
+    return space
+
+
+def _write_hdf5(h5_path: Path, raw: EpisodeArrays) -> None:
+    """Write the arrays once, flat, and expose each episode to Minari as virtual datasets.
+
+    Minari reads ``episode_<i>/observations`` etc.; here those are HDF5 virtual datasets
+    mapping slices of the flat arrays in ``d4rl_lite_flat``. So there is one copy of the
+    data: what Minari's API returns is exactly the bytes our fast path reads and checksums.
+    """
+    lengths = raw.episode_lengths
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    with h5py.File(h5_path, "w", libver=("v110", "latest")) as f:
+        flat = f.create_group(FLAT_GROUP)
+        leaves = raw.leaves()
+        for key, arr in leaves.items():
+            flat.create_dataset(key, data=arr)
+        sources = {key: h5py.VirtualSource(".", f"{FLAT_GROUP}/{key}", shape=arr.shape, dtype=arr.dtype)
+                   for key, arr in leaves.items() if key != "episode_lengths"}
+        for e, (s, t) in enumerate(zip(starts.tolist(), ends.tolist())):
+            group = f.create_group(f"episode_{e}")
+            group.attrs["id"] = e
+            group.attrs["total_steps"] = t - s
+            for key, src in sources.items():
+                # Episode e's observations (T + 1 rows, the final one included) start at row s + e.
+                lo, hi = (s + e, t + e + 1) if key.startswith("observations") else (s, t)
+                layout = h5py.VirtualLayout(shape=(hi - lo, *src.shape[1:]), dtype=src.dtype)
+                layout[:] = src[lo:hi]
+                group.create_virtual_dataset(key, layout)
+
+
+def _write_namespace_files(root: Path, dataset_id: str) -> None:
+    """Minari lists a namespace only if each level holds a namespace_metadata.json."""
+    parts = dataset_id.split("/")[:-1]
+    for i in range(1, len(parts) + 1):
+        f = root.joinpath(*parts[:i]) / NAMESPACE_FILE
+        if not f.exists():
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(json.dumps({"description": "datasets generated by d4rl_lite"} if i == 1 else {}))
+
+
+def _fsync_tree(path: Path) -> None:
+    for p in path.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+
+
+def write_dataset(
+    dataset_id: str,
+    task: Task,
+    raw: EpisodeArrays,
+    our_metadata: dict[str, Any],
+    *,
+    root: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    minari_metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Validate ``raw`` and write it as a Minari dataset ``dataset_id`` under ``root``; return its dir.
+
+    The dataset is assembled in a hidden temporary directory next to its destination and moved
+    into place by rename, so a crash leaves either the old dataset or the new one, never half
+    of one. Bad data raises before anything is written; an existing dataset is kept unless
+    ``overwrite``.
+    """
+    from minari import __version__ as minari_version
+    from minari.dataset.minari_storage import MinariStorage
+
+    from d4rl_lite.datasets.card import compute_card
+
+    root = datasets_root(root)
+    final = root / dataset_id
+    if final.exists() and not overwrite:
+        raise FileExistsError(f"dataset {dataset_id} already exists at {final}; pass --force (overwrite=True) to replace it")
+
+    flat = raw.to_offline(task)
+    max_steps = our_metadata.get("max_episode_steps")
+    validate_dataset(flat, task, path=f"{dataset_id} (not written)",
+                     advice="The builder produced bad data; nothing was written.", max_episode_steps=max_steps)
+    ours = {
+        "format_version": FORMAT_VERSION,
+        **our_metadata,
+        "dataset_id": dataset_id,
+        "task": task.name,
+        "checksum": checksum(raw.leaves()),
+        "flat_observation": list(FLAT_OBSERVATION_KEYS) if isinstance(raw.observations, dict) else None,
+        "reference": _reference_block(task),
+    }
+    ours["card"] = compute_card(flat, task)
+
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".d4rl_lite-tmp-{uuid.uuid4().hex}"
+    try:
+        tmp.mkdir()
+        storage = MinariStorage.new(
+            tmp / DATA_DIR,
+            observation_space=_float32_space(task.observation_space),
+            action_space=task.action_space,
+            env_spec=task.make_env().spec,
+            data_format="hdf5",
+        )
+        meta = {
+            "dataset_id": dataset_id,
+            "minari_version": minari_version,
+            "author": {"d4rl_lite"},
+            "algorithm_name": str(our_metadata.get("kind", "unknown")),
+            "description": our_metadata.get("description", f"d4rl_lite {dataset_id}"),
+            "num_episodes_average_score": 100,
+            OUR_KEY: ours,
+            **(minari_metadata or {}),
+        }
+        ref = ours["reference"]
+        if ref["ref_min"]["value"] is not None:
+            meta["ref_min_score"] = ref["ref_min"]["value"]
+        if ref["ref_max"]["value"] is not None:
+            meta["ref_max_score"] = ref["ref_max"]["value"]
+        _write_hdf5(tmp / DATA_DIR / MAIN_FILE, raw)
+        meta["total_episodes"] = len(raw.episode_lengths)
+        meta["total_steps"] = int(raw.episode_lengths.sum())
+        storage.update_metadata(meta)
+        storage.update_metadata({"dataset_size": storage.get_size()})
+        # Read back what is on disk before it replaces anything.
+        load_from_dir(tmp / DATA_DIR, expected_task=task.name, verify=True)
+        _fsync_tree(tmp)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            trash = final.parent / f".{final.name}.old-{uuid.uuid4().hex}"
+            os.rename(final, trash)
+            os.rename(tmp, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+        _write_namespace_files(root, dataset_id)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _reference_block(task: Task) -> dict[str, Any]:
+    return {
+        key: {"value": ref.value, "provisional": ref.provisional, "how": ref.how, **ref.details}
+        for key, ref in (("ref_min", task.ref_min), ("ref_max", task.ref_max))
+    }

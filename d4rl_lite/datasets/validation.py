@@ -1,0 +1,145 @@
+"""Checks every dataset passes on write and on load; each failure names the file, field and first bad index."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from d4rl_lite.datasets.offline import OfflineDataset
+from d4rl_lite.errors import ChecksumMismatchError, DatasetError
+from d4rl_lite.tasks import Task
+
+# Actions may sit on the bound up to float32 rounding.
+ACTION_BOUND_TOLERANCE = 1e-5
+
+
+def checksum(arrays: Mapping[str, np.ndarray]) -> str:
+    """sha256 over named arrays (name, dtype, shape and little-endian bytes, names sorted)."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(memoryview(a).cast("B"))
+    return "sha256:" + h.hexdigest()
+
+
+def verify_checksum(arrays: Mapping[str, np.ndarray], expected: str | None, path: str | Path | None, advice: str) -> None:
+    if expected is None:
+        raise DatasetError(
+            "metadata has no array checksum, so its integrity cannot be verified",
+            path=path,
+            field="d4rl_lite.checksum",
+            advice=advice,
+        )
+    actual = checksum(arrays)
+    if actual != expected:
+        raise ChecksumMismatchError(
+            f"stored arrays hash to {actual[:23]}..., but the metadata records {expected[:23]}...: "
+            "the data changed after it was written (disk corruption or an edit)",
+            path=path,
+            field="arrays",
+            advice=advice,
+        )
+
+
+def _first(mask: np.ndarray) -> int | None:
+    """Index of the first True row of ``mask`` (rows reduced over trailing axes), or None."""
+    if mask.ndim > 1:
+        mask = mask.reshape(len(mask), -1).any(axis=1)
+    hits = np.flatnonzero(mask)
+    return int(hits[0]) if len(hits) else None
+
+
+def validate_dataset(
+    ds: OfflineDataset,
+    task: Task,
+    *,
+    path: str | Path | None = None,
+    advice: str = "",
+    max_episode_steps: int | None = None,
+) -> None:
+    """Raise DatasetError at the first inconsistency between ``ds`` and ``task``; return None if sound."""
+
+    def fail(problem: str, field: str | None = None, index: int | None = None) -> None:
+        raise DatasetError(problem, path=path, field=field, index=index, advice=advice)
+
+    n = ds.num_transitions
+    # -- shapes ---------------------------------------------------------------------------
+    expected_shapes = {
+        "observations": (n, task.observation_dim),
+        "next_observations": (n, task.observation_dim),
+        "actions": (n, task.action_dim),
+        "rewards": (n,),
+        "terminals": (n,),
+        "timeouts": (n,),
+    }
+    for name, shape in expected_shapes.items():
+        actual = getattr(ds, name).shape
+        if actual != shape:
+            what = "observation size" if "observations" in name else "shape"
+            fail(f"{what} mismatch for task {task.name!r}: expected shape {shape}, found {actual}", name)
+    if n == 0:
+        fail("the dataset holds no transitions", "rewards")
+    lengths = ds.episode_lengths
+    if lengths.ndim != 1 or (lengths < 1).any():
+        fail("every episode must hold at least one transition", "episode_lengths", _first(lengths < 1))
+    if int(lengths.sum()) != n:
+        fail(f"episode lengths sum to {int(lengths.sum())}, but there are {n} transitions", "episode_lengths")
+    limit = task.horizon if max_episode_steps is None else max_episode_steps
+    if (lengths > limit).any():
+        i = _first(lengths > limit)
+        fail(f"episode {i} has {int(lengths[i])} steps, more than the limit of {limit}", "episode_lengths", i)
+
+    # -- dtypes and values -----------------------------------------------------------------
+    for name in ("observations", "next_observations", "actions", "rewards"):
+        arr = getattr(ds, name)
+        if arr.dtype != np.float32:
+            fail(f"dtype must be float32, found {arr.dtype}", name)
+        bad = _first(~np.isfinite(arr))
+        if bad is not None:
+            fail(f"non-finite value ({arr[bad].ravel()[~np.isfinite(arr[bad].ravel())][0]})", name, bad)
+    for name in ("terminals", "timeouts"):
+        if getattr(ds, name).dtype != np.bool_:
+            fail(f"dtype must be bool, found {getattr(ds, name).dtype}", name)
+    low = task.action_space.low - ACTION_BOUND_TOLERANCE
+    high = task.action_space.high + ACTION_BOUND_TOLERANCE
+    bad = _first((ds.actions < low) | (ds.actions > high))
+    if bad is not None:
+        fail(
+            f"action {np.round(ds.actions[bad], 4).tolist()} outside the action space "
+            f"[{task.action_space.low.min()}, {task.action_space.high.max()}]",
+            "actions",
+            bad,
+        )
+
+    # -- episode ends: exactly one of terminal / timeout, only at the last step ------------
+    last = np.zeros(n, dtype=bool)
+    last[np.cumsum(lengths) - 1] = True
+    term, tout = ds.terminals, ds.timeouts
+    bad = _first(term & tout)
+    if bad is not None:
+        fail("transition is marked both terminal and timeout; a real termination is terminal only", "timeouts", bad)
+    bad = _first(term & ~last)
+    if bad is not None:
+        fail("terminal flag inside an episode (not at its last step): episode boundaries are inconsistent", "terminals", bad)
+    bad = _first(tout & ~last)
+    if bad is not None:
+        fail("timeout flag inside an episode (not at its last step): episode boundaries are inconsistent", "timeouts", bad)
+    bad = _first(last & ~(term | tout))
+    if bad is not None:
+        fail("episode ends with neither a terminal nor a timeout flag", "terminals", bad)
+    if not task.can_terminate:
+        bad = _first(term)
+        if bad is not None:
+            fail(f"terminal flag, but task {task.name!r} never terminates (time limits are timeouts)", "terminals", bad)
+    # Inside an episode the successor of step t is the observation of step t + 1.
+    inner = np.flatnonzero(~last)
+    if len(inner):
+        mismatch = ds.next_observations[inner] != ds.observations[inner + 1]
+        bad = _first(mismatch)
+        if bad is not None:
+            fail("next_observations[t] differs from observations[t + 1] inside an episode", "next_observations", int(inner[bad]))

@@ -1,0 +1,253 @@
+"""Task registry: each task's environment factory, horizon, evaluation protocol and reference scores."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from d4rl_lite.errors import ReferenceScoreUnavailable, UnknownNameError
+
+REFERENCE_SCORES_FILE = "reference_scores.json"
+
+
+@dataclass(frozen=True)
+class ReferenceScore:
+    """One reference return (ref_min or ref_max) and how it was obtained.
+
+    ``value`` is None while the score is provisional, i.e. not yet measured: the policy or
+    controller it comes from does not exist yet. We never store an invented number.
+    """
+
+    value: float | None
+    provisional: bool
+    how: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task: an environment plus the protocol every score on it follows."""
+
+    name: str
+    domain: str  # "locomotion" or "maze"
+    env_id: str
+    horizon: int
+    # False when the environment never terminates (HalfCheetah; mazes are continuing tasks):
+    # a terminal flag in such a task's data is a bug in the data.
+    can_terminate: bool
+    eval_episodes: int
+    eval_seed: int
+    description: str
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Maze evaluation (D4RL maze2d protocol): fixed goal cell (row, col), random start cell.
+    eval_goal_cell: tuple[int, int] | None = None
+
+    # -- environments -------------------------------------------------------------------
+    def make_env(self, **kwargs: Any) -> gym.Env:
+        """A fresh single environment of this task (Gymnasium API, time limit = horizon)."""
+        if self.domain == "maze":
+            _register_robotics_envs()
+        return gym.make(self.env_id, max_episode_steps=self.horizon, **{**self.env_kwargs, **kwargs})
+
+    def make_vector_env(self, num_envs: int) -> gym.vector.SyncVectorEnv:
+        """``num_envs`` copies in a SyncVectorEnv (faster than Async on 2 cores) without autoreset.
+
+        Autoreset is disabled so that callers reset finished copies themselves, with the seed
+        they choose: that keeps every episode's seed explicit and the data reproducible.
+        """
+        return gym.vector.SyncVectorEnv(
+            [self.make_env for _ in range(num_envs)],
+            autoreset_mode=gym.vector.AutoresetMode.DISABLED,
+        )
+
+    def eval_reset_options(self) -> dict[str, Any] | None:
+        """Reset options of an evaluation episode (the fixed goal cell on mazes)."""
+        if self.eval_goal_cell is None:
+            return None
+        return {"goal_cell": np.array(self.eval_goal_cell)}
+
+    # -- spaces ---------------------------------------------------------------------------
+    @cached_property
+    def _spaces(self) -> tuple[gym.Space, gym.spaces.Box]:
+        env = self.make_env()
+        try:
+            return env.observation_space, env.action_space
+        finally:
+            env.close()
+
+    @property
+    def observation_space(self) -> gym.Space:
+        """The environment's native observation space (a Dict on mazes)."""
+        return self._spaces[0]
+
+    @property
+    def action_space(self) -> gym.spaces.Box:
+        return self._spaces[1]
+
+    @property
+    def observation_dim(self) -> int:
+        """Size of the flat observation used for training (see ``flatten_observation``)."""
+        space = self.observation_space
+        if isinstance(space, gym.spaces.Dict):
+            return sum(int(np.prod(space[k].shape)) for k in FLAT_OBSERVATION_KEYS)
+        return int(np.prod(space.shape))
+
+    @property
+    def action_dim(self) -> int:
+        return int(np.prod(self.action_space.shape))
+
+    def flatten_observation(self, obs: Any) -> np.ndarray:
+        """Native observation (single or batched) -> flat float32 array.
+
+        Maze observations are dicts; the flat view is ``[x, y, vx, vy, goal_x, goal_y]``
+        (``observation`` then ``desired_goal``), so one policy serves every goal.
+        """
+        if isinstance(obs, dict):
+            obs = np.concatenate([np.asarray(obs[k]) for k in FLAT_OBSERVATION_KEYS], axis=-1)
+        return np.asarray(obs, dtype=np.float32)
+
+    # -- reference scores -----------------------------------------------------------------
+    @property
+    def ref_min(self) -> ReferenceScore:
+        return reference_scores(self.name)["ref_min"]
+
+    @property
+    def ref_max(self) -> ReferenceScore:
+        return reference_scores(self.name)["ref_max"]
+
+    def normalized_score(self, returns: Any) -> np.ndarray | float:
+        """D4RL normalized score in percent: 100 * (return - ref_min) / (ref_max - ref_min)."""
+        lo, hi = self.ref_min, self.ref_max
+        for label, ref in (("ref_min", lo), ("ref_max", hi)):
+            if ref.value is None:
+                raise ReferenceScoreUnavailable(
+                    f"task {self.name!r} has no measured {label} yet ({ref.how}). Raw returns are "
+                    f"still valid; normalized scores need that reference measured first."
+                )
+        scores = 100.0 * (np.asarray(returns, dtype=np.float64) - lo.value) / (hi.value - lo.value)
+        return float(scores) if scores.ndim == 0 else scores
+
+
+FLAT_OBSERVATION_KEYS = ("observation", "desired_goal")
+
+_LOCOMOTION = {
+    # name: (env id, can terminate, description)
+    "hopper": ("Hopper-v5", True, "MuJoCo Hopper, one-legged hopping forward"),
+    "halfcheetah": ("HalfCheetah-v5", False, "MuJoCo HalfCheetah, running forward"),
+    "walker2d": ("Walker2d-v5", True, "MuJoCo Walker2d, bipedal walking forward"),
+    "ant": ("Ant-v5", True, "MuJoCo Ant, quadruped walking forward"),
+}
+
+# D4RL maze2d evaluation goals (row, col) in gymnasium-robotics' maze-map indexing: the 'G'
+# cells of the maps gymnasium-robotics ported from D4RL for dataset generation.
+_MAZES = {
+    # name: (map name, horizon (as D4RL maze2d and gymnasium-robotics), goal cell)
+    "umaze": ("UMaze", 300, (3, 1)),
+    "medium": ("Medium", 600, (6, 6)),
+    "large": ("Large", 800, (7, 9)),
+}
+
+
+def _build_registry() -> dict[str, Task]:
+    tasks: dict[str, Task] = {}
+    for name, (env_id, can_terminate, text) in _LOCOMOTION.items():
+        tasks[name] = Task(
+            name=name,
+            domain="locomotion",
+            env_id=env_id,
+            horizon=1000,
+            can_terminate=can_terminate,
+            eval_episodes=10,
+            eval_seed=1_000_000,
+            description=f"{text} (Gymnasium {env_id})",
+        )
+    for maze, (map_name, horizon, goal) in _MAZES.items():
+        for dense in (False, True):
+            name = f"pointmaze-{maze}" + ("-dense" if dense else "")
+            env_id = f"PointMaze_{map_name}{'Dense' if dense else ''}-v3"
+            tasks[name] = Task(
+                name=name,
+                domain="maze",
+                env_id=env_id,
+                horizon=horizon,
+                can_terminate=False,
+                eval_episodes=100,
+                eval_seed=1_000_000,
+                description=(
+                    f"PointMaze {maze}, {'dense' if dense else 'sparse'} reward, goal cell {goal}, "
+                    f"random start (D4RL maze2d protocol; gymnasium-robotics {env_id})"
+                ),
+                env_kwargs={"continuing_task": True, "reset_target": False},
+                eval_goal_cell=goal,
+            )
+    return tasks
+
+
+TASKS: dict[str, Task] = _build_registry()
+
+
+def get_task(name: str) -> Task:
+    """The registered task called ``name``; unknown names get a "did you mean"."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise UnknownNameError("task", name, TASKS, "See `d4rl-lite list`.") from None
+
+
+def list_tasks() -> list[str]:
+    return list(TASKS)
+
+
+_robotics_registered = False
+
+
+def _register_robotics_envs() -> None:
+    global _robotics_registered
+    if not _robotics_registered:
+        import gymnasium_robotics
+
+        gym.register_envs(gymnasium_robotics)
+        _robotics_registered = True
+
+
+_reference_cache: dict[str, dict[str, Any]] | None = None
+
+
+def _load_reference_file() -> dict[str, dict[str, Any]]:
+    global _reference_cache
+    if _reference_cache is None:
+        text = resources.files("d4rl_lite").joinpath(REFERENCE_SCORES_FILE).read_text()
+        _reference_cache = json.loads(text)
+    return _reference_cache
+
+
+def reference_scores(task_name: str) -> dict[str, ReferenceScore]:
+    """``{"ref_min": ReferenceScore, "ref_max": ReferenceScore}`` for a task."""
+    entry = _load_reference_file().get(task_name, {})
+    out = {}
+    for key in ("ref_min", "ref_max"):
+        raw = dict(entry.get(key) or {})
+        value = raw.pop("value", None)
+        how = raw.pop("how", "not measured yet")
+        raw.pop("provisional", None)
+        out[key] = ReferenceScore(value=value, provisional=value is None, how=how, details=raw)
+    return out
+
+
+def store_reference_score(task_name: str, key: str, value: float, how: str, **details: Any) -> None:
+    """Record a measured reference score in the package's reference file (a developer action)."""
+    get_task(task_name)
+    path = resources.files("d4rl_lite").joinpath(REFERENCE_SCORES_FILE)
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data.setdefault(task_name, {})[key] = {"value": value, "how": how, **details}
+    with open(str(path), "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    global _reference_cache
+    _reference_cache = None

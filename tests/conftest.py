@@ -1,0 +1,66 @@
+"""Shared fixtures: every test writes datasets under its own temporary root, never ~/.minari."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+warnings.filterwarnings("ignore", message=".*Adroit.*")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_root(tmp_path_factory, monkeypatch):
+    root = tmp_path_factory.mktemp("minari_root")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    yield root
+
+
+@pytest.fixture
+def root(_isolated_root):
+    return _isolated_root
+
+
+@pytest.fixture(scope="session")
+def built_hopper(tmp_path_factory):
+    """A small real hopper-random-v0 built once per session; tests copy it before damaging it."""
+    from d4rl_lite.datasets.builders import build_dataset
+
+    root = tmp_path_factory.mktemp("session_root")
+    path = build_dataset("hopper-random-v0", size=600, seed=0, root=root, num_envs=4)
+    return path
+
+
+@pytest.fixture
+def hopper_copy(built_hopper, tmp_path):
+    """A private copy of the session's hopper dataset directory, safe to corrupt."""
+    import shutil
+
+    dst = tmp_path / "hopper-random-v0"
+    shutil.copytree(built_hopper, dst)
+    return dst
+
+
+def hand_made_episodes(task_name: str = "hopper", lengths=(3, 2, 2), ends=("terminal", "timeout", "terminal")):
+    """Tiny episodes with known values: observation rows count up, rewards are 1, 2, 3, ..."""
+    from d4rl_lite.datasets.storage import EpisodeArrays
+    from d4rl_lite.tasks import get_task
+
+    task = get_task(task_name)
+    n, e = sum(lengths), len(lengths)
+    obs = np.arange((n + e) * task.observation_dim, dtype=np.float32).reshape(n + e, task.observation_dim)
+    terminations = np.zeros(n, bool)
+    truncations = np.zeros(n, bool)
+    last = np.cumsum(lengths) - 1
+    for i, end in zip(last, ends):
+        (terminations if end == "terminal" else truncations)[i] = True
+    return EpisodeArrays(
+        observations=obs,
+        actions=np.linspace(-1, 1, n * task.action_dim, dtype=np.float32).reshape(n, task.action_dim),
+        rewards=np.arange(1, n + 1, dtype=np.float32),
+        terminations=terminations,
+        truncations=truncations,
+        episode_lengths=np.array(lengths),
+    )

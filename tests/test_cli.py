@@ -1,0 +1,67 @@
+"""The real ``d4rl-lite`` entry point, run as a user runs it."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args, root):
+    env = {**os.environ, "MINARI_DATASETS_PATH": str(root)}
+    return subprocess.run(["d4rl-lite", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("verb", ["list", "info", "build", "refs"])
+def test_every_verb_has_help(verb, root):
+    out = run(verb, "--help", root=root)
+    assert out.returncode == 0 and "usage: d4rl-lite " + verb in out.stdout
+    assert len(out.stdout.splitlines()) > 5
+
+
+def test_top_level_help_lists_verbs(root):
+    out = run("--help", root=root)
+    assert out.returncode == 0
+    for verb in ("list", "info", "build", "refs"):
+        assert verb in out.stdout
+
+
+def test_build_then_info_then_list(root):
+    out = run("build", "hopper-random-v0", "--size", "500", "--seed", "3", "--quiet", root=root)
+    assert out.returncode == 0, out.stderr
+    assert "transitions        500" in out.stdout and "wrote " in out.stdout
+
+    out = run("info", "hopper-random-v0", root=root)
+    assert out.returncode == 0, out.stderr
+    assert "verified" in out.stdout and "return (raw)" in out.stdout and "seed=3" in out.stdout
+    png = root / "d4rl_lite/hopper/random-v0/returns.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    out = run("info", str(root / "d4rl_lite/hopper/random-v0"), "--plot", str(root / "h.png"), root=root)
+    assert out.returncode == 0 and (root / "h.png").exists()
+
+    out = run("list", root=root)
+    assert out.returncode == 0
+    lines = {l.split()[0]: l for l in out.stdout.splitlines() if l.startswith("  ") and len(l.split()) > 1}
+    assert lines["hopper-random-v0"].split()[-1] == "built"
+    assert lines["walker2d-random-v0"].split()[-1] == "buildable"
+    assert "ant-expert-v0" in lines and "pointmaze-large-stitch-v0" in lines
+
+
+def test_errors_are_one_clear_line_and_exit_2(root):
+    out = run("info", "hopper-randm-v0", root=root)
+    assert out.returncode == 2 and "Did you mean 'hopper-random-v0'" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = run("build", "hopper-random-v0", "--size", "0", root=root)
+    assert out.returncode == 2 and "at least 1 transition" in out.stderr
+
+
+def test_refs_shows_how_each_score_was_measured(root):
+    out = run("refs", root=root)
+    assert out.returncode == 0
+    lines = out.stdout.splitlines()
+    ref_min = [l for l in lines if " ref_min " in l]
+    ref_max = [l for l in lines if " ref_max " in l]
+    assert len(ref_min) == len(ref_max) == 10
+    assert all("uniform random policy" in l and "2026-" in l for l in ref_min)
+    assert all("provisional" in l or "expert" in l or "controller" in l for l in ref_max)
