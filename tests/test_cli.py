@@ -7,9 +7,20 @@ import sys
 import pytest
 
 
-def run(*args, root):
+def run(*args, root, cwd=None):
     env = {**os.environ, "MINARI_DATASETS_PATH": str(root)}
-    return subprocess.run(["d4rl-lite", *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(["d4rl-lite", *args], capture_output=True, text=True, env=env, timeout=300, cwd=cwd)
+
+
+def test_readme_quickstart_with_a_relative_root(tmp_path, root):
+    # The README's main command, as a user types it: a relative --root in the current directory.
+    args = ["--root", "./d4rl_lite_data"]
+    out = run("build", "hopper-random-v0", "--size", "300", "--quiet", *args, root=root, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    out = run("info", "hopper-random-v0", *args, root=root, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "transitions        300" in out.stdout
+    assert (tmp_path / "d4rl_lite_data/d4rl_lite/hopper/random-v0/data/main_data.hdf5").is_file()
 
 
 @pytest.mark.parametrize("verb", ["list", "info", "build", "refs"])
