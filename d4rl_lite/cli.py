@@ -1,4 +1,4 @@
-"""The ``d4rl-lite`` command: list, info, build, refs."""
+"""The ``d4rl-lite`` command: list, info, build, train-behavior, export-behavior, refs."""
 
 from __future__ import annotations
 
@@ -104,10 +104,18 @@ def cmd_build(args: argparse.Namespace) -> int:
     from d4rl_lite.datasets.card import format_card
     from d4rl_lite.datasets.storage import load_from_dir
 
-    with tqdm(total=args.size, unit="tr", unit_scale=True, desc=f"build {args.name}",
+    from d4rl_lite.datasets.builders import BUILDERS, builder_for
+    from d4rl_lite.datasets.catalogue import parse_dataset_name
+
+    options = _parse_settings(args.set)
+    if args.mix:
+        options["mix"] = args.mix
+    builder = builder_for(parse_dataset_name(args.name)) or BUILDERS["random"]
+    total = args.size if args.size is not None else builder.default_size
+    with tqdm(total=total, unit="tr", unit_scale=True, desc=f"build {args.name}",
               disable=args.quiet, dynamic_ncols=True) as bar:
         path = build_dataset(args.name, size=args.size, seed=args.seed, root=args.root,
-                             overwrite=args.force, num_envs=args.num_envs, progress=bar.update)
+                             overwrite=args.force, num_envs=args.num_envs, progress=bar.update, **options)
     ds = load_from_dir(path / "data", verify=False)  # write_dataset has verified it already
     print(f"wrote {path}")
     print(format_card(ds.metadata["card"], {"name": ds.metadata["name"], "minari id": ds.metadata["dataset_id"]}))
@@ -131,6 +139,40 @@ def cmd_refs(args: argparse.Namespace) -> int:
             value = f"{r.value:.3f}" if r.value is not None else "provisional"
             extra = f"  [{r.details['measured_on']}]" if "measured_on" in r.details else ""
             print(f"{t.name:<24}{key:<9}{value:>13}  {r.how}{extra}")
+    return 0
+
+
+def _parse_settings(items: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def cmd_export_behavior(args: argparse.Namespace) -> int:
+    from d4rl_lite.datasets.behavior.export import export_behavior
+    from d4rl_lite.datasets.behavior.train import default_run_dir
+
+    run = args.run_dir or default_run_dir(args.task, args.seed)
+    dest = export_behavior(args.task, run, zoo_root=args.zoo, episodes=args.episodes, store_reference=args.zoo is None)
+    card = json.loads((dest / "card.json").read_text())
+    for role in ("expert", "medium"):
+        e = card[role]
+        print(f"{role:<7} step {e['step']:>9,}  return {e['return_mean_100']:.1f} ± {e['return_std_100']:.1f} "
+              f"({e['episodes']} episodes)")
+    print(f"exported to {dest}")
+    return 0
+
+
+def cmd_train_behavior(args: argparse.Namespace) -> int:
+    from d4rl_lite.datasets.behavior.train import BehaviorConfig, train_behavior
+
+    cfg = BehaviorConfig(total_steps=args.steps, seed=args.seed, threads=args.threads)
+    run = train_behavior(args.task, args.run_dir, cfg)
+    print(f"run directory: {run} (curve.csv, curve.png, ladder.json, ladder/)")
     return 0
 
 
@@ -168,13 +210,41 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Generate a catalogue dataset reproducibly (same name, size and seed give "
                                     "the same arrays) and write it atomically in Minari format.")
     sp.add_argument("name", metavar="NAME", help="catalogue name, e.g. hopper-random-v0 (see `d4rl-lite list`)")
-    sp.add_argument("--size", type=int, default=1_000_000, help="transitions (default 1,000,000 as D4RL)")
+    sp.add_argument("--size", type=int, default=None,
+                    help="transitions (default: 1,000,000 as D4RL; medium-expert 2M; human 25k; "
+                         "medium-replay the whole replay up to medium)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the whole build (default 0)")
     root_arg(sp)
     sp.add_argument("--num-envs", type=int, default=8, help="environment copies stepped together (default 8)")
     sp.add_argument("--force", action="store_true", help="replace an existing dataset of that name")
+    sp.add_argument("--mix", metavar="SPEC", help="mixed datasets: weighted kinds, e.g. random:0.5,medium:0.3,expert:0.2")
+    sp.add_argument("--set", action="append", metavar="KNOB=VALUE",
+                    help="builder knobs, e.g. human: --set reaction_delay=5 --set pause_prob=0.02")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_build)
+
+    sp = sub.add_parser("train-behavior", help="train a SAC behaviour policy (resumable) with a checkpoint ladder",
+                        description="Train an online SAC behaviour policy for a locomotion task. Every 10k steps "
+                                    "it evaluates and checkpoints; every 50k steps it adds an actor to the "
+                                    "ladder. Re-running the same command resumes after a kill.")
+    sp.add_argument("task", metavar="TASK", help="hopper, halfcheetah, walker2d or ant")
+    sp.add_argument("--steps", type=int, default=1_000_000, help="environment steps in total (default 1,000,000)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--run-dir", metavar="DIR",
+                    help="run directory (default: $D4RL_LITE_RUNS or ~/.cache/d4rl_lite/runs, /behavior-TASK-seedS)")
+    sp.add_argument("--threads", type=int, default=1, help="torch threads (default 1: run one task per core)")
+    sp.set_defaults(func=cmd_train_behavior)
+
+    sp = sub.add_parser("export-behavior", help="pick expert and medium from a training run's ladder and commit them",
+                        description="Measure the best ladder entries over 100 episodes, choose expert (best) and "
+                                    "medium (closest to 1/3 of expert), copy the ladder into the package zoo with "
+                                    "card.json, and store the expert's return as the task's ref_max.")
+    sp.add_argument("task", metavar="TASK")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the training run (default 0)")
+    sp.add_argument("--run-dir", metavar="DIR", help="training run directory (default: as train-behavior)")
+    sp.add_argument("--episodes", type=int, default=100, help="episodes per measurement (default 100)")
+    sp.add_argument("--zoo", metavar="DIR", help="export elsewhere than the package zoo (then ref_max is not stored)")
+    sp.set_defaults(func=cmd_export_behavior)
 
     sp = sub.add_parser("refs", help="show reference scores and how each was measured; measure ref_min",
                         description="Show every task's ref_min / ref_max with how it was measured. "

@@ -64,3 +64,33 @@ def hand_made_episodes(task_name: str = "hopper", lengths=(3, 2, 2), ends=("term
         truncations=truncations,
         episode_lengths=np.array(lengths),
     )
+
+
+TINY_BEHAVIOR = dict(total_steps=1500, start_steps=300, checkpoint_every=250, eval_every=500, ladder_every=500,
+                     eval_episodes=2)
+
+
+def tiny_behavior_config(**overrides):
+    from d4rl_lite.algorithms.sac import SACConfig
+    from d4rl_lite.datasets.behavior.train import BehaviorConfig
+
+    return BehaviorConfig(**{**TINY_BEHAVIOR, **overrides}, sac=SACConfig(hidden=(16, 16), batch_size=32))
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory):
+    """A real (tiny) SAC training run on hopper, exported into a private zoo: the committed-policy path
+    end to end, without touching the package's own zoo or reference scores."""
+    from d4rl_lite.datasets.behavior.export import export_behavior
+    from d4rl_lite.datasets.behavior.train import train_behavior
+
+    base = tmp_path_factory.mktemp("zoo_session")
+    run = train_behavior("hopper", base / "run", tiny_behavior_config(), log=lambda _: None)
+    export_behavior("hopper", run, zoo_root=base / "zoo", episodes=5, store_reference=False, log=lambda _: None)
+    return base
+
+
+@pytest.fixture
+def zoo(tiny_zoo, monkeypatch):
+    monkeypatch.setenv("D4RL_LITE_ZOO", str(tiny_zoo / "zoo"))
+    return tiny_zoo

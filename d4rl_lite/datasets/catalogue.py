@@ -22,6 +22,7 @@ KINDS: dict[str, dict[str, str]] = {
         "medium-replay": "experience collected while the behaviour policy trained up to medium",
         "medium-expert": "medium and expert together",
         "human": "human-like: reaction delay, smoothing, correlated noise, pauses, corrected mistakes",
+        "mixed": "weighted mixture of other kinds (--mix random:0.5,medium:0.3,expert:0.2)",
     },
     "maze": {
         "random": "uniform random actions",
@@ -31,6 +32,7 @@ KINDS: dict[str, dict[str, str]] = {
         "stitch": "OGBench stitch: short episodes between nearby cells; no episode solves an evaluation task",
         "human": "human-like teleoperation: wandering, overshoot, pauses, corrected wrong turns",
         "explore": "random-direction wandering with high noise",
+        "mixed": "weighted mixture of other kinds (--mix stitch:0.7,random:0.3)",
     },
 }
 
@@ -40,6 +42,11 @@ class DatasetName:
     task: str
     kind: str
     version: int = DEFAULT_VERSION
+
+    @property
+    def base_kind(self) -> str:
+        """``mixed-<label>`` datasets are built by the ``mixed`` builder."""
+        return "mixed" if self.kind.startswith("mixed-") else self.kind
 
     @property
     def alias(self) -> str:
@@ -88,9 +95,17 @@ def parse_dataset_name(name: str) -> DatasetName:
                 if m["body"].startswith(t + "-"):
                     task_name, kind = t, m["body"][len(t) + 1 :]
                     break
-    if not m or task_name not in TASKS or kind not in KINDS[get_task(task_name).domain]:
+    if not m or task_name not in TASKS or not _known_kind(kind, get_task(task_name).domain):
         raise unknown
     return DatasetName(task_name, kind, int(m["version"]))
+
+
+_MIXED_LABEL = re.compile(r"^mixed-[a-z0-9_]+$")
+
+
+def _known_kind(kind: str | None, domain: str) -> bool:
+    """A kind of the domain, or ``mixed-<label>`` (several named mixtures of one task)."""
+    return kind is not None and (kind in KINDS[domain] or bool(_MIXED_LABEL.match(kind)))
 
 
 def looks_like_path(name: str | os.PathLike) -> bool:

@@ -140,16 +140,6 @@ def _concatenate(episodes: list[dict[str, Any]], size: int) -> EpisodeArrays:
             cut["truncations"] = cut["truncations"].copy()
             cut["truncations"][-1] = True  # cut by the size budget: a time limit, not a terminal
         episodes = episodes[:-1] + [cut]
-    first_obs = episodes[0]["observations"]
-    if isinstance(first_obs, dict):
-        observations: Any = {k: np.concatenate([e["observations"][k] for e in episodes]) for k in first_obs}
-    else:
-        observations = np.concatenate([e["observations"] for e in episodes])
-    return EpisodeArrays(
-        observations=observations,
-        actions=np.concatenate([e["actions"] for e in episodes]),
-        rewards=np.concatenate([e["rewards"] for e in episodes]),
-        terminations=np.concatenate([e["terminations"] for e in episodes]),
-        truncations=np.concatenate([e["truncations"] for e in episodes]),
-        episode_lengths=np.array([len(e["rewards"]) for e in episodes], dtype=np.int64),
-    )
+    return EpisodeArrays.concatenate([
+        EpisodeArrays(episode_lengths=np.array([len(e["rewards"])]), **e) for e in episodes
+    ])

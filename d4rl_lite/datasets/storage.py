@@ -64,6 +64,23 @@ class EpisodeArrays:
         self.truncations = cast(self.truncations, np.bool_)
         self.episode_lengths = cast(self.episode_lengths, np.int64)
 
+    @classmethod
+    def concatenate(cls, parts: list[EpisodeArrays]) -> EpisodeArrays:
+        """Episodes of ``parts`` one after the other (e.g. medium then expert)."""
+        first = parts[0].observations
+        if isinstance(first, dict):
+            observations: Any = {k: np.concatenate([p.observations[k] for p in parts]) for k in first}
+        else:
+            observations = np.concatenate([p.observations for p in parts])
+        return cls(
+            observations=observations,
+            actions=np.concatenate([p.actions for p in parts]),
+            rewards=np.concatenate([p.rewards for p in parts]),
+            terminations=np.concatenate([p.terminations for p in parts]),
+            truncations=np.concatenate([p.truncations for p in parts]),
+            episode_lengths=np.concatenate([p.episode_lengths for p in parts]),
+        )
+
     def leaves(self) -> dict[str, np.ndarray]:
         """Every stored array by its HDF5 name (episodes concatenated): what the checksum covers."""
         out = {"actions": self.actions, "rewards": self.rewards, "terminations": self.terminations,
@@ -311,7 +328,7 @@ def write_dataset(
         "flat_observation": list(FLAT_OBSERVATION_KEYS) if isinstance(raw.observations, dict) else None,
         "reference": _reference_block(task),
     }
-    ours["card"] = compute_card(flat, task)
+    ours["card"] = {**compute_card(flat, task), **ours.pop("card_extras", {})}
 
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".d4rl_lite-tmp-{uuid.uuid4().hex}"

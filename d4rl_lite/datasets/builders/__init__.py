@@ -11,7 +11,11 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from d4rl_lite.datasets.builders.human import DEFAULT_HUMAN_SIZE, build_human
+from d4rl_lite.datasets.builders.mixed import build_mixed
+from d4rl_lite.datasets.builders.policy import build_expert, build_medium, build_medium_expert
 from d4rl_lite.datasets.builders.random import build_random
+from d4rl_lite.datasets.builders.replay import build_medium_replay
 from d4rl_lite.datasets.catalogue import DatasetName, parse_dataset_name
 from d4rl_lite.datasets.storage import EpisodeArrays, write_dataset
 from d4rl_lite.errors import D4RLLiteError
@@ -19,7 +23,8 @@ from d4rl_lite.tasks import Task, get_task
 
 DEFAULT_SIZE = 1_000_000  # transitions, as D4RL
 
-# A builder turns (task, size, seed, num_envs, progress) into episodes plus its recipe.
+# A builder turns (task, size, seed, num_envs, progress, **options) into episodes plus its recipe;
+# a recipe's "card" entry holds measured facts for the data card.
 BuilderFn = Callable[..., tuple[EpisodeArrays, dict[str, Any]]]
 
 
@@ -28,15 +33,25 @@ class Builder:
     kind: str
     domains: tuple[str, ...]
     build: BuilderFn
+    default_size: int | None = DEFAULT_SIZE  # None: the source decides (medium-replay: the whole replay)
+    options: tuple[str, ...] = ()  # keyword options it accepts (--mix, --set knob=value)
 
 
 BUILDERS: dict[str, Builder] = {
     "random": Builder("random", ("locomotion", "maze"), build_random),
+    "medium": Builder("medium", ("locomotion",), build_medium),
+    "expert": Builder("expert", ("locomotion",), build_expert),
+    "medium-expert": Builder("medium-expert", ("locomotion",), build_medium_expert, default_size=2 * DEFAULT_SIZE),
+    "medium-replay": Builder("medium-replay", ("locomotion",), build_medium_replay, default_size=None),
+    "human": Builder("human", ("locomotion",), build_human, default_size=DEFAULT_HUMAN_SIZE,
+                     options=("reaction_delay", "smoothing", "noise_sigma", "noise_correlation", "pause_prob",
+                              "pause_length", "mistake_prob", "mistake_length", "skill_spread")),
+    "mixed": Builder("mixed", ("locomotion", "maze"), build_mixed, options=("mix",)),
 }
 
 
 def builder_for(name: DatasetName) -> Builder | None:
-    b = BUILDERS.get(name.kind)
+    b = BUILDERS.get(name.base_kind)
     return b if b is not None and get_task(name.task).domain in b.domains else None
 
 
@@ -53,26 +68,38 @@ def package_versions() -> dict[str, str]:
 def build_dataset(
     name: str,
     *,
-    size: int = DEFAULT_SIZE,
+    size: int | None = None,
     seed: int = 0,
     root: str | os.PathLike | None = None,
     overwrite: bool = False,
     num_envs: int = 8,
     progress: Callable[[int], None] | None = None,
+    **options: Any,
 ) -> Path:
-    """Generate catalogue dataset ``name`` (alias or Minari id) and write it; return its directory."""
+    """Generate catalogue dataset ``name`` (alias or Minari id) and write it; return its directory.
+
+    ``size`` defaults to the kind's default (1M transitions as D4RL; medium-expert 2M; human 25k;
+    medium-replay the whole replay). ``options`` go to the builder: ``mix="random:0.5,expert:0.5"``
+    for mixed datasets, human-profile knobs (``reaction_delay=5``, ...) for human ones.
+    """
     dname = parse_dataset_name(name)
     builder = builder_for(dname)
+    task: Task = get_task(dname.task)
     if builder is None:
-        available = sorted(k for k, b in BUILDERS.items() if get_task(dname.task).domain in b.domains)
+        available = sorted(k for k, b in BUILDERS.items() if task.domain in b.domains)
         raise D4RLLiteError(
             f"no builder for kind {dname.kind!r} yet: {dname.alias} is in the catalogue but cannot be "
             f"built in this version. Kinds buildable for {dname.task}: {', '.join(available)}."
         )
-    if size < 1:
+    unknown = set(options) - set(builder.options)
+    if unknown:
+        raise ValueError(f"{dname.kind} datasets take no option(s) {sorted(unknown)}"
+                         + (f"; they take: {', '.join(builder.options)}" if builder.options else ""))
+    size = builder.default_size if size is None else size
+    if size is not None and size < 1:
         raise ValueError(f"--size must be at least 1 transition, got {size}")
-    task: Task = get_task(dname.task)
-    raw, recipe = builder.build(task, size=size, seed=seed, num_envs=num_envs, progress=progress)
+    raw, recipe = builder.build(task, size=size, seed=seed, num_envs=num_envs, progress=progress, **options)
+    card_extras = recipe.pop("card", {})
     ours = {
         "name": dname.alias,
         "kind": dname.kind,
@@ -82,5 +109,6 @@ def build_dataset(
         "versions": package_versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "description": f"{dname.alias}: {task.description}; {recipe.get('description', dname.kind)}",
+        "card_extras": card_extras,
     }
     return write_dataset(dname.dataset_id, task, raw, ours, root=root, overwrite=overwrite)

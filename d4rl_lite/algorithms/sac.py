@@ -1,0 +1,113 @@
+"""Soft Actor-Critic (Haarnoja et al. 2018, automatic entropy tuning version).
+
+Used online to train the behaviour policies of the locomotion datasets, and offline as the
+naive off-policy baseline whose Q-values blow up on fixed data.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from d4rl_lite.algorithms.nets import QEnsemble, TanhGaussianPolicy, soft_update
+from d4rl_lite.device import resolve_device
+
+
+@dataclass
+class SACConfig:
+    hidden: tuple[int, ...] = (256, 256)
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    batch_size: int = 256
+    init_alpha: float = 1.0
+    target_entropy: float | None = None  # None: -|A|
+
+
+class SAC:
+    def __init__(self, obs_dim: int, act_dim: int, config: SACConfig | None = None, device: str = "auto", seed: int = 0):
+        self.config = cfg = config or SACConfig()
+        self.device = resolve_device(device)
+        torch.manual_seed(seed)
+        self.actor = TanhGaussianPolicy(obs_dim, act_dim, cfg.hidden).to(self.device)
+        self.critic = QEnsemble(obs_dim, act_dim, cfg.hidden, num_q=2).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(float(torch.log(torch.tensor(cfg.init_alpha))), device=self.device, requires_grad=True)
+        self.target_entropy = -float(act_dim) if cfg.target_entropy is None else cfg.target_entropy
+        # Fused Adam: one kernel per optimizer step instead of a loop over parameters.
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, fused=True)
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One gradient step on critic, actor and temperature; metrics stay on the device."""
+        cfg = self.config
+        obs, act, rew = batch["observations"], batch["actions"], batch["rewards"]
+        next_obs, done = batch["next_observations"], batch["terminals"]
+        alpha = self.log_alpha.exp().detach()
+
+        # Critic: soft Bellman backup; bootstrap with 1 - terminal (time-limit ends still bootstrap).
+        with torch.no_grad():
+            next_act, next_logp = self.actor(next_obs)
+            q_next = self.critic_target(next_obs, next_act).min(0).values - alpha * next_logp
+            target = rew + cfg.gamma * (1.0 - done) * q_next
+        q = self.critic(obs, act)
+        critic_loss = (q - target).pow(2).mean(1).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        # Actor: maximise min-Q plus entropy; the critic is frozen for this backward pass.
+        self.critic.requires_grad_(False)
+        new_act, logp = self.actor(obs)
+        q_pi = self.critic(obs, new_act).min(0).values
+        actor_loss = (alpha * logp - q_pi).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        self.critic.requires_grad_(True)
+
+        # Temperature: keep the policy's entropy near the target.
+        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
+
+        soft_update(self.critic_target, self.critic, cfg.tau)
+        return {
+            "train/critic_loss": critic_loss.detach(),
+            "train/actor_loss": actor_loss.detach(),
+            "train/alpha": alpha,
+            "train/entropy": -logp.detach().mean(),
+            "train/q_mean": q.detach().mean(),
+            "train/q_max": q.detach().max(),
+        }
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.actor(obs, deterministic=deterministic, generator=generator)[0]
+
+    def state_dict(self) -> dict:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.alpha_opt.load_state_dict(state["alpha_opt"])

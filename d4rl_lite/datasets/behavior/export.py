@@ -1,0 +1,92 @@
+"""Export a training run's ladder into the package: pick expert and medium, measure them, write the card."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from d4rl_lite.datasets.behavior.policies import ActorPolicy, load_actor
+from d4rl_lite.evaluation.rollout import evaluate
+from d4rl_lite.tasks import get_task, store_reference_score
+
+REFERENCE_EPISODES = 100
+EXPORT_EVAL_SEED = 3_000_000  # apart from training-time and benchmark evaluation seeds
+CANDIDATES = 3  # ladder entries re-measured with 100 episodes per role
+
+
+def export_behavior(task_name: str, run_dir: str | Path, zoo_root: str | Path | None = None,
+                    episodes: int = REFERENCE_EPISODES, store_reference: bool = True,
+                    log: Callable[[str], None] = print) -> Path:
+    """Copy the run's ladder into ``zoo_root/<task>`` (default: the package zoo) and write card.json.
+
+    expert = the best of the ladder's top entries by 10-episode stochastic return, re-measured over
+    ``episodes`` episodes; medium = the entry whose re-measured return is closest to 1/3 of that.
+    Returns are of the stochastic policy (sampled actions), the behaviour that generates datasets.
+    With ``store_reference`` the expert's mean becomes the task's ref_max.
+    """
+    from d4rl_lite.datasets.behavior.policies import zoo_dir
+
+    task = get_task(task_name)
+    run = Path(run_dir)
+    config = json.loads((run / "config.json").read_text())
+    ladder = json.loads((run / "ladder.json").read_text())
+    if not ladder:
+        raise ValueError(f"{run} has no ladder entries yet; train longer first")
+    hidden = tuple(config["sac"]["hidden"])
+    dest = Path(zoo_root) / task_name if zoo_root else zoo_dir(task_name)
+
+    measured: dict[int, dict[str, float]] = {}
+
+    def measure(entry: dict[str, Any]) -> dict[str, float]:
+        if entry["step"] not in measured:
+            actor = load_actor(task, run / entry["file"], hidden)
+            r = evaluate(task, ActorPolicy(actor, seed=EXPORT_EVAL_SEED), episodes=episodes, seed=EXPORT_EVAL_SEED)
+            measured[entry["step"]] = {"return_mean_100": float(r.returns.mean()), "return_std_100": float(r.returns.std())}
+            log(f"{task_name} step {entry['step']:,}: {episodes}-episode return {r.returns.mean():.1f} ± {r.returns.std():.1f}")
+        return measured[entry["step"]]
+
+    top = sorted(ladder, key=lambda e: -e["eval_sto_mean"])[:CANDIDATES]
+    expert = max(top, key=lambda e: measure(e)["return_mean_100"])
+    target = measure(expert)["return_mean_100"] / 3.0
+    near = sorted(ladder, key=lambda e: abs(e["eval_sto_mean"] - target))[:CANDIDATES]
+    medium = min(near, key=lambda e: abs(measure(e)["return_mean_100"] - target))
+
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "ladder").mkdir(parents=True)
+    for e in ladder:
+        shutil.copy2(run / e["file"], tmp / e["file"])
+    for name in ("curve.csv", "curve.png"):
+        if (run / name).exists():
+            shutil.copy2(run / name, tmp / name)
+    state_step = max(e["step"] for e in ladder)
+    how = f"{episodes} episodes, actions sampled from the policy, reset seeds {EXPORT_EVAL_SEED}+i"
+    card = {
+        "task": task_name,
+        "hidden": list(hidden),
+        "expert": {"step": expert["step"], "file": expert["file"], **measure(expert), "episodes": episodes, "how": how},
+        "medium": {"step": medium["step"], "file": medium["file"], **measure(medium), "episodes": episodes,
+                   "how": how, "target": "closest to 1/3 of the expert's return"},
+        "training": {"algorithm": "SAC (d4rl_lite.algorithms.sac), online", "seed": config["seed"],
+                     "steps_trained": state_step, "run_dir": str(run.resolve()),
+                     "command": f"d4rl-lite train-behavior {task_name} --seed {config['seed']}",
+                     "config": config},
+        "ladder": [{**e, **measured.get(e["step"], {})} for e in ladder],
+        "exported_on": date.today().isoformat(),
+    }
+    (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
+    if store_reference:
+        store_reference_score(task_name, "ref_max", measure(expert)["return_mean_100"],
+                              f"committed expert SAC policy (step {expert['step']:,}), mean over {how}",
+                              return_std=measure(expert)["return_std_100"], episodes=episodes,
+                              measured_on=date.today().isoformat(),
+                              command=f"d4rl-lite export-behavior {task_name}")
+    return dest

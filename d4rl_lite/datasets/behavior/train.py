@@ -1,0 +1,273 @@
+"""Online SAC training of behaviour policies, with a ladder of evaluated checkpoints and resume.
+
+A run directory holds everything a run needs to continue after a kill:
+
+    latest.pt             SAC weights + optimizers, step, RNG states (written atomically)
+    replay/chunk_*.npz    the replay buffer, appended chunk by chunk (the real experience, in
+                          order: the source of ``medium-replay``)
+    ladder/step_*.safetensors   actor weights every ``ladder_every`` steps
+    ladder.json           each ladder entry with its evaluated returns
+    curve.csv, curve.png  the training curve
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from d4rl_lite.algorithms.sac import SAC, SACConfig
+from d4rl_lite.evaluation.rollout import evaluate
+from d4rl_lite.tasks import Task, get_task
+
+# Behaviour-training evaluations use their own seeds, apart from the benchmark's.
+BEHAVIOR_EVAL_SEED = 2_000_000
+CURVE_FIELDS = ["step", "wall_time_s", "updates_per_s", "eval_det_mean", "eval_det_std", "eval_sto_mean",
+                "eval_sto_std", "train_return_last10", "alpha", "q_mean", "critic_loss"]
+
+
+@dataclass
+class BehaviorConfig:
+    total_steps: int = 1_000_000
+    start_steps: int = 10_000  # uniform random actions before learning starts
+    eval_every: int = 10_000
+    ladder_every: int = 50_000
+    checkpoint_every: int = 10_000
+    eval_episodes: int = 10
+    seed: int = 0
+    threads: int = 1
+    sac: SACConfig = field(default_factory=SACConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sac, dict):
+            self.sac = SACConfig(**{**self.sac, "hidden": tuple(self.sac.get("hidden", (256, 256)))})
+        for name in ("eval_every", "ladder_every"):
+            if getattr(self, name) % self.checkpoint_every:
+                raise ValueError(f"{name} ({getattr(self, name)}) must be a multiple of checkpoint_every ({self.checkpoint_every})")
+
+
+def default_run_dir(task: str, seed: int) -> Path:
+    """Outside the work tree, so runs survive a fresh checkout: $D4RL_LITE_RUNS or ~/.cache/d4rl_lite/runs."""
+    base = Path(os.environ.get("D4RL_LITE_RUNS") or Path.home() / ".cache" / "d4rl_lite" / "runs")
+    return base / f"behavior-{task}-seed{seed}"
+
+
+class ReplayBuffer:
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int):
+        self.obs = torch.zeros(capacity, obs_dim)
+        self.actions = torch.zeros(capacity, act_dim)
+        self.rewards = torch.zeros(capacity)
+        self.next_obs = torch.zeros(capacity, obs_dim)
+        self.terminals = torch.zeros(capacity)
+        self.timeouts = torch.zeros(capacity)
+        self.size = 0
+
+    def fields(self) -> dict[str, torch.Tensor]:
+        return {"observations": self.obs, "actions": self.actions, "rewards": self.rewards,
+                "next_observations": self.next_obs, "terminals": self.terminals, "timeouts": self.timeouts}
+
+    def add(self, obs, action, reward, next_obs, terminal, timeout) -> None:
+        i = self.size
+        self.obs[i] = torch.from_numpy(obs)
+        self.actions[i] = torch.from_numpy(action)
+        self.rewards[i] = float(reward)
+        self.next_obs[i] = torch.from_numpy(next_obs)
+        self.terminals[i] = float(terminal)
+        self.timeouts[i] = float(timeout)
+        self.size = i + 1
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        idx = torch.randint(0, self.size, (batch_size,), generator=generator)
+        return {k: v[idx] for k, v in self.fields().items() if k != "timeouts"}
+
+    def save_chunk(self, directory: Path, start: int, end: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        final = directory / f"chunk_{start:08d}_{end:08d}.npz"
+        tmp = final.with_suffix(".tmp.npz")
+        np.savez(tmp, **{k: v[start:end].numpy() for k, v in self.fields().items()})
+        os.replace(tmp, final)
+
+    def load_chunks(self, directory: Path, up_to: int) -> None:
+        for f in sorted(directory.glob("chunk_*.npz")):
+            start, end = (int(x) for x in f.stem.split("_")[1:3])
+            if start != self.size:
+                raise RuntimeError(f"replay chunk {f.name} starts at {start}, expected {self.size}: the run directory is inconsistent")
+            if end > up_to:
+                break  # written after the checkpoint we resume from
+            with np.load(f) as data:
+                for k, v in self.fields().items():
+                    v[start:end] = torch.from_numpy(data[k])
+            self.size = end
+        if self.size != up_to:
+            raise RuntimeError(f"replay chunks cover {self.size} steps, checkpoint is at {up_to}")
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def actor_policy(sac: SAC, deterministic: bool, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:
+    gen = torch.Generator().manual_seed(seed)
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        return sac.act(torch.from_numpy(obs), deterministic=deterministic, generator=gen).numpy()
+
+    return policy
+
+
+def train_behavior(task_name: str, run_dir: str | Path | None = None, config: BehaviorConfig | None = None,
+                   log: Callable[[str], None] = print) -> Path:
+    """Train (or resume) a SAC behaviour policy for ``task_name``; return the run directory."""
+    task: Task = get_task(task_name)
+    if task.domain != "locomotion":
+        raise ValueError(f"behaviour policies are trained for locomotion tasks; {task_name!r} is a {task.domain} task")
+    cfg = config or BehaviorConfig()
+    run = Path(run_dir) if run_dir else default_run_dir(task_name, cfg.seed)
+    run.mkdir(parents=True, exist_ok=True)
+    config_file = run / "config.json"
+    if config_file.exists():
+        saved = json.loads(config_file.read_text())
+        if saved.pop("task") != task_name:
+            raise ValueError(f"{run} holds a run of another task; pick another run directory")
+        cfg = BehaviorConfig(**{**saved, "total_steps": cfg.total_steps})  # a resumed run may be extended
+    else:
+        config_file.write_text(json.dumps({**asdict(cfg), "task": task_name}, indent=2))
+    torch.set_num_threads(cfg.threads)
+
+    obs_dim, act_dim = task.observation_dim, task.action_dim
+    sac = SAC(obs_dim, act_dim, cfg.sac, device="cpu", seed=cfg.seed)
+    replay = ReplayBuffer(cfg.total_steps, obs_dim, act_dim)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    step = 0
+    latest = run / "latest.pt"
+    if latest.exists():
+        state = torch.load(latest, weights_only=False)
+        sac.load_state_dict(state["sac"])
+        step = state["step"]
+        gen.set_state(state["torch_rng"])
+        rng.bit_generator.state = state["numpy_rng"]
+        replay.load_chunks(run / "replay", step)
+        log(f"resumed {task_name} at step {step:,} from {run}")
+
+    env = task.make_env()
+    # A resumed run starts a new episode: the simulator state is not part of the checkpoint.
+    obs, _ = env.reset(seed=int(rng.integers(2**31)))
+    obs = task.flatten_observation(obs)
+    ep_return, recent_returns = 0.0, []
+    metrics: dict[str, torch.Tensor] = {}
+    t_last, step_last = time.time(), step
+    low, high = task.action_space.low, task.action_space.high
+    while step < cfg.total_steps:
+        if step < cfg.start_steps:
+            action = rng.uniform(low, high).astype(np.float32)
+        else:
+            action = sac.act(torch.from_numpy(obs)[None], deterministic=False, generator=gen)[0].numpy()
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        next_obs = task.flatten_observation(next_obs)
+        replay.add(obs, action, reward, next_obs, terminated, truncated and not terminated)
+        ep_return += float(reward)
+        obs = next_obs
+        if terminated or truncated:
+            recent_returns = (recent_returns + [ep_return])[-10:]
+            ep_return = 0.0
+            obs, _ = env.reset(seed=int(rng.integers(2**31)))
+            obs = task.flatten_observation(obs)
+        if step >= cfg.start_steps:
+            metrics = sac.update(replay.sample(cfg.sac.batch_size, gen))
+        step += 1
+
+        if step % cfg.checkpoint_every == 0:
+            replay.save_chunk(run / "replay", step - cfg.checkpoint_every, step)
+            if step % cfg.eval_every == 0:
+                now = time.time()
+                row = _evaluate_row(task, sac, cfg, step, now - t_last, step - step_last, recent_returns, metrics)
+                _append_curve(run, row)
+                log(f"{task_name} step {step:,}: eval det {row['eval_det_mean']:.1f} sto {row['eval_sto_mean']:.1f} "
+                    f"({row['updates_per_s']:.0f} steps/s)")
+                t_last, step_last = time.time(), step
+            if step % cfg.ladder_every == 0:
+                _add_ladder_entry(run, sac, step)
+            _atomic_torch_save({"sac": sac.state_dict(), "step": step, "torch_rng": gen.get_state(),
+                                "numpy_rng": rng.bit_generator.state}, latest)
+    env.close()
+    _plot_curve(run, task_name)
+    return run
+
+
+def _evaluate_row(task, sac, cfg, step, elapsed, steps_done, recent_returns, metrics) -> dict[str, Any]:
+    det = evaluate(task, actor_policy(sac, True), episodes=cfg.eval_episodes, seed=BEHAVIOR_EVAL_SEED)
+    sto = evaluate(task, actor_policy(sac, False, seed=step), episodes=cfg.eval_episodes, seed=BEHAVIOR_EVAL_SEED)
+    m = {k.split("/")[-1]: float(v) for k, v in metrics.items()}
+    return {
+        "step": step, "wall_time_s": round(elapsed, 2), "updates_per_s": steps_done / max(elapsed, 1e-9),
+        "eval_det_mean": det.returns.mean(), "eval_det_std": det.returns.std(),
+        "eval_sto_mean": sto.returns.mean(), "eval_sto_std": sto.returns.std(),
+        "train_return_last10": float(np.mean(recent_returns)) if recent_returns else float("nan"),
+        "alpha": m.get("alpha", float("nan")), "q_mean": m.get("q_mean", float("nan")),
+        "critic_loss": m.get("critic_loss", float("nan")),
+    }
+
+
+def _append_curve(run: Path, row: dict[str, Any]) -> None:
+    path = run / "curve.csv"
+    rows = list(csv.DictReader(open(path))) if path.exists() else []
+    # After a resume, drop rows from beyond the checkpoint (they will be recomputed).
+    rows = [r for r in rows if int(r["step"]) < row["step"]] + [{k: row[k] for k in CURVE_FIELDS}]
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, CURVE_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+    _plot_curve(run, run.name)
+
+
+def _add_ladder_entry(run: Path, sac: SAC, step: int) -> None:
+    from safetensors.torch import save_file
+
+    ladder_dir = run / "ladder"
+    ladder_dir.mkdir(exist_ok=True)
+    save_file({k: v.contiguous() for k, v in sac.actor.state_dict().items()}, ladder_dir / f"step_{step:08d}.safetensors")
+    rows = list(csv.DictReader(open(run / "curve.csv")))
+    last = next(r for r in reversed(rows) if int(r["step"]) == step)
+    index_file = run / "ladder.json"
+    ladder = json.loads(index_file.read_text()) if index_file.exists() else []
+    ladder = [e for e in ladder if e["step"] < step] + [{
+        "step": step, "file": f"ladder/step_{step:08d}.safetensors",
+        "eval_det_mean": float(last["eval_det_mean"]), "eval_sto_mean": float(last["eval_sto_mean"]),
+    }]
+    index_file.write_text(json.dumps(ladder, indent=2))
+
+
+def _plot_curve(run: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = run / "curve.csv"
+    if not path.exists():
+        return
+    rows = list(csv.DictReader(open(path)))
+    steps = [int(r["step"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    for key, label in (("eval_det_mean", "deterministic"), ("eval_sto_mean", "stochastic (dataset actions)")):
+        ax.plot(steps, [float(r[key]) for r in rows], label=label)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("evaluation return")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(run / "curve.png")
+    plt.close(fig)

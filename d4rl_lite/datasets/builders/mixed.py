@@ -1,0 +1,72 @@
+"""``mixed``: a weighted mixture of other kinds, e.g. ``random:0.5,medium:0.3,expert:0.2``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from d4rl_lite.datasets.storage import EpisodeArrays
+from d4rl_lite.tasks import Task
+
+
+def parse_mix(spec: str) -> list[tuple[str, float]]:
+    """``"random:0.5,medium:0.3"`` -> [("random", 0.5), ("medium", 0.3)], weights normalised to sum 1."""
+    parts = []
+    for item in filter(None, (p.strip() for p in spec.split(","))):
+        kind, sep, weight = item.rpartition(":")
+        try:
+            w = float(weight)
+        except ValueError:
+            w = float("nan")
+        if not sep or not kind or not np.isfinite(w) or w <= 0:
+            raise ValueError(f"bad mixture item {item!r} in {spec!r}: write KIND:WEIGHT with a positive weight, "
+                             "e.g. random:0.5,medium:0.3,expert:0.2")
+        parts.append((kind.strip(), w))
+    if not parts:
+        raise ValueError(f"empty mixture {spec!r}: write KIND:WEIGHT,..., e.g. random:0.5,expert:0.5")
+    kinds = [k for k, _ in parts]
+    if len(set(kinds)) != len(kinds):
+        raise ValueError(f"mixture {spec!r} names a kind twice")
+    total = sum(w for _, w in parts)
+    return [(k, w / total) for k, w in parts]
+
+
+def split_sizes(size: int, weights: list[float]) -> list[int]:
+    """Integer sizes summing to ``size`` (largest remainders get the leftover transitions)."""
+    exact = np.array(weights) * size
+    sizes = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - sizes), kind="stable")[: size - sizes.sum()]:
+        sizes[i] += 1
+    return sizes.tolist()
+
+
+def component_seed(seed: int, index: int) -> int:
+    return int(np.random.SeedSequence([seed, index, 3]).generate_state(1)[0] % 2**31)
+
+
+def build_mixed(task: Task, *, size: int, seed: int, num_envs: int, mix: str | None = None,
+                progress: Callable[[int], None] | None = None) -> tuple[EpisodeArrays, dict[str, Any]]:
+    from d4rl_lite.datasets.builders import BUILDERS, DatasetName, builder_for
+
+    if not mix:
+        raise ValueError("a mixed dataset needs its mixture: --mix KIND:WEIGHT,... (e.g. random:0.5,medium:0.3,expert:0.2)")
+    parts = parse_mix(mix)
+    for kind, _ in parts:
+        b = BUILDERS.get(kind)
+        if b is None or kind.startswith("mixed") or builder_for(DatasetName(task.name, kind)) is None:
+            usable = sorted(k for k in BUILDERS if not k.startswith("mixed") and builder_for(DatasetName(task.name, k)))
+            raise ValueError(f"mixture kind {kind!r} cannot be built for {task.name}; usable kinds: {', '.join(usable)}")
+    sizes = split_sizes(size, [w for _, w in parts])
+    arrays, recipes = [], []
+    for i, ((kind, weight), n) in enumerate(zip(parts, sizes)):
+        if n == 0:
+            continue
+        s = component_seed(seed, i)
+        raw, recipe = BUILDERS[kind].build(task, size=n, seed=s, num_envs=num_envs, progress=progress)
+        arrays.append(raw)
+        recipes.append({"kind": kind, "weight": weight, "size": n, "seed": s, **recipe})
+    recipe = {"mix": ",".join(f"{k}:{w:g}" for k, w in parts), "parts": recipes, "num_envs": num_envs,
+              "description": "mixture of " + ", ".join(f"{k} {w:.0%}" for k, w in parts)}
+    return EpisodeArrays.concatenate(arrays), recipe

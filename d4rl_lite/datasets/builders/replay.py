@@ -1,0 +1,76 @@
+"""``medium-replay``: the experience the behaviour policy collected while it trained up to medium.
+
+Source, in order of preference:
+1. the real replay buffer of the training run (its run directory, when present on this machine),
+   every transition up to the medium checkpoint's step, in collection order (as D4RL);
+2. otherwise the committed ladder's actors up to medium, rolled out in order with sampled
+   actions, an equal share each. The recipe says which source was used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from d4rl_lite.datasets.behavior.policies import ActorPolicy, load_actor, read_card, zoo_dir
+from d4rl_lite.datasets.builders.mixed import component_seed, split_sizes
+from d4rl_lite.datasets.collect import collect_episodes
+from d4rl_lite.datasets.storage import EpisodeArrays
+from d4rl_lite.tasks import Task
+
+
+def replay_to_episodes(chunks: list[Path], up_to: int, size: int | None) -> EpisodeArrays:
+    """Replay transitions [0, min(up_to, size)) as episodes; an unfinished last episode ends as a timeout."""
+    data: dict[str, list[np.ndarray]] = {}
+    have = 0
+    for f in chunks:
+        with np.load(f) as z:
+            for k in z.files:
+                data.setdefault(k, []).append(z[k])
+        have += len(data["rewards"][-1])
+        if have >= up_to:
+            break
+    n = min(up_to, have, size or up_to)
+    arr = {k: np.concatenate(v)[:n] for k, v in data.items()}
+    terminals = arr["terminals"].astype(bool)
+    timeouts = arr["timeouts"].astype(bool) & ~terminals
+    timeouts[-1] |= not terminals[-1]
+    ends = np.flatnonzero(terminals | timeouts)
+    lengths = np.diff(np.concatenate([[-1], ends]))
+    # Stored observations: each episode's rows plus its final next observation.
+    obs_rows = []
+    for s, e in zip(ends - lengths + 1, ends):
+        obs_rows.append(arr["observations"][s : e + 1])
+        obs_rows.append(arr["next_observations"][e : e + 1])
+    return EpisodeArrays(observations=np.concatenate(obs_rows), actions=arr["actions"], rewards=arr["rewards"],
+                         terminations=terminals, truncations=timeouts, episode_lengths=lengths)
+
+
+def build_medium_replay(task: Task, *, size: int | None, seed: int, num_envs: int,
+                        progress: Callable[[int], None] | None = None) -> tuple[EpisodeArrays, dict[str, Any]]:
+    card = read_card(task.name)
+    medium_step = card["medium"]["step"]
+    run_dir = Path(card.get("training", {}).get("run_dir", "/nonexistent"))
+    chunks = sorted((run_dir / "replay").glob("chunk_*.npz"))
+    covered = max((int(c.stem.split("_")[2]) for c in chunks), default=0)
+    if covered >= medium_step:
+        raw = replay_to_episodes(chunks, medium_step, size)
+        if progress:
+            progress(int(raw.episode_lengths.sum()))
+        return raw, {"source": "real replay buffer of the training run", "run_dir": str(run_dir),
+                     "up_to_step": medium_step, "description": f"SAC replay buffer up to step {medium_step:,} (medium)"}
+
+    ladder = [e for e in card["ladder"] if e["step"] <= medium_step]
+    total = size or medium_step
+    parts = []
+    for i, (entry, n) in enumerate(zip(ladder, split_sizes(total, [1.0] * len(ladder)))):
+        actor = load_actor(task, zoo_dir(task.name) / entry["file"], tuple(card["hidden"]))
+        parts.append(collect_episodes(task, ActorPolicy(actor, component_seed(seed, i)), n, component_seed(seed, i),
+                                      num_envs, progress=progress))
+    return EpisodeArrays.concatenate(parts), {
+        "source": "ladder rollouts (the run's replay buffer is not on this machine)",
+        "ladder_steps": [e["step"] for e in ladder], "num_envs": num_envs,
+        "description": f"ladder actors up to step {medium_step:,} rolled out in order, sampled actions"}

@@ -1,0 +1,162 @@
+"""Behaviour training, export, and every locomotion dataset kind at small size."""
+
+import json
+import shutil
+
+import minari
+import numpy as np
+import pytest
+
+import d4rl_lite
+from conftest import tiny_behavior_config
+from d4rl_lite.datasets.behavior.train import train_behavior
+from d4rl_lite.datasets.builders import build_dataset
+from d4rl_lite.datasets.builders.mixed import parse_mix, split_sizes
+
+
+def checksum(path):
+    return json.loads((path / "data/metadata.json").read_text())["d4rl_lite"]["checksum"]
+
+
+def test_training_resumes_from_its_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    train_behavior("hopper", run, tiny_behavior_config(total_steps=1000), log=lambda _: None)
+    first = json.loads((run / "ladder.json").read_text())
+    assert [e["step"] for e in first] == [500, 1000]
+    lines = []
+    train_behavior("hopper", run, tiny_behavior_config(total_steps=1500), log=lines.append)
+    assert lines[0].startswith("resumed hopper at step 1,000")
+    ladder = json.loads((run / "ladder.json").read_text())
+    assert [e["step"] for e in ladder] == [500, 1000, 1500]
+    assert ladder[:2] == first  # the resumed run kept what was there
+    chunks = sorted(p.name for p in (run / "replay").glob("chunk_*.npz"))
+    assert chunks[0] == "chunk_00000000_00000250.npz" and chunks[-1] == "chunk_00001250_00001500.npz" and len(chunks) == 6
+    rows = (run / "curve.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["500", "1000", "1500"]
+    assert (run / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_export_card_picks_expert_and_medium(zoo):
+    card = json.loads((zoo / "zoo/hopper/card.json").read_text())
+    measured = [e for e in card["ladder"] if "return_mean_100" in e]
+    best = max(e["return_mean_100"] for e in measured)
+    assert card["expert"]["return_mean_100"] == best
+    target = best / 3
+    assert abs(card["medium"]["return_mean_100"] - target) == min(abs(e["return_mean_100"] - target) for e in measured)
+    assert card["training"]["command"] == "d4rl-lite train-behavior hopper --seed 0"
+    for e in card["ladder"]:
+        assert (zoo / "zoo/hopper" / e["file"]).is_file()
+
+
+@pytest.mark.parametrize("kind", ["medium", "expert"])
+def test_policy_kinds_build_load_and_reproduce(kind, zoo, tmp_path):
+    a = build_dataset(f"hopper-{kind}-v0", size=400, seed=1, root=tmp_path / "a", num_envs=4)
+    b = build_dataset(f"hopper-{kind}-v0", size=400, seed=1, root=tmp_path / "b", num_envs=4)
+    assert checksum(a) == checksum(b)
+    ds = d4rl_lite.load_dataset(a)
+    assert ds.num_transitions == 400 and ds.observations.shape == (400, 11)
+    assert ds.metadata["recipe"]["policy_step"] == json.loads((zoo / "zoo/hopper/card.json").read_text())[kind]["step"]
+    assert np.abs(ds.actions).max() <= 1.0 and ds.actions.std() > 0.05  # sampled, not deterministic
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINARI_DATASETS_PATH", str(tmp_path / "a"))
+        assert minari.load_dataset(f"d4rl_lite/hopper/{kind}-v0").total_steps == 400
+
+
+def test_medium_expert_is_medium_then_expert(zoo, root):
+    build_dataset("hopper-medium-expert-v0", size=600, seed=2, root=root, num_envs=3)
+    ds = d4rl_lite.load_dataset("hopper-medium-expert-v0")
+    parts = ds.metadata["recipe"]["parts"]
+    assert [p["kind"] for p in parts] == ["medium", "expert"] and [p["size"] for p in parts] == [300, 300]
+    assert minari.load_dataset("d4rl_lite/hopper/medium-expert-v0").total_steps == 600
+
+
+def test_medium_replay_uses_the_real_replay(zoo, root):
+    build_dataset("hopper-medium-replay-v0", root=root)
+    ds = d4rl_lite.load_dataset("hopper-medium-replay-v0")
+    card = json.loads((zoo / "zoo/hopper/card.json").read_text())
+    assert ds.metadata["recipe"]["source"].startswith("real replay")
+    assert ds.num_transitions == card["medium"]["step"]
+    replay = np.load(zoo / "run/replay/chunk_00000000_00000250.npz")
+    assert np.array_equal(ds.actions[:250], replay["actions"]) and np.array_equal(ds.observations[:250], replay["observations"])
+    # Episode boundaries come from the replay's flags; the last, unfinished one ends as a timeout.
+    assert ds.terminals.sum() == replay["terminals"].sum() + sum(
+        np.load(p)["terminals"].sum() for p in sorted((zoo / "run/replay").glob("chunk_*.npz"))[1:]
+        if int(p.stem.split("_")[2]) <= card["medium"]["step"])
+    assert ds.timeouts[-1] or ds.terminals[-1]
+
+
+def test_medium_replay_falls_back_to_ladder_rollouts(zoo, root, tmp_path, monkeypatch):
+    moved = tmp_path / "zoo_copy"
+    shutil.copytree(zoo / "zoo", moved)
+    card_file = moved / "hopper/card.json"
+    card = json.loads(card_file.read_text())
+    card["training"]["run_dir"] = str(tmp_path / "gone")  # a fresh machine: the run is not here
+    card_file.write_text(json.dumps(card))
+    monkeypatch.setenv("D4RL_LITE_ZOO", str(moved))
+    build_dataset("hopper-medium-replay-v0", size=300, root=root, num_envs=2)
+    recipe = d4rl_lite.load_dataset("hopper-medium-replay-v0").metadata["recipe"]
+    assert recipe["source"].startswith("ladder rollouts")
+    assert recipe["ladder_steps"] == [e["step"] for e in card["ladder"] if e["step"] <= card["medium"]["step"]]
+
+
+def test_mixed_follows_its_weights(zoo, root):
+    build_dataset("hopper-mixed-v0", size=1000, seed=0, root=root, num_envs=2, mix="random:0.5,medium:0.3,expert:0.2")
+    recipe = d4rl_lite.load_dataset("hopper-mixed-v0").metadata["recipe"]
+    assert [(p["kind"], p["size"]) for p in recipe["parts"]] == [("random", 500), ("medium", 300), ("expert", 200)]
+    build_dataset("hopper-mixed-mostly_random-v0", size=100, root=root, mix="random:9,expert:1")
+    assert d4rl_lite.load_dataset("hopper-mixed-mostly_random-v0").num_transitions == 100
+
+
+def test_mix_specs_and_sizes():
+    assert parse_mix("random:1, expert:3") == [("random", 0.25), ("expert", 0.75)]
+    assert split_sizes(10, [1 / 3] * 3) == [4, 3, 3]
+    for bad in ["random", "random:-1", "random:x", "", "random:1,random:2"]:
+        with pytest.raises(ValueError, match="mixture"):
+            parse_mix(bad)
+
+
+def test_mixed_errors(zoo, root):
+    with pytest.raises(ValueError, match="needs its mixture"):
+        build_dataset("hopper-mixed-v0", size=100, root=root)
+    with pytest.raises(ValueError, match="'stitch' cannot be built for hopper"):
+        build_dataset("hopper-mixed-v0", size=100, root=root, mix="stitch:1")
+    with pytest.raises(ValueError, match="take no option"):
+        build_dataset("hopper-random-v0", size=100, root=root, mix="random:1")
+
+
+def _human(root, name, **knobs):
+    off = dict(reaction_delay=0, smoothing=0.0, noise_sigma=0.0, pause_prob=0.0, mistake_prob=0.0, skill_spread=0.0)
+    build_dataset("hopper-human-v0", size=1500, seed=0, root=root / name, num_envs=3, **{**off, **knobs})
+    return d4rl_lite.load_dataset("hopper-human-v0", root=root / name)
+
+
+def test_human_knobs_have_their_measured_effect(zoo, root):
+    base = _human(root, "off")
+    fx = base.metadata["card"]["human_effects"]
+    assert fx["paused_share"] == 0 and fx["measured_reaction_delay"] == 0
+
+    delayed = _human(root, "delay", reaction_delay=4)
+    assert delayed.metadata["card"]["human_effects"]["measured_reaction_delay"] == 4
+
+    # White action noise, then the same noise through 0.9 inertia: autocorrelation must rise.
+    noisy = _human(root, "noisy", noise_sigma=0.3, noise_correlation=0.0)
+    smooth = _human(root, "smooth", noise_sigma=0.3, noise_correlation=0.0, smoothing=0.9)
+    white = noisy.metadata["card"]["human_effects"]["action_autocorr_lag1"]
+    assert smooth.metadata["card"]["human_effects"]["action_autocorr_lag1"] > white + 0.1
+
+    paused = _human(root, "pause", pause_prob=0.05, pause_length=10)
+    share = paused.metadata["card"]["human_effects"]["paused_share"]
+    assert 0.15 < share < 0.5  # stationary share of a 5%-per-step, 10-step-mean pause process is 1/3
+
+    mistakes = _human(root, "mistakes", mistake_prob=0.05, mistake_length=10)
+    assert mistakes.metadata["card"]["human_effects"]["anti_aligned_share"] > fx["anti_aligned_share"] + 0.02
+
+    skill = _human(root, "skill", skill_spread=0.9, noise_sigma=0.3)
+    assert skill.metadata["recipe"]["injected"]["skill_min"] < 0.5
+
+
+def test_human_rejects_unknown_knobs(zoo, root):
+    with pytest.raises(ValueError, match="take no option.*reaction_delay"):
+        build_dataset("hopper-human-v0", size=100, root=root, reaction_dleay=2)
+    with pytest.raises(ValueError, match="invalid smoothing=1.5"):
+        build_dataset("hopper-human-v0", size=100, root=root, smoothing=1.5)
