@@ -23,7 +23,7 @@ def test_readme_quickstart_with_a_relative_root(tmp_path, root):
     assert (tmp_path / "d4rl_lite_data/d4rl_lite/hopper/random-v0/data/main_data.hdf5").is_file()
 
 
-@pytest.mark.parametrize("verb", ["list", "info", "build", "refs"])
+@pytest.mark.parametrize("verb", ["list", "info", "build", "refs", "train-behavior", "export-behavior"])
 def test_every_verb_has_help(verb, root):
     out = run(verb, "--help", root=root)
     assert out.returncode == 0 and "usage: d4rl-lite " + verb in out.stdout
@@ -33,7 +33,7 @@ def test_every_verb_has_help(verb, root):
 def test_top_level_help_lists_verbs(root):
     out = run("--help", root=root)
     assert out.returncode == 0
-    for verb in ("list", "info", "build", "refs"):
+    for verb in ("list", "info", "build", "refs", "train-behavior", "export-behavior"):
         assert verb in out.stdout
 
 
@@ -76,3 +76,19 @@ def test_refs_shows_how_each_score_was_measured(root):
     assert len(ref_min) == len(ref_max) == 10
     assert all("uniform random policy" in l and "2026-" in l for l in ref_min)
     assert all("provisional" in l or "expert" in l or "controller" in l for l in ref_max)
+
+
+def test_build_human_and_mixed_from_the_command_line(zoo, root):
+    # The zoo fixture points D4RL_LITE_ZOO at a tiny trained zoo; the subprocess inherits it.
+    out = run("build", "hopper-human-v0", "--size", "400", "--set", "pause_prob=0.05", "--set", "reaction_delay=2",
+              "--quiet", root=root)
+    assert out.returncode == 0, out.stderr
+    assert "human_effects" in out.stdout and "paused_share" in out.stdout
+    out = run("info", "hopper-human-v0", root=root)
+    assert "measured_reaction_delay" in out.stdout
+    out = run("build", "hopper-mixed-v0", "--size", "300", "--mix", "random:2,expert:1", "--quiet", root=root)
+    assert out.returncode == 0, out.stderr
+    out = run("info", "hopper-mixed-v0", "--json", root=root)
+    assert '"mix": "random:0.666667,expert:0.333333"' in out.stdout
+    out = run("build", "hopper-human-v0", "--set", "pause_prob", root=root)
+    assert out.returncode == 2 and "KEY=VALUE" in out.stderr

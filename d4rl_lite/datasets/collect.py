@@ -17,51 +17,52 @@ def episode_seed(seed: int, episode_index: int) -> int:
     return int(np.random.SeedSequence([seed, episode_index, 1]).generate_state(1)[0])
 
 
-class _SlotBuffer:
-    """Preallocated storage for the episode one vector-env copy is running."""
+class _EpisodeBuffers:
+    """Preallocated storage for the episodes all vector-env copies are running, written with one
+    vectorized assignment per field and step (no per-copy Python work on the hot path)."""
 
-    def __init__(self, task: Task, obs_example: Any):
-        h = task.horizon
+    def __init__(self, task: Task, num_envs: int, obs_example: Any):
+        h, n = task.horizon, num_envs
         self.dict_obs = isinstance(obs_example, dict)
         if self.dict_obs:
-            self.obs = {k: np.empty((h + 1, *np.shape(v)), np.float32) for k, v in obs_example.items()}
+            self.obs = {k: np.empty((n, h + 1, *np.shape(v)[1:]), np.float32) for k, v in obs_example.items()}
         else:
-            self.obs = np.empty((h + 1, *np.shape(obs_example)), np.float32)
-        self.actions = np.empty((h, task.action_dim), np.float32)
-        self.rewards = np.empty(h, np.float32)
-        self.terminations = np.zeros(h, bool)
-        self.truncations = np.zeros(h, bool)
-        self.t = 0
+            self.obs = np.empty((n, h + 1, *np.shape(obs_example)[1:]), np.float32)
+        self.actions = np.empty((n, h, task.action_dim), np.float32)
+        self.rewards = np.empty((n, h), np.float32)
+        self.terminations = np.zeros((n, h), bool)
+        self.truncations = np.zeros((n, h), bool)
+        self.t = np.zeros(n, np.int64)
+        self.rows = np.arange(n)
 
-    def start(self, obs: Any) -> None:
-        self.t = 0
-        self._put_obs(0, obs)
-
-    def _put_obs(self, row: int, obs: Any) -> None:
+    def _put_obs(self, slots: np.ndarray, steps: np.ndarray, obs: Any) -> None:
         if self.dict_obs:
             for k, v in obs.items():
-                self.obs[k][row] = v
+                self.obs[k][slots, steps] = v[slots]
         else:
-            self.obs[row] = obs
+            self.obs[slots, steps] = obs[slots]
 
-    def step(self, action, reward, terminated, truncated, next_obs) -> None:
-        t = self.t
-        self.actions[t], self.rewards[t] = action, reward
-        self.terminations[t], self.truncations[t] = terminated, truncated
-        self._put_obs(t + 1, next_obs)
-        self.t = t + 1
+    def start(self, slots: np.ndarray, obs: Any) -> None:
+        self.t[slots] = 0
+        self._put_obs(slots, np.zeros(len(slots), np.int64), obs)
 
-    def finish(self) -> dict[str, Any]:
-        t = self.t
-        obs = {k: v[: t + 1].copy() for k, v in self.obs.items()} if self.dict_obs else self.obs[: t + 1].copy()
-        terminations = self.terminations[:t].copy()
-        truncations = self.truncations[:t].copy() & ~terminations  # a real termination wins
-        return {"observations": obs, "actions": self.actions[:t].copy(), "rewards": self.rewards[:t].copy(),
+    def step(self, actions, rewards, terminations, truncations, next_obs) -> None:
+        r, t = self.rows, self.t
+        self.actions[r, t] = actions
+        self.rewards[r, t] = rewards
+        self.terminations[r, t] = terminations
+        self.truncations[r, t] = truncations
+        self._put_obs(r, t + 1, next_obs)
+        self.t += 1
+
+    def finish(self, slot: int) -> dict[str, Any]:
+        t = int(self.t[slot])
+        obs = ({k: v[slot, : t + 1].copy() for k, v in self.obs.items()} if self.dict_obs
+               else self.obs[slot, : t + 1].copy())
+        terminations = self.terminations[slot, :t].copy()
+        truncations = self.truncations[slot, :t] & ~terminations  # a real termination wins
+        return {"observations": obs, "actions": self.actions[slot, :t].copy(), "rewards": self.rewards[slot, :t].copy(),
                 "terminations": terminations, "truncations": truncations}
-
-
-def _slot_obs(obs: Any, slot: int) -> Any:
-    return {k: v[slot] for k, v in obs.items()} if isinstance(obs, dict) else obs[slot]
 
 
 def collect_episodes(
@@ -90,31 +91,30 @@ def collect_episodes(
     try:
         slot_episode = np.arange(num_envs)
         obs, _ = envs.reset(seed=[episode_seed(seed, i) for i in range(num_envs)], options=reset_options)
-        buffers = [_SlotBuffer(task, _slot_obs(obs, 0)) for _ in range(num_envs)]
-        for slot in range(num_envs):
-            buffers[slot].start(_slot_obs(obs, slot))
-            if start_episode:
+        buffers = _EpisodeBuffers(task, num_envs, obs)
+        buffers.start(np.arange(num_envs), obs)
+        if start_episode:
+            for slot in range(num_envs):
                 start_episode(slot, slot)
         next_episode = num_envs
         while prefix_steps < size:
             actions = np.asarray(policy(task.flatten_observation(obs)), dtype=np.float32)
             obs, rewards, terms, truncs, _ = envs.step(actions)
-            for slot in range(num_envs):
-                buffers[slot].step(actions[slot], rewards[slot], terms[slot], truncs[slot], _slot_obs(obs, slot))
+            buffers.step(actions, rewards, terms, truncs, obs)
             ended = terms | truncs
             if not ended.any():
                 continue
             seeds: list[int | None] = [None] * num_envs
-            for slot in np.flatnonzero(ended):
-                finished[int(slot_episode[slot])] = buffers[slot].finish()
+            ended_slots = np.flatnonzero(ended)
+            for slot in ended_slots:
+                finished[int(slot_episode[slot])] = buffers.finish(int(slot))
                 slot_episode[slot] = next_episode
                 seeds[slot] = episode_seed(seed, next_episode)
                 if start_episode:
                     start_episode(int(slot), next_episode)
                 next_episode += 1
             obs, _ = envs.reset(seed=seeds, options={**(reset_options or {}), "reset_mask": ended})
-            for slot in np.flatnonzero(ended):
-                buffers[slot].start(_slot_obs(obs, slot))
+            buffers.start(ended_slots, obs)
             before = prefix_steps
             while prefix_episodes in finished and prefix_steps < size:
                 prefix_steps += len(finished[prefix_episodes]["rewards"])

@@ -59,26 +59,55 @@ def load_role(task_name: str, role: str) -> tuple[TanhGaussianPolicy, dict[str, 
     return actor, entry
 
 
+class NumpyActor:
+    """The actor's forward pass in NumPy: for the small batches of data collection, NumPy's per-call
+    overhead is a fraction of torch's, which keeps inference off the critical path of env stepping."""
+
+    def __init__(self, actor: TanhGaussianPolicy):
+        linears = [m for m in actor.trunk if isinstance(m, torch.nn.Linear)]
+        self.layers = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()) for m in linears]
+        self.log_std_min, self.log_std_max = actor.log_std_min, actor.log_std_max
+        self.act_dim = actor.act_dim
+
+    def __call__(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, log_std) of the pre-tanh Gaussian for a batch of flat observations."""
+        h = obs.astype(np.float32, copy=False)
+        for i, (w, b) in enumerate(self.layers):
+            h = h @ w + b
+            if i < len(self.layers) - 1:
+                np.maximum(h, 0, out=h)
+        mean, log_std = h[:, : self.act_dim], h[:, self.act_dim :]
+        return mean, np.clip(log_std, self.log_std_min, self.log_std_max)
+
+
 class ActorPolicy:
     """A SAC actor as a data-collection policy (the Policy protocol of evaluate/collect_episodes).
 
     Stochastic mode samples a = tanh(mu + sigma * eps) as D4RL did, with eps drawn from a stream
-    per episode (``default_rng([seed, episode, 2])``), so an episode's noise does not depend on
-    which vector-env copy runs it.
+    per episode (``default_rng([seed, episode, 2])``, drawn a block per episode), so an episode's
+    noise does not depend on which vector-env copy runs it.
     """
 
-    def __init__(self, actor: TanhGaussianPolicy, seed: int = 0, deterministic: bool = False):
-        self.actor, self.seed, self.deterministic = actor, seed, deterministic
-        self._streams: dict[int, np.random.Generator] = {}
+    def __init__(self, actor: TanhGaussianPolicy, seed: int = 0, deterministic: bool = False, horizon: int = 1000):
+        self.actor = NumpyActor(actor)
+        self.seed, self.deterministic, self.horizon = seed, deterministic, horizon
+        self._noise = np.zeros((0, horizon, self.actor.act_dim), np.float32)  # per copy: its episode's noise
+        self._t = np.zeros(0, np.int64)
 
     def start_episode(self, slot: int, episode_index: int) -> None:
-        self._streams[slot] = np.random.default_rng([self.seed, episode_index, 2])
+        if slot >= len(self._t):
+            grow = slot + 1 - len(self._t)
+            self._noise = np.concatenate([self._noise, np.zeros((grow, *self._noise.shape[1:]), np.float32)])
+            self._t = np.concatenate([self._t, np.zeros(grow, np.int64)])
+        rng = np.random.default_rng([self.seed, episode_index, 2])
+        self._noise[slot] = rng.standard_normal((self.horizon, self.actor.act_dim), dtype=np.float32)
+        self._t[slot] = 0
 
-    @torch.no_grad()
     def __call__(self, observations: np.ndarray) -> np.ndarray:
-        mean, log_std = self.actor.distribution_params(torch.from_numpy(observations))
+        mean, log_std = self.actor(observations)
         if self.deterministic:
-            return torch.tanh(mean).numpy()
-        eps = np.stack([self._streams[slot].standard_normal(mean.shape[1], dtype=np.float32)
-                        for slot in range(len(observations))])
-        return torch.tanh(mean + log_std.exp() * torch.from_numpy(eps)).numpy()
+            return np.tanh(mean)
+        n = len(observations)
+        eps = self._noise[np.arange(n), self._t[:n] % self.horizon]
+        self._t[:n] += 1
+        return np.tanh(mean + np.exp(log_std) * eps)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from d4rl_lite.datasets.behavior.policies import load_role
+from d4rl_lite.datasets.behavior.policies import NumpyActor, load_role
 from d4rl_lite.datasets.collect import collect_episodes
 from d4rl_lite.datasets.storage import EpisodeArrays
 from d4rl_lite.tasks import Task
@@ -68,7 +68,7 @@ class HumanLikePolicy:
     """Wraps the expert's mean action with the profile's effects; one state per vector-env copy."""
 
     def __init__(self, actor: torch.nn.Module, profile: HumanProfile, seed: int, action_low: np.ndarray, action_high: np.ndarray):
-        self.actor, self.p, self.seed = actor, profile, seed
+        self.actor, self.p, self.seed = NumpyActor(actor), profile, seed
         self.low, self.high = action_low, action_high
         self.slots: dict[int, dict[str, Any]] = {}
         self.log = {"pause_steps": 0, "mistake_steps": 0, "steps": 0, "skills": []}
@@ -80,7 +80,6 @@ class HumanLikePolicy:
         self.slots[slot] = {"rng": rng, "skill": skill, "history": deque(maxlen=self.p.reaction_delay + 1),
                             "prev": None, "noise": None, "pause": 0, "mistake": 0, "wrong": None}
 
-    @torch.no_grad()
     def __call__(self, observations: np.ndarray) -> np.ndarray:
         p = self.p
         seen = []
@@ -88,8 +87,7 @@ class HumanLikePolicy:
             h = self.slots[slot]["history"]
             h.append(obs.copy())
             seen.append(h[0])  # the oldest kept observation: reaction_delay steps ago (or the first)
-        mean, _ = self.actor.distribution_params(torch.from_numpy(np.stack(seen)))
-        intended = torch.tanh(mean).numpy()
+        intended = np.tanh(self.actor(np.stack(seen))[0])
         out = np.empty_like(intended)
         for slot in range(len(observations)):
             s = self.slots[slot]
@@ -133,8 +131,7 @@ def measure_human_effects(raw: EpisodeArrays, task: Task, actor: torch.nn.Module
     autocorr = float(np.mean([np.corrcoef(cur[:, j], prev[:, j])[0, 1] for j in range(a.shape[1])
                               if cur[:, j].std() > 0 and prev[:, j].std() > 0]))
     paused = np.all(a == 0, axis=1)
-    with torch.no_grad():
-        base = torch.tanh(actor.distribution_params(torch.from_numpy(flat.observations))[0]).numpy()
+    base = np.tanh(NumpyActor(actor)(flat.observations)[0])
     # Delay: the lag k at which the data's actions best match the expert's intent at obs[t - k].
     best_lag, best_corr = 0, -np.inf
     for k in range(0, 11):

@@ -1,0 +1,87 @@
+"""Build speed: a policy dataset build against raw stepping of the same vector env, in one run.
+
+For each task it measures
+  raw     SyncVectorEnv stepping with uniform random actions, resetting finished copies (no storage)
+  build   collect_episodes with the task's medium SAC actor (batched inference, sampled actions,
+          per-episode noise streams, storage) -- what `d4rl-lite build TASK-medium-v0` runs
+and prints transitions/s and build/raw. When a task has no committed medium policy yet, an
+untrained actor of the same architecture stands in (same inference cost; said in the output).
+
+    python benchmarks/build_speed.py                  # every locomotion task, 20k transitions each
+    python benchmarks/build_speed.py --tasks hopper --size 100000
+    python benchmarks/build_speed.py --full hopper    # also time a full 1M-transition hopper-medium build
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+warnings.filterwarnings("ignore")
+
+
+def raw_rate(task, num_envs: int, steps: int, seed: int = 0) -> float:
+    envs = task.make_vector_env(num_envs)
+    rng = np.random.default_rng(seed)
+    low, high = task.action_space.low, task.action_space.high
+    envs.reset(seed=seed)
+    done_steps = 0
+    t0 = time.perf_counter()
+    while done_steps < steps:
+        _, _, term, trunc, _ = envs.step(rng.uniform(low, high, size=(num_envs, len(low))).astype(np.float32))
+        done_steps += num_envs
+        ended = term | trunc
+        if ended.any():
+            envs.reset(options={"reset_mask": ended})
+    rate = done_steps / (time.perf_counter() - t0)
+    envs.close()
+    return rate
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", nargs="+", default=["hopper", "halfcheetah", "walker2d", "ant"])
+    p.add_argument("--size", type=int, default=20_000)
+    p.add_argument("--num-envs", type=int, default=8)
+    p.add_argument("--full", metavar="TASK", help="also time a full 1M-transition TASK-medium-v0 build to disk")
+    args = p.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    from d4rl_lite.algorithms.nets import TanhGaussianPolicy
+    from d4rl_lite.datasets.behavior.policies import ActorPolicy, load_role
+    from d4rl_lite.datasets.collect import collect_episodes
+    from d4rl_lite.errors import D4RLLiteError
+    from d4rl_lite.tasks import get_task
+
+    print(f"{'task':<13}{'raw tr/s':>10}{'build tr/s':>12}{'build/raw':>11}  policy")
+    for name in args.tasks:
+        task = get_task(name)
+        try:
+            actor, entry = load_role(name, "medium")
+            source = f"committed medium (step {entry['step']:,})"
+        except D4RLLiteError:
+            actor = TanhGaussianPolicy(task.observation_dim, task.action_dim, (256, 256)).eval().requires_grad_(False)
+            source = "untrained 256-256 actor (no committed medium yet)"
+        raw = raw_rate(task, args.num_envs, args.size)
+        t0 = time.perf_counter()
+        collect_episodes(task, ActorPolicy(actor, seed=0), args.size, seed=0, num_envs=args.num_envs)
+        build = args.size / (time.perf_counter() - t0)
+        print(f"{name:<13}{raw:>10,.0f}{build:>12,.0f}{build / raw:>10.0%}  {source}")
+
+    if args.full:
+        import d4rl_lite
+
+        with tempfile.TemporaryDirectory() as root:
+            t0 = time.perf_counter()
+            d4rl_lite.build_dataset(f"{args.full}-medium-v0", size=1_000_000, root=root, num_envs=args.num_envs)
+            print(f"full build {args.full}-medium-v0, 1,000,000 transitions to disk: {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
