@@ -94,6 +94,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"(cannot write {plot}: {e.strerror}; writing {fallback} instead)", file=sys.stderr)
         out = plot_return_histogram(ds, task, fallback, meta.get("name", "dataset"))
     print(f"{'return histogram':<18} {out}")
+    if task.domain == "maze":
+        from d4rl_lite.datasets.maze.certificate import plot_maze_dataset
+
+        maze_png = out.with_name("maze.png") if not args.plot else Path(args.plot).with_suffix(".maze.png")
+        print(f"{'maze picture':<18} {plot_maze_dataset(ds, task, maze_png, meta.get('name', 'dataset'))}")
     return 0
 
 
@@ -104,14 +109,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     from d4rl_lite.datasets.card import format_card
     from d4rl_lite.datasets.storage import load_from_dir
 
-    from d4rl_lite.datasets.builders import BUILDERS, builder_for
+    from d4rl_lite.datasets.builders import builder_for
     from d4rl_lite.datasets.catalogue import parse_dataset_name
 
     options = _parse_settings(args.set)
     if args.mix:
         options["mix"] = args.mix
-    builder = builder_for(parse_dataset_name(args.name)) or BUILDERS["random"]
-    total = args.size if args.size is not None else builder.default_size
+    builder = builder_for(parse_dataset_name(args.name))
+    total = args.size if args.size is not None else (builder.default_size if builder else None)
     with tqdm(total=total, unit="tr", unit_scale=True, desc=f"build {args.name}",
               disable=args.quiet, dynamic_ncols=True) as bar:
         path = build_dataset(args.name, size=args.size, seed=args.seed, root=args.root,
@@ -125,6 +130,15 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_refs(args: argparse.Namespace) -> int:
     from d4rl_lite.tasks import TASKS, get_task
 
+    if args.measure_max:
+        from d4rl_lite.evaluation.references import measure_controller_reference
+
+        names = [t for t in TASKS if TASKS[t].domain == "maze"] if args.measure_max == ["all"] else args.measure_max
+        for name in names:
+            rec = measure_controller_reference(get_task(name), episodes=args.episodes, store=args.store)
+            print(f"{name:<24} ref_max {rec['value']:.3f}  (std {rec['return_std']:.3f}, success "
+                  f"{rec['success_rate']:.0%}, {rec['episodes']} episodes)" + ("  stored" if args.store else ""))
+        return 0
     if args.measure:
         from d4rl_lite.evaluation.references import measure_random_reference
 
@@ -250,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Show every task's ref_min / ref_max with how it was measured. "
                                     "--measure re-runs the uniform random policy (ref_min).")
     sp.add_argument("--measure", nargs="+", metavar="TASK", help="tasks to measure ref_min for, or 'all'")
+    sp.add_argument("--measure-max", nargs="+", metavar="MAZE",
+                    help="maze tasks to measure ref_max for (the maze controller), or 'all'")
     sp.add_argument("--episodes", type=int, default=100, help="episodes per measurement (default 100)")
     sp.add_argument("--store", action="store_true",
                     help="write the measurement into the package's reference_scores.json (developers)")

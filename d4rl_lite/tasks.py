@@ -49,11 +49,12 @@ class Task:
     eval_goal_cell: tuple[int, int] | None = None
 
     # -- environments -------------------------------------------------------------------
-    def make_env(self, **kwargs: Any) -> gym.Env:
-        """A fresh single environment of this task (Gymnasium API, time limit = horizon)."""
+    def make_env(self, max_episode_steps: int | None = None, **kwargs: Any) -> gym.Env:
+        """A fresh single environment of this task (Gymnasium API, time limit = horizon unless given)."""
         if self.domain == "maze":
             _register_robotics_envs()
-        return gym.make(self.env_id, max_episode_steps=self.horizon, **{**self.env_kwargs, **kwargs})
+        steps = self.horizon if max_episode_steps is None else max_episode_steps
+        return gym.make(self.env_id, max_episode_steps=steps, **{**self.env_kwargs, **kwargs})
 
     def make_vector_env(self, num_envs: int) -> gym.vector.SyncVectorEnv:
         """``num_envs`` copies in a SyncVectorEnv (faster than Async on 2 cores) without autoreset.
@@ -210,8 +211,12 @@ _robotics_registered = False
 def _register_robotics_envs() -> None:
     global _robotics_registered
     if not _robotics_registered:
-        import gymnasium_robotics
+        import contextlib
+        import io
 
+        # On import it prints a notice about Adroit environments, which we don't use.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            import gymnasium_robotics
         gym.register_envs(gymnasium_robotics)
         _robotics_registered = True
 

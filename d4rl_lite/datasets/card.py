@@ -56,10 +56,20 @@ def format_card(card: dict[str, Any], header: dict[str, Any] | None = None) -> s
         lines.append(f"{'return (norm.)':<18} {fmt(card['normalized_return'])}")
     else:
         lines.append(f"{'return (norm.)':<18} n/a: {card.get('normalized_return_unavailable', 'no reference scores')}")
+    cert = card.get("stitching_certificate")
+    if cert:
+        lines.append(f"{'stitching':<18} coverage {cert['coverage']:.0%} of {cert['free_cells']} free cells; "
+                     f"{cert['single_episode_solutions']} of {len(cert['tasks'])} evaluation tasks solved by a single "
+                     f"episode; {cert['episodes_reaching_eval_goal']} episodes reach the evaluation goal")
+        for t in cert["tasks"]:
+            segs = "no chain in the data" if t["min_segments"] is None else f"min segments {t['min_segments']}"
+            lines.append(f"{'':<18} {tuple(t['start'])} -> {tuple(t['goal'])} ({t['shortest_path_cells']} cells): "
+                         f"{'SOLVED by one episode' if t['single_episode'] else 'no single episode'}, {segs}")
     for key, value in card.items():
-        # Builder-specific facts (human-like knobs, stitching certificates, ...) follow as-is.
+        # Other builder-specific facts (human-like effects, ...) follow as-is.
         if key not in {"task", "transitions", "episodes", "terminals", "timeouts", "episode_length", "return",
-                       "normalized_return", "normalized_return_unavailable", "reward", "action_abs_mean"}:
+                       "normalized_return", "normalized_return_unavailable", "reward", "action_abs_mean",
+                       "stitching_certificate"}:
             lines.append(f"{key:<18} {value}")
     return "\n".join(lines)
 

@@ -17,6 +17,41 @@ def episode_seed(seed: int, episode_index: int) -> int:
     return int(np.random.SeedSequence([seed, episode_index, 1]).generate_state(1)[0])
 
 
+class EnvBatch:
+    """Independent copies of a task's env stepped in lock-step, each reset with its own seed and
+    options (SyncVectorEnv resets every copy with the same options)."""
+
+    def __init__(self, task: Task, num_envs: int, max_episode_steps: int | None = None):
+        self.envs = [task.make_env(max_episode_steps=max_episode_steps) for _ in range(num_envs)]
+        self.obs: Any = None
+
+    def _set(self, i: int, obs: Any) -> None:
+        if self.obs is None:  # allocate the batch from the first observation
+            n = len(self.envs)
+            self.obs = ({k: np.zeros((n, *np.shape(v))) for k, v in obs.items()} if isinstance(obs, dict)
+                        else np.zeros((n, *np.shape(obs))))
+        if isinstance(obs, dict):
+            for k, v in obs.items():
+                self.obs[k][i] = v
+        else:
+            self.obs[i] = obs
+
+    def reset(self, i: int, seed: int, options: dict[str, Any] | None) -> None:
+        self._set(i, self.envs[i].reset(seed=seed, options=options)[0])
+
+    def step(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+        n = len(self.envs)
+        rewards, terms, truncs = np.zeros(n), np.zeros(n, bool), np.zeros(n, bool)
+        for i, env in enumerate(self.envs):
+            obs, rewards[i], terms[i], truncs[i], _ = env.step(actions[i])
+            self._set(i, obs)
+        return self.obs, rewards, terms, truncs
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
 class _EpisodeBuffers:
     """Preallocated storage for the episodes all vector-env copies are running, written with one
     vectorized assignment per field and step (no per-copy Python work on the hot path)."""
@@ -71,49 +106,65 @@ def collect_episodes(
     size: int,
     seed: int,
     num_envs: int = 8,
-    reset_options: dict[str, Any] | None = None,
+    reset_options: dict[str, Any] | Callable[[int], dict[str, Any] | None] | None = None,
     progress: Callable[[int], None] | None = None,
+    max_episode_steps: int | None = None,
+    continuing: bool = False,
 ) -> EpisodeArrays:
     """Collect exactly ``size`` transitions: episodes 0, 1, 2, ... in index order.
 
-    Episode ``i`` is reset with ``episode_seed(seed, i)`` and the policy is told which episode
-    each copy runs (``start_episode``), so the bytes do not depend on ``num_envs``. The last
-    episode is cut at ``size`` and marked as a timeout, as D4RL cut its datasets.
+    Episode ``i`` is reset with ``episode_seed(seed, i)`` and ``reset_options`` (a dict, or a
+    function of ``i``), and the policy is told which episode each copy runs (``start_episode``),
+    so the bytes do not depend on ``num_envs``. The last episode is cut at ``size`` and marked as
+    a timeout, as D4RL cut its datasets.
+
+    ``continuing``: each copy is one continuing run, never reset after its first episode; it is
+    cut into episodes of ``max_episode_steps`` (default: the horizon) marked as timeouts, each
+    starting where the previous ended (D4RL maze2d). Then episode ``i`` runs on copy
+    ``i % num_envs`` and the data does depend on ``num_envs``.
     """
     if size < 1:
         raise ValueError(f"size must be >= 1 transition, got {size}")
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+    horizon = max_episode_steps or task.horizon
+    if horizon > task.horizon:
+        raise ValueError(f"episodes of {horizon} steps exceed the task horizon of {task.horizon}")
+    options_for = reset_options if callable(reset_options) else (lambda _i: reset_options)
     start_episode = getattr(policy, "start_episode", None)
-    envs = task.make_vector_env(num_envs)
+    # A continuing run has no time limit of its own; it is cut into episodes here.
+    envs = EnvBatch(task, num_envs, max_episode_steps=10**9 if continuing else horizon)
     finished: dict[int, dict[str, Any]] = {}
     prefix_episodes = prefix_steps = 0  # episodes 0..prefix_episodes-1 are all finished
     try:
         slot_episode = np.arange(num_envs)
-        obs, _ = envs.reset(seed=[episode_seed(seed, i) for i in range(num_envs)], options=reset_options)
+        for i in range(num_envs):
+            envs.reset(i, episode_seed(seed, i), options_for(i))
+            if start_episode:
+                start_episode(i, i)
+        obs = envs.obs
         buffers = _EpisodeBuffers(task, num_envs, obs)
         buffers.start(np.arange(num_envs), obs)
-        if start_episode:
-            for slot in range(num_envs):
-                start_episode(slot, slot)
         next_episode = num_envs
         while prefix_steps < size:
             actions = np.asarray(policy(task.flatten_observation(obs)), dtype=np.float32)
-            obs, rewards, terms, truncs, _ = envs.step(actions)
+            obs, rewards, terms, truncs = envs.step(actions)
+            if continuing:
+                truncs = buffers.t + 1 >= horizon
             buffers.step(actions, rewards, terms, truncs, obs)
             ended = terms | truncs
             if not ended.any():
                 continue
-            seeds: list[int | None] = [None] * num_envs
             ended_slots = np.flatnonzero(ended)
             for slot in ended_slots:
                 finished[int(slot_episode[slot])] = buffers.finish(int(slot))
                 slot_episode[slot] = next_episode
-                seeds[slot] = episode_seed(seed, next_episode)
+                if not continuing:
+                    envs.reset(int(slot), episode_seed(seed, next_episode), options_for(next_episode))
                 if start_episode:
                     start_episode(int(slot), next_episode)
                 next_episode += 1
-            obs, _ = envs.reset(seed=seeds, options={**(reset_options or {}), "reset_mask": ended})
+            obs = envs.obs
             buffers.start(ended_slots, obs)
             before = prefix_steps
             while prefix_episodes in finished and prefix_steps < size:

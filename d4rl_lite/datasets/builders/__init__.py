@@ -11,6 +11,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from d4rl_lite.datasets.builders import maze
 from d4rl_lite.datasets.builders.human import DEFAULT_HUMAN_SIZE, build_human
 from d4rl_lite.datasets.builders.mixed import build_mixed
 from d4rl_lite.datasets.builders.policy import build_expert, build_medium, build_medium_expert
@@ -30,29 +31,43 @@ BuilderFn = Callable[..., tuple[EpisodeArrays, dict[str, Any]]]
 
 @dataclass(frozen=True)
 class Builder:
+    """How one kind is built in one domain."""
+
     kind: str
-    domains: tuple[str, ...]
     build: BuilderFn
     default_size: int | None = DEFAULT_SIZE  # None: the source decides (medium-replay: the whole replay)
     options: tuple[str, ...] = ()  # keyword options it accepts (--mix, --set knob=value)
 
 
-BUILDERS: dict[str, Builder] = {
-    "random": Builder("random", ("locomotion", "maze"), build_random),
-    "medium": Builder("medium", ("locomotion",), build_medium),
-    "expert": Builder("expert", ("locomotion",), build_expert),
-    "medium-expert": Builder("medium-expert", ("locomotion",), build_medium_expert, default_size=2 * DEFAULT_SIZE),
-    "medium-replay": Builder("medium-replay", ("locomotion",), build_medium_replay, default_size=None),
-    "human": Builder("human", ("locomotion",), build_human, default_size=DEFAULT_HUMAN_SIZE,
-                     options=("reaction_delay", "smoothing", "noise_sigma", "noise_correlation", "pause_prob",
-                              "pause_length", "mistake_prob", "mistake_length", "skill_spread")),
-    "mixed": Builder("mixed", ("locomotion", "maze"), build_mixed, options=("mix",)),
+HUMAN_KNOBS = ("reaction_delay", "smoothing", "noise_sigma", "noise_correlation", "pause_prob", "pause_length",
+               "mistake_prob", "mistake_length", "skill_spread")
+
+# BUILDERS[domain][kind]
+BUILDERS: dict[str, dict[str, Builder]] = {
+    "locomotion": {
+        "random": Builder("random", build_random),
+        "medium": Builder("medium", build_medium),
+        "expert": Builder("expert", build_expert),
+        "medium-expert": Builder("medium-expert", build_medium_expert, default_size=2 * DEFAULT_SIZE),
+        "medium-replay": Builder("medium-replay", build_medium_replay, default_size=None),
+        "human": Builder("human", build_human, default_size=DEFAULT_HUMAN_SIZE, options=HUMAN_KNOBS),
+        "mixed": Builder("mixed", build_mixed, options=("mix",)),
+    },
+    "maze": {
+        "random": Builder("random", build_random),
+        "medium": Builder("medium", maze.build_medium),
+        "expert": Builder("expert", maze.build_expert),
+        "navigate": Builder("navigate", maze.build_navigate),
+        "stitch": Builder("stitch", maze.build_stitch, options=("distance", "episode_steps")),
+        "human": Builder("human", maze.build_human, default_size=50_000),
+        "explore": Builder("explore", maze.build_explore),
+        "mixed": Builder("mixed", build_mixed, options=("mix",)),
+    },
 }
 
 
 def builder_for(name: DatasetName) -> Builder | None:
-    b = BUILDERS.get(name.base_kind)
-    return b if b is not None and get_task(name.task).domain in b.domains else None
+    return BUILDERS[get_task(name.task).domain].get(name.base_kind)
 
 
 def package_versions() -> dict[str, str]:
@@ -78,15 +93,15 @@ def build_dataset(
 ) -> Path:
     """Generate catalogue dataset ``name`` (alias or Minari id) and write it; return its directory.
 
-    ``size`` defaults to the kind's default (1M transitions as D4RL; medium-expert 2M; human 25k;
-    medium-replay the whole replay). ``options`` go to the builder: ``mix="random:0.5,expert:0.5"``
+    ``size`` defaults to the kind's default (1M transitions as D4RL; medium-expert 2M; human 25k,
+    maze human 50k; medium-replay the whole replay). ``options`` go to the builder: ``mix="random:0.5,expert:0.5"``
     for mixed datasets, human-profile knobs (``reaction_delay=5``, ...) for human ones.
     """
     dname = parse_dataset_name(name)
     builder = builder_for(dname)
     task: Task = get_task(dname.task)
     if builder is None:
-        available = sorted(k for k, b in BUILDERS.items() if task.domain in b.domains)
+        available = sorted(BUILDERS[task.domain])
         raise D4RLLiteError(
             f"no builder for kind {dname.kind!r} yet: {dname.alias} is in the catalogue but cannot be "
             f"built in this version. Kinds buildable for {dname.task}: {', '.join(available)}."
