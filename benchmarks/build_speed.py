@@ -2,13 +2,14 @@
 
 For each task it measures
   raw     SyncVectorEnv stepping with uniform random actions, resetting finished copies (no storage)
-  build   collect_episodes with the task's medium SAC actor (batched inference, sampled actions,
-          per-episode noise streams, storage) -- what `d4rl-lite build TASK-medium-v0` runs
+  build   locomotion: collect_episodes with the task's medium SAC actor (batched inference, sampled
+          actions, per-episode noise streams, storage) -- what `d4rl-lite build TASK-medium-v0` runs;
+          mazes: the stitch builder (planner + controller, storage, certificate) -- `TASK-stitch-v0`
 and prints transitions/s and build/raw. When a task has no committed medium policy yet, an
 untrained actor of the same architecture stands in (same inference cost; said in the output).
 
     python benchmarks/build_speed.py                  # every locomotion task, 20k transitions each
-    python benchmarks/build_speed.py --tasks hopper --size 100000
+    python benchmarks/build_speed.py --tasks pointmaze-large --size 100000
     python benchmarks/build_speed.py --full hopper    # also time a full 1M-transition hopper-medium build
 """
 
@@ -62,6 +63,15 @@ def main() -> None:
     print(f"{'task':<13}{'raw tr/s':>10}{'build tr/s':>12}{'build/raw':>11}  policy")
     for name in args.tasks:
         task = get_task(name)
+        if task.domain == "maze":
+            from d4rl_lite.datasets.builders.maze import build_stitch
+
+            raw = raw_rate(task, args.num_envs, args.size)
+            t0 = time.perf_counter()
+            build_stitch(task, size=args.size, seed=0, num_envs=args.num_envs)
+            build = args.size / (time.perf_counter() - t0)
+            print(f"{name:<13}{raw:>10,.0f}{build:>12,.0f}{build / raw:>10.0%}  stitch builder (controller + certificate)")
+            continue
         try:
             actor, entry = load_role(name, "medium")
             source = f"committed medium (step {entry['step']:,})"

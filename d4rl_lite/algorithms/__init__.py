@@ -27,3 +27,7 @@ def get_algorithm(name: str) -> Any:
         return ALGORITHMS[name]
     except KeyError:
         raise UnknownNameError("algorithm", name, ALGORITHMS, "See `d4rl-lite list`.") from None
+
+
+# Each algorithm module registers itself on import.
+from d4rl_lite.algorithms import awac, bc, bcq, bear, brac, cql, iql, sac, td3_bc  # noqa: E402, F401

@@ -108,3 +108,80 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """target <- (1 - tau) * target + tau * source, in place, all parameters in one fused op."""
     t_params = list(target.parameters())
     torch._foreach_lerp_(t_params, list(source.parameters()), tau)
+
+
+class DeterministicActor(nn.Module):
+    """a = tanh(f(s)) (TD3+BC, BC)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256)):
+        super().__init__()
+        self.net = mlp(obs_dim, act_dim, hidden)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.net(obs))
+
+
+class GaussianPolicy(nn.Module):
+    """N(tanh(f(s)), exp(log_std)) with a state-independent, clamped log-std (AWAC, IQL).
+
+    Samples are not squashed; they are clipped to the action bounds when acting.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256),
+                 log_std_min: float = -6.0, log_std_max: float = 0.0, init_log_std: float = 0.0):
+        super().__init__()
+        self.mean_net = mlp(obs_dim, act_dim, hidden)
+        self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
+        self.log_std_min, self.log_std_max = log_std_min, log_std_max
+
+    def distribution(self, obs: torch.Tensor) -> torch.distributions.Normal:
+        mean = torch.tanh(self.mean_net(obs))
+        std = self.log_std.clamp(self.log_std_min, self.log_std_max).exp()
+        return torch.distributions.Normal(mean, std.expand_as(mean))
+
+    def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return self.distribution(obs).log_prob(actions).sum(-1)
+
+    def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.mean_net(obs))
+
+
+class ValueNet(nn.Module):
+    """V(s) (IQL)."""
+
+    def __init__(self, obs_dim: int, hidden: Sequence[int] = (256, 256)):
+        super().__init__()
+        self.net = mlp(obs_dim, 1, hidden)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs).squeeze(-1)
+
+
+class ConditionalVAE(nn.Module):
+    """Generative model of the behaviour policy, p(a | s) (BCQ, BEAR): encoder q(z | s, a), decoder p(a | s, z)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (750, 750), latent_dim: int | None = None,
+                 latent_clip: float = 0.5):
+        super().__init__()
+        self.latent_dim = latent_dim or 2 * act_dim
+        self.latent_clip = latent_clip
+        self.encoder = mlp(obs_dim + act_dim, 2 * self.latent_dim, hidden)
+        self.decoder = mlp(obs_dim + self.latent_dim, act_dim, hidden)
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(reconstruction, mean, std) for the VAE loss."""
+        mean, log_std = self.encoder(torch.cat([obs, actions], -1)).chunk(2, -1)
+        std = log_std.clamp(-4, 15).exp()
+        z = mean + std * torch.randn_like(std)
+        return self.decode(obs, z), mean, std
+
+    def decode(self, obs: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        if z is None:  # sample the prior, clipped: BCQ's choice to stay near likely actions
+            z = torch.randn(obs.shape[0], self.latent_dim, device=obs.device).clamp(-self.latent_clip, self.latent_clip)
+        return torch.tanh(self.decoder(torch.cat([obs, z], -1)))
+
+    def loss(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Reconstruction + 0.5 * KL(q(z | s, a) || N(0, I)) (BCQ's weighting)."""
+        recon, mean, std = self(obs, actions)
+        kl = -0.5 * (1 + torch.log(std.pow(2)) - mean.pow(2) - std.pow(2)).mean()
+        return F.mse_loss(recon, actions) + 0.5 * kl

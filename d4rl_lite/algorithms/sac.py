@@ -1,18 +1,21 @@
 """Soft Actor-Critic (Haarnoja et al. 2018, automatic entropy tuning version).
 
 Used online to train the behaviour policies of the locomotion datasets, and offline as the
-naive off-policy baseline whose Q-values blow up on fixed data.
+naive off-policy baseline ("sac"): trained on fixed data, its Q-values overestimate, because
+nothing keeps the policy near the data.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
 
+from d4rl_lite.algorithms import register
+from d4rl_lite.algorithms.base import OfflineAlgorithm
 from d4rl_lite.algorithms.nets import QEnsemble, TanhGaussianPolicy, soft_update
-from d4rl_lite.device import resolve_device
 
 
 @dataclass
@@ -28,16 +31,18 @@ class SACConfig:
     target_entropy: float | None = None  # None: -|A|
 
 
-class SAC:
-    def __init__(self, obs_dim: int, act_dim: int, config: SACConfig | None = None, device: str = "auto", seed: int = 0):
-        self.config = cfg = config or SACConfig()
-        self.device = resolve_device(device)
-        torch.manual_seed(seed)
-        self.actor = TanhGaussianPolicy(obs_dim, act_dim, cfg.hidden).to(self.device)
-        self.critic = QEnsemble(obs_dim, act_dim, cfg.hidden, num_q=2).to(self.device)
+@register("sac")
+class SAC(OfflineAlgorithm):
+    name = "sac"
+    Config = SACConfig
+
+    def setup(self) -> None:
+        cfg = self.config
+        self.actor = TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.hidden).to(self.device)
+        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.hidden, num_q=2).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = torch.tensor(float(torch.log(torch.tensor(cfg.init_alpha))), device=self.device, requires_grad=True)
-        self.target_entropy = -float(act_dim) if cfg.target_entropy is None else cfg.target_entropy
+        self.log_alpha = torch.tensor(math.log(cfg.init_alpha), device=self.device, requires_grad=True)
+        self.target_entropy = -float(self.act_dim) if cfg.target_entropy is None else cfg.target_entropy
         # Fused Adam: one kernel per optimizer step instead of a loop over parameters.
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
@@ -87,27 +92,11 @@ class SAC:
             "train/q_max": q.detach().max(),
         }
 
+    def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.actor(obs, deterministic=True)[0]
+
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_action(self, obs: torch.Tensor, deterministic: bool = False,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+        """Actions for online data collection (stochastic unless ``deterministic``)."""
         return self.actor(obs, deterministic=deterministic, generator=generator)[0]
-
-    def state_dict(self) -> dict:
-        return {
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
-            "log_alpha": self.log_alpha.detach().clone(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
-            "alpha_opt": self.alpha_opt.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
-        self.critic_target.load_state_dict(state["critic_target"])
-        with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
-        self.alpha_opt.load_state_dict(state["alpha_opt"])

@@ -120,7 +120,7 @@ def actor_policy(sac: SAC, deterministic: bool, seed: int = 0) -> Callable[[np.n
     gen = torch.Generator().manual_seed(seed)
 
     def policy(obs: np.ndarray) -> np.ndarray:
-        return sac.act(torch.from_numpy(obs), deterministic=deterministic, generator=gen).numpy()
+        return sac.sample_action(torch.from_numpy(obs), deterministic=deterministic, generator=gen).numpy()
 
     return policy
 
@@ -172,7 +172,7 @@ def train_behavior(task_name: str, run_dir: str | Path | None = None, config: Be
         if step < cfg.start_steps:
             action = rng.uniform(low, high).astype(np.float32)
         else:
-            action = sac.act(torch.from_numpy(obs)[None], deterministic=False, generator=gen)[0].numpy()
+            action = sac.sample_action(torch.from_numpy(obs)[None], deterministic=False, generator=gen)[0].numpy()
         next_obs, reward, terminated, truncated, _ = env.step(action)
         next_obs = task.flatten_observation(next_obs)
         replay.add(obs, action, reward, next_obs, terminated, truncated and not terminated)

@@ -1,0 +1,80 @@
+"""AWAC (Nair et al. 2020): actor-critic whose actor is advantage-weighted regression on dataset actions."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from d4rl_lite.algorithms import register
+from d4rl_lite.algorithms.base import OfflineAlgorithm
+from d4rl_lite.algorithms.nets import GaussianPolicy, QEnsemble, soft_update
+
+
+@dataclass
+class AWACConfig:
+    # Official defaults; CORL's variant: weighting="exp", beta=1/3, actor_hidden (256,)*3, batch 256.
+    actor_hidden: tuple[int, ...] = (256, 256, 256, 256)
+    critic_hidden: tuple[int, ...] = (256, 256)
+    lr: float = 3e-4
+    actor_weight_decay: float = 1e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    batch_size: int = 1024
+    beta: float = 2.0  # temperature: weights softmax(A / beta) (or exp(A / beta))
+    weighting: str = "softmax"  # "softmax": batch softmax x batch size (official); "exp": exp(A / beta) clipped
+    max_weight: float = 100.0  # clip of the "exp" weights
+
+    def validate(self) -> None:
+        if self.weighting not in ("softmax", "exp"):
+            raise ValueError(f"weighting must be 'softmax' or 'exp', got {self.weighting!r}")
+        if self.beta <= 0:
+            raise ValueError(f"beta must be > 0, got {self.beta}")
+
+
+@register("awac")
+class AWAC(OfflineAlgorithm):
+    name = "awac"
+    Config = AWACConfig
+
+    def setup(self) -> None:
+        cfg = self.config
+        self.actor = GaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden, log_std_min=-6.0, log_std_max=0.0).to(self.device)
+        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr, weight_decay=cfg.actor_weight_decay, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, fused=True)
+
+    def _sample(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.actor.distribution(obs).rsample().clamp(-1.0, 1.0)
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        obs, act, rew = batch["observations"], batch["actions"], batch["rewards"]
+        next_obs, done = batch["next_observations"], batch["terminals"]
+
+        with torch.no_grad():  # no entropy term in AWAC's backup
+            target = rew + cfg.gamma * (1.0 - done) * self.critic_target(next_obs, self._sample(next_obs)).min(0).values
+        q = self.critic(obs, act)
+        critic_loss = (q - target).pow(2).mean(1).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        with torch.no_grad():  # A(s, a) = min Q(s, a) - V(s), V from one policy sample
+            adv = self.critic(obs, act).min(0).values - self.critic(obs, self._sample(obs)).min(0).values
+            if cfg.weighting == "softmax":
+                weights = torch.softmax(adv / cfg.beta, dim=0) * adv.shape[0]
+            else:
+                weights = torch.exp(adv / cfg.beta).clamp(max=cfg.max_weight)
+        actor_loss = -(weights * self.actor.log_prob(obs, act)).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        soft_update(self.critic_target, self.critic, cfg.tau)
+        return {"train/critic_loss": critic_loss.detach(), "train/actor_loss": actor_loss.detach(),
+                "train/q_mean": q.detach().mean(), "train/q_max": q.detach().max(), "train/adv_mean": adv.mean()}
+
+    def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.actor.deterministic(obs)

@@ -1,0 +1,117 @@
+"""What every offline algorithm shares: config handling, device, acting, and checkpointable state."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from d4rl_lite.device import resolve_device
+
+
+class OfflineAlgorithm:
+    """Base class: a subclass defines ``Config`` (reference defaults), builds its networks and
+    optimizers in ``setup``, and implements ``update`` (one gradient step, metrics left on the device)
+    and ``policy_action`` (deterministic action for a normalized observation batch)."""
+
+    name: ClassVar[str] = "base"
+    Config: ClassVar[type] = object
+
+    def __init__(self, obs_dim: int, act_dim: int, config: Any = None, device: Any = "auto", seed: int = 0):
+        self.config = config if config is not None else self.Config()
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.device = resolve_device(device)
+        self.step = 0  # gradient steps taken; algorithms with warm-up phases read it
+        torch.manual_seed(seed)
+        # State normalization (TD3+BC, IQL, ...): the trainer normalizes the dataset once and the
+        # same statistics are applied when acting.
+        self.obs_mean = torch.zeros(obs_dim, device=self.device)
+        self.obs_std = torch.ones(obs_dim, device=self.device)
+        self.setup()
+
+    def setup(self) -> None:
+        raise NotImplementedError
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def act(self, observations: np.ndarray) -> np.ndarray:
+        """Deterministic actions for raw (unnormalized) flat observations, batch (n, obs_dim)."""
+        obs = torch.as_tensor(np.asarray(observations, dtype=np.float32), device=self.device)
+        obs = (obs - self.obs_mean) / self.obs_std
+        return self.policy_action(obs).clamp(-1.0, 1.0).cpu().numpy()
+
+    def __call__(self, observations: np.ndarray) -> np.ndarray:  # the Policy protocol of evaluate()
+        return self.act(observations)
+
+    # -- state ----------------------------------------------------------------------------
+    def _state_items(self) -> dict[str, Any]:
+        """Every nn.Module, optimizer, scheduler and tensor attribute: what a checkpoint holds."""
+        return {k: v for k, v in vars(self).items()
+                if isinstance(v, (nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, torch.Tensor))}
+
+    def state_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"step": self.step}
+        for k, v in self._state_items().items():
+            out[k] = v.detach().clone() if isinstance(v, torch.Tensor) else v.state_dict()
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = state.get("step", 0)
+        for k, v in self._state_items().items():
+            if k not in state and k in ("obs_mean", "obs_std"):
+                continue  # checkpoints of runs without state normalization may predate these
+            if isinstance(v, torch.Tensor):
+                with torch.no_grad():
+                    v.copy_(state[k])
+            else:
+                v.load_state_dict(state[k])
+
+
+def make_config(cls: type, overrides: dict[str, Any] | None) -> Any:
+    """``cls(**defaults)`` with ``overrides`` (strings from the CLI are converted to the field's type).
+
+    Unknown keys and wrong types raise ValueError naming the field and the known ones.
+    """
+    config = cls()
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in (overrides or {}).items():
+        if key not in fields:
+            raise ValueError(f"unknown setting {key!r} for {cls.__name__}; settings: {', '.join(fields)}")
+        current = getattr(config, key)
+        setattr(config, key, _convert(key, value, current))
+    if hasattr(config, "validate"):
+        config.validate()
+    return config
+
+
+def _convert(key: str, value: Any, current: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        if isinstance(current, bool):
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return value.lower() in ("true", "1")
+        if isinstance(current, tuple):
+            return tuple(int(x) for x in value.replace("x", ",").split(",") if x)
+        if isinstance(current, int):
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+        if current is None:
+            for conv in (int, float):
+                try:
+                    return conv(value)
+                except ValueError:
+                    pass
+        return value
+    except ValueError:
+        raise ValueError(f"setting {key}={value!r}: expected {type(current).__name__} like {current!r}") from None

@@ -1,0 +1,40 @@
+"""Behaviour cloning: regress the dataset's actions (CORL's BC: deterministic actor, MSE, states normalized)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from d4rl_lite.algorithms import register
+from d4rl_lite.algorithms.base import OfflineAlgorithm
+from d4rl_lite.algorithms.nets import DeterministicActor
+
+
+@dataclass
+class BCConfig:
+    hidden: tuple[int, ...] = (256, 256)
+    lr: float = 3e-4
+    batch_size: int = 256
+    normalize_states: bool = True
+
+
+@register("bc")
+class BC(OfflineAlgorithm):
+    name = "bc"
+    Config = BCConfig
+
+    def setup(self) -> None:
+        self.actor = DeterministicActor(self.obs_dim, self.act_dim, self.config.hidden).to(self.device)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=self.config.lr, fused=True)
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        loss = F.mse_loss(self.actor(batch["observations"]), batch["actions"])
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.actor_opt.step()
+        return {"train/actor_loss": loss.detach()}
+
+    def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.actor(obs)

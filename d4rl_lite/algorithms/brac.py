@@ -1,0 +1,134 @@
+"""BRAC (Wu et al. 2019): actor-critic regularized by a divergence to a behaviour-cloning policy.
+
+BRAC-p puts the divergence penalty alpha * D(pi, pi_b)(s) in the actor's objective only; BRAC-v
+also subtracts it from the critic's target value. D is KL, estimated from policy samples:
+D(s) = E_{a ~ pi(s)} [log pi(a | s) - log pi_b(a | s)]. pi_b is trained first by maximum
+likelihood on the data (the first ``behavior_pretrain_steps`` updates), then the actor warms up
+without the Q term for ``warm_start_steps``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+
+from d4rl_lite.algorithms import register
+from d4rl_lite.algorithms.base import OfflineAlgorithm
+from d4rl_lite.algorithms.nets import QEnsemble, TanhGaussianPolicy, soft_update
+
+
+@dataclass
+class BRACConfig:
+    variant: str = "p"  # "p": penalty in the actor; "v": also in the critic's target
+    policy_hidden: tuple[int, ...] = (200, 200)
+    critic_hidden: tuple[int, ...] = (300, 300)
+    behavior_hidden: tuple[int, ...] = (200, 200)
+    policy_lr: float = 3e-5  # D4RL script; 3e-4 also used
+    critic_lr: float = 1e-3
+    behavior_lr: float = 5e-4
+    alpha_lr: float = 3e-4  # entropy temperature (SAC-style, auto-tuned)
+    gamma: float = 0.99
+    tau: float = 0.005
+    batch_size: int = 256
+    alpha: float = 1.0  # divergence weight (D4RL default; 0.1 in the primal example)
+    div_samples: int = 4
+    behavior_pretrain_steps: int = 100_000  # our choice: the reference pre-trains pi_b in a separate run
+    warm_start_steps: int = 20_000
+
+    def validate(self) -> None:
+        if self.variant not in ("p", "v"):
+            raise ValueError(f"variant must be 'p' or 'v', got {self.variant!r}")
+
+
+class BRAC(OfflineAlgorithm):
+    Config = BRACConfig
+
+    def setup(self) -> None:
+        cfg = self.config
+        self.behavior = TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.behavior_hidden).to(self.device)
+        self.actor = TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.policy_hidden).to(self.device)
+        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha_ent = torch.tensor(math.log(1.0), device=self.device, requires_grad=True)
+        self.target_entropy = -float(self.act_dim)
+        self.behavior_opt = torch.optim.Adam(self.behavior.parameters(), lr=cfg.behavior_lr, fused=True)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.policy_lr, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha_ent], lr=cfg.alpha_lr, fused=True)
+
+    def divergence(self, obs: torch.Tensor) -> torch.Tensor:
+        """KL(pi || pi_b)(s) estimated with ``div_samples`` reparameterised policy samples, per state."""
+        n, b = self.config.div_samples, obs.shape[0]
+        rep = obs.repeat_interleave(n, 0)
+        a, logp = self.actor(rep)
+        return (logp - self.behavior.log_prob(rep, a)).view(b, n).mean(1)
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        obs, act, rew = batch["observations"], batch["actions"], batch["rewards"]
+        next_obs, done = batch["next_observations"], batch["terminals"]
+
+        if self.step < cfg.behavior_pretrain_steps:  # phase 1: fit pi_b by maximum likelihood
+            behavior_loss = -self.behavior.log_prob(obs, act).mean()
+            self.behavior_opt.zero_grad(set_to_none=True)
+            behavior_loss.backward()
+            self.behavior_opt.step()
+            return {"train/behavior_loss": behavior_loss.detach()}
+
+        alpha_ent = self.log_alpha_ent.exp().detach()
+        with torch.no_grad():
+            next_act, next_logp = self.actor(next_obs)
+            v_next = self.critic_target(next_obs, next_act).min(0).values - alpha_ent * next_logp
+            if cfg.variant == "v":
+                v_next = v_next - cfg.alpha * self.divergence(next_obs)
+            target = rew + cfg.gamma * (1.0 - done) * v_next
+        q = self.critic(obs, act)
+        critic_loss = (q - target).pow(2).mean(1).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        self.behavior.requires_grad_(False)
+        new_act, logp = self.actor(obs)
+        div = self.divergence(obs)
+        actor_loss = alpha_ent * logp + cfg.alpha * div
+        if self.step >= cfg.behavior_pretrain_steps + cfg.warm_start_steps:
+            self.critic.requires_grad_(False)
+            actor_loss = actor_loss - self.critic(obs, new_act).min(0).values
+            self.critic.requires_grad_(True)
+        actor_loss = actor_loss.mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        self.behavior.requires_grad_(True)
+
+        alpha_loss = -(self.log_alpha_ent * (logp.detach() + self.target_entropy)).mean()
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
+        soft_update(self.critic_target, self.critic, cfg.tau)
+        return {"train/critic_loss": critic_loss.detach(), "train/actor_loss": actor_loss.detach(),
+                "train/divergence": div.detach().mean(), "train/alpha_entropy": alpha_ent,
+                "train/q_mean": q.detach().mean(), "train/q_max": q.detach().max()}
+
+    def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.actor(obs, deterministic=True)[0]
+
+
+@register("brac_p")
+class BRACP(BRAC):
+    name = "brac_p"
+
+
+@dataclass
+class BRACVConfig(BRACConfig):
+    variant: str = "v"
+
+
+@register("brac_v")
+class BRACV(BRAC):
+    name = "brac_v"
+    Config = BRACVConfig

@@ -1,0 +1,124 @@
+"""Conservative Q-Learning (Kumar et al. 2020), CQL(H) with importance sampling on a SAC backbone.
+
+The critic minimises, besides the Bellman error, log-sum-exp of Q over sampled actions minus Q at
+the dataset's actions: Q is pushed down away from the data and up on it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+
+from d4rl_lite.algorithms import register
+from d4rl_lite.algorithms.base import OfflineAlgorithm
+from d4rl_lite.algorithms.nets import QEnsemble, TanhGaussianPolicy, soft_update
+
+
+@dataclass
+class CQLConfig:
+    hidden: tuple[int, ...] = (256, 256, 256)
+    actor_lr: float = 1e-4  # the paper: 3e-5
+    critic_lr: float = 3e-4
+    alpha_lr: float = 1e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    batch_size: int = 256
+    target_entropy: float | None = None  # None: -|A|
+    cql_weight: float = 5.0  # alpha of CQL(H) (min_q_weight); 10 also common on gym
+    num_sampled_actions: int = 10  # random and policy actions, each, at s and at s'
+    temperature: float = 1.0
+    lagrange: bool = False  # gym: off; antmaze: on with target_action_gap 5
+    target_action_gap: float = 5.0
+    lagrange_lr: float = 3e-4
+    bc_warmup_steps: int = 40_000  # policy trained by likelihood of the data first
+    backup_entropy: bool = False
+
+
+@register("cql")
+class CQL(OfflineAlgorithm):
+    name = "cql"
+    Config = CQLConfig
+
+    def setup(self) -> None:
+        cfg = self.config
+        self.actor = TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.hidden).to(self.device)
+        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.hidden, num_q=2).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.zeros((), device=self.device, requires_grad=True)
+        self.log_alpha_prime = torch.zeros((), device=self.device, requires_grad=True)
+        self.target_entropy = -float(self.act_dim) if cfg.target_entropy is None else cfg.target_entropy
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, fused=True)
+        self.alpha_prime_opt = torch.optim.Adam([self.log_alpha_prime], lr=cfg.lagrange_lr, fused=True)
+
+    def _policy_q(self, obs_rep: torch.Tensor, act_obs_rep: torch.Tensor, n: int, b: int) -> torch.Tensor:
+        """Q(s, a) - log pi(a | .) for n actions drawn from pi(. | act_obs), shaped (num_q, B, n)."""
+        with torch.no_grad():
+            a, logp = self.actor(act_obs_rep)
+        return (self.critic(obs_rep, a) - logp).view(-1, b, n)
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        obs, act, rew = batch["observations"], batch["actions"], batch["rewards"]
+        next_obs, done = batch["next_observations"], batch["terminals"]
+        b, n = obs.shape[0], cfg.num_sampled_actions
+
+        # -- policy and temperature (SAC), with a behaviour-cloning warm-up --------------------
+        new_act, logp = self.actor(obs)
+        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
+        alpha = self.log_alpha.exp().detach()
+        if self.step < cfg.bc_warmup_steps:
+            actor_loss = (alpha * logp - self.actor.log_prob(obs, act)).mean()
+        else:
+            self.critic.requires_grad_(False)
+            actor_loss = (alpha * logp - self.critic(obs, new_act).min(0).values).mean()
+            self.critic.requires_grad_(True)
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+
+        # -- critic: Bellman error + CQL(H) ----------------------------------------------------
+        with torch.no_grad():
+            next_act, next_logp = self.actor(next_obs)
+            q_next = self.critic_target(next_obs, next_act).min(0).values
+            if cfg.backup_entropy:
+                q_next = q_next - alpha * next_logp
+            target = rew + cfg.gamma * (1.0 - done) * q_next
+        q = self.critic(obs, act)
+        bellman = (q - target).pow(2).mean(1).sum()
+
+        obs_rep = obs.repeat_interleave(n, 0)
+        rand = torch.rand(b * n, self.act_dim, device=self.device) * 2 - 1
+        q_rand = self.critic(obs_rep, rand).view(-1, b, n) - self.act_dim * math.log(0.5)  # minus log U(-1, 1)^|A|
+        q_cur = self._policy_q(obs_rep, obs_rep, n, b)  # actions from pi(. | s)
+        q_nxt = self._policy_q(obs_rep, next_obs.repeat_interleave(n, 0), n, b)  # from pi(. | s'), valued at s
+        cat = torch.cat([q_rand, q_nxt, q_cur], dim=-1)
+        gap = (torch.logsumexp(cat / cfg.temperature, dim=-1) * cfg.temperature - q).mean(1)  # (num_q,)
+        if cfg.lagrange:
+            alpha_prime = self.log_alpha_prime.exp().clamp(0.0, 1e6)
+            cql = (alpha_prime.detach() * cfg.cql_weight * (gap - cfg.target_action_gap)).sum()
+            prime_loss = -(self.log_alpha_prime.exp().clamp(0.0, 1e6) * cfg.cql_weight
+                           * (gap.detach() - cfg.target_action_gap)).sum()
+            self.alpha_prime_opt.zero_grad(set_to_none=True)
+            prime_loss.backward()
+            self.alpha_prime_opt.step()
+        else:
+            cql = cfg.cql_weight * gap.sum()
+        critic_loss = bellman + cql
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+        soft_update(self.critic_target, self.critic, cfg.tau)
+        return {"train/critic_loss": critic_loss.detach(), "train/bellman_loss": bellman.detach(),
+                "train/cql_gap": gap.detach().mean(), "train/actor_loss": actor_loss.detach(), "train/alpha": alpha,
+                "train/q_mean": q.detach().mean(), "train/q_max": q.detach().max()}
+
+    def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.actor(obs, deterministic=True)[0]

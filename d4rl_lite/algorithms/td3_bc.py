@@ -1,0 +1,78 @@
+"""TD3+BC (Fujimoto & Gu 2021): TD3 with a behaviour-cloning term, lambda = alpha / mean|Q|."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from d4rl_lite.algorithms import register
+from d4rl_lite.algorithms.base import OfflineAlgorithm
+from d4rl_lite.algorithms.nets import DeterministicActor, QEnsemble, soft_update
+
+
+@dataclass
+class TD3BCConfig:
+    hidden: tuple[int, ...] = (256, 256)
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    batch_size: int = 256
+    alpha: float = 2.5  # weight of the RL term relative to BC
+    policy_noise: float = 0.2  # target policy smoothing
+    noise_clip: float = 0.5
+    policy_freq: int = 2  # actor and targets every 2 critic steps
+    normalize_states: bool = True
+
+
+@register("td3_bc")
+class TD3BC(OfflineAlgorithm):
+    name = "td3_bc"
+    Config = TD3BCConfig
+
+    def setup(self) -> None:
+        cfg = self.config
+        self.actor = DeterministicActor(self.obs_dim, self.act_dim, cfg.hidden).to(self.device)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.hidden, num_q=2).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
+        self.last_actor_loss = torch.zeros((), device=self.device)
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        obs, act, rew = batch["observations"], batch["actions"], batch["rewards"]
+        next_obs, done = batch["next_observations"], batch["terminals"]
+        with torch.no_grad():
+            noise = (torch.randn_like(act) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
+            next_act = (self.actor_target(next_obs) + noise).clamp(-1.0, 1.0)
+            target = rew + cfg.gamma * (1.0 - done) * self.critic_target(next_obs, next_act).min(0).values
+        q = self.critic(obs, act)
+        critic_loss = (q - target).pow(2).mean(1).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        # self.step counts completed updates; the actor moves every policy_freq-th one.
+        if (self.step + 1) % cfg.policy_freq == 0:
+            pi = self.actor(obs)
+            self.critic.requires_grad_(False)
+            q_pi = self.critic(obs, pi)[0]
+            self.critic.requires_grad_(True)
+            lam = cfg.alpha / q_pi.abs().mean().detach()
+            actor_loss = -lam * q_pi.mean() + F.mse_loss(pi, act)
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            self.actor_opt.step()
+            soft_update(self.critic_target, self.critic, cfg.tau)
+            soft_update(self.actor_target, self.actor, cfg.tau)
+            self.last_actor_loss = actor_loss.detach()
+        return {"train/critic_loss": critic_loss.detach(), "train/actor_loss": self.last_actor_loss,
+                "train/q_mean": q.detach().mean(), "train/q_max": q.detach().max()}
+
+    def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.actor(obs)

@@ -1,0 +1,220 @@
+"""The training loop every algorithm shares: device batches -> update -> log -> evaluate -> checkpoint.
+
+Exact resume: a checkpoint holds the algorithm (weights, optimizers, its step), the batch
+sampler's generator, torch's global RNG and the step; the JSONL log is cut back to the
+checkpoint's step on resume. Killing a run anywhere and re-running the same command gives the
+same final weights as an uninterrupted run (bit for bit on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from d4rl_lite.datasets.offline import OfflineDataset
+from d4rl_lite.errors import D4RLLiteError, ReferenceScoreUnavailable
+from d4rl_lite.logging import RunLogger, truncate_log
+from d4rl_lite.tasks import get_task
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class DivergenceError(D4RLLiteError):
+    """Training produced a non-finite loss or an implausible Q-value."""
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1_000_000
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 1000
+    eval_every: int = 5000
+    eval_episodes: int | None = None  # None: the task's protocol (10 locomotion, 100 mazes)
+    checkpoint_every: int = 5000
+    q_bound_factor: float = 100.0  # |Q| beyond factor * max|r| / (1 - gamma) is divergence
+    wandb: bool = False
+    wandb_project: str = "d4rl-lite"
+
+    def validate(self) -> None:
+        for name in ("steps", "log_every", "eval_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.checkpoint_every % self.log_every:
+            raise ValueError(f"checkpoint_every ({self.checkpoint_every}) must be a multiple of log_every "
+                             f"({self.log_every}): every checkpoint is preceded by a divergence check")
+
+
+def prepare_data(dataset: OfflineDataset, algo: Any) -> tuple[Any, float]:
+    """Tensors on the algorithm's device, normalized as its config asks; returns (data, max |reward|)."""
+    cfg = algo.config
+    data = dataset.to_torch(algo.device)
+    t = data.tensors
+    if getattr(cfg, "normalize_states", False):
+        stats = dataset.observation_stats()
+        algo.obs_mean.copy_(torch.as_tensor(stats.mean, device=algo.device))
+        algo.obs_std.copy_(torch.as_tensor(stats.std, device=algo.device))
+        for key in ("observations", "next_observations"):
+            t[key] = (t[key] - algo.obs_mean) / algo.obs_std
+    if getattr(cfg, "normalize_reward", False):  # IQL on locomotion: returns spread over 1000
+        t["rewards"] = t["rewards"] * dataset.return_range_scale(1000.0)
+    scale, bias = getattr(cfg, "reward_scale", 1.0), getattr(cfg, "reward_bias", 0.0)
+    if scale != 1.0 or bias != 0.0:
+        t["rewards"] = t["rewards"] * scale + bias
+    return data, float(t["rewards"].abs().max())
+
+
+def default_run_dir(algo: str, dataset_name: str, seed: int) -> Path:
+    return Path("runs") / f"{algo}-{dataset_name}-seed{seed}"
+
+
+def train(
+    algo_name: str,
+    dataset: OfflineDataset,
+    train_config: TrainConfig | None = None,
+    algo_overrides: dict[str, Any] | None = None,
+    run_dir: str | Path | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Train ``algo_name`` on ``dataset``; resume from ``run_dir`` if it holds a checkpoint.
+
+    Returns the final record: config, last and best evaluation, run directory.
+    """
+    from d4rl_lite.algorithms import get_algorithm
+    from d4rl_lite.algorithms.base import make_config
+    from d4rl_lite.evaluation.rollout import evaluate
+
+    tc = train_config or TrainConfig()
+    tc.validate()
+    cls = get_algorithm(algo_name)
+    algo_cfg = make_config(cls.Config, algo_overrides)
+    task = get_task(dataset.metadata["task"])
+    name = dataset.metadata.get("name", "dataset")
+    run = Path(run_dir) if run_dir else default_run_dir(algo_name, name, tc.seed)
+    run.mkdir(parents=True, exist_ok=True)
+    config_record = {"algorithm": algo_name, "dataset": name, "dataset_checksum": dataset.metadata.get("checksum"),
+                     "train": asdict(tc), "algo": asdict(algo_cfg)}
+    _check_same_run(run, config_record)
+
+    algo = cls(task.observation_dim, task.action_dim, algo_cfg, device=tc.device, seed=tc.seed)
+    data, max_abs_reward = prepare_data(dataset, algo)
+    gamma = getattr(algo_cfg, "gamma", 0.99)
+    q_bound = tc.q_bound_factor * max(max_abs_reward, 1e-3) / (1.0 - gamma)
+    gen = torch.Generator(device=algo.device).manual_seed(tc.seed)
+    batch_size = getattr(algo_cfg, "batch_size", 256)
+
+    step = 0
+    ckpt_path = run / CHECKPOINT
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, weights_only=False, map_location=algo.device)
+        algo.load_state_dict(state["algo"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if torch.cuda.is_available() and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        step = state["step"]
+        truncate_log(run / "log.jsonl", step)
+    wandb_args = None
+    if tc.wandb:
+        wandb_args = {"project": tc.wandb_project, "group": f"{algo_name}-{name}", "name": f"{algo_name}-{name}-seed{tc.seed}",
+                      "config": config_record, "dir": str(run)}
+    logger = RunLogger(run / "log.jsonl", wandb_args)
+    history = _read_evals(run / "log.jsonl")
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=tc.steps, initial=step, desc=f"{algo_name} {name}", unit="upd", dynamic_ncols=True)
+    t_last, step_last = time.perf_counter(), step
+    metrics: dict[str, torch.Tensor] = {}
+    try:
+        while step < tc.steps:
+            metrics = algo.update(data.sample(batch_size, gen))
+            algo.step += 1
+            step += 1
+            if step % tc.log_every == 0:
+                values = {k: float(v) for k, v in metrics.items()}  # the only host sync: at log intervals
+                _check_divergence(values, step, q_bound, run, ckpt_path)
+                now = time.perf_counter()
+                values["time/updates_per_s"] = (step - step_last) / max(now - t_last, 1e-9)
+                t_last, step_last = now, step
+                logger.log(step, values)
+                if bar:
+                    bar.update(tc.log_every)
+                    bar.set_postfix_str(f"{values['time/updates_per_s']:.0f} upd/s"
+                                        + (f", score {history[-1]['eval/normalized_score']:.1f}" if history and
+                                           "eval/normalized_score" in history[-1] else ""))
+            if step % tc.eval_every == 0 or step == tc.steps:
+                result = evaluate(task, algo, episodes=tc.eval_episodes)
+                ev = {"eval/return_mean": float(result.returns.mean()), "eval/return_std": float(result.returns.std())}
+                try:
+                    ev["eval/normalized_score"] = float(task.normalized_score(result.returns.mean()))
+                except ReferenceScoreUnavailable:
+                    pass
+                if result.successes is not None:
+                    ev["eval/success_rate"] = float(result.successes.mean())
+                logger.log(step, ev)
+                history.append({"step": step, **ev})
+                t_last = time.perf_counter()  # evaluation time is not update time
+            if step % tc.checkpoint_every == 0 or step == tc.steps:
+                _save_checkpoint(ckpt_path, algo, gen, step)
+    finally:
+        if bar:
+            bar.close()
+        logger.close()
+    final = history[-1] if history else {}
+    key = "eval/normalized_score" if final and "eval/normalized_score" in final else "eval/return_mean"
+    best = max(history, key=lambda h: h[key]) if history else {}
+    record = {**config_record, "run_dir": str(run), "steps": step, "final": final, "best": best,
+              "curve": [{"step": h["step"], key: h[key]} for h in history]}
+    (run / "result.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
+def _check_same_run(run: Path, record: dict[str, Any]) -> None:
+    """A run directory belongs to one configuration: resuming with another would mix two runs."""
+    path = run / "config.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        same = {k: v for k, v in old.items() if k != "train"} == {k: v for k, v in record.items() if k != "train"}
+        old_train = {k: v for k, v in old["train"].items() if k not in ("steps", "wandb")}
+        new_train = {k: v for k, v in record["train"].items() if k not in ("steps", "wandb")}
+        if not same or old_train != new_train:
+            raise ValueError(f"{run} holds a run with another configuration; use another --run-dir or delete it")
+    else:
+        path.write_text(json.dumps(record, indent=2))
+
+
+def _check_divergence(values: dict[str, float], step: int, q_bound: float, run: Path, ckpt: Path) -> None:
+    kept = (f"the last good checkpoint is kept at {ckpt} (step {torch.load(ckpt, weights_only=False)['step']:,})"
+            if ckpt.exists() else "no checkpoint was written yet")
+    for key, v in values.items():
+        if not math.isfinite(v):
+            raise DivergenceError(f"training diverged: {key} = {v} at step {step:,}; {kept}. "
+                                  "Lower the learning rate or check the dataset.")
+        if "q" in key.split("/")[-1].split("_")[0] and abs(v) > q_bound:
+            raise DivergenceError(f"training diverged: {key} = {v:.4g} at step {step:,} exceeds the sane bound "
+                                  f"{q_bound:.4g} (= q_bound_factor x max|r| / (1 - gamma)); {kept}.")
+
+
+def _save_checkpoint(path: Path, algo: Any, gen: torch.Generator, step: int) -> None:
+    state = {"algo": algo.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, "step": step}
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _read_evals(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return [r for r in rows if "eval/return_mean" in r]
+
