@@ -1,4 +1,4 @@
-"""The ``d4rl-lite`` command: list, info, build, train-behavior, export-behavior, refs."""
+"""The ``d4rl-lite`` command: list, info, build, train, train-behavior, export-behavior, refs."""
 
 from __future__ import annotations
 
@@ -181,6 +181,24 @@ def cmd_export_behavior(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from d4rl_lite.algorithms.trainer import TrainConfig, train
+    from d4rl_lite.datasets.d4rl_compat import load_dataset
+
+    dataset = load_dataset(args.dataset, root=args.root)
+    tc = TrainConfig(steps=args.steps, seed=args.seed, device=args.device, log_every=args.log_every,
+                     eval_every=args.eval_every, eval_episodes=args.eval_episodes,
+                     checkpoint_every=args.checkpoint_every, wandb=args.wandb)
+    record = train(args.algo, dataset, tc, _parse_settings(args.set), run_dir=args.run_dir, progress=not args.quiet)
+    final, best = record["final"], record["best"]
+    key = "eval/normalized_score" if "eval/normalized_score" in final else "eval/return_mean"
+    label = "normalized score" if key == "eval/normalized_score" else "return (raw; no reference scores yet)"
+    print(f"{args.algo} on {record['dataset']}: final {label} {final.get(key, float('nan')):.1f} "
+          f"(step {final.get('step', 0):,}), best {best.get(key, float('nan')):.1f} (step {best.get('step', 0):,})")
+    print(f"run directory: {record['run_dir']} (log.jsonl, result.json, checkpoint.pt)")
+    return 0
+
+
 def cmd_train_behavior(args: argparse.Namespace) -> int:
     from d4rl_lite.datasets.behavior.train import BehaviorConfig, train_behavior
 
@@ -236,6 +254,27 @@ def build_parser() -> argparse.ArgumentParser:
                     help="builder knobs, e.g. human: --set reaction_delay=5 --set pause_prob=0.02")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_build)
+
+    sp = sub.add_parser("train", help="train an offline RL algorithm on a dataset (resumable, logged)",
+                        description="Train ALGO on DATASET: batches sampled on the device, periodic evaluation "
+                                    "under the task's protocol, JSONL log (and W&B with --wandb), atomic "
+                                    "checkpoints. Re-running the same command resumes exactly where it stopped.")
+    sp.add_argument("algo", metavar="ALGO", help="bc, td3_bc, iql, awac, cql, bcq, bear, brac_p, brac_v, sac")
+    sp.add_argument("dataset", metavar="DATASET", help="dataset name (hopper-medium-v0), Minari id or path")
+    root_arg(sp)
+    sp.add_argument("--steps", type=int, default=1_000_000, help="gradient steps (default 1,000,000)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="algorithm settings, e.g. --set cql_weight=10 --set hidden=256,256")
+    sp.add_argument("--eval-every", type=int, default=5000, help="steps between evaluations (default 5000)")
+    sp.add_argument("--eval-episodes", type=int, default=None, help="episodes per evaluation (default: the task's)")
+    sp.add_argument("--log-every", type=int, default=1000, help="steps between log lines (default 1000)")
+    sp.add_argument("--checkpoint-every", type=int, default=5000, help="steps between checkpoints (default 5000)")
+    sp.add_argument("--run-dir", metavar="DIR", help="default: runs/ALGO-DATASET-seedS")
+    sp.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (offline without a key)")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_train)
 
     sp = sub.add_parser("train-behavior", help="train a SAC behaviour policy (resumable) with a checkpoint ladder",
                         description="Train an online SAC behaviour policy for a locomotion task. Every 10k steps "

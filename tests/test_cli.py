@@ -23,7 +23,7 @@ def test_readme_quickstart_with_a_relative_root(tmp_path, root):
     assert (tmp_path / "d4rl_lite_data/d4rl_lite/hopper/random-v0/data/main_data.hdf5").is_file()
 
 
-@pytest.mark.parametrize("verb", ["list", "info", "build", "refs", "train-behavior", "export-behavior"])
+@pytest.mark.parametrize("verb", ["list", "info", "build", "train", "refs", "train-behavior", "export-behavior"])
 def test_every_verb_has_help(verb, root):
     out = run(verb, "--help", root=root)
     assert out.returncode == 0 and "usage: d4rl-lite " + verb in out.stdout
@@ -33,7 +33,7 @@ def test_every_verb_has_help(verb, root):
 def test_top_level_help_lists_verbs(root):
     out = run("--help", root=root)
     assert out.returncode == 0
-    for verb in ("list", "info", "build", "refs", "train-behavior", "export-behavior"):
+    for verb in ("list", "info", "build", "train", "refs", "train-behavior", "export-behavior"):
         assert verb in out.stdout
 
 

@@ -181,6 +181,7 @@ def train(
 def _check_same_run(run: Path, record: dict[str, Any]) -> None:
     """A run directory belongs to one configuration: resuming with another would mix two runs."""
     path = run / "config.json"
+    record = json.loads(json.dumps(record))  # tuples -> lists, as stored
     if path.exists():
         old = json.loads(path.read_text())
         same = {k: v for k, v in old.items() if k != "train"} == {k: v for k, v in record.items() if k != "train"}

@@ -1,0 +1,261 @@
+"""Algorithms: configs and errors, exact resume, divergence guard, logging, and behaviour tests."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import d4rl_lite
+from d4rl_lite.algorithms import ALGORITHMS, get_algorithm
+from d4rl_lite.algorithms.base import make_config
+from d4rl_lite.algorithms.trainer import DivergenceError, TrainConfig, prepare_data, train
+from d4rl_lite.datasets.builders import build_dataset
+from d4rl_lite.datasets.collect import collect_episodes
+from d4rl_lite.datasets.storage import write_dataset
+from d4rl_lite.errors import UnknownNameError
+from d4rl_lite.evaluation.rollout import evaluate
+from d4rl_lite.logging import read_log
+from d4rl_lite.tasks import get_task
+
+MAZE = get_task("pointmaze-umaze-dense")
+PAPER_EIGHT = ["bc", "bcq", "bear", "brac_p", "brac_v", "awac", "cql", "iql", "td3_bc"]
+
+
+def tiny(name, steps=1000, **extra):
+    """Small networks and phase lengths scaled to ``steps``: the mechanisms, not the reference budget."""
+    fields = get_algorithm(name).Config.__dataclass_fields__
+    over = {k: (32, 32) for k in fields if k.endswith("hidden")}
+    phases = {"bc_warmup_steps": steps // 5, "warmup_steps": steps // 5, "behavior_pretrain_steps": steps // 2,
+              "warm_start_steps": steps // 10, "actor_lr_schedule_steps": steps, "act_samples": 10, "batch_size": 128}
+    over.update({k: v for k, v in phases.items() if k in fields})
+    if name in ("brac_p", "brac_v", "cql", "bear"):  # reference actor rates are tuned for 1M steps
+        over["policy_lr" if "brac" in name else "actor_lr"] = 1e-3
+    over.update(extra)
+    return over
+
+
+@pytest.fixture(scope="session")
+def maze_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("algo_data")
+    build_dataset("pointmaze-umaze-dense-expert-v0", size=10_000, seed=0, root=root, num_envs=10)
+    return d4rl_lite.load_dataset("pointmaze-umaze-dense-expert-v0", root=root)
+
+
+@pytest.fixture(scope="session")
+def hopper_random(tmp_path_factory):
+    root = tmp_path_factory.mktemp("algo_hopper")
+    build_dataset("hopper-random-v0", size=5000, seed=0, root=root, num_envs=8)
+    return d4rl_lite.load_dataset("hopper-random-v0", root=root)
+
+
+def run_updates(name, dataset, steps, seed=0, **extra):
+    cls = get_algorithm(name)
+    algo = cls(dataset.observations.shape[1], dataset.actions.shape[1], make_config(cls.Config, tiny(name, steps, **extra)),
+               device="cpu", seed=seed)
+    data, _ = prepare_data(dataset, algo)
+    gen = torch.Generator().manual_seed(seed)
+    history = []
+    for _ in range(steps):
+        history.append({k: float(v) for k, v in algo.update(data.sample(algo.config.batch_size, gen)).items()})
+        algo.step += 1
+    return algo, history
+
+
+# -- registry and configuration errors ---------------------------------------------------------
+def test_registry_holds_every_algorithm():
+    assert set(PAPER_EIGHT) | {"sac"} == set(ALGORITHMS)
+    with pytest.raises(UnknownNameError, match="Did you mean 'td3_bc'"):
+        get_algorithm("td3bc")
+
+
+def test_settings_are_checked():
+    cfg = make_config(get_algorithm("cql").Config, {"cql_weight": "10", "hidden": "64,64", "lagrange": "true"})
+    assert cfg.cql_weight == 10.0 and cfg.hidden == (64, 64) and cfg.lagrange is True
+    with pytest.raises(ValueError, match="unknown setting 'cql_wieght'.*settings: hidden"):
+        make_config(get_algorithm("cql").Config, {"cql_wieght": "10"})
+    with pytest.raises(ValueError, match="cql_weight='ten': expected float"):
+        make_config(get_algorithm("cql").Config, {"cql_weight": "ten"})
+    with pytest.raises(ValueError, match="expectile must be in"):
+        make_config(get_algorithm("iql").Config, {"expectile": "1.5"})
+    with pytest.raises(ValueError, match="multiple of log_every"):
+        TrainConfig(log_every=300, checkpoint_every=1000).validate()
+
+
+# -- exact resume ------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_resume_gives_the_same_weights_bit_for_bit(name, maze_data, tmp_path):
+    over = tiny(name, 20, batch_size=32)
+    tc = dict(seed=3, device="cpu", log_every=4, eval_every=12, eval_episodes=1, checkpoint_every=4)
+    train(name, maze_data, TrainConfig(steps=20, **tc), over, run_dir=tmp_path / "straight")
+    train(name, maze_data, TrainConfig(steps=12, **tc), over, run_dir=tmp_path / "resumed")
+    train(name, maze_data, TrainConfig(steps=20, **tc), over, run_dir=tmp_path / "resumed")
+    a = torch.load(tmp_path / "straight/checkpoint.pt", weights_only=False)["algo"]
+    b = torch.load(tmp_path / "resumed/checkpoint.pt", weights_only=False)["algo"]
+    flat_a, flat_b = _flatten(a), _flatten(b)
+    assert flat_a.keys() == flat_b.keys() and len(flat_a) > 3
+    for key in flat_a:
+        assert torch.equal(flat_a[key], flat_b[key]), key
+    log_a = [{k: v for k, v in r.items() if not k.startswith("time/")} for r in read_log(tmp_path / "straight/log.jsonl")]
+    log_b = [{k: v for k, v in r.items() if not k.startswith("time/")} for r in read_log(tmp_path / "resumed/log.jsonl")]
+    assert log_a == log_b
+
+
+def _flatten(state, prefix=""):
+    out = {}
+    if isinstance(state, dict):
+        for k, v in state.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+    elif isinstance(state, (list, tuple)):
+        for i, v in enumerate(state):
+            out.update(_flatten(v, f"{prefix}{i}."))
+    elif isinstance(state, torch.Tensor):
+        out[prefix] = state
+    elif isinstance(state, (int, float)):
+        out[prefix] = torch.tensor(state)
+    return out
+
+
+def test_killed_run_resumes_exactly_from_the_command_line(maze_data, tmp_path):
+    path = maze_data.metadata["path"]
+    base = ["d4rl-lite", "train", "td3_bc", path, "--steps", "3000", "--seed", "1", "--device", "cpu",
+            "--set", "hidden=32,32", "--log-every", "250", "--eval-every", "3000", "--eval-episodes", "1",
+            "--checkpoint-every", "500", "--quiet"]
+    straight = subprocess.run(base + ["--run-dir", str(tmp_path / "a")], capture_output=True, text=True, timeout=600)
+    assert straight.returncode == 0, straight.stderr
+    proc = subprocess.Popen(base + ["--run-dir", str(tmp_path / "b")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = tmp_path / "b/checkpoint.pt"
+    deadline = time.time() + 300
+    while not (ckpt.exists() and torch.load(ckpt, weights_only=False)["step"] >= 1000) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = torch.load(ckpt, weights_only=False)["step"]
+    assert 1000 <= killed_at < 3000
+    resumed = subprocess.run(base + ["--run-dir", str(tmp_path / "b")], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    a = _flatten(torch.load(tmp_path / "a/checkpoint.pt", weights_only=False)["algo"])
+    b = _flatten(torch.load(ckpt, weights_only=False)["algo"])
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# -- divergence guard and logging --------------------------------------------------------------
+def test_divergence_stops_with_the_metric_and_keeps_the_last_good_checkpoint(hopper_random, tmp_path):
+    # Naive SAC's Q grows on fixed data; a tight bound (about 5 here) makes that growth a divergence.
+    tc = TrainConfig(steps=3000, seed=0, device="cpu", log_every=50, eval_every=3000, eval_episodes=1,
+                     checkpoint_every=50, q_bound_factor=0.02)
+    with pytest.raises(DivergenceError) as err:
+        train("sac", hopper_random, tc, tiny("sac", 3000, hidden=(64, 64)), run_dir=tmp_path)
+    msg = str(err.value)
+    step = int(msg.split(" at step ")[1].split()[0].replace(",", ""))
+    assert msg.startswith("training diverged: train/q_") and "exceeds the sane bound" in msg
+    assert f"last good checkpoint is kept at {tmp_path / 'checkpoint.pt'}" in msg
+    kept = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert 0 < kept["step"] < step and f"(step {kept['step']:,})" in msg
+
+
+def test_non_finite_loss_stops_the_run(hopper_random, tmp_path):
+    tc = TrainConfig(steps=100, seed=0, device="cpu", log_every=5, eval_every=100, eval_episodes=1, checkpoint_every=5)
+    with pytest.raises(DivergenceError, match=r"train/\w+ = (nan|inf|-inf) at step 5; no checkpoint was written yet"):
+        train("sac", hopper_random, tc, tiny("sac", 100, critic_lr=1e30, actor_lr=1e30), run_dir=tmp_path)
+
+
+def test_logs_carry_the_documented_keys_and_wandb_runs_offline(maze_data, tmp_path, monkeypatch):
+    for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "wandb_home"))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    tc = TrainConfig(steps=40, seed=0, device="cpu", log_every=10, eval_every=20, eval_episodes=2, checkpoint_every=20,
+                     wandb=True)
+    record = train("iql", maze_data, tc, tiny("iql", 40), run_dir=tmp_path / "run")
+    rows = read_log(tmp_path / "run/log.jsonl")
+    keys = set().union(*rows)
+    assert {"train/critic_loss", "train/q_mean", "time/updates_per_s", "eval/return_mean", "eval/normalized_score"} <= keys
+    assert record["final"]["step"] == 40 and len(record["curve"]) == 2
+    assert list((tmp_path / "run/wandb").glob("offline-run-*/run-*.wandb"))
+
+
+def test_a_wandb_failure_never_stops_training(maze_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WANDB_MODE", "not-a-mode")
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    tc = TrainConfig(steps=10, seed=0, device="cpu", log_every=5, eval_every=10, eval_episodes=1, checkpoint_every=5,
+                     wandb=True)
+    record = train("bc", maze_data, tc, tiny("bc", 10), run_dir=tmp_path / "run")
+    assert record["steps"] == 10
+    assert "W&B disabled for this run" in capsys.readouterr().err
+
+
+# -- behaviour: each algorithm learns, and the mechanisms do what their papers say -----------
+@pytest.mark.parametrize("name", PAPER_EIGHT)
+def test_every_algorithm_improves_over_its_untrained_policy(name, maze_data):
+    steps = 2000 if name.startswith("brac") else 1000
+    width = {k: (64, 64) for k in get_algorithm(name).Config.__dataclass_fields__ if k.endswith("hidden")}
+    untrained, _ = run_updates(name, maze_data, 0, **width)
+    trained, _ = run_updates(name, maze_data, steps, **width)
+    before = evaluate(MAZE, untrained, episodes=10, seed=0).returns.mean()
+    after = evaluate(MAZE, trained, episodes=10, seed=0).returns.mean()
+    assert after > 1.5 * before and after > before + 20, (before, after)
+
+
+def _mc_returns(ds, gamma=0.99):
+    out = np.zeros(ds.num_transitions)
+    for s, n in zip(ds.episode_starts, ds.episode_lengths):
+        acc = 0.0
+        for i in range(n - 1, -1, -1):
+            acc = float(ds.rewards[s + i]) + gamma * acc
+            out[s + i] = acc
+    complete = np.ones(ds.num_transitions, bool)
+    complete[ds.episode_starts[-1]:] = ds.terminals[-1]  # an episode cut by the size budget has no MC return
+    return out, complete
+
+
+def test_cql_stays_below_monte_carlo_while_naive_sac_overestimates(hopper_random):
+    mc, ok = _mc_returns(hopper_random)
+    obs, act = torch.as_tensor(hopper_random.observations[ok]), torch.as_tensor(hopper_random.actions[ok])
+    sac, _ = run_updates("sac", hopper_random, 1500, hidden=(64, 64), batch_size=64)
+    cql, _ = run_updates("cql", hopper_random, 1500, hidden=(64, 64), actor_lr=3e-4, batch_size=64)
+    with torch.no_grad():
+        q_sac = sac.critic(obs, act).min(0).values.numpy()
+        q_cql = cql.critic(obs, act).min(0).values.numpy()
+    assert q_cql.mean() < mc[ok].mean() < q_sac.mean()
+    assert (q_sac > mc[ok]).mean() > 0.7 and (q_cql < mc[ok]).mean() > 0.5
+
+
+def test_bcq_actions_stay_in_the_data_support(tmp_path):
+    # Data whose actions all lie in a small box; BCQ must act inside it (up to Phi), SAC need not.
+    class BoxPolicy:
+        def start_episode(self, slot, episode):
+            self.rng = np.random.default_rng(episode)
+
+        def __call__(self, obs):
+            return self.rng.uniform(0.1, 0.3, size=(len(obs), 2)).astype(np.float32)
+
+    raw = collect_episodes(MAZE, BoxPolicy(), 3000, seed=0, num_envs=1, reset_options=MAZE.eval_reset_options())
+    write_dataset("d4rl_lite/pointmaze-umaze-dense/random-v0", MAZE, raw, {"name": "box"}, root=tmp_path)
+    ds = d4rl_lite.load_dataset(tmp_path / "d4rl_lite/pointmaze-umaze-dense/random-v0")
+    bcq, _ = run_updates("bcq", ds, 1500)
+    sac, _ = run_updates("sac", ds, 1500)
+    probe = ds.observations[::10]
+    a_bcq, a_sac = bcq.act(probe), sac.act(probe)
+    phi = bcq.config.phi
+    lo, hi = 0.1 - phi - 0.05, 0.3 + phi + 0.05  # the data's box, widened by the perturbation bound
+    assert a_bcq.min() >= lo and a_bcq.max() <= hi
+    assert ((a_sac < lo) | (a_sac > hi)).any(axis=1).mean() > 0.2  # unconstrained: often outside the data
+
+
+def test_bear_mmd_falls_under_its_threshold_after_warmup(maze_data):
+    bear, history = run_updates("bear", maze_data, 400, warmup_steps=400)
+    eps = bear.config.mmd_threshold
+    assert history[0]["train/mmd"] > eps
+    assert np.mean([h["train/mmd"] for h in history[-20:]]) < eps
+
+
+def test_brac_divergence_to_the_behaviour_policy_falls(maze_data):
+    _, history = run_updates("brac_p", maze_data, 1500, behavior_pretrain_steps=750, warm_start_steps=100)
+    div = [h["train/divergence"] for h in history if "train/divergence" in h]
+    assert np.mean(div[-50:]) < 0.5 * np.mean(div[:10])
