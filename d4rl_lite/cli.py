@@ -105,12 +105,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from d4rl_lite.datasets.builders import build_dataset
+    from d4rl_lite.datasets.builders import build_dataset, builder_for
     from d4rl_lite.datasets.card import format_card
-    from d4rl_lite.datasets.storage import load_from_dir
-
-    from d4rl_lite.datasets.builders import builder_for
     from d4rl_lite.datasets.catalogue import parse_dataset_name
+    from d4rl_lite.datasets.storage import load_from_dir
+    from d4rl_lite.tasks import get_task
 
     options = _parse_settings(args.set)
     if args.mix:
@@ -124,6 +123,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     ds = load_from_dir(path / "data", verify=False)  # write_dataset has verified it already
     print(f"wrote {path}")
     print(format_card(ds.metadata["card"], {"name": ds.metadata["name"], "minari id": ds.metadata["dataset_id"]}))
+    task = get_task(ds.metadata["task"])
+    if task.domain == "maze":
+        from d4rl_lite.datasets.maze.certificate import plot_maze_dataset
+
+        print(f"{'maze picture':<18} {plot_maze_dataset(ds, task, path / 'maze.png', ds.metadata['name'])}")
     return 0
 
 

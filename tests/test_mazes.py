@@ -131,3 +131,24 @@ def test_info_shows_certificate_and_writes_the_maze_picture(root):
     assert "stitching" in out.stdout and "(1, 1) -> (3, 1)" in out.stdout and "return (norm.)     mean" in out.stdout
     png = root / "d4rl_lite/pointmaze-umaze/stitch-v0/maze.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_multitask_protocol_runs_the_five_long_pairs():
+    from d4rl_lite.evaluation.rollout import evaluate_multitask
+
+    grid = MazeGrid.for_task(UMAZE)
+    pairs = grid.longest_pairs(5)
+
+    class GoalSeeker(MazeController):  # the controller aims at each episode's own goal (from the observation)
+        def __call__(self, observations):
+            for slot in range(len(observations)):
+                goal_cell = tuple(grid.cell_of(observations[slot, 4:6]))
+                self.slots[slot]["target"] = grid.index[goal_cell]
+            return super().__call__(observations)
+
+    ctrl = GoalSeeker(grid, ControllerConfig(), seed=0, plan=lambda _i: UMAZE.eval_goal_cell)
+    results = evaluate_multitask(UMAZE, ctrl, episodes_per_task=4)
+    assert [(tuple(r["start"]), tuple(r["goal"])) for r in results] == pairs
+    assert all(r["success_rate"] == 1.0 for r in results)
+    random = evaluate_multitask(UMAZE, lambda obs: np.zeros((len(obs), 2), np.float32), episodes_per_task=2)
+    assert all(r["success_rate"] == 0.0 for r in random)  # standing still never reaches a far goal

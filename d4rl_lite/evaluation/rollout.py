@@ -66,11 +66,12 @@ def evaluate(
     episodes: int | None = None,
     seed: int | None = None,
     num_envs: int = 10,
+    reset_options: dict[str, Any] | None = None,
 ) -> EvalResult:
     """Run ``episodes`` episodes of ``task`` under its evaluation protocol.
 
     Episode ``i`` is reset with seed ``seed + i`` (default: the task's evaluation seed) and,
-    on mazes, with the task's fixed goal cell. Copies of the vector env that finish early start
+    on mazes, with the task's fixed goal cell (or ``reset_options``, e.g. a start/goal pair). Copies of the vector env that finish early start
     the next pending episode, so all ``num_envs`` stay busy.
     """
     episodes = task.eval_episodes if episodes is None else episodes
@@ -78,7 +79,7 @@ def evaluate(
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     num_envs = max(1, min(num_envs, episodes))
-    options = task.eval_reset_options()
+    options = task.eval_reset_options() if reset_options is None else reset_options
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=np.int64)
     successes = np.zeros(episodes, dtype=bool) if task.domain == "maze" else None
@@ -120,3 +121,22 @@ def evaluate(
     finally:
         envs.close()
     return EvalResult(returns, lengths, successes, [seed + i for i in range(episodes)])
+
+
+def evaluate_multitask(task: Task, policy: Policy, episodes_per_task: int = 20, seed: int | None = None) -> list[dict[str, Any]]:
+    """OGBench-style maze protocol: the five longest start -> goal pairs, each from its start cell.
+
+    The policy sees each pair's goal in its observation (the flat view's last two entries).
+    Returns one summary per pair (success rate, returns), in the pairs' order.
+    """
+    from d4rl_lite.datasets.maze.grid import MazeGrid
+
+    if task.domain != "maze":
+        raise ValueError(f"the multi-task protocol is defined for mazes; {task.name} is a {task.domain} task")
+    seed = task.eval_seed if seed is None else seed
+    out = []
+    for k, (start, goal) in enumerate(MazeGrid.for_task(task).longest_pairs(5)):
+        options = {"reset_cell": np.array(start), "goal_cell": np.array(goal)}
+        result = evaluate(task, policy, episodes_per_task, seed + 1000 * k, reset_options=options)
+        out.append({"start": list(start), "goal": list(goal), **result.summary()})
+    return out

@@ -1,0 +1,105 @@
+"""Update speed of every algorithm: updates/s, FLOPs per update, and the fraction of this machine's
+measured fp32 matmul throughput that it reaches -- at the reference configuration and at a small
+one (2x64 networks) where framework overhead dominates. All figures from one run.
+
+    python benchmarks/algo_speed.py                     # every algorithm, 1 thread, hopper-sized data
+    python benchmarks/algo_speed.py --algos cql iql --threads 2 --seconds 10
+
+The matmul ceiling is measured here first (square fp32 GEMMs, best of a few sizes); an update's
+FLOPs are counted by torch.utils.flop_counter (matmuls, which dominate every update).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+warnings.filterwarnings("ignore")
+
+
+def matmul_ceiling(threads: int) -> float:
+    import torch
+
+    torch.set_num_threads(threads)
+    best = 0.0
+    for n in (512, 1024, 2048):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        for _ in range(3):
+            a @ b
+        reps = max(3, int(2e10 / (2 * n**3)))
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t0))
+    return best
+
+
+def small_overrides(config_cls) -> dict:
+    return {k: (64, 64) for k in config_cls.__dataclass_fields__ if k.endswith("hidden")}
+
+
+def bench(name: str, overrides: dict, obs_dim: int, act_dim: int, seconds: float) -> tuple[float, float]:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from d4rl_lite.algorithms import get_algorithm
+    from d4rl_lite.algorithms.base import make_config
+
+    cls = get_algorithm(name)
+    cfg = make_config(cls.Config, overrides)
+    algo = cls(obs_dim, act_dim, cfg, device="cpu", seed=0)
+    # Past warm-up phases, so the timed update is the algorithm's main one.
+    for key in ("bc_warmup_steps", "warmup_steps", "behavior_pretrain_steps", "warm_start_steps"):
+        if hasattr(cfg, key):
+            setattr(cfg, key, 0)
+    b = cfg.batch_size
+    n = 100_000
+    data = {"observations": torch.randn(n, obs_dim), "actions": torch.rand(n, act_dim) * 2 - 1, "rewards": torch.randn(n),
+            "next_observations": torch.randn(n, obs_dim), "terminals": (torch.rand(n) < 0.01).float()}
+    gen = torch.Generator().manual_seed(0)
+
+    def batch():
+        idx = torch.randint(0, n, (b,), generator=gen)
+        return {k: v[idx] for k, v in data.items()}
+
+    for _ in range(5):
+        algo.update(batch())
+    with FlopCounterMode(display=False) as counter:
+        algo.update(batch())
+    flops = counter.get_total_flops()
+    done, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        algo.update(batch())
+        done += 1
+    return done / (time.perf_counter() - t0), flops
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--algos", nargs="+", default=None)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seconds", type=float, default=5.0, help="timing window per algorithm and configuration")
+    p.add_argument("--obs-dim", type=int, default=17)
+    p.add_argument("--act-dim", type=int, default=6)
+    args = p.parse_args()
+
+    import torch
+
+    from d4rl_lite.algorithms import ALGORITHMS, get_algorithm
+
+    torch.set_num_threads(args.threads)
+    peak = matmul_ceiling(args.threads)
+    print(f"fp32 matmul ceiling, {args.threads} thread(s): {peak / 1e9:.1f} GFLOP/s "
+          f"(obs {args.obs_dim}, act {args.act_dim})")
+    print(f"{'algorithm':<9}{'ref upd/s':>10}{'GFLOP/upd':>10}{'of peak':>9}{'small upd/s':>12}{'of peak':>9}")
+    for name in args.algos or sorted(ALGORITHMS):
+        ref_rate, ref_flops = bench(name, {}, args.obs_dim, args.act_dim, args.seconds)
+        small_rate, small_flops = bench(name, small_overrides(get_algorithm(name).Config), args.obs_dim, args.act_dim,
+                                        args.seconds)
+        print(f"{name:<9}{ref_rate:>10.1f}{ref_flops / 1e9:>10.3f}{ref_rate * ref_flops / peak:>9.0%}"
+              f"{small_rate:>12.1f}{small_rate * small_flops / peak:>9.1%}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
