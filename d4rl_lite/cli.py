@@ -204,10 +204,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_train_behavior(args: argparse.Namespace) -> int:
-    from d4rl_lite.datasets.behavior.train import BehaviorConfig, train_behavior
+    from d4rl_lite.datasets.behavior.train import BehaviorConfig, default_run_dir, snapshot_run, train_behavior
 
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.task, args.seed)
+    if args.snapshot_to:
+        print(f"snapshot of {run_dir} written to {snapshot_run(run_dir, args.snapshot_to)}")
+        return 0
+    if args.resume_from and not (run_dir / "latest.pt").exists():
+        snapshot_run(args.resume_from, run_dir)  # a fresh machine: continue from the committed snapshot
     cfg = BehaviorConfig(total_steps=args.steps, seed=args.seed, threads=args.threads)
-    run = train_behavior(args.task, args.run_dir, cfg)
+    run = train_behavior(args.task, run_dir, cfg)
     print(f"run directory: {run} (curve.csv, curve.png, ladder.json, ladder/)")
     return 0
 
@@ -290,6 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--run-dir", metavar="DIR",
                     help="run directory (default: $D4RL_LITE_RUNS or ~/.cache/d4rl_lite/runs, /behavior-TASK-seedS)")
     sp.add_argument("--threads", type=int, default=1, help="torch threads (default 1: run one task per core)")
+    sp.add_argument("--snapshot-to", metavar="DIR",
+                    help="copy the run's weights, ladder and curve to DIR (small, committable) and exit")
+    sp.add_argument("--resume-from", metavar="DIR",
+                    help="when the run directory has no checkpoint, warm-restart from a snapshot in DIR")
     sp.set_defaults(func=cmd_train_behavior)
 
     sp = sub.add_parser("export-behavior", help="pick expert and medium from a training run's ladder and commit them",

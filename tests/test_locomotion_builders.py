@@ -160,3 +160,23 @@ def test_human_rejects_unknown_knobs(zoo, root):
         build_dataset("hopper-human-v0", size=100, root=root, reaction_dleay=2)
     with pytest.raises(ValueError, match="invalid smoothing=1.5"):
         build_dataset("hopper-human-v0", size=100, root=root, smoothing=1.5)
+
+
+def test_warm_restart_from_a_committed_snapshot(tmp_path):
+    from d4rl_lite.datasets.behavior.train import snapshot_run
+
+    run = tmp_path / "run"
+    train_behavior("hopper", run, tiny_behavior_config(total_steps=1000), log=lambda _: None)
+    snap = snapshot_run(run, tmp_path / "snapshot")
+    assert sorted(p.name for p in snap.iterdir()) == ["config.json", "curve.csv", "curve.png", "ladder", "ladder.json",
+                                                       "snapshot.json", "weights.safetensors"]
+    fresh = tmp_path / "fresh_machine"
+    snapshot_run(snap, fresh)
+    lines = []
+    train_behavior("hopper", fresh, tiny_behavior_config(total_steps=2000), log=lines.append)
+    assert lines[0].startswith("warm restart of hopper at step 1,000")
+    ladder = json.loads((fresh / "ladder.json").read_text())
+    assert [e["step"] for e in ladder] == [500, 1000, 1500, 2000]
+    # The replay restarted at step 1000: its chunks are indexed from there.
+    assert sorted(p.name for p in (fresh / "replay").glob("*.npz"))[0] == "chunk_00000000_00000250.npz"
+    assert json.loads((fresh / "snapshot.json").read_text()) == {"step": 2000, "replay_starts_at_step": 1000}

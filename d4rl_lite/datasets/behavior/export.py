@@ -74,6 +74,7 @@ def export_behavior(task_name: str, run_dir: str | Path, zoo_root: str | Path | 
                    "how": how, "target": "closest to 1/3 of the expert's return"},
         "training": {"algorithm": "SAC (d4rl_lite.algorithms.sac), online", "seed": config["seed"],
                      "steps_trained": state_step, "run_dir": str(run.resolve()),
+                     "replay_starts_at_step": _replay_start(run),
                      "command": f"d4rl-lite train-behavior {task_name} --seed {config['seed']}",
                      "config": config},
         "ladder": [{**e, **measured.get(e["step"], {})} for e in ladder],
@@ -90,3 +91,9 @@ def export_behavior(task_name: str, run_dir: str | Path, zoo_root: str | Path | 
                               measured_on=date.today().isoformat(),
                               command=f"d4rl-lite export-behavior {task_name}")
     return dest
+
+
+def _replay_start(run: Path) -> int:
+    """0 unless the run was warm-restarted from a snapshot, which lost the replay before that step."""
+    info = run / "snapshot.json"
+    return json.loads(info.read_text()).get("replay_starts_at_step", 0) if info.exists() else 0

@@ -146,10 +146,10 @@ def train_behavior(task_name: str, run_dir: str | Path | None = None, config: Be
 
     obs_dim, act_dim = task.observation_dim, task.action_dim
     sac = SAC(obs_dim, act_dim, cfg.sac, device="cpu", seed=cfg.seed)
-    replay = ReplayBuffer(cfg.total_steps, obs_dim, act_dim)
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     step = 0
+    replay_offset = 0  # the global step of the replay buffer's first transition
     latest = run / "latest.pt"
     if latest.exists():
         state = torch.load(latest, weights_only=False)
@@ -157,8 +157,23 @@ def train_behavior(task_name: str, run_dir: str | Path | None = None, config: Be
         step = state["step"]
         gen.set_state(state["torch_rng"])
         rng.bit_generator.state = state["numpy_rng"]
-        replay.load_chunks(run / "replay", step)
+        replay_offset = state.get("replay_offset", 0)
         log(f"resumed {task_name} at step {step:,} from {run}")
+    elif (run / SNAPSHOT_WEIGHTS).exists():
+        # Warm restart from a committed snapshot (a fresh machine): weights only; optimizers start
+        # afresh and the replay buffer refills with the current policy before updates resume.
+        from safetensors.torch import load_file
+
+        weights = load_file(str(run / SNAPSHOT_WEIGHTS))
+        for name in ("actor", "critic", "critic_target"):
+            getattr(sac, name).load_state_dict({k.split(".", 1)[1]: v for k, v in weights.items() if k.startswith(name + ".")})
+        with torch.no_grad():
+            sac.log_alpha.copy_(weights["log_alpha"])
+        step = replay_offset = json.loads((run / SNAPSHOT_INFO).read_text())["step"]
+        log(f"warm restart of {task_name} at step {step:,} from the snapshot in {run} (replay buffer refills first)")
+    replay = ReplayBuffer(cfg.total_steps - replay_offset, obs_dim, act_dim)
+    if latest.exists():
+        replay.load_chunks(run / "replay", step - replay_offset)
 
     env = task.make_env()
     # A resumed run starts a new episode: the simulator state is not part of the checkpoint.
@@ -169,7 +184,7 @@ def train_behavior(task_name: str, run_dir: str | Path | None = None, config: Be
     t_last, step_last = time.time(), step
     low, high = task.action_space.low, task.action_space.high
     while step < cfg.total_steps:
-        if step < cfg.start_steps:
+        if step < cfg.start_steps and replay_offset == 0:
             action = rng.uniform(low, high).astype(np.float32)
         else:
             action = sac.sample_action(torch.from_numpy(obs)[None], deterministic=False, generator=gen)[0].numpy()
@@ -183,12 +198,13 @@ def train_behavior(task_name: str, run_dir: str | Path | None = None, config: Be
             ep_return = 0.0
             obs, _ = env.reset(seed=int(rng.integers(2**31)))
             obs = task.flatten_observation(obs)
-        if step >= cfg.start_steps:
+        if step >= cfg.start_steps and replay.size >= min(cfg.start_steps, replay.obs.shape[0]):
             metrics = sac.update(replay.sample(cfg.sac.batch_size, gen))
         step += 1
 
         if step % cfg.checkpoint_every == 0:
-            replay.save_chunk(run / "replay", step - cfg.checkpoint_every, step)
+            end = step - replay_offset
+            replay.save_chunk(run / "replay", max(0, end - cfg.checkpoint_every), end)
             if step % cfg.eval_every == 0:
                 now = time.time()
                 row = _evaluate_row(task, sac, cfg, step, now - t_last, step - step_last, recent_returns, metrics)
@@ -199,10 +215,51 @@ def train_behavior(task_name: str, run_dir: str | Path | None = None, config: Be
             if step % cfg.ladder_every == 0:
                 _add_ladder_entry(run, sac, step)
             _atomic_torch_save({"sac": sac.state_dict(), "step": step, "torch_rng": gen.get_state(),
-                                "numpy_rng": rng.bit_generator.state}, latest)
+                                "numpy_rng": rng.bit_generator.state, "replay_offset": replay_offset}, latest)
+            _save_snapshot_weights(run, sac, step, replay_offset)
     env.close()
     _plot_curve(run, task_name)
     return run
+
+
+SNAPSHOT_WEIGHTS = "weights.safetensors"
+SNAPSHOT_INFO = "snapshot.json"
+SNAPSHOT_FILES = ("config.json", "curve.csv", "curve.png", "ladder.json", SNAPSHOT_WEIGHTS, SNAPSHOT_INFO)
+
+
+def _save_snapshot_weights(run: Path, sac: SAC, step: int, replay_offset: int) -> None:
+    """Weights only (no optimizer state, no replay): small enough to commit, enough to warm-restart."""
+    from safetensors.torch import save_file
+
+    tensors = {f"{name}.{k}": v.contiguous() for name in ("actor", "critic", "critic_target")
+               for k, v in getattr(sac, name).state_dict().items()}
+    tensors["log_alpha"] = sac.log_alpha.detach().clone()
+    tmp = run / (SNAPSHOT_WEIGHTS + ".tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, run / SNAPSHOT_WEIGHTS)
+    (run / SNAPSHOT_INFO).write_text(json.dumps({"step": step, "replay_starts_at_step": replay_offset}))
+
+
+def snapshot_run(run: str | Path, dest: str | Path) -> Path:
+    """Copy what a fresh machine needs to continue a run (weights, ladder, curve) into ``dest``."""
+    import shutil
+
+    run, dest = Path(run), Path(dest)
+    latest = run / "latest.pt"
+    if latest.exists() and not (run / SNAPSHOT_WEIGHTS).exists():  # runs started before snapshots existed
+        cfg = BehaviorConfig(**{k: v for k, v in json.loads((run / "config.json").read_text()).items() if k != "task"})
+        task = get_task(json.loads((run / "config.json").read_text())["task"])
+        state = torch.load(latest, weights_only=False)
+        sac = SAC(task.observation_dim, task.action_dim, cfg.sac, device="cpu")
+        sac.load_state_dict(state["sac"])
+        _save_snapshot_weights(run, sac, state["step"], state.get("replay_offset", 0))
+    (dest / "ladder").mkdir(parents=True, exist_ok=True)
+    for name in SNAPSHOT_FILES:
+        if (run / name).exists():
+            shutil.copy2(run / name, dest / name)
+    for f in (run / "ladder").glob("*.safetensors"):
+        shutil.copy2(f, dest / "ladder" / f.name)
+    return dest
 
 
 def _evaluate_row(task, sac, cfg, step, elapsed, steps_done, recent_returns, metrics) -> dict[str, Any]:

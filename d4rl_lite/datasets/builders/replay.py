@@ -56,7 +56,8 @@ def build_medium_replay(task: Task, *, size: int | None, seed: int, num_envs: in
     run_dir = Path(card.get("training", {}).get("run_dir", "/nonexistent"))
     chunks = sorted((run_dir / "replay").glob("chunk_*.npz"))
     covered = max((int(c.stem.split("_")[2]) for c in chunks), default=0)
-    if covered >= medium_step:
+    complete = card.get("training", {}).get("replay_starts_at_step", 0) == 0  # a warm restart lost the start
+    if complete and covered >= medium_step:
         raw = replay_to_episodes(chunks, medium_step, size)
         if progress:
             progress(int(raw.episode_lengths.sum()))
@@ -71,6 +72,6 @@ def build_medium_replay(task: Task, *, size: int | None, seed: int, num_envs: in
         parts.append(collect_episodes(task, ActorPolicy(actor, component_seed(seed, i)), n, component_seed(seed, i),
                                       num_envs, progress=progress))
     return EpisodeArrays.concatenate(parts), {
-        "source": "ladder rollouts (the run's replay buffer is not on this machine)",
+        "source": "ladder rollouts (the run's complete replay buffer is not on this machine)",
         "ladder_steps": [e["step"] for e in ladder], "num_envs": num_envs,
         "description": f"ladder actors up to step {medium_step:,} rolled out in order, sampled actions"}
