@@ -1,7 +1,5 @@
 """Algorithms: configs and errors, exact resume, divergence guard, logging, and behaviour tests."""
 
-import json
-import os
 import signal
 import subprocess
 import time

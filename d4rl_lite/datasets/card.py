@@ -76,11 +76,9 @@ def format_card(card: dict[str, Any], header: dict[str, Any] | None = None) -> s
 
 def plot_return_histogram(ds: OfflineDataset, task: Task, path: str | Path, title: str) -> Path:
     """PNG histogram of episode returns, with the reference scores marked when known."""
-    import matplotlib
+    from d4rl_lite.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     returns = ds.episode_returns()
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
     ax.hist(returns, bins=min(50, max(5, len(returns) // 4)), color="#4477aa", edgecolor="white")
@@ -91,9 +89,4 @@ def plot_return_histogram(ds: OfflineDataset, task: Task, path: str | Path, titl
     ax.set_xlabel("episode return (raw)" + (f"   [{', '.join(labels)}]" if labels else ""))
     ax.set_ylabel("episodes")
     ax.set_title(f"{title}: {ds.num_episodes} episodes, {ds.num_transitions:,} transitions")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

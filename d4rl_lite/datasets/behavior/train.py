@@ -308,11 +308,9 @@ def _add_ladder_entry(run: Path, sac: SAC, step: int) -> None:
 
 
 def _plot_curve(run: Path, title: str) -> None:
-    import matplotlib
+    from d4rl_lite.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     path = run / "curve.csv"
     if not path.exists():
         return
@@ -325,6 +323,4 @@ def _plot_curve(run: Path, title: str) -> None:
     ax.set_ylabel("evaluation return")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(run / "curve.png")
-    plt.close(fig)
+    save_figure(fig, run / "curve.png")

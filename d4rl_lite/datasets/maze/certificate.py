@@ -90,12 +90,11 @@ def stitching_certificate(raw: Any, task: Task, pairs: list | None = None) -> di
 
 def plot_maze_dataset(raw: Any, task: Task, path: str | Path, title: str, trajectories: int = 5) -> Path:
     """PNG: maze walls, a cell-coverage heat map (log visits) and a few sample trajectories."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
+    from d4rl_lite.plotting import pyplot, save_figure
+
+    plt = pyplot()
     grid = MazeGrid.for_task(task)
     xy = _positions(raw)
     cells = grid.cell_of(xy)
@@ -121,9 +120,4 @@ def plot_maze_dataset(raw: Any, task: Task, path: str | Path, title: str, trajec
     ax.set_yticks([])
     ax.set_title(title, fontsize=10)
     ax.legend(loc="upper right", fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
