@@ -1,4 +1,4 @@
-"""The ``d4rl-lite`` command: list, info, build, train, train-behavior, export-behavior, refs."""
+"""The ``d4rl-lite`` command: list, info, build, train, bench, report, eval, train-behavior, export-behavior, refs."""
 
 from __future__ import annotations
 
@@ -203,6 +203,52 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from d4rl_lite.evaluation.benchmark import run_suite
+    from d4rl_lite.evaluation.suites import Suite, shipped_suites
+
+    if args.list:
+        for path in shipped_suites():
+            suite = Suite.load(path)
+            print(f"{suite.name:<7} {len(suite.runs()):>4} runs, {suite.steps:,} steps each: {suite.description}")
+        return 0
+    if not args.suite:
+        raise ValueError("name a suite (smoke, lite, d4rl) or a suite file; --list shows them")
+    suite = Suite.load(args.suite)
+    results = Path(args.results or Path("results") / suite.name)
+    counts = run_suite(suite, results, executor=args.executor, workers=args.workers, address=args.address,
+                       root=args.root, device=args.device, wandb=args.wandb)
+    _print_report(results, wandb=args.wandb, suite_name=suite.name)
+    return 1 if counts["failed"] else 0
+
+
+def _print_report(results: Path, wandb: bool = False, suite_name: str = "report") -> None:
+    from d4rl_lite.evaluation.table import plot_learning_curves, read_results, score_table, to_markdown, write_tables
+
+    records = read_results(results)
+    if not records:
+        raise ValueError(f"no finished runs under {results} (expected RUN/result.json files)")
+    rows = score_table(records)
+    print(to_markdown(rows))
+    paths = write_tables(rows, results)
+    paths.append(plot_learning_curves(records, results / "learning_curves.png"))
+    print("written: " + ", ".join(str(p) for p in paths))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    _print_report(Path(args.results))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from d4rl_lite.evaluation.checkpoints import evaluate_checkpoint
+
+    summary = evaluate_checkpoint(args.checkpoint, episodes=args.episodes, root=args.root)
+    for k, v in summary.items():
+        print(f"{k:<20} {v:.3f}" if isinstance(v, float) else f"{k:<20} {v}")
+    return 0
+
+
 def cmd_train_behavior(args: argparse.Namespace) -> int:
     from d4rl_lite.datasets.behavior.train import BehaviorConfig, default_run_dir, snapshot_run, train_behavior
 
@@ -285,6 +331,35 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (offline without a key)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("bench", help="run a benchmark suite (skips finished runs) and print its table",
+                        description="Run every algorithm x dataset x seed of a suite, each in its own process "
+                                    "(local pool, or Ray with --executor ray), building missing datasets first. "
+                                    "Results are files: re-running skips finished runs and resumes partial ones.")
+    sp.add_argument("suite", nargs="?", metavar="SUITE", help="smoke, lite, d4rl, or a suite JSON file")
+    sp.add_argument("--list", action="store_true", help="list the shipped suites")
+    sp.add_argument("--executor", choices=["local", "ray"], default="local")
+    sp.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    sp.add_argument("--workers", type=int, default=2, help="runs in parallel (default 2)")
+    sp.add_argument("--results", metavar="DIR", help="results directory (default results/SUITE)")
+    sp.add_argument("--device", default="cpu", help="device of each run (default cpu; auto picks CUDA)")
+    root_arg(sp)
+    sp.add_argument("--wandb", action="store_true", help="log every run to W&B (offline without a key)")
+    sp.set_defaults(func=cmd_bench)
+
+    sp = sub.add_parser("report", help="the table (md, csv, json, tex) and plots of a results directory",
+                        description="Read RESULTS_DIR/*/result.json and write table.md/.csv/.json/.tex and "
+                                    "learning_curves.png there; print the markdown table.")
+    sp.add_argument("results", metavar="RESULTS_DIR")
+    sp.set_defaults(func=cmd_report)
+
+    sp = sub.add_parser("eval", help="evaluate a trained run's checkpoint under its task's protocol",
+                        description="Load CHECKPOINT (a run directory or its checkpoint.pt) and evaluate the "
+                                    "deterministic policy: raw and normalized return, success rate on mazes.")
+    sp.add_argument("checkpoint", metavar="CHECKPOINT")
+    sp.add_argument("--episodes", type=int, default=None, help="episodes (default: the task's protocol)")
+    root_arg(sp)
+    sp.set_defaults(func=cmd_eval)
 
     sp = sub.add_parser("train-behavior", help="train a SAC behaviour policy (resumable) with a checkpoint ladder",
                         description="Train an online SAC behaviour policy for a locomotion task. Every 10k steps "

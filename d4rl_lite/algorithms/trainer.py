@@ -99,7 +99,7 @@ def train(
     name = dataset.metadata.get("name", "dataset")
     run = Path(run_dir) if run_dir else default_run_dir(algo_name, name, tc.seed)
     run.mkdir(parents=True, exist_ok=True)
-    config_record = {"algorithm": algo_name, "dataset": name, "dataset_checksum": dataset.metadata.get("checksum"),
+    config_record = {"algorithm": algo_name, "dataset": name, "task": task.name, "dataset_checksum": dataset.metadata.get("checksum"),
                      "train": asdict(tc), "algo": asdict(algo_cfg)}
     _check_same_run(run, config_record)
 

@@ -1,0 +1,138 @@
+"""Benchmark runner: every run of a suite as a file; finished runs are skipped, partial ones resume.
+
+Each run trains in its own process (a local process pool by default, or Ray tasks on a cluster)
+and leaves ``RESULTS/<run id>/`` with config.json, log.jsonl, checkpoint.pt and result.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from d4rl_lite.evaluation.suites import Suite, run_id
+
+
+def result_path(results_dir: Path, algo: str, dataset: str, seed: int) -> Path:
+    return results_dir / run_id(algo, dataset, seed) / "result.json"
+
+
+def is_finished(results_dir: Path, suite: Suite, algo: str, dataset: str, seed: int) -> bool:
+    path = result_path(results_dir, algo, dataset, seed)
+    if not path.exists():
+        return False
+    try:
+        return json.loads(path.read_text()).get("steps", 0) >= suite.steps
+    except json.JSONDecodeError:
+        return False
+
+
+def ensure_datasets(suite: Suite, root: str | os.PathLike | None, log: Callable[[str], None] = print) -> None:
+    """Build the suite's datasets that are not built yet, at the sizes the suite names."""
+    from d4rl_lite.datasets.builders import build_dataset
+    from d4rl_lite.datasets.catalogue import is_built, parse_dataset_name
+
+    for name, spec in suite.datasets.items():
+        if not is_built(parse_dataset_name(name), root):
+            log(f"building {name} ({spec.get('size', 'default size')})")
+            build_dataset(name, size=spec.get("size"), seed=spec.get("seed", 0), root=root)
+
+
+def run_one(suite_dict: dict[str, Any], algo: str, dataset: str, seed: int, results_dir: str,
+            root: str | None, device: str, wandb: bool) -> dict[str, Any]:
+    """One training run (in a worker process): resumes if its directory holds a checkpoint."""
+    import torch
+
+    from d4rl_lite.algorithms.trainer import TrainConfig, train
+    from d4rl_lite.datasets.d4rl_compat import load_dataset
+
+    torch.set_num_threads(1)  # one run per core
+    suite = Suite(**suite_dict)
+    tc = TrainConfig(steps=suite.steps, seed=seed, device=device, log_every=suite.log_every, eval_every=suite.eval_every,
+                     eval_episodes=suite.eval_episodes, checkpoint_every=suite.checkpoint_every, wandb=wandb,
+                     wandb_project=f"d4rl-lite-{suite.name}")
+    record = train(algo, load_dataset(dataset, root=root), tc, suite.algo_settings(algo),
+                   run_dir=Path(results_dir) / run_id(algo, dataset, seed))
+    return {"algorithm": algo, "dataset": dataset, "seed": seed, "final": record["final"]}
+
+
+def run_suite(suite: Suite, results_dir: str | Path, *, executor: str = "local", workers: int = 2,
+              address: str | None = None, root: str | os.PathLike | None = None, device: str = "cpu",
+              wandb: bool = False, log: Callable[[str], None] = print) -> dict[str, int]:
+    """Run every unfinished run of ``suite``; returns counts of runs done now, skipped and failed."""
+    results = Path(results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "suite.json").write_text(json.dumps(suite.__dict__, indent=2))
+    ensure_datasets(suite, root, log)
+    todo = [r for r in suite.runs() if not is_finished(results, suite, *r)]
+    skipped = len(suite.runs()) - len(todo)
+    log(f"suite {suite.name}: {len(suite.runs())} runs, {skipped} already finished, {len(todo)} to run "
+        f"({executor}, {workers} workers)")
+    if not todo:
+        return {"done": 0, "skipped": skipped, "failed": 0}
+    args = [(suite.__dict__, a, d, s, str(results), None if root is None else str(root), device, wandb) for a, d, s in todo]
+    runner = _run_local if executor == "local" else _run_ray if executor == "ray" else None
+    if runner is None:
+        raise ValueError(f"unknown executor {executor!r}: use local or ray")
+    t0 = time.time()
+    done, failed = runner(args, workers, address, log)
+    log(f"suite {suite.name}: {done} runs finished, {failed} failed, in {time.time() - t0:.0f} s")
+    return {"done": done, "skipped": skipped, "failed": failed}
+
+
+def _report(log: Callable[[str], None], n_done: int, n_running: int, n_left: int, last: str) -> None:
+    log(f"[{n_done} done / {n_running} running / {n_left} left] {last}")
+
+
+def _run_local(args: list[tuple], workers: int, _address: str | None, log: Callable[[str], None]) -> tuple[int, int]:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    done = failed = 0
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(run_one, *a): a for a in args}
+        for fut in as_completed(futures):
+            a = futures[fut]
+            try:
+                fut.result()
+                done += 1
+                last = f"finished {run_id(a[1], a[2], a[3])}"
+            except Exception as e:  # noqa: BLE001 - one failed run must not stop the suite
+                failed += 1
+                last = f"FAILED {run_id(a[1], a[2], a[3])}: {type(e).__name__}: {e}"
+            left = len(args) - done - failed
+            _report(log, done, min(workers, left), max(0, left - workers), last)
+    return done, failed
+
+
+def _run_ray(args: list[tuple], workers: int, address: str | None, log: Callable[[str], None]) -> tuple[int, int]:
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    remote = ray.remote(num_cpus=1, max_retries=0)(run_one)
+    pending = {remote.remote(*a): a for a in args}
+    done = failed = 0
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            a = pending.pop(ready[0])
+            try:
+                ray.get(ready[0])
+                done += 1
+                last = f"finished {run_id(a[1], a[2], a[3])}"
+            except Exception as e:  # noqa: BLE001
+                failed += 1
+                last = f"FAILED {run_id(a[1], a[2], a[3])}: {e}"
+            _report(log, done, min(workers, len(pending)), max(0, len(pending) - workers), last)
+    finally:
+        if started_here:
+            ray.shutdown()
+    return done, failed

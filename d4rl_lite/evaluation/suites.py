@@ -1,0 +1,100 @@
+"""Benchmark suites as files: algorithms x datasets x seeds x training budget x evaluation schedule.
+
+A suite is a JSON file::
+
+    {
+      "name": "smoke",
+      "description": "...",
+      "algorithms": ["bc", "iql", ...],
+      "datasets": {"hopper-random-v0": {"size": 20000}, ...},   # build sizes (built when missing)
+      "seeds": [0],
+      "steps": 1000, "eval_every": 500, "eval_episodes": 5, "log_every": 250, "checkpoint_every": 500,
+      "settings": {"all": {"hidden": [64, 64]}, "cql": {"cql_weight": 5}}
+    }
+
+``settings.all`` applies to every algorithm whose config has the key ("hidden" stands for every
+``*hidden`` field); per-algorithm settings must exist in that algorithm's config.
+The shipped suites are ``smoke``, ``lite`` and ``d4rl`` (``d4rl-lite bench --list``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from d4rl_lite.errors import UnknownNameError
+
+
+@dataclass
+class Suite:
+    name: str
+    algorithms: list[str]
+    datasets: dict[str, dict[str, Any]]
+    seeds: list[int]
+    steps: int
+    eval_every: int
+    eval_episodes: int | None = None
+    log_every: int = 1000
+    checkpoint_every: int = 5000
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    description: str = ""
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> Suite:
+        path = Path(name_or_path)
+        if not path.is_file():
+            shipped = {p.stem: p for p in shipped_suites()}
+            if str(name_or_path) not in shipped:
+                raise UnknownNameError("suite", str(name_or_path), shipped, "Give a suite name or a path to a suite JSON file.")
+            path = shipped[str(name_or_path)]
+        try:
+            raw = json.loads(path.read_text())
+            suite = cls(**raw)
+        except (json.JSONDecodeError, TypeError) as e:
+            raise ValueError(f"{path}: not a valid suite file ({e}); see d4rl_lite/evaluation/suites.py for the format") from None
+        suite.validate()
+        return suite
+
+    def validate(self) -> None:
+        from d4rl_lite.algorithms import get_algorithm
+        from d4rl_lite.algorithms.base import make_config
+        from d4rl_lite.datasets.catalogue import parse_dataset_name
+
+        if not self.algorithms or not self.datasets or not self.seeds:
+            raise ValueError(f"suite {self.name!r} needs algorithms, datasets and seeds")
+        for algo in self.algorithms:
+            make_config(get_algorithm(algo).Config, self.algo_settings(algo))  # unknown names/keys raise here
+        for name in self.datasets:
+            parse_dataset_name(name)
+        unknown = set(self.settings) - set(self.algorithms) - {"all"}
+        if unknown:
+            raise ValueError(f"suite {self.name!r} has settings for algorithms it does not run: {sorted(unknown)}")
+
+    def algo_settings(self, algo: str) -> dict[str, Any]:
+        from d4rl_lite.algorithms import get_algorithm
+
+        fields = get_algorithm(algo).Config.__dataclass_fields__
+        out: dict[str, Any] = {}
+        for key, value in self.settings.get("all", {}).items():
+            targets = [f for f in fields if f.endswith("hidden")] if key == "hidden" else [key] if key in fields else []
+            for f in targets:
+                out[f] = tuple(value) if isinstance(value, list) else value
+        for key, value in self.settings.get(algo, {}).items():
+            out[key] = tuple(value) if isinstance(value, list) else value
+        return out
+
+    def runs(self) -> list[tuple[str, str, int]]:
+        """Every (algorithm, dataset, seed) of the suite, datasets outermost."""
+        return [(a, d, s) for d in self.datasets for a in self.algorithms for s in self.seeds]
+
+
+def run_id(algo: str, dataset: str, seed: int) -> str:
+    return f"{algo}__{dataset}__seed{seed}"
+
+
+def shipped_suites() -> list[Path]:
+    folder = resources.files("d4rl_lite").joinpath("evaluation", "suites")
+    return sorted(Path(str(p)) for p in folder.iterdir() if str(p).endswith(".json"))

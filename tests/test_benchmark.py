@@ -1,0 +1,75 @@
+"""Suites, the local and Ray runners, the table, and the eval/report commands."""
+
+import json
+import subprocess
+
+import pytest
+
+from d4rl_lite.evaluation.benchmark import run_suite
+from d4rl_lite.evaluation.suites import Suite
+from d4rl_lite.evaluation.table import read_results, score_table, to_json, to_latex, to_markdown
+
+
+def tiny_suite(tmp_path):
+    spec = {
+        "name": "tiny", "algorithms": ["bc", "iql"], "seeds": [0, 1],
+        "datasets": {"pointmaze-umaze-dense-random-v0": {"size": 2000}},
+        "steps": 40, "eval_every": 20, "eval_episodes": 2, "log_every": 10, "checkpoint_every": 20,
+        "settings": {"all": {"hidden": [32, 32], "batch_size": 64, "actor_lr_schedule_steps": 40}},
+    }
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(spec))
+    return Suite.load(path)
+
+
+def test_shipped_suites_are_valid():
+    smoke = Suite.load("smoke")
+    assert set(smoke.algorithms) == {"bc", "td3_bc", "iql", "awac", "cql", "bcq", "bear", "brac_p", "brac_v"}
+    assert Suite.load("d4rl").steps == 1_000_000 and len(Suite.load("d4rl").seeds) == 5
+    with pytest.raises(LookupError, match="Did you mean 'smoke'"):
+        Suite.load("smoek")
+
+
+def test_suite_errors_are_clear(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"name": "x", "algorithms": ["bc"], "datasets": {"hopper-random-v0": {}}, "seeds": [0],
+                               "steps": 10, "eval_every": 5, "settings": {"bc": {"hiddden": [8]}}}))
+    with pytest.raises(ValueError, match="unknown setting 'hiddden'"):
+        Suite.load(bad)
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="not a valid suite file"):
+        Suite.load(bad)
+
+
+def test_local_runner_skips_finished_runs_and_ray_gives_the_same_table(tmp_path, root):
+    suite = tiny_suite(tmp_path)
+    lines = []
+    counts = run_suite(suite, tmp_path / "local", workers=2, root=root, log=lines.append)
+    assert counts == {"done": 4, "skipped": 0, "failed": 0}
+    assert any("done /" in line and "running /" in line and "left]" in line for line in lines)
+    again = run_suite(suite, tmp_path / "local", workers=2, root=root, log=lines.append)
+    assert again == {"done": 0, "skipped": 4, "failed": 0}
+
+    counts = run_suite(suite, tmp_path / "ray", executor="ray", workers=2, root=root, log=lines.append)
+    assert counts == {"done": 4, "skipped": 0, "failed": 0}
+    local = score_table(read_results(tmp_path / "local"))
+    ray = score_table(read_results(tmp_path / "ray"))
+    assert to_json(local) == to_json(ray)
+    rows = {(r["dataset"], r["algorithm"]): r for r in local}
+    assert rows[("pointmaze-umaze-dense-random-v0", "bc")]["seeds"] == 2
+    assert rows[("pointmaze-umaze-dense-random-v0", "iql")]["metric"] == "normalized"
+    assert "maze average (1 datasets)" in to_markdown(local) and r"\pm" in to_latex(local)
+
+
+def test_report_and_eval_commands(tmp_path, root):
+    suite = tiny_suite(tmp_path)
+    run_suite(suite, tmp_path / "res", workers=2, root=root, log=lambda _: None)
+    out = subprocess.run(["d4rl-lite", "report", str(tmp_path / "res")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "| dataset | bc | iql |" in out.stdout
+    for name in ("table.md", "table.csv", "table.json", "table.tex", "learning_curves.png"):
+        assert (tmp_path / "res" / name).stat().st_size > 0
+    run_dir = tmp_path / "res" / "bc__pointmaze-umaze-dense-random-v0__seed0"
+    out = subprocess.run(["d4rl-lite", "eval", str(run_dir), "--episodes", "3"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "return_mean" in out.stdout and "normalized_mean" in out.stdout and "step                 40" in out.stdout
