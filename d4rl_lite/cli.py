@@ -232,6 +232,25 @@ def _print_report(results: Path, wandb: bool = False, suite_name: str = "report"
     print(to_markdown(rows))
     paths = write_tables(rows, results)
     paths.append(plot_learning_curves(records, results / "learning_curves.png"))
+    try:
+        from d4rl_lite.evaluation import stats
+
+        scores, datasets = stats.score_matrices(records)
+        if scores and datasets:
+            agg = stats.aggregate(scores)
+            print(f"\nAggregate over {len(datasets)} dataset(s) x {len(next(iter(scores.values())))} seed(s), "
+                  "normalized score, 95% stratified bootstrap CIs:")
+            for a in sorted(agg, key=lambda a: -agg[a]["iqm"]):
+                g = agg[a]
+                print(f"  {a:<9} IQM {g['iqm']:6.1f} [{g['iqm_low']:.1f}, {g['iqm_high']:.1f}]   "
+                      f"mean {g['mean']:6.1f} [{g['mean_low']:.1f}, {g['mean_high']:.1f}]")
+            poi = stats.probability_of_improvement(scores)
+            (results / "aggregates.json").write_text(json.dumps({"datasets": datasets, "aggregate": agg,
+                                                                 "probability_of_improvement": poi}, indent=2))
+            paths += [results / "aggregates.json", stats.plot_aggregates(agg, results / "iqm.png"),
+                      stats.plot_performance_profiles(scores, results / "performance_profiles.png")]
+    except ImportError as e:
+        print(f"(aggregate statistics skipped: {e})")
     print("written: " + ", ".join(str(p) for p in paths))
 
 

@@ -73,3 +73,39 @@ def test_report_and_eval_commands(tmp_path, root):
     out = subprocess.run(["d4rl-lite", "eval", str(run_dir), "--episodes", "3"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "return_mean" in out.stdout and "normalized_mean" in out.stdout and "step                 40" in out.stdout
+
+
+def test_statistics_match_rliable_on_a_fixed_score_matrix():
+    import numpy as np
+    from rliable import library as rly
+    from rliable import metrics
+    from scipy.stats import trim_mean
+
+    from d4rl_lite.evaluation import stats
+
+    rng = np.random.default_rng(0)
+    scores = {"a": rng.normal(60, 10, size=(5, 4)), "b": rng.normal(40, 10, size=(5, 4))}
+    ours = stats.aggregate(scores, reps=2000)
+    points, cis = rly.get_interval_estimates(scores, lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]),
+                                             reps=2000)
+    for a in scores:
+        # Point estimates are exact; bootstrap CIs agree up to resampling noise (rliable's resampler
+        # ignores the seed it is given, so two calls never match bit for bit).
+        assert ours[a]["iqm"] == points[a][0] and ours[a]["mean"] == points[a][1]
+        assert abs(ours[a]["iqm_low"] - cis[a][0][0]) < 1.0 and abs(ours[a]["iqm_high"] - cis[a][1][0]) < 1.0
+        assert ours[a]["iqm"] == pytest.approx(trim_mean(scores[a].ravel(), 0.25))
+        assert ours[a]["iqm_low"] < ours[a]["iqm"] < ours[a]["iqm_high"]
+    poi = stats.probability_of_improvement(scores, reps=500)
+    assert poi["a,b"]["p"] > 0.8 and poi["b,a"]["p"] == pytest.approx(1 - poi["a,b"]["p"])
+
+
+def test_score_matrices_from_records():
+    from d4rl_lite.evaluation import stats
+
+    def rec(algo, ds, seed, score):
+        return {"algorithm": algo, "dataset": ds, "train": {"seed": seed}, "final": {"eval/normalized_score": score}}
+
+    records = [rec("x", "d1", 0, 1.0), rec("x", "d1", 1, 2.0), rec("x", "d2", 0, 3.0), rec("x", "d2", 1, 4.0),
+               rec("y", "d1", 0, 5.0), rec("y", "d1", 1, 6.0)]
+    scores, datasets = stats.score_matrices(records)
+    assert datasets == ["d1"] and scores["x"].tolist() == [[1.0], [2.0]] and scores["y"].tolist() == [[5.0], [6.0]]

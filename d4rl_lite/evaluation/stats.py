@@ -1,0 +1,105 @@
+"""Aggregate statistics across datasets with rliable (Agarwal et al. 2021): IQM with stratified
+bootstrap confidence intervals, probability of improvement, performance profiles.
+
+Score matrices are (runs = seeds) x (tasks = datasets) of final normalized scores, one per
+algorithm, over the datasets every algorithm was run on. Needs the ``stats`` extra
+(``pip install "d4rl-lite[stats]"``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+NORMALIZED = "eval/normalized_score"
+BOOTSTRAP_REPS = 2000
+SEED = 0
+
+
+def _rliable():
+    import warnings
+
+    # rliable passes numpy RandomState objects the bootstrap library (arch) has deprecated.
+    warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
+    try:
+        from rliable import library as rly
+        from rliable import metrics
+    except ImportError:
+        raise ImportError('aggregate statistics need rliable: pip install "d4rl-lite[stats]"') from None
+    return rly, metrics
+
+
+def score_matrices(records: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """{algorithm: (seeds x datasets) final normalized scores} over the datasets shared by all
+    algorithms with normalized scores, and the dataset order. Seeds are matched by index."""
+    by: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in sorted(records, key=lambda r: (r["algorithm"], r["dataset"], r["train"]["seed"])):
+        if NORMALIZED in r["final"]:
+            by[r["algorithm"]][r["dataset"]].append(r["final"][NORMALIZED])
+    if not by:
+        return {}, []
+    datasets = sorted(set.intersection(*(set(d) for d in by.values())))
+    n = min(len(by[a][d]) for a in by for d in datasets) if datasets else 0
+    return {a: np.array([[by[a][d][s] for d in datasets] for s in range(n)]) for a in sorted(by)}, datasets
+
+
+def aggregate(scores: dict[str, np.ndarray], reps: int = BOOTSTRAP_REPS, seed: int = SEED) -> dict[str, dict[str, float]]:
+    """IQM and mean per algorithm with 95% stratified-bootstrap CIs (scores in percent)."""
+    rly, metrics = _rliable()
+
+    def funcs(x: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)])
+
+    points, cis = rly.get_interval_estimates(scores, funcs, reps=reps, random_state=np.random.RandomState(seed))
+    return {a: {"iqm": float(points[a][0]), "iqm_low": float(cis[a][0][0]), "iqm_high": float(cis[a][1][0]),
+                "mean": float(points[a][1]), "mean_low": float(cis[a][0][1]), "mean_high": float(cis[a][1][1])}
+            for a in scores}
+
+
+def probability_of_improvement(scores: dict[str, np.ndarray], reps: int = BOOTSTRAP_REPS,
+                               seed: int = SEED) -> dict[str, dict[str, float]]:
+    """P(X > Y) for every ordered pair of algorithms, with 95% CIs."""
+    rly, metrics = _rliable()
+    algos = sorted(scores)
+    pairs = {f"{x},{y}": (scores[x], scores[y]) for x in algos for y in algos if x != y}
+    if not pairs:
+        return {}
+    points, cis = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps,
+                                             random_state=np.random.RandomState(seed))
+    return {k: {"p": float(points[k]), "low": float(np.ravel(cis[k])[0]), "high": float(np.ravel(cis[k])[1])} for k in pairs}
+
+
+def plot_aggregates(agg: dict[str, dict[str, float]], path: str | Path) -> Path:
+    from d4rl_lite.plotting import pyplot, save_figure
+
+    plt = pyplot()
+    algos = sorted(agg, key=lambda a: agg[a]["iqm"])
+    fig, ax = plt.subplots(figsize=(5.5, 0.45 * len(algos) + 1.2), dpi=100)
+    for i, a in enumerate(algos):
+        ax.plot([agg[a]["iqm_low"], agg[a]["iqm_high"]], [i, i], linewidth=6, alpha=0.5, color="#4477aa")
+        ax.plot(agg[a]["iqm"], i, "|", color="black", markersize=14)
+    ax.set_yticks(range(len(algos)), algos)
+    ax.set_xlabel("IQM of normalized score (95% stratified bootstrap CI)")
+    return save_figure(fig, path)
+
+
+def plot_performance_profiles(scores: dict[str, np.ndarray], path: str | Path) -> Path:
+    """Fraction of runs scoring above tau, for tau across the observed range, with CIs."""
+    rly, _ = _rliable()
+    from d4rl_lite.plotting import pyplot, save_figure
+
+    plt = pyplot()
+    hi = max(float(np.max(v)) for v in scores.values())
+    taus = np.linspace(min(0.0, min(float(np.min(v)) for v in scores.values())), max(hi, 1.0), 81)
+    profiles, cis = rly.create_performance_profile(scores, taus, reps=BOOTSTRAP_REPS)
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for a in sorted(scores):
+        ax.plot(taus, profiles[a], label=a)
+        ax.fill_between(taus, cis[a][0], cis[a][1], alpha=0.15)
+    ax.set_xlabel("normalized score tau")
+    ax.set_ylabel("fraction of runs with score > tau")
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)
