@@ -109,3 +109,49 @@ def test_score_matrices_from_records():
                rec("y", "d1", 0, 5.0), rec("y", "d1", 1, 6.0)]
     scores, datasets = stats.score_matrices(records)
     assert datasets == ["d1"] and scores["x"].tolist() == [[1.0], [2.0]] and scores["y"].tolist() == [[5.0], [6.0]]
+
+
+def test_a_user_algorithm_joins_a_suite(tmp_path, root, monkeypatch):
+    import sys
+
+    import d4rl_lite.algorithms as registry
+
+    monkeypatch.setattr(registry, "ALGORITHMS", dict(registry.ALGORITHMS))  # the registration stays in this test
+    monkeypatch.delitem(sys.modules, "my_algo", raising=False)
+    (tmp_path / "my_algo.py").write_text('''
+from dataclasses import dataclass
+import torch
+from d4rl_lite.algorithms import register
+from d4rl_lite.algorithms.base import OfflineAlgorithm
+from d4rl_lite.algorithms.nets import DeterministicActor
+
+@dataclass
+class MyConfig:
+    hidden: tuple = (16, 16)
+    lr: float = 1e-3
+    batch_size: int = 32
+
+@register("my_bc")
+class MyBC(OfflineAlgorithm):
+    Config = MyConfig
+
+    def setup(self):
+        self.actor = DeterministicActor(self.obs_dim, self.act_dim, self.config.hidden).to(self.device)
+        self.opt = torch.optim.Adam(self.actor.parameters(), lr=self.config.lr)
+
+    def update(self, batch):
+        loss = ((self.actor(batch["observations"]) - batch["actions"]) ** 2).mean()
+        self.opt.zero_grad(); loss.backward(); self.opt.step()
+        return {"train/actor_loss": loss.detach()}
+
+    def policy_action(self, obs):
+        return self.actor(obs)
+''')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # for the spawned workers
+    suite = tiny_suite(tmp_path)
+    spec = {**suite.__dict__, "algorithms": ["my_bc"], "seeds": [0], "imports": ["my_algo"], "settings": {}}
+    (tmp_path / "mine.json").write_text(json.dumps(spec))
+    counts = run_suite(Suite.load(tmp_path / "mine.json"), tmp_path / "res", workers=1, root=root, log=lambda _: None)
+    assert counts == {"done": 1, "skipped": 0, "failed": 0}
+    assert read_results(tmp_path / "res")[0]["algorithm"] == "my_bc"

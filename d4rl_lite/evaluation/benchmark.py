@@ -51,6 +51,7 @@ def run_one(suite_dict: dict[str, Any], algo: str, dataset: str, seed: int, resu
 
     torch.set_num_threads(1)  # one run per core
     suite = Suite(**suite_dict)
+    suite.import_plugins()  # user algorithms register themselves in this worker too
     tc = TrainConfig(steps=suite.steps, seed=seed, device=device, log_every=suite.log_every, eval_every=suite.eval_every,
                      eval_episodes=suite.eval_episodes, checkpoint_every=suite.checkpoint_every, wandb=wandb,
                      wandb_project=f"d4rl-lite-{suite.name}")

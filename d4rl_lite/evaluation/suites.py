@@ -9,7 +9,8 @@ A suite is a JSON file::
       "datasets": {"hopper-random-v0": {"size": 20000}, ...},   # build sizes (built when missing)
       "seeds": [0],
       "steps": 1000, "eval_every": 500, "eval_episodes": 5, "log_every": 250, "checkpoint_every": 500,
-      "settings": {"all": {"hidden": [64, 64]}, "cql": {"cql_weight": 5}}
+      "settings": {"all": {"hidden": [64, 64]}, "cql": {"cql_weight": 5}},
+      "imports": ["my_algo"]                                     # optional: modules registering your algorithms
     }
 
 ``settings.all`` applies to every algorithm whose config has the key ("hidden" stands for every
@@ -41,6 +42,17 @@ class Suite:
     checkpoint_every: int = 5000
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     description: str = ""
+    imports: list[str] = field(default_factory=list)  # modules registering user algorithms, imported in every worker
+
+    def import_plugins(self) -> None:
+        import importlib
+
+        for module in self.imports:
+            try:
+                importlib.import_module(module)
+            except ImportError as e:
+                raise ValueError(f"suite {self.name!r} imports {module!r}, which cannot be imported ({e}); "
+                                 "put it on PYTHONPATH") from None
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> Suite:
@@ -63,6 +75,7 @@ class Suite:
         from d4rl_lite.algorithms.base import make_config
         from d4rl_lite.datasets.catalogue import parse_dataset_name
 
+        self.import_plugins()
         if not self.algorithms or not self.datasets or not self.seeds:
             raise ValueError(f"suite {self.name!r} needs algorithms, datasets and seeds")
         for algo in self.algorithms:
