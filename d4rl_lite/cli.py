@@ -252,10 +252,16 @@ def _print_report(results: Path, wandb: bool = False, suite_name: str = "report"
     except ImportError as e:
         print(f"(aggregate statistics skipped: {e})")
     print("written: " + ", ".join(str(p) for p in paths))
+    if wandb:
+        from d4rl_lite.logging import log_benchmark_to_wandb
+
+        run_dir = log_benchmark_to_wandb(suite_name, rows, [p for p in paths if p.suffix == ".png"], results)
+        if run_dir:
+            print(f"W&B: table and plots logged ({run_dir})")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    _print_report(Path(args.results))
+    _print_report(Path(args.results), wandb=args.wandb, suite_name=Path(args.results).name)
     return 0
 
 
@@ -370,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Read RESULTS_DIR/*/result.json and write table.md/.csv/.json/.tex and "
                                     "learning_curves.png there; print the markdown table.")
     sp.add_argument("results", metavar="RESULTS_DIR")
+    sp.add_argument("--wandb", action="store_true", help="also log the table and plots to W&B (offline without a key)")
     sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser("eval", help="evaluate a trained run's checkpoint under its task's protocol",

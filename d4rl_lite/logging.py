@@ -94,3 +94,78 @@ def _plain(v: Any) -> Any:
         return str(v)  # JSON has no NaN/inf
     return v
 
+
+
+def read_wandb_offline(path: str | Path) -> list[dict[str, Any]]:
+    """History rows of an offline W&B run (its ``run-*.wandb`` file, or the run directory).
+
+    The file is a LevelDB-style record log (32 KiB blocks, 7-byte record headers) of wandb's own
+    protobuf ``Record`` messages; we decode the records with wandb's schema and return each
+    ``history`` record as ``{key: value}`` (nested keys joined with "/").
+    """
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    path = Path(path)
+    if path.is_dir():
+        path = next(path.glob("run-*.wandb"))
+    data = path.read_bytes()
+    if data[:4] != b":W&B":
+        raise ValueError(f"{path} is not a W&B run file")
+    block, pos, chunks, partial = 32768, 7, [], b""
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:  # block trailer padding
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if kind == 0 and length == 0:
+            pos += left
+            continue
+        payload = data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind == 1:  # full record
+            chunks.append(payload)
+        elif kind == 2:  # first / middle / last fragments
+            partial = payload
+        elif kind == 3:
+            partial += payload
+        elif kind == 4:
+            chunks.append(partial + payload)
+    rows = []
+    for raw in chunks:
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(raw)
+        if record.WhichOneof("record_type") == "history":
+            rows.append({(item.key or "/".join(item.nested_key)): json.loads(item.value_json)
+                         for item in record.history.item})
+    return rows
+
+
+def log_benchmark_to_wandb(suite: str, rows: list[dict[str, Any]], images: list[Path], results_dir: Path,
+                           project: str = "d4rl-lite") -> Path | None:
+    """One W&B run per benchmark report: the table as a wandb.Table and the plots as images.
+
+    Returns the W&B run directory, or None when W&B failed (reported, never fatal).
+    """
+    logger = RunLogger(results_dir / "wandb_report.jsonl",
+                       {"project": project, "group": "benchmark", "name": f"{suite}-table", "dir": str(results_dir),
+                        "job_type": "report"})
+    if logger._wandb is None:
+        logger.close()
+        return None
+    try:
+        import wandb
+
+        columns = list(rows[0])
+        payload: dict[str, Any] = {"benchmark/table": wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])}
+        for img in images:
+            payload[f"benchmark/{img.stem}"] = wandb.Image(str(img))
+        logger._wandb.log(payload)
+        run_dir = Path(logger._wandb.dir).parent
+    except Exception as e:  # noqa: BLE001
+        logger._disable_wandb(e)
+        run_dir = None
+    logger.close()
+    return run_dir

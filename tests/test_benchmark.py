@@ -69,6 +69,20 @@ def test_report_and_eval_commands(tmp_path, root):
     assert "| dataset | bc | iql |" in out.stdout
     for name in ("table.md", "table.csv", "table.json", "table.tex", "learning_curves.png"):
         assert (tmp_path / "res" / name).stat().st_size > 0
+    # The same report logged to W&B (offline): the table as a wandb.Table, the plots as images.
+    import os
+
+    from d4rl_lite.logging import read_wandb_offline
+
+    env = {**os.environ, "WANDB_DIR": str(tmp_path / "wb"), "WANDB_CACHE_DIR": str(tmp_path / "wb"),
+           "WANDB_CONFIG_DIR": str(tmp_path / "wb"), "WANDB_DATA_DIR": str(tmp_path / "wb"), "WANDB_SILENT": "true"}
+    env.pop("WANDB_API_KEY", None)
+    out = subprocess.run(["d4rl-lite", "report", str(tmp_path / "res"), "--wandb"], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert out.returncode == 0 and "W&B: table and plots logged" in out.stdout, out.stderr
+    (run,) = (tmp_path / "res" / "wandb").glob("offline-run-*")
+    logged = set().union(*read_wandb_offline(run))
+    assert {"benchmark/table/_type", "benchmark/learning_curves/_type"} <= logged
     run_dir = tmp_path / "res" / "bc__pointmaze-umaze-dense-random-v0__seed0"
     out = subprocess.run(["d4rl-lite", "eval", str(run_dir), "--episodes", "3"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
