@@ -8,48 +8,13 @@ from typing import Any
 import numpy as np
 
 from d4rl_lite.datasets.storage import EpisodeArrays
-from d4rl_lite.evaluation.rollout import Policy
+from d4rl_lite.evaluation.rollout import EnvBatch, Policy
 from d4rl_lite.tasks import Task
 
 
 def episode_seed(seed: int, episode_index: int) -> int:
     """Reset seed of episode ``episode_index`` of a build with ``seed`` (independent streams)."""
     return int(np.random.SeedSequence([seed, episode_index, 1]).generate_state(1)[0])
-
-
-class EnvBatch:
-    """Independent copies of a task's env stepped in lock-step, each reset with its own seed and
-    options (SyncVectorEnv resets every copy with the same options)."""
-
-    def __init__(self, task: Task, num_envs: int, max_episode_steps: int | None = None):
-        self.envs = [task.make_env(max_episode_steps=max_episode_steps) for _ in range(num_envs)]
-        self.obs: Any = None
-
-    def _set(self, i: int, obs: Any) -> None:
-        if self.obs is None:  # allocate the batch from the first observation
-            n = len(self.envs)
-            self.obs = ({k: np.zeros((n, *np.shape(v))) for k, v in obs.items()} if isinstance(obs, dict)
-                        else np.zeros((n, *np.shape(obs))))
-        if isinstance(obs, dict):
-            for k, v in obs.items():
-                self.obs[k][i] = v
-        else:
-            self.obs[i] = obs
-
-    def reset(self, i: int, seed: int, options: dict[str, Any] | None) -> None:
-        self._set(i, self.envs[i].reset(seed=seed, options=options)[0])
-
-    def step(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
-        n = len(self.envs)
-        rewards, terms, truncs = np.zeros(n), np.zeros(n, bool), np.zeros(n, bool)
-        for i, env in enumerate(self.envs):
-            obs, rewards[i], terms[i], truncs[i], _ = env.step(actions[i])
-            self._set(i, obs)
-        return self.obs, rewards, terms, truncs
-
-    def close(self) -> None:
-        for env in self.envs:
-            env.close()
 
 
 class _EpisodeBuffers:

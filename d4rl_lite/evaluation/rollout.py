@@ -1,4 +1,4 @@
-"""Policy rollouts in a vector env with one fixed seed per evaluation episode."""
+"""Policy rollouts in a batch of env copies, with one fixed seed per evaluation episode."""
 
 from __future__ import annotations
 
@@ -19,6 +19,46 @@ class Policy(Protocol):
     """
 
     def __call__(self, observations: np.ndarray) -> np.ndarray: ...
+
+
+class EnvBatch:
+    """Independent copies of a task's env stepped in lock-step, each reset with its own seed and
+    options (SyncVectorEnv resets every copy with the same options)."""
+
+    def __init__(self, task: Task, num_envs: int, max_episode_steps: int | None = None):
+        self.envs = [task.make_env(max_episode_steps=max_episode_steps) for _ in range(num_envs)]
+        self.obs: Any = None
+
+    def _set(self, i: int, obs: Any) -> None:
+        if self.obs is None:  # allocate the batch from the first observation
+            n = len(self.envs)
+            self.obs = ({k: np.zeros((n, *np.shape(v))) for k, v in obs.items()} if isinstance(obs, dict)
+                        else np.zeros((n, *np.shape(obs))))
+        if isinstance(obs, dict):
+            for k, v in obs.items():
+                self.obs[k][i] = v
+        else:
+            self.obs[i] = obs
+
+    def reset(self, i: int, seed: int, options: dict[str, Any] | None) -> None:
+        self._set(i, self.envs[i].reset(seed=seed, options=options)[0])
+
+    def step(self, actions: np.ndarray, active: np.ndarray | None = None) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+        """Step every copy (or only the ``active`` ones); ``self.successes`` holds info["success"] (mazes)."""
+        n = len(self.envs)
+        rewards, terms, truncs = np.zeros(n), np.zeros(n, bool), np.zeros(n, bool)
+        self.successes = np.zeros(n, bool)
+        for i, env in enumerate(self.envs):
+            if active is not None and not active[i]:
+                continue
+            obs, rewards[i], terms[i], truncs[i], info = env.step(actions[i])
+            self.successes[i] = bool(info.get("success", False))
+            self._set(i, obs)
+        return self.obs, rewards, terms, truncs
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
 
 
 class UniformRandomPolicy:
@@ -70,9 +110,10 @@ def evaluate(
 ) -> EvalResult:
     """Run ``episodes`` episodes of ``task`` under its evaluation protocol.
 
-    Episode ``i`` is reset with seed ``seed + i`` (default: the task's evaluation seed) and,
-    on mazes, with the task's fixed goal cell (or ``reset_options``, e.g. a start/goal pair). Copies of the vector env that finish early start
-    the next pending episode, so all ``num_envs`` stay busy.
+    Episode ``i`` is reset with seed ``seed + i`` (default: the task's evaluation seed) and, on
+    mazes, with the task's fixed goal cell (or ``reset_options``, e.g. a start/goal pair). The
+    ``num_envs`` copies step together with one batched policy call per step; a copy that
+    finishes starts the next pending episode.
     """
     episodes = task.eval_episodes if episodes is None else episodes
     seed = task.eval_seed if seed is None else seed
@@ -85,39 +126,32 @@ def evaluate(
     successes = np.zeros(episodes, dtype=bool) if task.domain == "maze" else None
     start_episode = getattr(policy, "start_episode", None)
 
-    envs = task.make_vector_env(num_envs)
+    envs = EnvBatch(task, num_envs)
     try:
         slot_episode = np.arange(num_envs)  # which episode each copy is running; -1 = idle
-        obs, _ = envs.reset(seed=[seed + i for i in range(num_envs)], options=options)
-        if start_episode:
-            for slot in range(num_envs):
+        for slot in range(num_envs):
+            envs.reset(slot, seed + slot, options)
+            if start_episode:
                 start_episode(slot, slot)
         next_episode = num_envs
         while (slot_episode >= 0).any():
-            actions = np.asarray(policy(task.flatten_observation(obs)))
-            obs, rewards, terminations, truncations, infos = envs.step(actions)
             active = slot_episode >= 0
+            actions = np.asarray(policy(task.flatten_observation(envs.obs)))
+            _, rewards, terminations, truncations = envs.step(actions, active)
             ep = slot_episode[active]
             returns[ep] += rewards[active]
             lengths[ep] += 1
-            if successes is not None and "success" in infos:
-                successes[ep] |= np.asarray(infos["success"], dtype=bool)[active]
-            ended = terminations | truncations
-            if not ended.any():
-                continue
-            seeds: list[int | None] = [None] * num_envs
-            for slot in np.flatnonzero(ended & active):
+            if successes is not None:
+                successes[ep] |= envs.successes[active]
+            for slot in np.flatnonzero((terminations | truncations) & active):
                 if next_episode < episodes:
                     slot_episode[slot] = next_episode
-                    seeds[slot] = seed + next_episode
+                    envs.reset(int(slot), seed + next_episode, options)
                     if start_episode:
                         start_episode(int(slot), next_episode)
                     next_episode += 1
                 else:
-                    slot_episode[slot] = -1
-            # Idle copies keep stepping (their results are ignored) and are reset like the rest,
-            # because a vector env without autoreset refuses to step past an episode end.
-            obs, _ = envs.reset(seed=seeds, options={**(options or {}), "reset_mask": ended})
+                    slot_episode[slot] = -1  # idle: no longer stepped
     finally:
         envs.close()
     return EvalResult(returns, lengths, successes, [seed + i for i in range(episodes)])

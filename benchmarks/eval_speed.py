@@ -1,0 +1,63 @@
+"""Evaluation speed: N episodes in a vector env with batched policy calls vs the same N episodes one
+after another in a single env (same seeds, same policy), in one run.
+
+    python benchmarks/eval_speed.py                       # halfcheetah, 10 episodes, bc/iql/bcq/cql policies
+    python benchmarks/eval_speed.py --task hopper --algos td3_bc
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+
+warnings.filterwarnings("ignore")
+
+
+def sequential(task, policy, episodes: int, seed: int) -> np.ndarray:
+    env = task.make_env()
+    returns = np.zeros(episodes)
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i, options=task.eval_reset_options())
+        done = False
+        while not done:
+            obs, r, term, trunc, _ = env.step(policy(task.flatten_observation(obs)[None])[0])
+            returns[i] += r
+            done = term or trunc
+    env.close()
+    return returns
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", default="halfcheetah")
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--algos", nargs="+", default=["bc", "iql", "bcq", "cql"])
+    args = p.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    from d4rl_lite.algorithms import get_algorithm
+    from d4rl_lite.evaluation.rollout import evaluate
+    from d4rl_lite.tasks import get_task
+
+    task = get_task(args.task)
+    print(f"{args.episodes} episodes of {task.name}, reference-size untrained policies, 1 thread")
+    print(f"{'policy':<8}{'sequential s':>14}{'vector s':>10}{'speed-up':>10}  same returns")
+    for name in args.algos:
+        algo = get_algorithm(name)(task.observation_dim, task.action_dim, device="cpu", seed=0)
+        t0 = time.perf_counter()
+        seq = sequential(task, algo, args.episodes, task.eval_seed)
+        t_seq = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        vec = evaluate(task, algo, episodes=args.episodes, num_envs=args.episodes).returns
+        t_vec = time.perf_counter() - t0
+        same = np.allclose(seq, vec, rtol=1e-4) if name in ("bc", "iql", "td3_bc", "cql") else "n/a (sampling policy)"
+        print(f"{name:<8}{t_seq:>14.2f}{t_vec:>10.2f}{t_seq / t_vec:>9.1f}x  {same}")
+
+
+if __name__ == "__main__":
+    main()
