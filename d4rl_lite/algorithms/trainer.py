@@ -141,7 +141,7 @@ def train(
             step += 1
             if step % tc.log_every == 0:
                 values = {k: float(v) for k, v in metrics.items()}  # the only host sync: at log intervals
-                _check_divergence(values, step, q_bound, run, ckpt_path)
+                _check_divergence(values, step, q_bound, ckpt_path)
                 now = time.perf_counter()
                 values["time/updates_per_s"] = (step - step_last) / max(now - t_last, 1e-9)
                 t_last, step_last = now, step
@@ -193,16 +193,19 @@ def _check_same_run(run: Path, record: dict[str, Any]) -> None:
         path.write_text(json.dumps(record, indent=2))
 
 
-def _check_divergence(values: dict[str, float], step: int, q_bound: float, run: Path, ckpt: Path) -> None:
-    kept = (f"the last good checkpoint is kept at {ckpt} (step {torch.load(ckpt, weights_only=False)['step']:,})"
-            if ckpt.exists() else "no checkpoint was written yet")
+def _check_divergence(values: dict[str, float], step: int, q_bound: float, ckpt: Path) -> None:
+    def kept() -> str:  # only read when a run actually diverged
+        if not ckpt.exists():
+            return "no checkpoint was written yet"
+        return f"the last good checkpoint is kept at {ckpt} (step {torch.load(ckpt, weights_only=False)['step']:,})"
+
     for key, v in values.items():
         if not math.isfinite(v):
-            raise DivergenceError(f"training diverged: {key} = {v} at step {step:,}; {kept}. "
+            raise DivergenceError(f"training diverged: {key} = {v} at step {step:,}; {kept()}. "
                                   "Lower the learning rate or check the dataset.")
         if "q" in key.split("/")[-1].split("_")[0] and abs(v) > q_bound:
             raise DivergenceError(f"training diverged: {key} = {v:.4g} at step {step:,} exceeds the sane bound "
-                                  f"{q_bound:.4g} (= q_bound_factor x max|r| / (1 - gamma)); {kept}.")
+                                  f"{q_bound:.4g} (= q_bound_factor x max|r| / (1 - gamma)); {kept()}.")
 
 
 def _save_checkpoint(path: Path, algo: Any, gen: torch.Generator, step: int) -> None:
