@@ -1,7 +1,7 @@
 """Build speed: a policy dataset build against raw stepping of the same vector env, in one run.
 
 For each task it measures
-  raw     SyncVectorEnv stepping with uniform random actions, resetting finished copies (no storage)
+  raw     the builders' batch of env copies stepped with uniform random actions (no policy, no storage)
   build   locomotion: collect_episodes with the task's medium SAC actor (batched inference, sampled
           actions, per-episode noise streams, storage) -- what `d4rl-lite build TASK-medium-v0` runs;
           mazes: the stitch builder (planner + controller, storage, certificate) -- `TASK-stitch-v0`
@@ -26,18 +26,21 @@ warnings.filterwarnings("ignore")
 
 
 def raw_rate(task, num_envs: int, steps: int, seed: int = 0) -> float:
-    envs = task.make_vector_env(num_envs)
+    """Uniform random actions through the same EnvBatch the builders step, resetting finished copies."""
+    from d4rl_lite.evaluation.rollout import EnvBatch
+
+    envs = EnvBatch(task, num_envs)
     rng = np.random.default_rng(seed)
     low, high = task.action_space.low, task.action_space.high
-    envs.reset(seed=seed)
+    for i in range(num_envs):
+        envs.reset(i, seed + i, task.eval_reset_options())
     done_steps = 0
     t0 = time.perf_counter()
     while done_steps < steps:
-        _, _, term, trunc, _ = envs.step(rng.uniform(low, high, size=(num_envs, len(low))).astype(np.float32))
+        _, _, term, trunc = envs.step(rng.uniform(low, high, size=(num_envs, len(low))).astype(np.float32))
         done_steps += num_envs
-        ended = term | trunc
-        if ended.any():
-            envs.reset(options={"reset_mask": ended})
+        for i in np.flatnonzero(term | trunc):
+            envs.reset(int(i), None, task.eval_reset_options())
     rate = done_steps / (time.perf_counter() - t0)
     envs.close()
     return rate

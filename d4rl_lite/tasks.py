@@ -56,17 +56,6 @@ class Task:
         steps = self.horizon if max_episode_steps is None else max_episode_steps
         return gym.make(self.env_id, max_episode_steps=steps, **{**self.env_kwargs, **kwargs})
 
-    def make_vector_env(self, num_envs: int) -> gym.vector.SyncVectorEnv:
-        """``num_envs`` copies in a SyncVectorEnv (faster than Async on 2 cores) without autoreset.
-
-        Autoreset is disabled so that callers reset finished copies themselves, with the seed
-        they choose: that keeps every episode's seed explicit and the data reproducible.
-        """
-        return gym.vector.SyncVectorEnv(
-            [self.make_env for _ in range(num_envs)],
-            autoreset_mode=gym.vector.AutoresetMode.DISABLED,
-        )
-
     def eval_reset_options(self) -> dict[str, Any] | None:
         """Reset options of an evaluation episode (the fixed goal cell on mazes)."""
         if self.eval_goal_cell is None:

@@ -15,7 +15,7 @@ from torch import nn
 
 from d4rl_lite.algorithms import register
 from d4rl_lite.algorithms.base import OfflineAlgorithm
-from d4rl_lite.algorithms.nets import ConditionalVAE, QEnsemble, mlp, soft_update
+from d4rl_lite.algorithms.nets import ConditionalVAE, QEnsemble, best_of_candidates, mlp, soft_update
 
 
 @dataclass
@@ -97,8 +97,6 @@ class BCQ(OfflineAlgorithm):
 
     def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
         """Best of ``act_samples`` perturbed VAE samples under Q1."""
-        n, b = self.config.act_samples, obs.shape[0]
+        n = self.config.act_samples
         rep = obs.repeat_interleave(n, 0)
-        candidates = self.actor(rep, self.vae.decode(rep))
-        best = self.critic(rep, candidates)[0].view(b, n).argmax(1)
-        return candidates.view(b, n, -1)[torch.arange(b, device=obs.device), best]
+        return best_of_candidates(self.critic, obs, self.actor(rep, self.vae.decode(rep)), n)

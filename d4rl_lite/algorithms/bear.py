@@ -14,7 +14,7 @@ import torch
 
 from d4rl_lite.algorithms import register
 from d4rl_lite.algorithms.base import OfflineAlgorithm
-from d4rl_lite.algorithms.nets import ConditionalVAE, QEnsemble, TanhGaussianPolicy, soft_update
+from d4rl_lite.algorithms.nets import ConditionalVAE, QEnsemble, TanhGaussianPolicy, best_of_candidates, soft_update
 
 
 @dataclass
@@ -134,8 +134,5 @@ class BEAR(OfflineAlgorithm):
 
     def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
         """Best of ``act_samples`` policy samples under Q1 (as the reference)."""
-        n, b = self.config.act_samples, obs.shape[0]
-        rep = obs.repeat_interleave(n, 0)
-        candidates = self.actor(rep)[0]
-        best = self.critic(rep, candidates)[0].view(b, n).argmax(1)
-        return candidates.view(b, n, -1)[torch.arange(b, device=obs.device), best]
+        n = self.config.act_samples
+        return best_of_candidates(self.critic, obs, self.actor(obs.repeat_interleave(n, 0))[0], n)

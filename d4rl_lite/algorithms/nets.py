@@ -185,3 +185,10 @@ class ConditionalVAE(nn.Module):
         recon, mean, std = self(obs, actions)
         kl = -0.5 * (1 + torch.log(std.pow(2)) - mean.pow(2) - std.pow(2)).mean()
         return F.mse_loss(recon, actions) + 0.5 * kl
+
+
+def best_of_candidates(critic: QEnsemble, obs: torch.Tensor, candidates: torch.Tensor, n: int) -> torch.Tensor:
+    """Per state, the one of ``n`` candidate actions (rows grouped by state) with the highest Q1."""
+    b = obs.shape[0]
+    best = critic(obs.repeat_interleave(n, 0), candidates)[0].view(b, n).argmax(1)
+    return candidates.view(b, n, -1)[torch.arange(b, device=obs.device), best]
