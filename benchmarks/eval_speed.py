@@ -1,8 +1,12 @@
-"""Evaluation speed: N episodes in a vector env with batched policy calls vs the same N episodes one
-after another in a single env (same seeds, same policy), in one run.
+"""Evaluation speed: N episodes in a batch of env copies (stepped by one process per core) with
+batched policy calls vs the same N episodes one after another in a single env (same seeds, same
+policy), in one run.
 
-    python benchmarks/eval_speed.py                       # halfcheetah, 10 episodes, bc/iql/bcq/cql policies
-    python benchmarks/eval_speed.py --task hopper --algos td3_bc
+    python benchmarks/eval_speed.py                       # halfcheetah, 10 episodes, bc/td3_bc/iql/cql
+    python benchmarks/eval_speed.py --tasks hopper ant pointmaze-medium --algos td3_bc bcq
+
+On 2 cores the speed-up is bounded by 2 x (env step + batch-1 policy call) / env step: policies
+whose cost is compute (BCQ scores 100 candidates per state) gain little from batching.
 """
 
 from __future__ import annotations
@@ -32,9 +36,9 @@ def sequential(task, policy, episodes: int, seed: int) -> np.ndarray:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", default="halfcheetah")
+    p.add_argument("--tasks", nargs="+", default=["halfcheetah"])
     p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--algos", nargs="+", default=["bc", "iql", "bcq", "cql"])
+    p.add_argument("--algos", nargs="+", default=["bc", "td3_bc", "iql", "cql"])
     args = p.parse_args()
 
     import torch
@@ -44,19 +48,24 @@ def main() -> None:
     from d4rl_lite.evaluation.rollout import evaluate
     from d4rl_lite.tasks import get_task
 
-    task = get_task(args.task)
-    print(f"{args.episodes} episodes of {task.name}, reference-size untrained policies, 1 thread")
-    print(f"{'policy':<8}{'sequential s':>14}{'vector s':>10}{'speed-up':>10}  same returns")
-    for name in args.algos:
-        algo = get_algorithm(name)(task.observation_dim, task.action_dim, device="cpu", seed=0)
-        t0 = time.perf_counter()
-        seq = sequential(task, algo, args.episodes, task.eval_seed)
-        t_seq = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        vec = evaluate(task, algo, episodes=args.episodes, num_envs=args.episodes).returns
-        t_vec = time.perf_counter() - t0
-        same = np.allclose(seq, vec, rtol=1e-4) if name in ("bc", "iql", "td3_bc", "cql") else "n/a (sampling policy)"
-        print(f"{name:<8}{t_seq:>14.2f}{t_vec:>10.2f}{t_seq / t_vec:>9.1f}x  {same}")
+    from d4rl_lite.evaluation.rollout import default_env_workers
+
+    workers = default_env_workers(args.episodes)
+    print(f"{args.episodes} episodes, reference-size untrained policies, 1 torch thread, "
+          f"{workers} process(es) stepping the vector env")
+    print(f"{'task':<18}{'policy':<8}{'sequential s':>14}{'vector s':>10}{'speed-up':>10}  same returns")
+    for task_name in args.tasks:
+        task = get_task(task_name)
+        for name in args.algos:
+            algo = get_algorithm(name)(task.observation_dim, task.action_dim, device="cpu", seed=0)
+            t0 = time.perf_counter()
+            seq = sequential(task, algo, args.episodes, task.eval_seed)
+            t_seq = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            vec = evaluate(task, algo, episodes=args.episodes, num_envs=args.episodes).returns
+            t_vec = time.perf_counter() - t0
+            same = np.allclose(seq, vec, rtol=1e-4) if name in ("bc", "iql", "td3_bc", "cql") else "n/a (sampling policy)"
+            print(f"{task_name:<18}{name:<8}{t_seq:>14.2f}{t_vec:>10.2f}{t_seq / t_vec:>9.1f}x  {same}", flush=True)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ class OfflineAlgorithm:
     def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act(self, observations: np.ndarray) -> np.ndarray:
         """Deterministic actions for raw (unnormalized) flat observations, batch (n, obs_dim)."""
         obs = torch.as_tensor(np.asarray(observations, dtype=np.float32), device=self.device)

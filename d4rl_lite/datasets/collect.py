@@ -75,6 +75,7 @@ def collect_episodes(
     progress: Callable[[int], None] | None = None,
     max_episode_steps: int | None = None,
     continuing: bool = False,
+    workers: int | None = None,
 ) -> EpisodeArrays:
     """Collect exactly ``size`` transitions: episodes 0, 1, 2, ... in index order.
 
@@ -86,7 +87,8 @@ def collect_episodes(
     ``continuing``: each copy is one continuing run, never reset after its first episode; it is
     cut into episodes of ``max_episode_steps`` (default: the horizon) marked as timeouts, each
     starting where the previous ended (D4RL maze2d). Then episode ``i`` runs on copy
-    ``i % num_envs`` and the data does depend on ``num_envs``.
+    ``i % num_envs`` and the data does depend on ``num_envs``. ``workers`` processes share the env
+    stepping (default: one per core); the bytes never depend on it.
     """
     if size < 1:
         raise ValueError(f"size must be >= 1 transition, got {size}")
@@ -98,7 +100,7 @@ def collect_episodes(
     options_for = reset_options if callable(reset_options) else (lambda _i: reset_options)
     start_episode = getattr(policy, "start_episode", None)
     # A continuing run has no time limit of its own; it is cut into episodes here.
-    envs = EnvBatch(task, num_envs, max_episode_steps=10**9 if continuing else horizon)
+    envs = EnvBatch(task, num_envs, max_episode_steps=10**9 if continuing else horizon, workers=workers)
     finished: dict[int, dict[str, Any]] = {}
     prefix_episodes = prefix_steps = 0  # episodes 0..prefix_episodes-1 are all finished
     try:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 
 from d4rl_lite.tasks import Task
@@ -21,17 +27,53 @@ class Policy(Protocol):
     def __call__(self, observations: np.ndarray) -> np.ndarray: ...
 
 
+def default_env_workers(num_envs: int) -> int:
+    """How many processes share the stepping of ``num_envs`` env copies: one per CPU core (the
+    calling process counts as one), or ``$D4RL_LITE_ENV_WORKERS``; 1 steps every copy in-process."""
+    value = os.environ.get("D4RL_LITE_ENV_WORKERS")
+    if value is not None:
+        try:
+            wanted = int(value)
+        except ValueError:
+            raise ValueError(f"D4RL_LITE_ENV_WORKERS must be a whole number of processes, got {value!r}") from None
+    else:
+        wanted = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(wanted, num_envs))
+
+
 class EnvBatch:
     """Independent copies of a task's env stepped in lock-step, each reset with its own seed and
-    options (SyncVectorEnv resets every copy with the same options)."""
+    options (SyncVectorEnv resets every copy with the same options).
 
-    def __init__(self, task: Task, num_envs: int, max_episode_steps: int | None = None):
-        self.envs = [task.make_env(max_episode_steps=max_episode_steps) for _ in range(num_envs)]
+    With ``workers`` > 1 the copies are split into that many contiguous shares: the calling
+    process steps the first share itself while worker processes step the others, so stepping
+    uses every core while the policy still sees one batch. Results do not depend on ``workers``:
+    each copy is the same deterministic simulator wherever it runs.
+    """
+
+    def __init__(self, task: Task, num_envs: int, max_episode_steps: int | None = None, workers: int | None = None):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        workers = default_env_workers(num_envs) if workers is None else workers
+        if not 1 <= workers <= num_envs:
+            raise ValueError(f"workers must be between 1 and num_envs ({num_envs}), got {workers}")
+        bounds = np.linspace(0, num_envs, workers + 1).astype(int)
+        self.num_envs = num_envs
         self.obs: Any = None
+        self.successes = np.zeros(num_envs, bool)
+        self._local = int(bounds[1])  # copies [0, _local) are stepped in this process
+        self.envs = [task.make_env(max_episode_steps=max_episode_steps) for _ in range(self._local)]
+        self._remotes: list[_RemoteEnvs] = []
+        try:
+            for lo, hi in zip(bounds[1:-1], bounds[2:]):
+                self._remotes.append(_RemoteEnvs(task, int(lo), int(hi), max_episode_steps))
+        except BaseException:
+            self.close()
+            raise
 
     def _set(self, i: int, obs: Any) -> None:
         if self.obs is None:  # allocate the batch from the first observation
-            n = len(self.envs)
+            n = self.num_envs
             self.obs = ({k: np.zeros((n, *np.shape(v))) for k, v in obs.items()} if isinstance(obs, dict)
                         else np.zeros((n, *np.shape(obs))))
         if isinstance(obs, dict):
@@ -41,24 +83,233 @@ class EnvBatch:
             self.obs[i] = obs
 
     def reset(self, i: int, seed: int, options: dict[str, Any] | None) -> None:
-        self._set(i, self.envs[i].reset(seed=seed, options=options)[0])
+        if i < self._local:
+            obs = self.envs[i].reset(seed=seed, options=options)[0]
+        else:
+            remote = next(r for r in self._remotes if r.lo <= i < r.hi)
+            obs = remote.reset(i - remote.lo, seed, options)
+        self._set(i, obs)
 
     def step(self, actions: np.ndarray, active: np.ndarray | None = None) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
         """Step every copy (or only the ``active`` ones); ``self.successes`` holds info["success"] (mazes)."""
-        n = len(self.envs)
+        n = self.num_envs
+        actions = np.asarray(actions)
+        active = np.ones(n, bool) if active is None else np.asarray(active, bool)
         rewards, terms, truncs = np.zeros(n), np.zeros(n, bool), np.zeros(n, bool)
         self.successes = np.zeros(n, bool)
+        if actions.dtype not in (np.float32, np.float64):
+            actions = actions.astype(np.float64)
+        for remote in self._remotes:  # the workers step while this process steps its own share
+            remote.start_step(actions[remote.lo:remote.hi], active[remote.lo:remote.hi])
         for i, env in enumerate(self.envs):
-            if active is not None and not active[i]:
-                continue
-            obs, rewards[i], terms[i], truncs[i], info = env.step(actions[i])
-            self.successes[i] = bool(info.get("success", False))
-            self._set(i, obs)
+            if active[i]:
+                obs, rewards[i], terms[i], truncs[i], info = env.step(actions[i])
+                self.successes[i] = bool(info.get("success", False))
+                self._set(i, obs)
+        for remote in self._remotes:
+            remote.wait()
+            shared, share = remote.shared, slice(remote.lo, remote.hi)
+            on = active[share]
+            rewards[share] = np.where(on, shared.rewards, 0.0)
+            terms[share], truncs[share], self.successes[share] = shared.flags & on
+            if isinstance(self.obs, dict):
+                for k, v in self.obs.items():
+                    v[share][on] = shared.obs[k][on]
+            else:
+                self.obs[share][on] = shared.obs[""][on]
         return self.obs, rewards, terms, truncs
 
     def close(self) -> None:
         for env in self.envs:
             env.close()
+        for remote in self._remotes:
+            remote.close()
+        self._remotes = []
+
+
+def _step_envs(envs: list, actions: np.ndarray, active: np.ndarray) -> list[tuple]:
+    out: list[tuple] = []
+    for env, action, on in zip(envs, actions, active):
+        if not on:
+            out.append((None, 0.0, False, False, False))
+            continue
+        obs, reward, term, trunc, info = env.step(action)
+        out.append((obs, float(reward), bool(term), bool(trunc), bool(info.get("success", False))))
+    return out
+
+
+# Worker protocol. A pipe round trip costs ~200 us on small VMs (the sleeping side must be woken),
+# more than stepping one env, so each step goes through shared memory instead: the parent writes
+# the actions and bumps a request counter; the worker, spinning on that counter, steps its copies,
+# writes the results and bumps the answer counter. Resets, errors and shutdown are rare and use
+# the pipe as well. Both sides spin briefly, then back off to short sleeps, so an idle worker
+# (a long policy call, e.g. BCQ's 100 candidates) costs no CPU.
+_STEP, _RESET, _CLOSE = 1, 2, 3
+_OK, _ERROR = 0, 1
+_SPIN_S = 0.002
+
+
+def _wait_until(counter, target: int, alive: Callable[[], bool] | None = None) -> bool:
+    """Spin until ``counter.value == target``; False if ``alive`` says the other side died."""
+    if counter.value == target:
+        return True
+    start, delay = time.perf_counter(), 0.0
+    while counter.value != target:
+        if time.perf_counter() - start > _SPIN_S:
+            time.sleep(delay)
+            delay = min(2 * delay or 1e-5, 1e-3)
+            if alive is not None and not alive():
+                return counter.value == target
+    return True
+
+
+class _SharedShare:
+    """Shared-memory views of one worker's share of the batch (created before the worker starts)."""
+
+    def __init__(self, ctx: Any, count: int, act_dim: int, obs_shapes: dict[str, tuple[int, ...]]):
+        self.raw = {
+            "actions": ctx.RawArray("d", count * act_dim), "active": ctx.RawArray("b", count),
+            "rewards": ctx.RawArray("d", count), "flags": ctx.RawArray("b", 3 * count),
+            **{f"obs:{k}": ctx.RawArray("d", count * int(np.prod(shape))) for k, shape in obs_shapes.items()},
+        }
+        self.request, self.answer = ctx.RawValue("q", 0), ctx.RawValue("q", 0)
+        self.command, self.status, self.action_is_f32 = ctx.RawValue("i", 0), ctx.RawValue("i", 0), ctx.RawValue("b", 0)
+        self.count, self.act_dim, self.obs_shapes = count, act_dim, obs_shapes
+        self.views()
+
+    def views(self) -> None:
+        """(Re)build the numpy views (after unpickling in a spawned worker)."""
+        n = self.count
+        self.actions = np.frombuffer(self.raw["actions"], np.float64).reshape(n, self.act_dim)
+        self.active = np.frombuffer(self.raw["active"], np.bool_)
+        self.rewards = np.frombuffer(self.raw["rewards"], np.float64)
+        self.flags = np.frombuffer(self.raw["flags"], np.bool_).reshape(3, n)  # terminated, truncated, success
+        self.obs = {k: np.frombuffer(self.raw[f"obs:{k}"], np.float64).reshape(n, *shape)
+                    for k, shape in self.obs_shapes.items()}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k in ("raw", "request", "answer", "command", "status",
+                                                                 "action_is_f32", "count", "act_dim", "obs_shapes")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.views()
+
+    def write_obs(self, j: int, obs: Any) -> None:
+        if isinstance(obs, dict):
+            for k, v in obs.items():
+                self.obs[k][j] = v
+        else:
+            self.obs[""][j] = obs
+
+    def read_obs(self, j: int) -> Any:
+        return self.obs[""][j].copy() if "" in self.obs else {k: v[j].copy() for k, v in self.obs.items()}
+
+
+def _env_worker(conn, shared: _SharedShare, task: Task, max_episode_steps: int | None) -> None:
+    """A worker process: owns ``shared.count`` env copies and serves step / reset / close requests."""
+    import traceback
+
+    envs: list = []
+    done = 0
+    parent = os.getppid()
+    try:
+        envs = [task.make_env(max_episode_steps=max_episode_steps) for _ in range(shared.count)]
+        conn.send(("ok", None))
+        while True:
+            if not _wait_until(shared.request, done + 1, alive=lambda: os.getppid() == parent):
+                break  # the parent died without closing us
+            done += 1
+            command = shared.command.value
+            if command == _CLOSE:
+                break
+            try:
+                if command == _STEP:
+                    dtype = np.float32 if shared.action_is_f32.value else np.float64
+                    actions = shared.actions.astype(dtype)  # exact: float32 -> float64 -> float32
+                    for j, (obs, reward, term, trunc, success) in enumerate(_step_envs(envs, actions, shared.active)):
+                        if obs is not None:
+                            shared.rewards[j] = reward
+                            shared.flags[:, j] = (term, trunc, success)
+                            shared.write_obs(j, obs)
+                else:
+                    j, seed, options = conn.recv()
+                    shared.write_obs(j, envs[j].reset(seed=seed, options=options)[0])
+                shared.status.value = _OK
+            except Exception:
+                shared.status.value = _ERROR
+                conn.send(traceback.format_exc())
+            shared.answer.value = done
+    except (EOFError, KeyboardInterrupt):
+        pass
+    except Exception:
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        for env in envs:
+            env.close()
+        conn.close()
+
+
+class _RemoteEnvs:
+    """Env copies ``[lo, hi)`` of an EnvBatch, living in a worker process."""
+
+    def __init__(self, task: Task, lo: int, hi: int, max_episode_steps: int | None):
+        # fork starts in milliseconds and needs nothing pickled; elsewhere spawn (Task pickles).
+        ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
+        space = task.observation_space
+        shapes = ({k: tuple(space[k].shape) for k in space.spaces} if isinstance(space, gym.spaces.Dict)
+                  else {"": tuple(space.shape)})
+        self.lo, self.hi = lo, hi
+        self.shared = _SharedShare(ctx, hi - lo, task.action_dim, shapes)
+        self.requests = 0
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_env_worker, args=(child, self.shared, task, max_episode_steps), daemon=True)
+        self.process.start()
+        child.close()
+        try:
+            status, message = self.conn.recv()  # the envs were made
+        except (EOFError, OSError) as e:
+            raise RuntimeError(self._died()) from e
+        if status == "error":
+            self.process.join(timeout=5)
+            raise RuntimeError(f"making env copies {lo}-{hi - 1} failed in their worker process:\n{message}")
+
+    def request(self, command: int) -> None:
+        self.shared.command.value = command
+        self.requests += 1
+        self.shared.request.value = self.requests
+
+    def wait(self) -> None:
+        if not _wait_until(self.shared.answer, self.requests, alive=self.process.is_alive):
+            raise RuntimeError(self._died())
+        if self.shared.status.value == _ERROR:
+            raise RuntimeError(f"env copies {self.lo}-{self.hi - 1} failed in their worker process:\n{self.conn.recv()}")
+
+    def start_step(self, actions: np.ndarray, active: np.ndarray) -> None:
+        self.shared.action_is_f32.value = actions.dtype == np.float32
+        self.shared.actions[:] = actions
+        self.shared.active[:] = active
+        self.request(_STEP)
+
+    def reset(self, j: int, seed: int, options: dict[str, Any] | None) -> Any:
+        self.conn.send((j, seed, options))
+        self.request(_RESET)
+        self.wait()
+        return self.shared.read_obs(j)
+
+    def _died(self) -> str:
+        self.process.join(timeout=1)
+        return (f"the worker process stepping env copies {self.lo}-{self.hi - 1} died (exit code "
+                f"{self.process.exitcode}); set D4RL_LITE_ENV_WORKERS=1 to step every copy in-process")
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.request(_CLOSE)
+            self.process.join(timeout=5)
+            if self.process.is_alive():
+                self.process.terminate()
+                self.process.join(timeout=5)
+        self.conn.close()
 
 
 class UniformRandomPolicy:
@@ -107,13 +358,15 @@ def evaluate(
     seed: int | None = None,
     num_envs: int = 10,
     reset_options: dict[str, Any] | None = None,
+    workers: int | None = None,
 ) -> EvalResult:
     """Run ``episodes`` episodes of ``task`` under its evaluation protocol.
 
     Episode ``i`` is reset with seed ``seed + i`` (default: the task's evaluation seed) and, on
     mazes, with the task's fixed goal cell (or ``reset_options``, e.g. a start/goal pair). The
     ``num_envs`` copies step together with one batched policy call per step; a copy that
-    finishes starts the next pending episode.
+    finishes starts the next pending episode. ``workers`` processes share the env stepping
+    (default: one per core, see ``default_env_workers``); results do not depend on it.
     """
     episodes = task.eval_episodes if episodes is None else episodes
     seed = task.eval_seed if seed is None else seed
@@ -126,7 +379,7 @@ def evaluate(
     successes = np.zeros(episodes, dtype=bool) if task.domain == "maze" else None
     start_episode = getattr(policy, "start_episode", None)
 
-    envs = EnvBatch(task, num_envs)
+    envs = EnvBatch(task, num_envs, workers=workers)
     try:
         slot_episode = np.arange(num_envs)  # which episode each copy is running; -1 = idle
         for slot in range(num_envs):
