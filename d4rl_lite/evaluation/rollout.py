@@ -62,11 +62,14 @@ class EnvBatch:
         self.obs: Any = None
         self.successes = np.zeros(num_envs, bool)
         self._local = int(bounds[1])  # copies [0, _local) are stepped in this process
-        self.envs = [task.make_env(max_episode_steps=max_episode_steps) for _ in range(self._local)]
+        self.envs: list = []
         self._remotes: list[_RemoteEnvs] = []
-        try:
+        try:  # the workers make their copies while this process makes its own
             for lo, hi in zip(bounds[1:-1], bounds[2:]):
                 self._remotes.append(_RemoteEnvs(task, int(lo), int(hi), max_episode_steps))
+            self.envs = [task.make_env(max_episode_steps=max_episode_steps) for _ in range(self._local)]
+            for remote in self._remotes:
+                remote.wait_ready()
         except BaseException:
             self.close()
             raise
@@ -266,13 +269,16 @@ class _RemoteEnvs:
         self.process = ctx.Process(target=_env_worker, args=(child, self.shared, task, max_episode_steps), daemon=True)
         self.process.start()
         child.close()
+
+    def wait_ready(self) -> None:
+        """Block until the worker has made its env copies (or raise the worker's error)."""
         try:
-            status, message = self.conn.recv()  # the envs were made
+            status, message = self.conn.recv()
         except (EOFError, OSError) as e:
             raise RuntimeError(self._died()) from e
         if status == "error":
             self.process.join(timeout=5)
-            raise RuntimeError(f"making env copies {lo}-{hi - 1} failed in their worker process:\n{message}")
+            raise RuntimeError(f"making env copies {self.lo}-{self.hi - 1} failed in their worker process:\n{message}")
 
     def request(self, command: int) -> None:
         self.shared.command.value = command
