@@ -50,6 +50,8 @@ def run_one(suite_dict: dict[str, Any], algo: str, dataset: str, seed: int, resu
     from d4rl_lite.datasets.d4rl_compat import load_dataset
 
     torch.set_num_threads(1)  # one run per core
+    # ... so its evaluations step their env copies in-process too (unless the user says otherwise).
+    os.environ.setdefault("D4RL_LITE_ENV_WORKERS", "1")
     suite = Suite(**suite_dict)
     suite.import_plugins()  # user algorithms register themselves in this worker too
     tc = TrainConfig(steps=suite.steps, seed=seed, device=device, log_every=suite.log_every, eval_every=suite.eval_every,
