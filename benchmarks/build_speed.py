@@ -29,7 +29,7 @@ def raw_rate(task, num_envs: int, steps: int, seed: int = 0) -> float:
     """Uniform random actions through the same EnvBatch the builders step, resetting finished copies."""
     from d4rl_lite.evaluation.rollout import EnvBatch
 
-    envs = EnvBatch(task, num_envs)
+    envs = EnvBatch(task, num_envs, workers=1)  # as collect_episodes steps it (in-process by default)
     rng = np.random.default_rng(seed)
     low, high = task.action_space.low, task.action_space.high
     for i in range(num_envs):
