@@ -70,6 +70,7 @@ def main() -> None:
     from d4rl_lite.evaluation.rollout import evaluate
     from d4rl_lite.tasks import get_task
 
+    from d4rl_lite.errors import D4RLLiteError
     from d4rl_lite.evaluation.rollout import default_env_workers
 
     workers = default_env_workers(args.episodes)
@@ -82,7 +83,7 @@ def main() -> None:
             if name == "expert":
                 try:
                     algo = TorchExpert(task_name)
-                except Exception as e:  # no committed policy for this task yet
+                except D4RLLiteError as e:  # no committed policy for this task yet
                     print(f"{task_name:<18}{name:<8}  skipped: {e}")
                     continue
             else:

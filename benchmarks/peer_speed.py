@@ -25,6 +25,7 @@ import tempfile
 import warnings
 
 warnings.filterwarnings("ignore")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # algo_speed.bench times our side
 
 OBS_DIM, ACT_DIM, BATCH, HIDDEN = 11, 3, 256, [256, 256]
 
@@ -74,7 +75,6 @@ print(json.dumps({"updates_per_s": done / (time.perf_counter() - t0), "flops": c
 
 
 def ours(name: str, seconds: float) -> tuple[float, float]:
-    sys.path.insert(0, os.path.dirname(__file__))
     from algo_speed import bench
 
     from d4rl_lite.algorithms import get_algorithm

@@ -104,10 +104,9 @@ class EnvBatch:
             actions = actions.astype(np.float64)
         for remote in self._remotes:  # the workers step while this process steps its own share
             remote.start_step(actions[remote.lo:remote.hi], active[remote.lo:remote.hi])
-        for i, env in enumerate(self.envs):
-            if active[i]:
-                obs, rewards[i], terms[i], truncs[i], info = env.step(actions[i])
-                self.successes[i] = bool(info.get("success", False))
+        for i, (obs, reward, term, trunc, success) in enumerate(_step_envs(self.envs, actions, active)):
+            if obs is not None:
+                rewards[i], terms[i], truncs[i], self.successes[i] = reward, term, trunc, success
                 self._set(i, obs)
         for remote in self._remotes:
             remote.wait()
@@ -131,6 +130,8 @@ class EnvBatch:
 
 
 def _step_envs(envs: list, actions: np.ndarray, active: np.ndarray) -> list[tuple]:
+    """Step ``envs`` (zipped with their actions and active flags): (obs, reward, terminated,
+    truncated, success) per copy, obs None for an inactive one. Used in-process and by workers."""
     out: list[tuple] = []
     for env, action, on in zip(envs, actions, active):
         if not on:
