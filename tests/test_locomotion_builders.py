@@ -12,6 +12,7 @@ from conftest import tiny_behavior_config
 from d4rl_lite.datasets.behavior.train import train_behavior
 from d4rl_lite.datasets.builders import build_dataset
 from d4rl_lite.datasets.builders.mixed import parse_mix, split_sizes
+from d4rl_lite.tasks import get_task
 
 
 def checksum(path):
@@ -153,6 +154,26 @@ def test_human_knobs_have_their_measured_effect(zoo, root):
 
     skill = _human(root, "skill", skill_spread=0.9, noise_sigma=0.3)
     assert skill.metadata["recipe"]["injected"]["skill_min"] < 0.5
+
+
+def test_human_profile_has_task_defaults_under_explicit_knobs():
+    from d4rl_lite.datasets.builders.human import TASK_DEFAULTS, HumanProfile
+
+    assert HumanProfile.from_options({}, "halfcheetah") == HumanProfile()
+    hopper = HumanProfile.from_options({"pause_prob": 0.02}, "hopper")
+    assert hopper.reaction_delay == TASK_DEFAULTS["hopper"]["reaction_delay"] != HumanProfile().reaction_delay
+    assert hopper.pause_prob == 0.02  # an explicit knob beats the task default
+
+
+def test_default_hopper_human_data_is_imperfect_but_capable(tmp_path):
+    """With the committed expert, hopper-human at its defaults must not be a pile of falls (the
+    class defaults gave 30-step episodes at ~1 normalized) nor expert data."""
+    build_dataset("hopper-human-v0", size=4000, seed=0, root=tmp_path)
+    data = d4rl_lite.load_dataset("hopper-human-v0", root=tmp_path)
+    assert data.metadata["recipe"]["profile"]["reaction_delay"] == 1
+    assert data.episode_lengths.mean() > 100
+    scores = get_task("hopper").normalized_score(data.episode_returns())
+    assert 10 < scores.mean() < 80
 
 
 def test_human_rejects_unknown_knobs(zoo, root):
