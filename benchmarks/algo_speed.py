@@ -39,9 +39,9 @@ def small_overrides(config_cls) -> dict:
     return {k: (64, 64) for k in config_cls.__dataclass_fields__ if k.endswith("hidden")}
 
 
-def bench(name: str, overrides: dict, obs_dim: int, act_dim: int, seconds: float) -> tuple[float, float]:
+def bench_setup(name: str, overrides: dict, obs_dim: int, act_dim: int):
+    """(algorithm past its warm-up phases, batch sampler over hopper-sized random data)."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from d4rl_lite.algorithms import get_algorithm
     from d4rl_lite.algorithms.base import make_config
@@ -65,6 +65,13 @@ def bench(name: str, overrides: dict, obs_dim: int, act_dim: int, seconds: float
 
     for _ in range(5):
         algo.update(batch())
+    return algo, batch
+
+
+def bench(name: str, overrides: dict, obs_dim: int, act_dim: int, seconds: float) -> tuple[float, float]:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    algo, batch = bench_setup(name, overrides, obs_dim, act_dim)
     with FlopCounterMode(display=False) as counter:
         algo.update(batch())
     flops = counter.get_total_flops()

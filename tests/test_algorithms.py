@@ -18,6 +18,7 @@ from d4rl_lite.datasets.storage import write_dataset
 from d4rl_lite.errors import UnknownNameError
 from d4rl_lite.evaluation.rollout import evaluate
 from d4rl_lite.logging import read_log
+from d4rl_lite.profiling import HostReadbacks
 from d4rl_lite.tasks import get_task
 
 MAZE = get_task("pointmaze-umaze-dense")
@@ -267,3 +268,29 @@ def test_brac_divergence_to_the_behaviour_policy_falls(maze_data):
     _, history = run_updates("brac_p", maze_data, 1500, behavior_pretrain_steps=750, warm_start_steps=100)
     div = [h["train/divergence"] for h in history if "train/divergence" in h]
     assert np.mean(div[-50:]) < 0.5 * np.mean(div[:10])
+
+
+# -- no host synchronisation inside a step -------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_a_training_step_never_reads_a_value_back_to_the_host(name, maze_data):
+    """Batch sampling and ``update`` through every phase (warm-ups included) with no host readback:
+    the trainer reads metrics back only at log intervals."""
+    steps = 20
+    cls = get_algorithm(name)
+    algo = cls(maze_data.observations.shape[1], maze_data.actions.shape[1], make_config(cls.Config, tiny(name, steps)),
+               device="cpu", seed=0)
+    data, _ = prepare_data(maze_data, algo)
+    gen = torch.Generator().manual_seed(0)
+    with HostReadbacks() as mode:
+        for _ in range(steps):
+            algo.update(data.sample(algo.config.batch_size, gen))
+            algo.step += 1
+    assert mode.seen == [], f"{name} reads values back to the host inside a step: {sorted(set(mode.seen))}"
+
+
+def test_the_host_readback_detector_sees_item_and_boolean_masks():
+    with HostReadbacks() as mode:
+        x = torch.arange(4.0)
+        x.sum().item()
+        x[x > 1]
+    assert any("_local_scalar_dense" in s for s in mode.seen) and any("boolean mask" in s for s in mode.seen)

@@ -10,11 +10,17 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def mlp(in_dim: int, out_dim: int, hidden: Sequence[int], activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
-    """Linear-activation stack; the output layer has no activation."""
+def mlp(in_dim: int, out_dim: int, hidden: Sequence[int]) -> nn.Sequential:
+    """Linear-ReLU stack; the output layer has no activation.
+
+    The ReLUs work in place: a linear layer's backward needs its input, not its output, so the
+    pre-activation need not be kept, and at CQL's 7680-row batches not writing a second
+    activation tensor per layer is measurably faster (memory traffic, not FLOPs, bounds the
+    elementwise ops on this CPU).
+    """
     layers: list[nn.Module] = []
     for h in hidden:
-        layers += [nn.Linear(in_dim, h), activation()]
+        layers += [nn.Linear(in_dim, h), nn.ReLU(inplace=True)]
         in_dim = h
     layers.append(nn.Linear(in_dim, out_dim))
     return nn.Sequential(*layers)
@@ -45,7 +51,7 @@ class QEnsemble(nn.Module):
         dims = [obs_dim + act_dim, *hidden]
         layers: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
-            layers += [EnsembleLinear(a, b, num_q), nn.ReLU()]
+            layers += [EnsembleLinear(a, b, num_q), nn.ReLU(inplace=True)]  # in place: see mlp
         layers.append(EnsembleLinear(dims[-1], 1, num_q))
         self.net = nn.Sequential(*layers)
 
@@ -137,7 +143,8 @@ class GaussianPolicy(nn.Module):
     def distribution(self, obs: torch.Tensor) -> torch.distributions.Normal:
         mean = torch.tanh(self.mean_net(obs))
         std = self.log_std.clamp(self.log_std_min, self.log_std_max).exp()
-        return torch.distributions.Normal(mean, std.expand_as(mean))
+        # No argument validation: it checks the scale with a host readback on every call.
+        return torch.distributions.Normal(mean, std.expand_as(mean), validate_args=False)
 
     def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return self.distribution(obs).log_prob(actions).sum(-1)
