@@ -30,7 +30,6 @@ OPTIMIZER = ("Optimizer.", "aten::_fused_adam", "aten::_foreach", "aten::lerp")
 
 
 def profile(name: str, updates: int, top: int) -> dict:
-    import torch
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
