@@ -41,7 +41,7 @@ def test_suite_errors_are_clear(tmp_path):
         Suite.load(bad)
 
 
-def test_local_runner_skips_finished_runs_and_ray_gives_the_same_table(tmp_path, root):
+def test_local_runner_skips_finished_runs(tmp_path, root):
     suite = tiny_suite(tmp_path)
     lines = []
     counts = run_suite(suite, tmp_path / "local", workers=2, root=root, log=lines.append)
@@ -49,16 +49,20 @@ def test_local_runner_skips_finished_runs_and_ray_gives_the_same_table(tmp_path,
     assert any("done /" in line and "running /" in line and "left]" in line for line in lines)
     again = run_suite(suite, tmp_path / "local", workers=2, root=root, log=lines.append)
     assert again == {"done": 0, "skipped": 4, "failed": 0}
-
-    counts = run_suite(suite, tmp_path / "ray", executor="ray", workers=2, root=root, log=lines.append)
-    assert counts == {"done": 4, "skipped": 0, "failed": 0}
     local = score_table(read_results(tmp_path / "local"))
-    ray = score_table(read_results(tmp_path / "ray"))
-    assert to_json(local) == to_json(ray)
     rows = {(r["dataset"], r["algorithm"]): r for r in local}
     assert rows[("pointmaze-umaze-dense-random-v0", "bc")]["seeds"] == 2
     assert rows[("pointmaze-umaze-dense-random-v0", "iql")]["metric"] == "normalized"
     assert "maze average (1 datasets)" in to_markdown(local) and r"\pm" in to_latex(local)
+
+
+def test_smoke_gives_the_same_table_on_ray_as_on_the_local_pool(tmp_path, root):
+    """The shipped smoke suite (every algorithm, ~40 s of runs here) under both executors."""
+    smoke = Suite.load("smoke")
+    assert run_suite(smoke, tmp_path / "local", workers=2, root=root, log=lambda _: None)["done"] == 18
+    assert run_suite(smoke, tmp_path / "ray", executor="ray", workers=2, root=root, log=lambda _: None)["done"] == 18
+    local, ray = score_table(read_results(tmp_path / "local")), score_table(read_results(tmp_path / "ray"))
+    assert to_json(local) == to_json(ray)
 
 
 def test_report_and_eval_commands(tmp_path, root):
