@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import platform
 import sys
 import time
 from collections.abc import Callable
@@ -29,16 +30,25 @@ class Policy(Protocol):
 
 def default_env_workers(num_envs: int) -> int:
     """How many processes share the stepping of ``num_envs`` env copies: one per CPU core (the
-    calling process counts as one), or ``$D4RL_LITE_ENV_WORKERS``; 1 steps every copy in-process."""
+    calling process counts as one) on x86, 1 elsewhere (see ``_STORES_ARE_ORDERED``), or
+    ``$D4RL_LITE_ENV_WORKERS``; 1 steps every copy in-process."""
     value = os.environ.get("D4RL_LITE_ENV_WORKERS")
     if value is not None:
         try:
             wanted = int(value)
         except ValueError:
             raise ValueError(f"D4RL_LITE_ENV_WORKERS must be a whole number of processes, got {value!r}") from None
+    elif not _STORES_ARE_ORDERED:
+        wanted = 1
     else:
         wanted = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(wanted, num_envs))
+
+
+# The shared-memory step protocol publishes results, then a counter, with plain stores and no
+# fence: correct where the CPU keeps stores in order (x86), not guaranteed on weakly ordered ones
+# (ARM, POWER), where env copies are therefore stepped in-process unless the variable says otherwise.
+_STORES_ARE_ORDERED = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
 
 class EnvBatch:
