@@ -52,12 +52,17 @@ def hopper_random(tmp_path_factory):
     return d4rl_lite.load_dataset("hopper-random-v0", root=root)
 
 
-def run_updates(name, dataset, steps, seed=0, **extra):
+def tiny_algorithm(name, dataset, steps, seed=0, **extra):
+    """(algorithm with ``tiny`` settings, its data on the device, a batch generator)."""
     cls = get_algorithm(name)
     algo = cls(dataset.observations.shape[1], dataset.actions.shape[1], make_config(cls.Config, tiny(name, steps, **extra)),
                device="cpu", seed=seed)
     data, _ = prepare_data(dataset, algo)
-    gen = torch.Generator().manual_seed(seed)
+    return algo, data, torch.Generator().manual_seed(seed)
+
+
+def run_updates(name, dataset, steps, seed=0, **extra):
+    algo, data, gen = tiny_algorithm(name, dataset, steps, seed, **extra)
     history = []
     for _ in range(steps):
         history.append({k: float(v) for k, v in algo.update(data.sample(algo.config.batch_size, gen)).items()})
@@ -276,11 +281,7 @@ def test_a_training_step_never_reads_a_value_back_to_the_host(name, maze_data):
     """Batch sampling and ``update`` through every phase (warm-ups included) with no host readback:
     the trainer reads metrics back only at log intervals."""
     steps = 20
-    cls = get_algorithm(name)
-    algo = cls(maze_data.observations.shape[1], maze_data.actions.shape[1], make_config(cls.Config, tiny(name, steps)),
-               device="cpu", seed=0)
-    data, _ = prepare_data(maze_data, algo)
-    gen = torch.Generator().manual_seed(0)
+    algo, data, gen = tiny_algorithm(name, maze_data, steps)  # not run_updates: it reads metrics every step
     with HostReadbacks() as mode:
         for _ in range(steps):
             algo.update(data.sample(algo.config.batch_size, gen))
