@@ -2,11 +2,13 @@
 measured fp32 matmul throughput that it reaches -- at the reference configuration and at a small
 one (2x64 networks) where framework overhead dominates. All figures from one run.
 
-    python benchmarks/algo_speed.py                     # every algorithm, 1 thread, hopper-sized data
+    python benchmarks/algo_speed.py                     # every algorithm, 1 thread, walker2d-shaped data
     python benchmarks/algo_speed.py --algos cql iql --threads 2 --seconds 10
 
 The matmul ceiling is measured here first (square fp32 GEMMs, best of a few sizes); an update's
-FLOPs are counted by torch.utils.flop_counter (matmuls, which dominate every update).
+FLOPs are counted by torch.utils.flop_counter (matmuls, which dominate every update). The
+"GEMMs alone" columns replay one update's matmuls at their own shapes with nothing else around
+them: a bound on what the update could reach if autograd, Python and elementwise ops were free.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def small_overrides(config_cls) -> dict:
 
 
 def bench_setup(name: str, overrides: dict, obs_dim: int, act_dim: int):
-    """(algorithm past its warm-up phases, batch sampler over hopper-sized random data)."""
+    """(algorithm past its warm-up phases, batch sampler over 100k random transitions)."""
     import torch
 
     from d4rl_lite.algorithms import get_algorithm
@@ -68,18 +70,57 @@ def bench_setup(name: str, overrides: dict, obs_dim: int, act_dim: int):
     return algo, batch
 
 
-def bench(name: str, overrides: dict, obs_dim: int, act_dim: int, seconds: float) -> tuple[float, float]:
+GEMM_OPS = ("mm", "addmm", "bmm", "baddbmm")
+
+
+def gemm_only_seconds(algo, batch, reps: int = 20) -> float:
+    """Time one update's GEMMs alone: every mm/addmm/bmm/baddbmm it dispatches (forward and
+    backward), replayed on fresh tensors of the same shapes and strides, without autograd or any
+    other op. The algorithm's share of the ceiling cannot exceed FLOPs / (this time x ceiling)."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    calls = []
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func._schema.name.split("::")[-1] in GEMM_OPS:
+                calls.append((func, [(a.shape, a.stride()) if isinstance(a, torch.Tensor) else a for a in args],
+                              dict(kwargs or {})))
+            return func(*args, **(kwargs or {}))
+
+    with Recorder():
+        algo.update(batch())
+    def fresh(shape, stride):  # same layout, transposed and broadcast (stride-0) views included
+        extent = 1 + sum((n - 1) * st for n, st in zip(shape, stride))
+        return torch.randn(extent).as_strided(shape, stride)
+
+    replay = [(func, [fresh(*s) if isinstance(s, tuple) and isinstance(s[0], torch.Size) else s for s in specs], kwargs)
+              for func, specs, kwargs in calls]
+    with torch.no_grad():
+        for func, args, kwargs in replay:  # warm-up
+            func(*args, **kwargs)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            for func, args, kwargs in replay:
+                func(*args, **kwargs)
+    return (time.perf_counter() - t0) / reps
+
+
+def bench(name: str, overrides: dict, obs_dim: int, act_dim: int, seconds: float) -> tuple[float, float, float]:
+    """(updates/s, FLOPs per update, seconds per update of its GEMMs alone)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     algo, batch = bench_setup(name, overrides, obs_dim, act_dim)
     with FlopCounterMode(display=False) as counter:
         algo.update(batch())
     flops = counter.get_total_flops()
+    gemm_s = gemm_only_seconds(algo, batch)
     done, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         algo.update(batch())
         done += 1
-    return done / (time.perf_counter() - t0), flops
+    return done / (time.perf_counter() - t0), flops, gemm_s
 
 
 def main() -> None:
@@ -99,13 +140,16 @@ def main() -> None:
     peak = matmul_ceiling(args.threads)
     print(f"fp32 matmul ceiling, {args.threads} thread(s): {peak / 1e9:.1f} GFLOP/s "
           f"(obs {args.obs_dim}, act {args.act_dim})")
-    print(f"{'algorithm':<9}{'ref upd/s':>10}{'GFLOP/upd':>10}{'of peak':>9}{'small upd/s':>12}{'of peak':>9}")
+    print("'GEMMs alone': the same update's matmuls replayed without anything else, as a share of the ceiling")
+    print(f"{'algorithm':<9}{'ref upd/s':>10}{'GFLOP/upd':>10}{'of peak':>9}{'GEMMs alone':>12}"
+          f"{'small upd/s':>12}{'of peak':>9}{'GEMMs alone':>12}")
     for name in args.algos or sorted(ALGORITHMS):
-        ref_rate, ref_flops = bench(name, {}, args.obs_dim, args.act_dim, args.seconds)
-        small_rate, small_flops = bench(name, small_overrides(get_algorithm(name).Config), args.obs_dim, args.act_dim,
-                                        args.seconds)
+        ref_rate, ref_flops, ref_gemm = bench(name, {}, args.obs_dim, args.act_dim, args.seconds)
+        small_rate, small_flops, small_gemm = bench(name, small_overrides(get_algorithm(name).Config), args.obs_dim,
+                                                    args.act_dim, args.seconds)
         print(f"{name:<9}{ref_rate:>10.1f}{ref_flops / 1e9:>10.3f}{ref_rate * ref_flops / peak:>9.0%}"
-              f"{small_rate:>12.1f}{small_rate * small_flops / peak:>9.1%}", flush=True)
+              f"{ref_flops / ref_gemm / peak:>12.0%}{small_rate:>12.1f}{small_rate * small_flops / peak:>9.1%}"
+              f"{small_flops / small_gemm / peak:>12.0%}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Where an update's time goes, per algorithm, and whether it ever waits on the host.
 
-For every algorithm at its reference configuration (hopper-sized random data, 1 thread, past
-warm-up) it profiles a few updates with torch.profiler and splits their CPU time into
+For every algorithm at its reference configuration (random data with obs 17 and act 6, as in
+algo_speed.py; 1 thread; past warm-up) it profiles a few updates with torch.profiler and splits
+their CPU time into
   matmul     mm / addmm / bmm / baddbmm, forward and backward
   elementw.  everything else in ATen: activations and their gradients, copies, reductions
   optimizer  Adam steps, zero_grad, target-network updates
@@ -29,14 +30,14 @@ MATMUL = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul
 OPTIMIZER = ("Optimizer.", "aten::_fused_adam", "aten::_foreach", "aten::lerp")
 
 
-def profile(name: str, updates: int, top: int) -> dict:
+def profile(name: str, updates: int, top: int, obs_dim: int, act_dim: int) -> dict:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
     from algo_speed import bench_setup
     from d4rl_lite.profiling import HostReadbacks
 
-    algo, batch = bench_setup(name, {}, 11, 3)
+    algo, batch = bench_setup(name, {}, obs_dim, act_dim)
     with HostReadbacks() as readbacks:
         for _ in range(3):
             algo.update(batch())
@@ -78,6 +79,8 @@ def main() -> None:
     p.add_argument("--algos", nargs="+", default=None)
     p.add_argument("--updates", type=int, default=None, help="profiled updates (default: about 3 s per algorithm)")
     p.add_argument("--top", type=int, default=0, help="also print each algorithm's N most expensive ops")
+    p.add_argument("--obs-dim", type=int, default=17, help="as algo_speed.py")
+    p.add_argument("--act-dim", type=int, default=6)
     args = p.parse_args()
 
     import torch
@@ -88,7 +91,7 @@ def main() -> None:
     print(f"{'algorithm':<9}{'upd/s':>8}{'matmul':>9}{'elementw.':>10}{'optimizer':>10}{'other':>8}{'readbacks/upd':>15}")
     for name in args.algos or sorted(ALGORITHMS):
         updates = args.updates or {"cql": 10, "bear": 20, "awac": 20, "bcq": 30}.get(name, 100)
-        r = profile(name, updates, args.top)
+        r = profile(name, updates, args.top, args.obs_dim, args.act_dim)
         print(f"{name:<9}{r['updates_per_s']:>8.1f}{r['matmul']:>9.0%}{r['elementwise']:>10.0%}{r['optimizer']:>10.0%}"
               f"{r['other']:>8.0%}{r['readbacks_per_update']:>15.0f}", flush=True)
 
