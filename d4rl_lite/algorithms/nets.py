@@ -39,6 +39,11 @@ class EnsembleLinear(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weight.shape[-1] == 1:
+            # A Q head: a batched matrix-vector product. CPU bmm/baddbmm with one output column
+            # (and its backward) runs at ~1.5 GFLOP/s here, slower than a 256x256 layer; multiply
+            # and sum does the same arithmetic without it (updates 3-11% faster).
+            return (x * self.weight.transpose(1, 2)).sum(-1, keepdim=True) + self.bias
         return torch.baddbmm(self.bias, x, self.weight)
 
 
