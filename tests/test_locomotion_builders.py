@@ -84,6 +84,11 @@ def test_medium_replay_uses_the_real_replay(zoo, root):
         np.load(p)["terminals"].sum() for p in sorted((zoo / "run/replay").glob("chunk_*.npz"))[1:]
         if int(p.stem.split("_")[2]) <= card["medium"]["step"])
     assert ds.timeouts[-1] or ds.terminals[-1]
+    # Export committed exactly the chunks up to medium, no more.
+    committed = sorted(p.name for p in (zoo / "zoo/hopper/replay").glob("chunk_*.npz"))
+    assert committed and card["training"]["replay_to_medium_committed"]
+    assert all(int(n.split("_")[1]) < card["medium"]["step"] for n in committed)
+    assert int(committed[-1].split("_")[2].split(".")[0]) >= card["medium"]["step"]
 
 
 def test_medium_replay_falls_back_to_ladder_rollouts(zoo, root, tmp_path, monkeypatch):
@@ -94,7 +99,12 @@ def test_medium_replay_falls_back_to_ladder_rollouts(zoo, root, tmp_path, monkey
     card["training"]["run_dir"] = str(tmp_path / "gone")  # a fresh machine: the run is not here
     card_file.write_text(json.dumps(card))
     monkeypatch.setenv("D4RL_LITE_ZOO", str(moved))
+    # The replay up to medium was committed with the policies: still the real one.
     build_dataset("hopper-medium-replay-v0", size=300, root=root, num_envs=2)
+    recipe = d4rl_lite.load_dataset("hopper-medium-replay-v0").metadata["recipe"]
+    assert recipe["source"].startswith("real replay") and recipe["replay_from"] == "committed with the policies"
+    shutil.rmtree(moved / "hopper/replay")  # as for a task whose replay was too large to commit
+    build_dataset("hopper-medium-replay-v0", size=300, root=root, num_envs=2, overwrite=True)
     recipe = d4rl_lite.load_dataset("hopper-medium-replay-v0").metadata["recipe"]
     assert recipe["source"].startswith("ladder rollouts")
     assert recipe["ladder_steps"] == [e["step"] for e in card["ladder"] if e["step"] <= card["medium"]["step"]]
@@ -159,20 +169,23 @@ def test_human_knobs_have_their_measured_effect(zoo, root):
 def test_human_profile_has_task_defaults_under_explicit_knobs():
     from d4rl_lite.datasets.builders.human import TASK_DEFAULTS, HumanProfile
 
-    assert HumanProfile.from_options({}, "halfcheetah") == HumanProfile()
+    assert HumanProfile.from_options({}, "ant") == HumanProfile()
     hopper = HumanProfile.from_options({"pause_prob": 0.02}, "hopper")
     assert hopper.reaction_delay == TASK_DEFAULTS["hopper"]["reaction_delay"] != HumanProfile().reaction_delay
     assert hopper.pause_prob == 0.02  # an explicit knob beats the task default
 
 
-def test_default_hopper_human_data_is_imperfect_but_capable(tmp_path):
-    """With the committed expert, hopper-human at its defaults must not be a pile of falls (the
-    class defaults gave 30-step episodes at ~1 normalized) nor expert data."""
-    build_dataset("hopper-human-v0", size=4000, seed=0, root=tmp_path)
-    data = d4rl_lite.load_dataset("hopper-human-v0", root=tmp_path)
+@pytest.mark.parametrize("task", ["hopper", "walker2d", "halfcheetah"])
+def test_default_human_data_is_imperfect_but_capable(task, tmp_path):
+    """With the committed expert, TASK-human at its defaults must be neither a pile of falls or a
+    crawl (the class defaults gave hopper 30-step episodes at ~1 normalized, halfcheetah ~3) nor
+    expert data."""
+    build_dataset(f"{task}-human-v0", size=4000, seed=0, root=tmp_path)
+    data = d4rl_lite.load_dataset(f"{task}-human-v0", root=tmp_path)
     assert data.metadata["recipe"]["profile"]["reaction_delay"] == 1
-    assert data.episode_lengths.mean() > 100
-    scores = get_task("hopper").normalized_score(data.episode_returns())
+    if get_task(task).can_terminate:
+        assert data.episode_lengths.mean() > 100
+    scores = get_task(task).normalized_score(data.episode_returns())
     assert 10 < scores.mean() < 80
 
 

@@ -17,6 +17,7 @@ from d4rl_lite.tasks import get_task, store_reference_score
 REFERENCE_EPISODES = 100
 EXPORT_EVAL_SEED = 3_000_000  # apart from training-time and benchmark evaluation seeds
 CANDIDATES = 3  # ladder entries re-measured with 100 episodes per role
+REPLAY_COMMIT_LIMIT = 16 * 2**20  # bytes (compressed) of replay the package may carry per task
 
 
 def export_behavior(task_name: str, run_dir: str | Path, zoo_root: str | Path | None = None,
@@ -64,6 +65,7 @@ def export_behavior(task_name: str, run_dir: str | Path, zoo_root: str | Path | 
     for name in ("curve.csv", "curve.png"):
         if (run / name).exists():
             shutil.copy2(run / name, tmp / name)
+    replay_committed = copy_replay_to_medium(run, tmp, medium["step"])
     state_step = max(e["step"] for e in ladder)
     how = f"{episodes} episodes, actions sampled from the policy, reset seeds {EXPORT_EVAL_SEED}+i"
     card = {
@@ -75,6 +77,7 @@ def export_behavior(task_name: str, run_dir: str | Path, zoo_root: str | Path | 
         "training": {"algorithm": "SAC (d4rl_lite.algorithms.sac), online", "seed": config["seed"],
                      "steps_trained": state_step, "run_dir": str(run.resolve()),
                      "replay_starts_at_step": _replay_start(run),
+                     "replay_to_medium_committed": replay_committed,
                      "command": f"d4rl-lite train-behavior {task_name} --seed {config['seed']}",
                      "config": config},
         "ladder": [{**e, **measured.get(e["step"], {})} for e in ladder],
@@ -91,6 +94,28 @@ def export_behavior(task_name: str, run_dir: str | Path, zoo_root: str | Path | 
                               measured_on=date.today().isoformat(),
                               command=f"d4rl-lite export-behavior {task_name}")
     return dest
+
+
+def copy_replay_to_medium(run: Path, dest: Path, medium_step: int, limit: int = REPLAY_COMMIT_LIMIT) -> bool:
+    """Copy the run's replay chunks covering steps [0, medium_step) into ``dest/replay``, compressed,
+    so that ``medium-replay`` is the real replay on every machine, not only where the run was.
+    Returns False (and copies nothing) when the run's replay does not cover that range, or when it
+    would exceed ``limit`` bytes."""
+    import numpy as np
+
+    chunks = [c for c in sorted((run / "replay").glob("chunk_*.npz")) if int(c.stem.split("_")[1]) < medium_step]
+    covered = max((int(c.stem.split("_")[2]) for c in chunks), default=0)
+    if _replay_start(run) != 0 or covered < medium_step:
+        return False
+    out = dest / "replay"
+    out.mkdir(parents=True, exist_ok=True)
+    for c in chunks:
+        with np.load(c) as z:
+            np.savez_compressed(out / c.name, **{k: z[k] for k in z.files})
+    if sum(f.stat().st_size for f in out.iterdir()) > limit:
+        shutil.rmtree(out)
+        return False
+    return True
 
 
 def _replay_start(run: Path) -> int:

@@ -1,8 +1,9 @@
 """``medium-replay``: the experience the behaviour policy collected while it trained up to medium.
 
 Source, in order of preference:
-1. the real replay buffer of the training run (its run directory, when present on this machine),
-   every transition up to the medium checkpoint's step, in collection order (as D4RL);
+1. the real replay buffer of the training run, every transition up to the medium checkpoint's
+   step, in collection order (as D4RL): committed with the policies (``zoo/<task>/replay``, when
+   small enough) or in the run directory, when that is on this machine;
 2. otherwise the committed ladder's actors up to medium, rolled out in order with sampled
    actions, an equal share each. The recipe says which source was used.
 """
@@ -54,14 +55,16 @@ def build_medium_replay(task: Task, *, size: int | None, seed: int, num_envs: in
     card = read_card(task.name)
     medium_step = card["medium"]["step"]
     run_dir = Path(card.get("training", {}).get("run_dir", "/nonexistent"))
-    chunks = sorted((run_dir / "replay").glob("chunk_*.npz"))
+    committed = sorted((zoo_dir(task.name) / "replay").glob("chunk_*.npz"))  # export checked it covers medium
+    chunks = committed or sorted((run_dir / "replay").glob("chunk_*.npz"))
     covered = max((int(c.stem.split("_")[2]) for c in chunks), default=0)
     complete = card.get("training", {}).get("replay_starts_at_step", 0) == 0  # a warm restart lost the start
     if complete and covered >= medium_step:
         raw = replay_to_episodes(chunks, medium_step, size)
         if progress:
             progress(int(raw.episode_lengths.sum()))
-        return raw, {"source": "real replay buffer of the training run", "run_dir": str(run_dir),
+        return raw, {"source": "real replay buffer of the training run",
+                     "replay_from": "committed with the policies" if committed else str(run_dir),
                      "up_to_step": medium_step, "description": f"SAC replay buffer up to step {medium_step:,} (medium)"}
 
     ladder = [e for e in card["ladder"] if e["step"] <= medium_step]
