@@ -82,7 +82,8 @@ def ours(name: str, seconds: float) -> tuple[float, float]:
     fields = get_algorithm(name).Config.__dataclass_fields__
     overrides = {k: tuple(HIDDEN) for k in fields if k.endswith("hidden")}
     overrides["batch_size"] = BATCH
-    return bench(name, overrides, OBS_DIM, ACT_DIM, seconds)
+    updates_per_s, flops, _ = bench(name, overrides, OBS_DIM, ACT_DIM, seconds)
+    return updates_per_s, flops
 
 
 def peer(python: str, name: str, seconds: float) -> dict:
