@@ -6,6 +6,7 @@ import shutil
 import minari
 import numpy as np
 import pytest
+import torch
 
 import d4rl_lite
 from conftest import tiny_behavior_config
@@ -25,7 +26,12 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     first = json.loads((run / "ladder.json").read_text())
     assert [e["step"] for e in first] == [500, 1000]
     lines = []
-    train_behavior("hopper", run, tiny_behavior_config(total_steps=1500), log=lines.append)
+    threads = torch.get_num_threads()
+    try:  # the resumed run may be extended, and takes the thread count it is given now
+        train_behavior("hopper", run, tiny_behavior_config(total_steps=1500, threads=2), log=lines.append)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
     assert lines[0].startswith("resumed hopper at step 1,000")
     ladder = json.loads((run / "ladder.json").read_text())
     assert [e["step"] for e in ladder] == [500, 1000, 1500]

@@ -139,7 +139,9 @@ def train_behavior(task_name: str, run_dir: str | Path | None = None, config: Be
         saved = json.loads(config_file.read_text())
         if saved.pop("task") != task_name:
             raise ValueError(f"{run} holds a run of another task; pick another run directory")
-        cfg = BehaviorConfig(**{**saved, "total_steps": cfg.total_steps})  # a resumed run may be extended
+        # A resumed run may be extended, and may run on another number of threads (the machine's
+        # business; on CPU the thread count can change float summation order, not the algorithm).
+        cfg = BehaviorConfig(**{**saved, "total_steps": cfg.total_steps, "threads": cfg.threads})
     else:
         config_file.write_text(json.dumps({**asdict(cfg), "task": task_name}, indent=2))
     torch.set_num_threads(cfg.threads)
