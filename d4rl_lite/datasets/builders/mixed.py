@@ -34,8 +34,10 @@ def parse_mix(spec: str) -> list[tuple[str, float]]:
 
 
 def split_sizes(size: int, weights: list[float]) -> list[int]:
-    """Integer sizes summing to ``size`` (largest remainders get the leftover transitions)."""
-    exact = np.array(weights) * size
+    """Integer sizes summing to ``size``, in proportion to ``weights`` (largest remainders get the
+    leftover transitions)."""
+    w = np.asarray(weights, dtype=float)
+    exact = w / w.sum() * size
     sizes = np.floor(exact).astype(int)
     for i in np.argsort(-(exact - sizes), kind="stable")[: size - sizes.sum()]:
         sizes[i] += 1
