@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from dataclasses import asdict
 
 import minari
 import numpy as np
@@ -12,6 +13,7 @@ import d4rl_lite
 from conftest import tiny_behavior_config
 from d4rl_lite.datasets.behavior.train import train_behavior
 from d4rl_lite.datasets.builders import build_dataset
+from d4rl_lite.datasets.builders.human import HumanProfile
 from d4rl_lite.datasets.builders.mixed import parse_mix, split_sizes
 from d4rl_lite.tasks import get_task
 
@@ -111,8 +113,10 @@ def test_medium_replay_falls_back_to_ladder_rollouts(zoo, root, tmp_path, monkey
     assert recipe["source"].startswith("real replay") and recipe["replay_from"] == "committed with the policies"
     shutil.rmtree(moved / "hopper/replay")  # as for a task whose replay was too large to commit
     build_dataset("hopper-medium-replay-v0", size=300, root=root, num_envs=2, overwrite=True)
-    recipe = d4rl_lite.load_dataset("hopper-medium-replay-v0").metadata["recipe"]
+    rollouts = d4rl_lite.load_dataset("hopper-medium-replay-v0")
+    recipe = rollouts.metadata["recipe"]
     assert recipe["source"].startswith("ladder rollouts")
+    assert len(rollouts.rewards) == 300  # split over the ladder's actors, not 300 from each
     assert recipe["ladder_steps"] == [e["step"] for e in card["ladder"] if e["step"] <= card["medium"]["step"]]
 
 
@@ -126,7 +130,7 @@ def test_mixed_follows_its_weights(zoo, root):
 
 def test_mix_specs_and_sizes():
     assert parse_mix("random:1, expert:3") == [("random", 0.25), ("expert", 0.75)]
-    assert split_sizes(10, [1 / 3] * 3) == [4, 3, 3]
+    assert split_sizes(10, [1 / 3] * 3) == [4, 3, 3] == split_sizes(10, [1.0] * 3)
     for bad in ["random", "random:-1", "random:x", "", "random:1,random:2"]:
         with pytest.raises(ValueError, match="mixture"):
             parse_mix(bad)
@@ -173,22 +177,22 @@ def test_human_knobs_have_their_measured_effect(zoo, root):
 
 
 def test_human_profile_has_task_defaults_under_explicit_knobs():
-    from d4rl_lite.datasets.builders.human import TASK_DEFAULTS, HumanProfile
+    from d4rl_lite.datasets.builders.human import TASK_DEFAULTS
 
-    assert HumanProfile.from_options({}, "ant") == HumanProfile()
+    assert HumanProfile.from_options({}) == HumanProfile()  # no task: the class defaults
     hopper = HumanProfile.from_options({"pause_prob": 0.02}, "hopper")
     assert hopper.reaction_delay == TASK_DEFAULTS["hopper"]["reaction_delay"] != HumanProfile().reaction_delay
     assert hopper.pause_prob == 0.02  # an explicit knob beats the task default
 
 
-@pytest.mark.parametrize("task", ["hopper", "walker2d", "halfcheetah"])
+@pytest.mark.parametrize("task", ["hopper", "walker2d", "halfcheetah", "ant"])
 def test_default_human_data_is_imperfect_but_capable(task, tmp_path):
     """With the committed expert, TASK-human at its defaults must be neither a pile of falls or a
     crawl (the class defaults gave hopper 30-step episodes at ~1 normalized, halfcheetah ~3) nor
     expert data."""
     build_dataset(f"{task}-human-v0", size=4000, seed=0, root=tmp_path)
     data = d4rl_lite.load_dataset(f"{task}-human-v0", root=tmp_path)
-    assert data.metadata["recipe"]["profile"]["reaction_delay"] == 1
+    assert data.metadata["recipe"]["profile"] == asdict(HumanProfile.from_options({}, task))
     if get_task(task).can_terminate:
         assert data.episode_lengths.mean() > 100
     scores = get_task(task).normalized_score(data.episode_returns())
