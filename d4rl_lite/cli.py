@@ -65,6 +65,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     from d4rl_lite.datasets.d4rl_compat import load_dataset
     from d4rl_lite.tasks import get_task
 
+    from d4rl_lite.datasets.storage import datasets_root, remove_stale_temporaries
+
+    remove_stale_temporaries(datasets_root(args.root))  # half-written builds a kill -9 left behind
     ds = load_dataset(args.name, root=args.root, verify=not args.no_verify)
     meta = ds.metadata
     task = get_task(meta["task"])
@@ -117,7 +120,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     builder = builder_for(parse_dataset_name(args.name))
     total = args.size if args.size is not None else (builder.default_size if builder else None)
     with tqdm(total=total, unit="tr", unit_scale=True, desc=f"build {args.name}",
-              disable=args.quiet, dynamic_ncols=True) as bar:
+              disable=args.quiet, dynamic_ncols=True, delay=0.5) as bar:  # no bar for a build refused at once
         path = build_dataset(args.name, size=args.size, seed=args.seed, root=args.root,
                              overwrite=args.force, num_envs=args.num_envs, progress=bar.update, **options)
     ds = load_from_dir(path / "data", verify=False)  # write_dataset has verified it already
@@ -153,11 +156,24 @@ def cmd_refs(args: argparse.Namespace) -> int:
                   + ("  stored" if args.store else ""))
         return 0
     for t in TASKS.values():
+        if t.domain == "skill":  # a low-level skill has no benchmark scores
+            continue
         for key, r in (("ref_min", t.ref_min), ("ref_max", t.ref_max)):
             value = f"{r.value:.3f}" if r.value is not None else "provisional"
             extra = f"  [{r.details['measured_on']}]" if "measured_on" in r.details else ""
             print(f"{t.name:<24}{key:<9}{value:>13}  {r.how}{extra}")
     return 0
+
+
+def _count(text: str) -> int:
+    """A transition count: 20000, 20_000 or 2e4."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of transitions, got {text!r}") from None
+    if value != int(value) or value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 transition (a whole number), got {text!r}")
+    return int(value)
 
 
 def _parse_settings(items: list[str] | None) -> dict[str, str]:
@@ -199,7 +215,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     label = "normalized score" if key == "eval/normalized_score" else "return (raw; no reference scores yet)"
     print(f"{args.algo} on {record['dataset']}: final {label} {final.get(key, float('nan')):.1f} "
           f"(step {final.get('step', 0):,}), best {best.get(key, float('nan')):.1f} (step {best.get('step', 0):,})")
-    print(f"run directory: {record['run_dir']} (log.jsonl, result.json, checkpoint.pt)")
+    print(f"run directory: {record['run_dir']} (log.jsonl, result.json, checkpoint.safetensors)")
     return 0
 
 
@@ -217,18 +233,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
     suite = Suite.load(args.suite)
     results = Path(args.results or Path("results") / suite.name)
     counts = run_suite(suite, results, executor=args.executor, workers=args.workers, address=args.address,
-                       root=args.root, device=args.device, wandb=args.wandb)
-    _print_report(results, wandb=args.wandb, suite_name=suite.name)
-    return 1 if counts["failed"] else 0
+                       root=args.root, device=args.device, wandb=args.wandb, force=args.force)
+    complete = _print_report(results, wandb=args.wandb, suite_name=suite.name)
+    return 1 if counts["failed"] or not complete else 0
 
 
-def _print_report(results: Path, wandb: bool = False, suite_name: str = "report") -> None:
-    from d4rl_lite.evaluation.table import plot_learning_curves, read_results, score_table, to_markdown, write_tables
+def _print_report(results: Path, wandb: bool = False, suite_name: str = "report") -> bool:
+    """Print and write the table of ``results``; False when runs are missing or refused (said loudly)."""
+    from d4rl_lite.evaluation.table import collect_results, plot_learning_curves, score_table, to_markdown, write_tables
 
-    records = read_results(results)
+    from d4rl_lite.errors import DatasetNotFoundError
+
+    if not results.is_dir():
+        raise DatasetNotFoundError(f"no results directory at {results}")
+    found = collect_results(results)
+    records = found.records
+    for line in found.refused:
+        print(f"d4rl-lite: REFUSED {line}", file=sys.stderr)
     if not records:
-        raise ValueError(f"no finished runs under {results} (expected RUN/result.json files)")
-    rows = score_table(records)
+        raise ValueError(f"no usable finished runs under {results} (expected RUN/result.json files written by "
+                         "`d4rl-lite train` or `bench`)")
+    rows = score_table(records, expected=found.missing + [Path(line.split(":")[0]).parent.name for line in found.refused])
     print(to_markdown(rows))
     paths = write_tables(rows, results)
     paths.append(plot_learning_curves(records, results / "learning_curves.png"))
@@ -258,11 +283,17 @@ def _print_report(results: Path, wandb: bool = False, suite_name: str = "report"
         run_dir = log_benchmark_to_wandb(suite_name, rows, [p for p in paths if p.suffix == ".png"], results)
         if run_dir:
             print(f"W&B: table and plots logged ({run_dir})")
+    if not found.complete:
+        shown = ", ".join(found.missing[:5]) + (", ..." if len(found.missing) > 5 else "")
+        print(f"d4rl-lite: INCOMPLETE TABLE: {len(found.missing)} run(s) missing"
+              + (f" ({shown})" if found.missing else "") + f", {len(found.refused)} refused; cells say MISSING or "
+              "show their seed count, and averages cover only datasets every algorithm completed", file=sys.stderr)
+    return found.complete
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    _print_report(Path(args.results), wandb=args.wandb, suite_name=Path(args.results).name)
-    return 0
+    complete = _print_report(Path(args.results), wandb=args.wandb, suite_name=Path(args.results).name)
+    return 0 if complete else 1
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -323,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Generate a catalogue dataset reproducibly (same name, size and seed give "
                                     "the same arrays) and write it atomically in Minari format.")
     sp.add_argument("name", metavar="NAME", help="catalogue name, e.g. hopper-random-v0 (see `d4rl-lite list`)")
-    sp.add_argument("--size", type=int, default=None,
+    sp.add_argument("--size", type=_count, default=None,
                     help="transitions (default: 1,000,000 as D4RL; medium-expert 2M; human 25k; "
                          "medium-replay the whole replay up to medium)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the whole build (default 0)")
@@ -370,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--device", default="cpu", help="device of each run (default cpu; auto picks CUDA)")
     root_arg(sp)
     sp.add_argument("--wandb", action="store_true", help="log every run to W&B (offline without a key)")
+    sp.add_argument("--force", action="store_true",
+                    help="rebuild a dataset built with another size or seed than the suite names (else an error)")
     sp.set_defaults(func=cmd_bench)
 
     sp = sub.add_parser("report", help="the table (md, csv, json, tex) and plots of a results directory",
@@ -380,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser("eval", help="evaluate a trained run's checkpoint under its task's protocol",
-                        description="Load CHECKPOINT (a run directory or its checkpoint.pt) and evaluate the "
+                        description="Load CHECKPOINT (a run directory or its checkpoint.safetensors) and evaluate the "
                                     "deterministic policy: raw and normalized return, success rate on mazes.")
     sp.add_argument("checkpoint", metavar="CHECKPOINT")
     sp.add_argument("--episodes", type=int, default=None, help="episodes (default: the task's protocol)")
@@ -422,7 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="maze tasks to measure ref_max for (the maze controller), or 'all'")
     sp.add_argument("--episodes", type=int, default=100, help="episodes per measurement (default 100)")
     sp.add_argument("--store", action="store_true",
-                    help="write the measurement into the package's reference_scores.json (developers)")
+                    help="record the measurement in your reference file ($D4RL_LITE_REFERENCE_SCORES or "
+                         "~/.config/d4rl_lite/reference_scores.json), which overrides the shipped scores")
     sp.set_defaults(func=cmd_refs)
     return p
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -35,7 +37,7 @@ class Task:
     """A task: an environment plus the protocol every score on it follows."""
 
     name: str
-    domain: str  # "locomotion" or "maze"
+    domain: str  # "locomotion", "maze", or "skill" (a low-level skill some builders use; no datasets of its own)
     env_id: str
     horizon: int
     # False when the environment never terminates (HalfCheetah; mazes are continuing tasks):
@@ -53,6 +55,10 @@ class Task:
         """A fresh single environment of this task (Gymnasium API, time limit = horizon unless given)."""
         if self.domain == "maze":
             _register_robotics_envs()
+        if self.env_id.startswith("d4rl_lite/"):
+            from d4rl_lite.envs import register_envs
+
+            register_envs()
         steps = self.horizon if max_episode_steps is None else max_episode_steps
         return gym.make(self.env_id, max_episode_steps=steps, **{**self.env_kwargs, **kwargs})
 
@@ -157,6 +163,16 @@ def _build_registry() -> dict[str, Task]:
             eval_seed=1_000_000,
             description=f"{text} (Gymnasium {env_id})",
         )
+    tasks["ant-goal"] = Task(
+        name="ant-goal",
+        domain="skill",
+        env_id="d4rl_lite/AntGoal-v0",
+        horizon=1000,
+        can_terminate=True,
+        eval_episodes=10,
+        eval_seed=1_000_000,
+        description="MuJoCo Ant walking to target points 1-6 m away (AntMaze's ant; the ant mazes' low-level skill)",
+    )
     for maze, (map_name, horizon, goal) in _MAZES.items():
         for dense in (False, True):
             name = f"pointmaze-{maze}" + ("-dense" if dense else "")
@@ -213,11 +229,29 @@ def _register_robotics_envs() -> None:
 _reference_cache: dict[str, dict[str, Any]] | None = None
 
 
+def user_reference_file() -> Path:
+    """Where re-measured reference scores go: $D4RL_LITE_REFERENCE_SCORES, else
+    ~/.config/d4rl_lite/reference_scores.json. Its entries override the shipped ones (which change
+    only by a commit: the package is never written to)."""
+    env = os.environ.get("D4RL_LITE_REFERENCE_SCORES")
+    return Path(env) if env else Path.home() / ".config" / "d4rl_lite" / REFERENCE_SCORES_FILE
+
+
 def _load_reference_file() -> dict[str, dict[str, Any]]:
     global _reference_cache
     if _reference_cache is None:
-        text = resources.files("d4rl_lite").joinpath(REFERENCE_SCORES_FILE).read_text()
-        _reference_cache = json.loads(text)
+        shipped = json.loads(resources.files("d4rl_lite").joinpath(REFERENCE_SCORES_FILE).read_text())
+        user = user_reference_file()
+        if user.is_file():
+            try:
+                overrides = json.loads(user.read_text())
+                if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
+                    raise ValueError("not an object of task entries")
+            except ValueError as e:
+                raise ValueError(f"{user}: not a reference-score file ({e}); fix or delete it") from None
+            for task, entry in overrides.items():
+                shipped[task] = {**shipped.get(task, {}), **{k: {**v, "source": str(user)} for k, v in entry.items()}}
+        _reference_cache = shipped
     return _reference_cache
 
 
@@ -234,14 +268,17 @@ def reference_scores(task_name: str) -> dict[str, ReferenceScore]:
     return out
 
 
-def store_reference_score(task_name: str, key: str, value: float, how: str, **details: Any) -> None:
-    """Record a measured reference score in the package's reference file (a developer action)."""
+def store_reference_score(task_name: str, key: str, value: float, how: str, **details: Any) -> Path:
+    """Record a measured reference score in the user's reference file (see ``user_reference_file``);
+    returns that file. To ship it, copy the entry into the package's reference_scores.json and commit."""
     get_task(task_name)
-    path = resources.files("d4rl_lite").joinpath(REFERENCE_SCORES_FILE)
+    path = user_reference_file()
     data = json.loads(path.read_text()) if path.is_file() else {}
     data.setdefault(task_name, {})[key] = {"value": value, "how": how, **details}
-    with open(str(path), "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
     global _reference_cache
     _reference_cache = None
+    return path

@@ -14,6 +14,10 @@ warnings.filterwarnings("ignore", message=".*Adroit.*")
 def _isolated_root(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.mktemp("minari_root")
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    # Env copies step in-process: starting worker processes costs ~2 s per evaluation, far more
+    # than the tests' few episodes take. The worker path has its own tests (test_rollout.py),
+    # which ask for workers explicitly; results do not depend on the count.
+    monkeypatch.setenv("D4RL_LITE_ENV_WORKERS", "1")
     yield root
 
 

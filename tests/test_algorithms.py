@@ -17,6 +17,7 @@ from d4rl_lite.datasets.collect import collect_episodes
 from d4rl_lite.datasets.storage import write_dataset
 from d4rl_lite.errors import UnknownNameError
 from d4rl_lite.evaluation.rollout import evaluate
+from d4rl_lite.files import load_state
 from d4rl_lite.logging import read_log
 from d4rl_lite.profiling import HostReadbacks
 from d4rl_lite.tasks import get_task
@@ -98,8 +99,8 @@ def test_resume_gives_the_same_weights_bit_for_bit(name, maze_data, tmp_path):
     train(name, maze_data, TrainConfig(steps=20, **tc), over, run_dir=tmp_path / "straight")
     train(name, maze_data, TrainConfig(steps=12, **tc), over, run_dir=tmp_path / "resumed")
     train(name, maze_data, TrainConfig(steps=20, **tc), over, run_dir=tmp_path / "resumed")
-    a = torch.load(tmp_path / "straight/checkpoint.pt", weights_only=False)["algo"]
-    b = torch.load(tmp_path / "resumed/checkpoint.pt", weights_only=False)["algo"]
+    a = load_state(tmp_path / "straight/checkpoint.safetensors")["algo"]
+    b = load_state(tmp_path / "resumed/checkpoint.safetensors")["algo"]
     flat_a, flat_b = _flatten(a), _flatten(b)
     assert flat_a.keys() == flat_b.keys() and len(flat_a) > 3
     for key in flat_a:
@@ -132,18 +133,18 @@ def test_killed_run_resumes_exactly_from_the_command_line(maze_data, tmp_path):
     straight = subprocess.run(base + ["--run-dir", str(tmp_path / "a")], capture_output=True, text=True, timeout=600)
     assert straight.returncode == 0, straight.stderr
     proc = subprocess.Popen(base + ["--run-dir", str(tmp_path / "b")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt = tmp_path / "b/checkpoint.pt"
+    ckpt = tmp_path / "b/checkpoint.safetensors"
     deadline = time.time() + 300
-    while not (ckpt.exists() and torch.load(ckpt, weights_only=False)["step"] >= 1000) and time.time() < deadline:
+    while not (ckpt.exists() and load_state(ckpt)["step"] >= 1000) and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = torch.load(ckpt, weights_only=False)["step"]
+    killed_at = load_state(ckpt)["step"]
     assert 1000 <= killed_at < 5000  # killed mid-run, after at least two checkpoints
     resumed = subprocess.run(base + ["--run-dir", str(tmp_path / "b")], capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
-    a = _flatten(torch.load(tmp_path / "a/checkpoint.pt", weights_only=False)["algo"])
-    b = _flatten(torch.load(ckpt, weights_only=False)["algo"])
+    a = _flatten(load_state(tmp_path / "a/checkpoint.safetensors")["algo"])
+    b = _flatten(load_state(ckpt)["algo"])
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -157,8 +158,8 @@ def test_divergence_stops_with_the_metric_and_keeps_the_last_good_checkpoint(hop
     msg = str(err.value)
     step = int(msg.split(" at step ")[1].split()[0].replace(",", ""))
     assert msg.startswith("training diverged: train/q_") and "exceeds the sane bound" in msg
-    assert f"last good checkpoint is kept at {tmp_path / 'checkpoint.pt'}" in msg
-    kept = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert f"last good checkpoint is kept at {tmp_path / 'checkpoint.safetensors'}" in msg
+    kept = load_state(tmp_path / "checkpoint.safetensors")
     assert 0 < kept["step"] < step and f"(step {kept['step']:,})" in msg
 
 
@@ -191,6 +192,47 @@ def test_logs_carry_the_documented_keys_and_wandb_runs_offline(maze_data, tmp_pa
     evals = [h for h in history if "eval/return_mean" in h]
     assert [h["_step"] for h in evals] == [20, 40]
     assert evals[-1]["eval/return_mean"] == pytest.approx(record["final"]["eval/return_mean"])
+
+
+def test_a_large_offline_wandb_run_reads_back_exactly_and_damage_is_an_error(tmp_path, monkeypatch):
+    """A run file of many 32 KiB blocks (records split across blocks), read straight after finish() - when
+    wandb-core may still be writing its last block - gives back every step exactly; a damaged or cut file is
+    a ValueError, never silently fewer rows."""
+    from pathlib import Path
+
+    import wandb
+
+    import d4rl_lite.logging as run_logging
+
+    for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "wandb_home"))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = wandb.init(mode="offline", dir=str(tmp_path), project="d4rl-lite-test", reinit="finish_previous")
+    expected = {}
+    for s in range(3000):
+        expected[s] = {"train/critic_loss": 1.0 / (s + 1), "train/q_mean": s * 0.37 - 5.0, "count": s,
+                       "eval/return_mean": -s / 3.0, "eval/normalized_score": s * 1.25 + 0.1}
+        run.log(expected[s], step=s)
+    run_dir = Path(run.dir).parent
+    run.finish()
+    history = run_logging.read_wandb_offline(run_dir)  # no sleep: the reader must wait for the complete file
+    (path,) = run_dir.glob("run-*.wandb")
+    assert path.stat().st_size > 3 * 32768
+    assert [h["_step"] for h in history] == list(range(3000))
+    for h in history:
+        assert {k: v for k, v in h.items() if not k.startswith("_")} == expected[h["_step"]]
+
+    data = path.read_bytes()
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x40
+    (tmp_path / "run-flipped.wandb").write_bytes(bytes(flipped))
+    with pytest.raises(ValueError, match="corrupt"):
+        run_logging.read_wandb_offline(tmp_path / "run-flipped.wandb")
+    monkeypatch.setattr(run_logging, "_WANDB_COMPLETE_WAIT_S", 0.2)
+    (tmp_path / "run-cut.wandb").write_bytes(data[: len(data) - 1000])
+    with pytest.raises(ValueError, match="incomplete"):
+        run_logging.read_wandb_offline(tmp_path / "run-cut.wandb")
 
 
 def test_a_wandb_failure_never_stops_training(maze_data, tmp_path, monkeypatch, capsys):

@@ -41,33 +41,41 @@ def test_suite_errors_are_clear(tmp_path):
         Suite.load(bad)
 
 
-def test_local_runner_skips_finished_runs(tmp_path, root):
-    suite = tiny_suite(tmp_path)
-    lines = []
-    counts = run_suite(suite, tmp_path / "local", workers=2, root=root, log=lines.append)
+@pytest.fixture(scope="module")
+def tiny_local(tmp_path_factory):
+    """The tiny suite run once on the local pool: (suite, results dir, its dataset root, progress lines)."""
+    base = tmp_path_factory.mktemp("tiny_local")
+    suite, lines = tiny_suite(base), []
+    counts = run_suite(suite, base / "local", workers=2, root=base / "root", log=lines.append)
     assert counts == {"done": 4, "skipped": 0, "failed": 0}
+    return suite, base / "local", base / "root", lines
+
+
+def test_local_runner_skips_finished_runs(tiny_local):
+    suite, results, root, lines = tiny_local
     assert any("done /" in line and "running /" in line and "left]" in line for line in lines)
-    again = run_suite(suite, tmp_path / "local", workers=2, root=root, log=lines.append)
+    again = run_suite(suite, results, workers=2, root=root, log=lines.append)
     assert again == {"done": 0, "skipped": 4, "failed": 0}
-    local = score_table(read_results(tmp_path / "local"))
+    local = score_table(read_results(results))
     rows = {(r["dataset"], r["algorithm"]): r for r in local}
     assert rows[("pointmaze-umaze-dense-random-v0", "bc")]["seeds"] == 2
     assert rows[("pointmaze-umaze-dense-random-v0", "iql")]["metric"] == "normalized"
     assert "maze average (1 datasets)" in to_markdown(local) and r"\pm" in to_latex(local)
 
 
-def test_smoke_gives_the_same_table_on_ray_as_on_the_local_pool(tmp_path, root):
-    """The shipped smoke suite (every algorithm, ~40 s of runs here) under both executors."""
-    smoke = Suite.load("smoke")
-    assert run_suite(smoke, tmp_path / "local", workers=2, root=root, log=lambda _: None)["done"] == 18
-    assert run_suite(smoke, tmp_path / "ray", executor="ray", workers=2, root=root, log=lambda _: None)["done"] == 18
-    local, ray = score_table(read_results(tmp_path / "local")), score_table(read_results(tmp_path / "ray"))
+def test_ray_gives_the_same_table_as_the_local_pool(tiny_local, tmp_path):
+    """Both executors end to end on the smallest suite that has several algorithms and seeds
+    (the shipped smoke file's validity is test_shipped_suites_are_valid's job)."""
+    suite, results, root, _ = tiny_local
+    assert run_suite(suite, tmp_path / "ray", executor="ray", workers=2, root=root, log=lambda _: None)["done"] == 4
+    local, ray = score_table(read_results(results)), score_table(read_results(tmp_path / "ray"))
     assert to_json(local) == to_json(ray)
 
 
-def test_report_and_eval_commands(tmp_path, root):
-    suite = tiny_suite(tmp_path)
-    run_suite(suite, tmp_path / "res", workers=2, root=root, log=lambda _: None)
+def test_report_and_eval_commands(tiny_local, tmp_path):
+    import shutil
+
+    shutil.copytree(tiny_local[1], tmp_path / "res")
     out = subprocess.run(["d4rl-lite", "report", str(tmp_path / "res")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "| dataset | bc | iql |" in out.stdout

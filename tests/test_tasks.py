@@ -37,6 +37,9 @@ def test_env_respects_horizon_and_maze_goal_cell():
 
 def test_every_task_has_a_measured_ref_min_and_honest_ref_max():
     for t in TASKS.values():
+        if t.domain == "skill":  # a low-level skill (the ant mazes' walker) is not scored by the benchmark
+            assert t.ref_min.value is None and t.ref_max.value is None, t.name
+            continue
         assert t.ref_min.value is not None and not t.ref_min.provisional, t.name
         assert "random" in t.ref_min.how and t.ref_min.details["episodes"] == 100
         if t.ref_max.value is None:

@@ -9,7 +9,7 @@ import pytest
 
 import d4rl_lite
 from conftest import hand_made_episodes
-from d4rl_lite.datasets.storage import write_dataset
+from d4rl_lite.datasets.storage import metadata_checksum, write_dataset
 from d4rl_lite.errors import ChecksumMismatchError, DatasetError, TaskMismatchError, UnknownNameError
 from d4rl_lite.tasks import get_task
 
@@ -58,10 +58,28 @@ def test_wrong_observation_size_for_the_task_on_write(root):
     assert not (root / "d4rl_lite").exists()
 
 
+def test_metadata_edits_are_caught_by_the_metadata_checksum(hopper_copy):
+    meta_file = hopper_copy / "data/metadata.json"
+    for key, value in (("task", "halfcheetah"), ("kind", "expert"), ("flat_observation", ["observation"])):
+        original = meta_file.read_text()
+        meta = json.loads(original)
+        meta["d4rl_lite"][key] = value  # a hopper file whose metadata claims something else
+        meta_file.write_text(json.dumps(meta))
+        with pytest.raises(ChecksumMismatchError, match=r"metadata.json.*metadata was edited or damaged"):
+            d4rl_lite.load_dataset(hopper_copy)
+        meta_file.write_text(original)
+    meta = json.loads(meta_file.read_text())
+    meta["ref_max_score"] = 1.0  # the Minari-level reference scores are covered too
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ChecksumMismatchError, match="metadata was edited"):
+        d4rl_lite.load_dataset(hopper_copy)
+
+
 def test_wrong_observation_size_for_the_task_on_load(hopper_copy):
     meta_file = hopper_copy / "data/metadata.json"
     meta = json.loads(meta_file.read_text())
-    meta["d4rl_lite"]["task"] = "halfcheetah"  # a hopper file whose metadata claims another task
+    meta["d4rl_lite"]["task"] = "halfcheetah"  # a forgery consistent with its metadata checksum
+    meta["d4rl_lite"]["metadata_checksum"] = metadata_checksum(meta)
     meta_file.write_text(json.dumps(meta))
     with pytest.raises(DatasetError, match=r"field 'observations'.*observation size mismatch for task 'halfcheetah'.*17\).*11\)"):
         d4rl_lite.load_dataset(hopper_copy)
@@ -153,6 +171,10 @@ def test_missing_checksum(hopper_copy):
     meta_file = hopper_copy / "data/metadata.json"
     meta = json.loads(meta_file.read_text())
     del meta["d4rl_lite"]["checksum"]
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(DatasetError, match="metadata was edited"):
+        d4rl_lite.load_dataset(hopper_copy)
+    meta["d4rl_lite"]["metadata_checksum"] = metadata_checksum(meta)  # consistent with the edit
     meta_file.write_text(json.dumps(meta))
     with pytest.raises(DatasetError, match="no array checksum"):
         d4rl_lite.load_dataset(hopper_copy)

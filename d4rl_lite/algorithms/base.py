@@ -87,9 +87,39 @@ def make_config(cls: type, overrides: dict[str, Any] | None) -> Any:
             raise ValueError(f"unknown setting {key!r} for {cls.__name__}; settings: {', '.join(fields)}")
         current = getattr(config, key)
         setattr(config, key, _convert(key, value, current))
+    check_ranges(config)
     if hasattr(config, "validate"):
         config.validate()
     return config
+
+
+def check_ranges(config: Any) -> None:
+    """The ranges every algorithm's settings share, by the field-naming convention of the configs:
+    sizes, counts and steps are whole numbers (``*_steps`` may be 0, the rest >= 1), learning rates
+    and weights positive, discount and averaging rates in (0, 1), every number finite."""
+    import math
+
+    for f in dataclasses.fields(config):
+        name, value = f.name, getattr(config, f.name)
+        if isinstance(value, bool) or value is None or isinstance(value, str):
+            continue
+        if isinstance(value, tuple):
+            if not value or not all(isinstance(v, int) and v >= 1 for v in value):
+                raise ValueError(f"setting {name}={value!r}: layer sizes must be whole numbers >= 1")
+            continue
+        if not math.isfinite(value):
+            raise ValueError(f"setting {name}={value!r}: must be a finite number")
+        if name == "gamma" and not 0.0 < value < 1.0:
+            raise ValueError(f"setting gamma={value!r}: the discount must be in (0, 1)")
+        if name == "tau" and not 0.0 < value <= 1.0:
+            raise ValueError(f"setting tau={value!r}: the target-network averaging rate must be in (0, 1]")
+        if (name.endswith("_lr") or name == "lr") and value <= 0:
+            raise ValueError(f"setting {name}={value!r}: a learning rate must be > 0")
+        if isinstance(value, int):
+            low = 0 if name.endswith("_steps") else 1
+            if (name.endswith(("_size", "_steps", "samples", "_actions", "_critics", "num_qs")) or name.startswith("num_")) \
+                    and value < low:
+                raise ValueError(f"setting {name}={value!r}: must be >= {low}")
 
 
 def _convert(key: str, value: Any, current: Any) -> Any:

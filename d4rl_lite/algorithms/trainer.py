@@ -20,10 +20,16 @@ import torch
 
 from d4rl_lite.datasets.offline import OfflineDataset
 from d4rl_lite.errors import D4RLLiteError, ReferenceScoreUnavailable
+from d4rl_lite.files import load_state, read_record, save_state, write_record
+from d4rl_lite.locking import RunDirLock
 from d4rl_lite.logging import RunLogger, truncate_log
 from d4rl_lite.tasks import get_task
 
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = "checkpoint.safetensors"
+RESULT = "result.json"
+CONFIG = "config.json"
+# Settings that do not change what a run computes: a run may be continued with other values.
+NOT_IDENTITY = ("steps", "wandb", "wandb_project", "device")
 
 
 class DivergenceError(D4RLLiteError):
@@ -47,6 +53,12 @@ class TrainConfig:
         for name in ("steps", "log_every", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.seed < 0:
+            raise ValueError(f"--seed must be >= 0, got {self.seed}")
+        if self.eval_episodes is not None and self.eval_episodes < 1:
+            raise ValueError(f"eval_episodes must be >= 1, got {self.eval_episodes}")
+        if not (self.q_bound_factor > 0 and math.isfinite(self.q_bound_factor)):
+            raise ValueError(f"q_bound_factor must be a positive number, got {self.q_bound_factor}")
         if self.checkpoint_every % self.log_every:
             raise ValueError(f"checkpoint_every ({self.checkpoint_every}) must be a multiple of log_every "
                              f"({self.log_every}): every checkpoint is preceded by a divergence check")
@@ -89,7 +101,6 @@ def train(
     """
     from d4rl_lite.algorithms import get_algorithm
     from d4rl_lite.algorithms.base import make_config
-    from d4rl_lite.evaluation.rollout import evaluate
 
     tc = train_config or TrainConfig()
     tc.validate()
@@ -98,12 +109,23 @@ def train(
     task = get_task(dataset.metadata["task"])
     name = dataset.metadata.get("name", "dataset")
     run = Path(run_dir) if run_dir else default_run_dir(algo_name, name, tc.seed)
-    run.mkdir(parents=True, exist_ok=True)
     config_record = {"algorithm": algo_name, "dataset": name, "task": task.name, "dataset_checksum": dataset.metadata.get("checksum"),
-                     "train": asdict(tc), "algo": asdict(algo_cfg)}
-    _check_same_run(run, config_record)
-
+                     "dataset_size": dataset.num_transitions, "train": asdict(tc), "algo": asdict(algo_cfg)}
+    # Everything that can fail on a bad setting (device, sizes) fails before the run directory is touched.
     algo = cls(task.observation_dim, task.action_dim, algo_cfg, device=tc.device, seed=tc.seed)
+    run.mkdir(parents=True, exist_ok=True)
+    lock = RunDirLock(run)
+    lock.acquire()
+    try:
+        return _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, run, config_record, progress)
+    finally:
+        lock.release()
+
+
+def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, run, config_record, progress):
+    from d4rl_lite.evaluation.rollout import evaluate
+
+    identity = _check_same_run(run, config_record)
     data, max_abs_reward = prepare_data(dataset, algo)
     gamma = getattr(algo_cfg, "gamma", 0.99)
     q_bound = tc.q_bound_factor * max(max_abs_reward, 1e-3) / (1.0 - gamma)
@@ -112,15 +134,21 @@ def train(
 
     step = 0
     ckpt_path = run / CHECKPOINT
+    if (run / "checkpoint.pt").exists() and not ckpt_path.exists():
+        raise D4RLLiteError(f"{run} holds a pickle checkpoint (checkpoint.pt) from an older d4rl-lite, which is not "
+                            "read (a pickle can run code when loaded); train into a new --run-dir")
     if ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=False, map_location=algo.device)
+        state = load_state(ckpt_path, map_location=algo.device)
+        _check_identity(state, identity, ckpt_path)
         algo.load_state_dict(state["algo"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        gen.set_state(state["generator"].cpu() if algo.device.type == "cpu" else state["generator"])
+        torch.set_rng_state(state["torch_rng"].cpu())
         if torch.cuda.is_available() and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+            torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda_rng"]])
         step = state["step"]
         truncate_log(run / "log.jsonl", step)
+    elif (run / "log.jsonl").exists():
+        truncate_log(run / "log.jsonl", 0)  # lines of a run killed before its first checkpoint
     wandb_args = None
     if tc.wandb:
         wandb_args = {"project": tc.wandb_project, "group": f"{algo_name}-{name}", "name": f"{algo_name}-{name}-seed{tc.seed}",
@@ -134,6 +162,7 @@ def train(
         bar = tqdm(total=tc.steps, initial=step, desc=f"{algo_name} {name}", unit="upd", dynamic_ncols=True)
     t_last, step_last = time.perf_counter(), step
     metrics: dict[str, torch.Tensor] = {}
+    last_checked = step
     try:
         while step < tc.steps:
             metrics = algo.update(data.sample(batch_size, gen))
@@ -142,6 +171,7 @@ def train(
             if step % tc.log_every == 0:
                 values = {k: float(v) for k, v in metrics.items()}  # the only host sync: at log intervals
                 _check_divergence(values, step, q_bound, ckpt_path)
+                last_checked = step
                 now = time.perf_counter()
                 values["time/updates_per_s"] = (step - step_last) / max(now - t_last, 1e-9)
                 t_last, step_last = now, step
@@ -151,7 +181,12 @@ def train(
                     bar.set_postfix_str(f"{values['time/updates_per_s']:.0f} upd/s"
                                         + (f", score {history[-1]['eval/normalized_score']:.1f}" if history and
                                            "eval/normalized_score" in history[-1] else ""))
+            if last_checked != step and (step % tc.checkpoint_every == 0 or step % tc.eval_every == 0 or step == tc.steps):
+                # Nothing diverged is ever evaluated or saved, whatever the log interval.
+                _check_divergence({k: float(v) for k, v in metrics.items()}, step, q_bound, ckpt_path)
+                last_checked = step
             if step % tc.eval_every == 0 or step == tc.steps:
+                _check_weights_finite(algo, step, ckpt_path)
                 result = evaluate(task, algo, episodes=tc.eval_episodes)
                 ev = {"eval/return_mean": float(result.returns.mean()), "eval/return_std": float(result.returns.std())}
                 try:
@@ -164,7 +199,8 @@ def train(
                 history.append({"step": step, **ev})
                 t_last = time.perf_counter()  # evaluation time is not update time
             if step % tc.checkpoint_every == 0 or step == tc.steps:
-                _save_checkpoint(ckpt_path, algo, gen, step)
+                _check_weights_finite(algo, step, ckpt_path)
+                _save_checkpoint(ckpt_path, algo, gen, step, identity)
     finally:
         if bar:
             bar.close()
@@ -172,53 +208,99 @@ def train(
     final = history[-1] if history else {}
     key = "eval/normalized_score" if final and "eval/normalized_score" in final else "eval/return_mean"
     best = max(history, key=lambda h: h[key]) if history else {}
+    if final and not math.isfinite(final.get(key, float("nan"))):
+        raise DivergenceError(f"training ended with a non-finite score ({key} = {final.get(key)}); no result written. "
+                              "Lower the learning rate or check the dataset.")
     record = {**config_record, "run_dir": str(run), "steps": step, "final": final, "best": best,
               "curve": [{"step": h["step"], key: h[key]} for h in history]}
-    (run / "result.json").write_text(json.dumps(record, indent=2))
-    return record
+    write_record(run / RESULT, record)
+    return read_record(run / RESULT, "result")
 
 
-def _check_same_run(run: Path, record: dict[str, Any]) -> None:
-    """A run directory belongs to one configuration: resuming with another would mix two runs."""
-    path = run / "config.json"
-    record = json.loads(json.dumps(record))  # tuples -> lists, as stored
+def run_identity(record: dict[str, Any]) -> str:
+    """What makes two runs the same run: everything in the config record but the NOT_IDENTITY settings."""
+    import hashlib
+
+    plain = {k: v for k, v in json.loads(json.dumps(record)).items() if k not in ("run_uid", "checksum")}
+    plain["train"] = {k: v for k, v in plain["train"].items() if k not in NOT_IDENTITY}
+    return "sha256:" + hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()
+
+
+def _check_same_run(run: Path, record: dict[str, Any]) -> str:
+    """A run directory belongs to one configuration: resuming with another would mix two runs.
+
+    Returns the run's identity for its checkpoints: the settings' hash and the run's own random
+    id (two runs of the same settings are still two runs: their checkpoints are not interchangeable).
+    """
+    import uuid
+
+    path = run / CONFIG
+    uid = uuid.uuid4().hex
     if path.exists():
-        old = json.loads(path.read_text())
-        same = {k: v for k, v in old.items() if k != "train"} == {k: v for k, v in record.items() if k != "train"}
-        old_train = {k: v for k, v in old["train"].items() if k not in ("steps", "wandb")}
-        new_train = {k: v for k, v in record["train"].items() if k not in ("steps", "wandb")}
-        if not same or old_train != new_train:
+        old = read_record(path, "run config")
+        if run_identity(old) != run_identity(record):
             raise ValueError(f"{run} holds a run with another configuration; use another --run-dir or delete it")
-    else:
-        path.write_text(json.dumps(record, indent=2))
+        uid = str(old.get("run_uid", ""))
+    write_record(path, {**record, "run_uid": uid})  # the latest steps/device/wandb, same identity
+    return checkpoint_identity({**record, "run_uid": uid})
+
+
+def checkpoint_identity(config: dict[str, Any]) -> str:
+    return f"{run_identity(config)}/run:{config.get('run_uid', '')}"
+
+
+def _check_identity(state: dict[str, Any], identity: str, path: Path) -> None:
+    if state.get("identity") != identity:
+        raise D4RLLiteError(f"{path}: this checkpoint belongs to another run (other algorithm, dataset or settings) "
+                            "than its directory's config.json; it is not used. Delete the run directory and train again.")
+
+
+def _check_weights_finite(algo: Any, step: int, ckpt: Path) -> None:
+    bad = [k for k, v in algo.state_dict().items() if isinstance(v, dict) for t in _tensors(v)
+           if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise DivergenceError(f"training diverged: non-finite weights in {sorted(set(bad))[0]} at step {step:,}; "
+                              f"{_kept(ckpt)}. Lower the learning rate or check the dataset.")
+
+
+def _tensors(obj: Any):
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _tensors(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _tensors(v)
+
+
+def _kept(ckpt: Path) -> str:  # only read when a run actually diverged
+    if not ckpt.exists():
+        return "no checkpoint was written yet"
+    return f"the last good checkpoint is kept at {ckpt} (step {load_state(ckpt)['step']:,})"
 
 
 def _check_divergence(values: dict[str, float], step: int, q_bound: float, ckpt: Path) -> None:
-    def kept() -> str:  # only read when a run actually diverged
-        if not ckpt.exists():
-            return "no checkpoint was written yet"
-        return f"the last good checkpoint is kept at {ckpt} (step {torch.load(ckpt, weights_only=False)['step']:,})"
-
     for key, v in values.items():
         if not math.isfinite(v):
-            raise DivergenceError(f"training diverged: {key} = {v} at step {step:,}; {kept()}. "
+            raise DivergenceError(f"training diverged: {key} = {v} at step {step:,}; {_kept(ckpt)}. "
                                   "Lower the learning rate or check the dataset.")
         if "q" in key.split("/")[-1].split("_")[0] and abs(v) > q_bound:
             raise DivergenceError(f"training diverged: {key} = {v:.4g} at step {step:,} exceeds the sane bound "
-                                  f"{q_bound:.4g} (= q_bound_factor x max|r| / (1 - gamma)); {kept()}.")
+                                  f"{q_bound:.4g} (= q_bound_factor x max|r| / (1 - gamma)); {_kept(ckpt)}.")
 
 
-def _save_checkpoint(path: Path, algo: Any, gen: torch.Generator, step: int) -> None:
+def _save_checkpoint(path: Path, algo: Any, gen: torch.Generator, step: int, identity: str) -> None:
     state = {"algo": algo.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, "step": step}
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, "step": step,
+             "identity": identity}
+    save_state(path, state)
 
 
 def _read_evals(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line]
-    return [r for r in rows if "eval/return_mean" in r]
+    from d4rl_lite.logging import read_log
+
+    return [r for r in read_log(path) if "eval/return_mean" in r]
 

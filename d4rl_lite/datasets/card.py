@@ -82,11 +82,26 @@ def plot_return_histogram(ds: OfflineDataset, task: Task, path: str | Path, titl
     returns = ds.episode_returns()
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
     ax.hist(returns, bins=min(50, max(5, len(returns) // 4)), color="#4477aa", edgecolor="white")
-    for ref, colour in ((task.ref_min, "#cc3311"), (task.ref_max, "#228833")):
-        if ref.value is not None:
+    # The axis spans the data; a reference score outside it is marked by an arrow at that edge
+    # (random data sits far below ref_max: a shared axis would squeeze it into a sliver).
+    lo, hi = float(returns.min()), float(returns.max())
+    pad = 0.05 * (hi - lo) if hi > lo else max(1.0, abs(hi) * 0.05)
+    xlim = (lo - pad, hi + pad)
+    ax.set_xlim(xlim)
+    for key, ref, colour in (("min", task.ref_min, "#cc3311"), ("max", task.ref_max, "#228833")):
+        if ref.value is None:
+            continue
+        label = f"ref_{key} = {ref.value:.1f}"
+        if xlim[0] <= ref.value <= xlim[1]:
             ax.axvline(ref.value, color=colour, linestyle="--", linewidth=1.2)
-    labels = [f"ref_{k} = {r.value:.1f}" for k, r in (("min", task.ref_min), ("max", task.ref_max)) if r.value is not None]
-    ax.set_xlabel("episode return (raw)" + (f"   [{', '.join(labels)}]" if labels else ""))
+            ax.annotate(label, xy=(ref.value, 0.97), xycoords=("data", "axes fraction"), ha="right", va="top",
+                        rotation=90, fontsize=8, color=colour)
+        else:
+            right = ref.value > xlim[1]
+            ax.annotate(f"{label} {'→' if right else '←'}" if right else f"← {label}",
+                        xy=(0.99 if right else 0.01, 0.97 if key == "max" else 0.90), xycoords="axes fraction",
+                        ha="right" if right else "left", va="top", fontsize=8, color=colour)
+    ax.set_xlabel("episode return (raw)")
     ax.set_ylabel("episodes")
     ax.set_title(f"{title}: {ds.num_episodes} episodes, {ds.num_transitions:,} transitions")
     return save_figure(fig, path)

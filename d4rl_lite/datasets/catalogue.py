@@ -64,7 +64,7 @@ class DatasetName:
 
 def catalogue() -> list[DatasetName]:
     """Every standard dataset: each task with each kind of its domain."""
-    return [DatasetName(t.name, kind) for t in TASKS.values() for kind in KINDS[t.domain]]
+    return [DatasetName(t.name, kind) for t in TASKS.values() for kind in KINDS.get(t.domain, {})]
 
 
 def _all_names() -> list[str]:
@@ -105,7 +105,7 @@ _MIXED_LABEL = re.compile(r"^mixed-[a-z0-9_]+$")
 
 def _known_kind(kind: str | None, domain: str) -> bool:
     """A kind of the domain, or ``mixed-<label>`` (several named mixtures of one task)."""
-    return kind is not None and (kind in KINDS[domain] or bool(_MIXED_LABEL.match(kind)))
+    return kind is not None and (kind in KINDS.get(domain, {}) or bool(_MIXED_LABEL.match(kind)))
 
 
 def looks_like_path(name: str | os.PathLike) -> bool:
@@ -126,8 +126,8 @@ def locate(name_or_path: str | os.PathLike, root: str | os.PathLike | None = Non
     except DatasetNotFoundError:
         raise DatasetNotFoundError(
             f"dataset {name.alias} is not built under {datasets_root(root)}. "
-            f"Build it with `d4rl-lite build {name.alias}` (or pass --root / set MINARI_DATASETS_PATH "
-            "to where it was built)."
+            f"Build it with `d4rl-lite build {name.alias}`, or point to where it was built: --root DIR on the "
+            "command line, root=DIR in Python, or MINARI_DATASETS_PATH=DIR."
         ) from None
 
 

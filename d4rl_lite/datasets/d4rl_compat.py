@@ -8,7 +8,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from d4rl_lite.datasets.catalogue import DatasetName, locate, parse_dataset_name
+from d4rl_lite.datasets.catalogue import NAMESPACE, DatasetName, locate, looks_like_path, parse_dataset_name
 from d4rl_lite.datasets.offline import OfflineDataset
 from d4rl_lite.datasets.storage import load_from_dir
 from d4rl_lite.errors import ReferenceScoreUnavailable
@@ -35,11 +35,13 @@ def load_dataset(
 class OfflineEnv(gym.Wrapper):
     """A task's Gymnasium env that also knows its dataset, like D4RL's ``OfflineEnv``."""
 
-    def __init__(self, env: gym.Env, task: Task, dataset_name: DatasetName, root: str | os.PathLike | None = None):
+    def __init__(self, env: gym.Env, task: Task, dataset_name: DatasetName, root: str | os.PathLike | None = None,
+                 source: str | os.PathLike | None = None):
         super().__init__(env)
         self.task = task
         self.dataset_name = dataset_name
         self._root = root
+        self._source = source if source is not None else dataset_name.alias  # a name, or the path make() was given
 
     @property
     def ref_min_score(self) -> float | None:
@@ -51,7 +53,7 @@ class OfflineEnv(gym.Wrapper):
 
     def get_dataset(self) -> dict[str, np.ndarray]:
         """D4RL's keys: observations, actions, rewards, terminals, timeouts (plus next_observations)."""
-        ds = load_dataset(self.dataset_name.alias, root=self._root, task=self.task.name)
+        ds = load_dataset(self._source, root=self._root, task=self.task.name)
         return _d4rl_dict(ds)
 
     def get_normalized_score(self, score: Any) -> Any:
@@ -65,6 +67,14 @@ def make(name: str, root: str | os.PathLike | None = None, **env_kwargs: Any) ->
     As in D4RL, the env is created even if the dataset is not built yet; ``get_dataset``
     then says how to build it.
     """
+    # A dataset directory (not a Minari id): its own metadata names the task (all verified on get_dataset).
+    if isinstance(name, os.PathLike) or (looks_like_path(name) and not str(name).startswith(NAMESPACE + "/")):
+        from d4rl_lite.datasets.storage import OUR_KEY, find_data_dir, read_metadata
+
+        ours = read_metadata(find_data_dir(name))[OUR_KEY]
+        dname = parse_dataset_name(str(ours.get("name")))
+        task = get_task(str(ours.get("task")))
+        return OfflineEnv(task.make_env(**env_kwargs), task, dname, root, source=name)
     dname = parse_dataset_name(name)
     task = get_task(dname.task)
     return OfflineEnv(task.make_env(**env_kwargs), task, dname, root)

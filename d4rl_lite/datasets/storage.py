@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import shutil
@@ -17,7 +19,7 @@ import numpy as np
 
 from d4rl_lite.datasets.offline import OfflineDataset
 from d4rl_lite.datasets.validation import checksum, validate_dataset, verify_checksum
-from d4rl_lite.errors import DatasetError, DatasetNotFoundError, TaskMismatchError, UnknownNameError
+from d4rl_lite.errors import ChecksumMismatchError, DatasetError, DatasetNotFoundError, TaskMismatchError, UnknownNameError
 from d4rl_lite.tasks import FLAT_OBSERVATION_KEYS, TASKS, Task, get_task
 
 DATA_DIR = "data"
@@ -140,11 +142,33 @@ def find_data_dir(path: str | os.PathLike) -> Path:
     )
 
 
+def rebuild_advice(data_dir: Path, ours: dict[str, Any] | None = None) -> str:
+    """A rebuild command that works as typed: the dataset's name, size and seed, and its root."""
+    ours = ours if isinstance(ours, dict) else {}
+    in_layout = data_dir.parent.parent.name in TASKS  # <root>/d4rl_lite/<task>/<kind>-vN/data
+    name = f"{data_dir.parent.parent.name}-{data_dir.parent.name}" if in_layout else ours.get("name")
+    if not isinstance(name, str):
+        return "Rebuild it with `d4rl-lite build NAME --force` (its name is unreadable; `d4rl-lite list` shows names)."
+    command = f"d4rl-lite build {name} --force"
+    recipe = ours.get("recipe") if isinstance(ours.get("recipe"), dict) else {}
+    for key in ("size", "seed"):
+        if isinstance(recipe.get(key), int) and not isinstance(recipe.get(key), bool):
+            command += f" --{key} {recipe[key]}"
+    if not in_layout:
+        return (f"Rebuild it with `{command} --root ROOT` (ROOT: your datasets directory; this copy at "
+                f"{data_dir.parent} is outside one) and copy it here again.")
+    root = data_dir.parent.parent.parent.parent
+    try:
+        if root.resolve() != datasets_root(None).resolve():
+            command += f" --root {root}"
+    except OSError:
+        pass
+    return f"Rebuild it with `{command}`."
+
+
 def read_metadata(data_dir: Path) -> dict[str, Any]:
     meta_path = data_dir / METADATA_FILE
-    advice = "The metadata file is damaged: rebuild the dataset with `d4rl-lite build NAME --force`."
-    if data_dir.parent.parent.name in TASKS:  # <root>/d4rl_lite/<task>/<kind>-vN/data: name it
-        advice = advice.replace("NAME", f"{data_dir.parent.parent.name}-{data_dir.parent.name}")
+    advice = "The metadata file is damaged. " + rebuild_advice(data_dir)
     try:
         with open(meta_path) as f:
             meta = json.load(f)
@@ -152,6 +176,8 @@ def read_metadata(data_dir: Path) -> dict[str, Any]:
         raise DatasetError("metadata file is missing", path=meta_path, advice=advice) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DatasetError(f"metadata is not valid JSON ({e})", path=meta_path, advice=advice) from None
+    if not isinstance(meta, dict):
+        raise DatasetError(f"metadata must be a JSON object, found {type(meta).__name__}", path=meta_path, advice=advice)
     if not isinstance(meta.get(OUR_KEY), dict):
         raise DatasetError(
             f"not a d4rl_lite dataset (metadata has no {OUR_KEY!r} block); d4rl_lite validates only the "
@@ -163,10 +189,10 @@ def read_metadata(data_dir: Path) -> dict[str, Any]:
 
 
 # -- reading ---------------------------------------------------------------------------------
-def read_episode_arrays(data_dir: Path, num_episodes: int, name: str = "NAME") -> EpisodeArrays:
+def read_episode_arrays(data_dir: Path, num_episodes: int, advice: str = "") -> EpisodeArrays:
     """Read the flat arrays straight from HDF5: one contiguous read per array (the fast path)."""
     h5_path = data_dir / MAIN_FILE
-    advice = f"The file is truncated or corrupt: rebuild it with `d4rl-lite build {name} --force`."
+    advice = "The file is truncated or corrupt. " + (advice or rebuild_advice(data_dir))
     try:
         f = h5py.File(h5_path, "r")
     except FileNotFoundError:
@@ -195,14 +221,31 @@ def read_episode_arrays(data_dir: Path, num_episodes: int, name: str = "NAME") -
             raise DatasetError(f"cannot read the arrays ({type(e).__name__}: {e})", path=h5_path, advice=advice) from None
 
 
+# Top-level Minari metadata that decides how the data is read or scored; with our whole block,
+# covered by ``metadata_checksum`` (the arrays have their own ``checksum``).
+INTERPRETATION_KEYS = ("dataset_id", "total_episodes", "total_steps", "ref_min_score", "ref_max_score")
+
+
+def metadata_checksum(meta: dict[str, Any]) -> str:
+    covered = {OUR_KEY: {k: v for k, v in meta[OUR_KEY].items() if k != "metadata_checksum"},
+               **{k: meta.get(k) for k in INTERPRETATION_KEYS}}
+    return "sha256:" + hashlib.sha256(json.dumps(covered, sort_keys=True, allow_nan=True).encode()).hexdigest()
+
+
 def load_from_dir(data_dir: Path, expected_task: str | None = None, verify: bool = True) -> OfflineDataset:
     """Load, validate and checksum a d4rl_lite dataset stored in ``data_dir``."""
     meta = read_metadata(data_dir)
     ours = meta[OUR_KEY]
-    name = ours.get("name", str(data_dir.parent))
-    advice = f"Rebuild it with `d4rl-lite build {name} --force`."
+    advice = rebuild_advice(data_dir, ours)
+    # Task, kind, observation layout and reference scores decide how the arrays are read and
+    # scored: an edit to any of them is caught here, before they are used.
+    if ours.get("metadata_checksum") != metadata_checksum(meta):
+        problem = ("metadata has no metadata checksum (written by an older d4rl-lite)" if "metadata_checksum" not in ours
+                   else "metadata was edited or damaged after it was written (its checksum does not match)")
+        raise ChecksumMismatchError(problem, path=data_dir / METADATA_FILE, field="d4rl_lite.metadata_checksum",
+                                    advice=advice)
     try:
-        task = get_task(ours.get("task", "<missing>"))
+        task = get_task(str(ours.get("task", "<missing>")))
     except UnknownNameError as e:
         raise DatasetError(f"metadata names an unknown task ({e})", path=data_dir / METADATA_FILE, field="d4rl_lite.task") from None
     if expected_task is not None and expected_task != task.name:
@@ -216,7 +259,7 @@ def load_from_dir(data_dir: Path, expected_task: str | None = None, verify: bool
     if not isinstance(num_episodes, int) or num_episodes < 1:
         raise DatasetError(f"metadata total_episodes is {num_episodes!r}", path=data_dir / METADATA_FILE,
                            field="total_episodes", advice=advice)
-    raw = read_episode_arrays(data_dir, num_episodes, name)
+    raw = read_episode_arrays(data_dir, num_episodes, advice)
     if not verify:
         flat = raw.to_offline(task, metadata=ours)
     else:
@@ -233,6 +276,61 @@ def load_from_dir(data_dir: Path, expected_task: str | None = None, verify: bool
 
 
 # -- writing ---------------------------------------------------------------------------------
+TMP_PREFIX = ".d4rl_lite-tmp-"
+
+
+def estimated_bytes(task: Task, size: int) -> int:
+    """A build's peak footprint: float32 observations, next observations, actions and scalars per
+    transition, about three copies at once while episodes are collected, flattened and written."""
+    per_transition = 4 * (2 * task.observation_dim + task.action_dim + 4)
+    return 3 * per_transition * size
+
+
+def check_room_for(task: Task, size: int, root: Path) -> None:
+    """Refuse, with the figures, a build that cannot fit in memory or on disk."""
+    need = estimated_bytes(task, size)
+    avail_mem = _available_memory()
+    probe = root
+    while not probe.exists():
+        probe = probe.parent
+    free_disk = shutil.disk_usage(probe).free
+    gb = 1e9
+    if avail_mem is not None and need > avail_mem:
+        raise ValueError(f"--size {size:,} needs about {need / gb:.1f} GB of memory to build; {avail_mem / gb:.1f} GB "
+                         "is available. Ask for fewer transitions.")
+    if need / 3 > free_disk:
+        raise ValueError(f"--size {size:,} needs about {need / 3 / gb:.1f} GB on disk; {free_disk / gb:.1f} GB is free "
+                         f"under {probe}. Free space, pass another --root, or ask for fewer transitions.")
+
+
+def _available_memory() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _temporary_lock_dir(tmp: Path) -> Path:
+    return tmp.parent / ".locks" / tmp.name
+
+
+def remove_stale_temporaries(root: Path) -> list[Path]:
+    """Delete half-written datasets left by a killed build (temporary directories no live build holds)."""
+    from d4rl_lite.locking import is_locked
+
+    removed = []
+    if not root.is_dir():
+        return removed
+    for tmp in root.glob(TMP_PREFIX + "*"):
+        if tmp.is_dir() and not is_locked(_temporary_lock_dir(tmp)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
 def _float32_space(space: gym.Space) -> gym.Space:
     """The env's observation space with float32 boxes: what the stored arrays really are."""
     if isinstance(space, gym.spaces.Dict):
@@ -331,8 +429,12 @@ def write_dataset(
     ours["card"] = {**compute_card(flat, task), **ours.pop("card_extras", {})}
 
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".d4rl_lite-tmp-{uuid.uuid4().hex}"
+    tmp = root / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+    from d4rl_lite.locking import RunDirLock
+
+    lock = RunDirLock(_temporary_lock_dir(tmp), what="temporary dataset")
     try:
+        lock.acquire()  # marks tmp live for remove_stale_temporaries
         tmp.mkdir()
         storage = MinariStorage.new(
             tmp / DATA_DIR,
@@ -360,22 +462,36 @@ def write_dataset(
         meta["total_episodes"] = len(raw.episode_lengths)
         meta["total_steps"] = int(raw.episode_lengths.sum())
         storage.update_metadata(meta)
+        on_disk = read_metadata(tmp / DATA_DIR)  # hash what reads back, as Minari serialized it
+        storage.update_metadata({OUR_KEY: {**on_disk[OUR_KEY], "metadata_checksum": metadata_checksum(on_disk)}})
         storage.update_metadata({"dataset_size": storage.get_size()})
         # Read back what is on disk before it replaces anything.
         load_from_dir(tmp / DATA_DIR, expected_task=task.name, verify=True)
         _fsync_tree(tmp)
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():
-            trash = final.parent / f".{final.name}.old-{uuid.uuid4().hex}"
+            if not overwrite:  # appeared while this one was built
+                raise FileExistsError(f"dataset {dataset_id} already exists at {final} (written while this build ran); "
+                                      "pass --force (overwrite=True) to replace it")
+            trash = final.parent / f"{TMP_PREFIX}old-{uuid.uuid4().hex}"
             os.rename(final, trash)
             os.rename(tmp, final)
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.rename(tmp, final)
         _write_namespace_files(root, dataset_id)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            need = estimated_bytes(task, int(raw.episode_lengths.sum())) // 3
+            raise DatasetError(f"the disk is full: writing {dataset_id} needs about {need / 1e6:,.0f} MB and "
+                               f"{shutil.disk_usage(root).free / 1e6:,.0f} MB is free; nothing was replaced",
+                               path=root, advice="Free space or pass another --root, then build again.") from None
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        lock.release()
+        shutil.rmtree(_temporary_lock_dir(tmp), ignore_errors=True)
     return final
 
 

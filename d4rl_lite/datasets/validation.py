@@ -29,6 +29,9 @@ def checksum(arrays: Mapping[str, np.ndarray]) -> str:
 
 def verify_checksum(actual: str, expected: str | None, path: str | Path | None, advice: str) -> None:
     """Compare a computed ``checksum(...)`` with the one recorded in the metadata."""
+    if expected is not None and not isinstance(expected, str):
+        raise DatasetError(f"metadata checksum is a {type(expected).__name__}, not a 'sha256:...' string", path=path,
+                           field="d4rl_lite.checksum", advice=advice)
     if expected is None:
         raise DatasetError(
             "metadata has no array checksum, so its integrity cannot be verified",
@@ -73,7 +76,10 @@ def validate_dataset(
     def fail(problem: str, field: str | None = None, index: int | None = None) -> None:
         raise DatasetError(problem, path=path, field=field, index=index, advice=advice)
 
-    n = ds.num_transitions
+    # The episode lengths say how many transitions there are: an array of another length is the
+    # one at fault (not whichever array the count was taken from).
+    lengths = np.asarray(ds.episode_lengths)
+    n = int(lengths.sum()) if lengths.ndim == 1 and len(lengths) else ds.num_transitions
     # -- shapes ---------------------------------------------------------------------------
     expected_shapes = {
         "observations": (n, task.observation_dim),

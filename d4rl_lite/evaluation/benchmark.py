@@ -1,7 +1,7 @@
 """Benchmark runner: every run of a suite as a file; finished runs are skipped, partial ones resume.
 
 Each run trains in its own process (a local process pool by default, or Ray tasks on a cluster)
-and leaves ``RESULTS/<run id>/`` with config.json, log.jsonl, checkpoint.pt and result.json.
+and leaves ``RESULTS/<run id>/`` with config.json, log.jsonl, checkpoint.safetensors and result.json.
 """
 
 from __future__ import annotations
@@ -21,31 +21,64 @@ def result_path(results_dir: Path, algo: str, dataset: str, seed: int) -> Path:
 
 
 def is_finished(results_dir: Path, suite: Suite, algo: str, dataset: str, seed: int) -> bool:
+    from d4rl_lite.files import CorruptFileError, read_record
+
     path = result_path(results_dir, algo, dataset, seed)
     if not path.exists():
         return False
     try:
-        return json.loads(path.read_text()).get("steps", 0) >= suite.steps
-    except json.JSONDecodeError:
-        return False
+        return read_record(path, "result").get("steps", 0) >= suite.steps
+    except CorruptFileError:
+        return False  # damaged: the run resumes from its checkpoint (itself verified) and rewrites it
 
 
-def ensure_datasets(suite: Suite, root: str | os.PathLike | None, log: Callable[[str], None] = print) -> None:
-    """Build the suite's datasets that are not built yet, at the sizes the suite names."""
+def ensure_datasets(suite: Suite, root: str | os.PathLike | None, log: Callable[[str], None] = print,
+                    force: bool = False) -> None:
+    """Build the suite's datasets that are not built yet, at the sizes and seeds the suite names.
+
+    A dataset is identified by name, size and seed: one built otherwise is an error, or rebuilt with ``force``.
+    """
     from d4rl_lite.datasets.builders import build_dataset
     from d4rl_lite.datasets.catalogue import is_built, parse_dataset_name
 
     for name, spec in suite.datasets.items():
-        if not is_built(parse_dataset_name(name), root):
-            log(f"building {name} ({spec.get('size', 'default size')})")
-            build_dataset(name, size=spec.get("size"), seed=spec.get("seed", 0), root=root)
+        size, seed = spec.get("size"), spec.get("seed", 0)
+        if is_built(parse_dataset_name(name), root):
+            built = built_recipe(name, root)
+            if (size is None or built.get("size") == size) and built.get("seed") == seed:
+                continue
+            if not force:
+                raise ValueError(f"dataset {name} is built with size {built.get('size')} and seed {built.get('seed')}, "
+                                 f"but suite {suite.name!r} asks for size {size} and seed {seed}; pass --force to "
+                                 "rebuild it (or point --root elsewhere)")
+        log(f"building {name} ({size or 'default size'}, seed {seed})")
+        build_dataset(name, size=size, seed=seed, root=root, overwrite=force)
+
+
+def built_recipe(name: str, root: str | os.PathLike | None) -> dict[str, Any]:
+    """The size and seed a built dataset was made with (from its verified metadata)."""
+    from d4rl_lite.datasets.catalogue import parse_dataset_name
+    from d4rl_lite.datasets.storage import OUR_KEY, dataset_dir_for_id, metadata_checksum, read_metadata
+
+    data_dir = dataset_dir_for_id(parse_dataset_name(name).dataset_id, root) / "data"
+    meta = read_metadata(data_dir)
+    if meta[OUR_KEY].get("metadata_checksum") != metadata_checksum(meta):
+        return {}  # damaged or old: treated as a mismatch
+    recipe = meta[OUR_KEY].get("recipe")
+    return recipe if isinstance(recipe, dict) else {}
 
 
 def run_one(suite_dict: dict[str, Any], algo: str, dataset: str, seed: int, results_dir: str,
-            root: str | None, device: str, wandb: bool) -> dict[str, Any]:
-    """One training run (in a worker process): resumes if its directory holds a checkpoint."""
+            root: str | None, device: str, wandb: bool, parent_pid: int | None = None) -> dict[str, Any]:
+    """One training run (in a worker process): resumes if its directory holds a checkpoint.
+
+    ``parent_pid``: the local pool's main process; the worker exits as soon as that process is
+    gone (killed with -9, say) instead of training on, unseen, for minutes.
+    """
     import torch
 
+    if parent_pid is not None:
+        _exit_when_orphaned(parent_pid)
     from d4rl_lite.algorithms.trainer import TrainConfig, train
     from d4rl_lite.datasets.d4rl_compat import load_dataset
 
@@ -62,14 +95,25 @@ def run_one(suite_dict: dict[str, Any], algo: str, dataset: str, seed: int, resu
     return {"algorithm": algo, "dataset": dataset, "seed": seed, "final": record["final"]}
 
 
+def _exit_when_orphaned(parent_pid: int, period_s: float = 1.0) -> None:
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(period_s)
+        os._exit(3)  # the run's checkpoint and log are consistent on disk: a later bench resumes it
+
+    threading.Thread(target=watch, name="exit-when-orphaned", daemon=True).start()
+
+
 def run_suite(suite: Suite, results_dir: str | Path, *, executor: str = "local", workers: int = 2,
               address: str | None = None, root: str | os.PathLike | None = None, device: str = "cpu",
-              wandb: bool = False, log: Callable[[str], None] = print) -> dict[str, int]:
+              wandb: bool = False, log: Callable[[str], None] = print, force: bool = False) -> dict[str, int]:
     """Run every unfinished run of ``suite``; returns counts of runs done now, skipped and failed."""
     results = Path(results_dir)
     results.mkdir(parents=True, exist_ok=True)
     (results / "suite.json").write_text(json.dumps(suite.__dict__, indent=2))
-    ensure_datasets(suite, root, log)
+    ensure_datasets(suite, root, log, force=force)
     todo = [r for r in suite.runs() if not is_finished(results, suite, *r)]
     skipped = len(suite.runs()) - len(todo)
     log(f"suite {suite.name}: {len(suite.runs())} runs, {skipped} already finished, {len(todo)} to run "
@@ -96,7 +140,7 @@ def _run_local(args: list[tuple], workers: int, _address: str | None, log: Calla
 
     done = failed = 0
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(run_one, *a): a for a in args}
+        futures = {pool.submit(run_one, *a, parent_pid=os.getpid()): a for a in args}
         for fut in as_completed(futures):
             a = futures[fut]
             try:

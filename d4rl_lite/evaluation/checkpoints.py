@@ -2,34 +2,50 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from d4rl_lite.errors import DatasetNotFoundError, ReferenceScoreUnavailable
+from d4rl_lite.errors import D4RLLiteError, DatasetNotFoundError, ReferenceScoreUnavailable
 
 
 def load_run(checkpoint: str | os.PathLike, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
-    """(algorithm with its trained weights, the run's config record) from a run dir or checkpoint.pt."""
+    """(algorithm with its trained weights, the run's config record) from a run directory or its checkpoint.
+
+    The checkpoint is verified (checksum) and must belong to the run its directory's config.json
+    describes; either file damaged, edited or swapped is one ``D4RLLiteError`` naming the file.
+    """
     from d4rl_lite.algorithms import get_algorithm
     from d4rl_lite.algorithms.base import make_config
+    from d4rl_lite.algorithms.trainer import CHECKPOINT, CONFIG, _check_identity, checkpoint_identity
+    from d4rl_lite.files import CorruptFileError, load_state, read_record
     from d4rl_lite.tasks import get_task
 
     path = Path(checkpoint)
     run = path if path.is_dir() else path.parent
-    ckpt = run / "checkpoint.pt" if path.is_dir() else path
-    if not ckpt.is_file() or not (run / "config.json").is_file():
-        raise DatasetNotFoundError(f"no run at {checkpoint}: expected a run directory with config.json and checkpoint.pt "
+    ckpt = run / CHECKPOINT if path.is_dir() else path
+    if (run / "checkpoint.pt").exists() and not ckpt.is_file():
+        raise D4RLLiteError(f"{run / 'checkpoint.pt'}: a pickle checkpoint from an older d4rl-lite; it is not read "
+                            "(a pickle can run code when loaded). Train the run again with this version.")
+    if not ckpt.is_file() or not (run / CONFIG).is_file():
+        raise DatasetNotFoundError(f"no run at {checkpoint}: expected a run directory with {CONFIG} and {CHECKPOINT} "
                                    "(written by `d4rl-lite train`)")
-    record = json.loads((run / "config.json").read_text())
-    cls = get_algorithm(record["algorithm"])
-    cfg = make_config(cls.Config, {k: tuple(v) if isinstance(v, list) else v for k, v in record["algo"].items()})
-    task = get_task(record.get("task") or _task_of(record["dataset"]))
+    record = read_record(run / CONFIG, "run config")
+    identity = checkpoint_identity(record)
+    record.pop("checksum", None)
+    try:
+        cls = get_algorithm(record["algorithm"])
+        cfg = make_config(cls.Config, {k: tuple(v) if isinstance(v, list) else v for k, v in record["algo"].items()})
+        task = get_task(record.get("task") or _task_of(record["dataset"]))
+    except (KeyError, TypeError, AttributeError) as e:
+        raise CorruptFileError(f"{run / CONFIG}: not a run configuration (missing or malformed {e})") from None
+    state = load_state(ckpt, map_location=device)
+    _check_identity(state, identity, ckpt)
     algo = cls(task.observation_dim, task.action_dim, cfg, device=device)
-    algo.load_state_dict(torch.load(ckpt, weights_only=False, map_location=algo.device)["algo"])
+    try:
+        algo.load_state_dict(state["algo"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as e:
+        raise CorruptFileError(f"{ckpt}: weights do not fit {record['algorithm']} ({str(e).splitlines()[0][:120]})") from None
     return algo, {**record, "task": task.name, "step": algo.step}
 
 

@@ -64,8 +64,10 @@ class Suite:
             path = shipped[str(name_or_path)]
         try:
             raw = json.loads(path.read_text())
+            if not isinstance(raw, dict):
+                raise TypeError(f"expected a JSON object, found {type(raw).__name__}")
             suite = cls(**raw)
-        except (json.JSONDecodeError, TypeError) as e:
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as e:
             raise ValueError(f"{path}: not a valid suite file ({e}); see d4rl_lite/evaluation/suites.py for the format") from None
         suite.validate()
         return suite
@@ -75,6 +77,30 @@ class Suite:
         from d4rl_lite.algorithms.base import make_config
         from d4rl_lite.datasets.catalogue import parse_dataset_name
 
+        def need(ok: bool, what: str) -> None:
+            if not ok:
+                raise ValueError(f"suite {self.name!r}: {what}; see d4rl_lite/evaluation/suites.py for the format")
+
+        def whole(v: Any, low: int) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+        need(isinstance(self.name, str) and bool(self.name), "name must be a non-empty string")
+        need(isinstance(self.algorithms, list) and all(isinstance(a, str) for a in self.algorithms),
+             "algorithms must be a list of names")
+        need(isinstance(self.datasets, dict) and all(isinstance(v, dict) for v in self.datasets.values()),
+             "datasets must map names to {\"size\": N, \"seed\": S} objects")
+        for spec in self.datasets.values():
+            need(spec.get("size") is None or whole(spec.get("size"), 1), "a dataset's size must be a whole number >= 1")
+            need(whole(spec.get("seed", 0), 0), "a dataset's seed must be a whole number >= 0")
+        need(isinstance(self.seeds, list) and all(whole(x, 0) for x in self.seeds), "seeds must be a list of whole numbers >= 0")
+        for key in ("steps", "eval_every", "log_every", "checkpoint_every"):
+            need(whole(getattr(self, key), 1), f"{key} must be a whole number >= 1")
+        need(self.eval_episodes is None or whole(self.eval_episodes, 1), "eval_episodes must be a whole number >= 1")
+        need(isinstance(self.settings, dict) and all(isinstance(v, dict) for v in self.settings.values()),
+             "settings must map algorithm names (or \"all\") to objects")
+        need(isinstance(self.imports, list) and all(isinstance(m, str) for m in self.imports),
+             "imports must be a list of module names")
+        need(isinstance(self.description, str), "description must be a string")
         self.import_plugins()
         if not self.algorithms or not self.datasets or not self.seeds:
             raise ValueError(f"suite {self.name!r} needs algorithms, datasets and seeds")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +20,100 @@ import numpy as np
 NORMALIZED, RAW = "eval/normalized_score", "eval/return_mean"
 
 
+@dataclass
+class ResultSet:
+    """The verified runs of a results directory, and what is wrong with the rest.
+
+    ``missing``: runs the suite (``suite.json``) or the grid of datasets x algorithms x seeds
+    seen expects but which have no result; ``refused``: result files that exist but cannot be
+    trusted (damaged, NaN score, wrong budget, score not in their own log), with the reason.
+    """
+
+    records: list[dict[str, Any]]
+    missing: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and not self.refused
+
+
+def collect_results(results_dir: str | Path) -> ResultSet:
+    """Read and check every ``RUN/result.json`` under ``results_dir``; see ``ResultSet``."""
+    from d4rl_lite.files import CorruptFileError, read_record
+
+    results_dir = Path(results_dir)
+    suite_steps, expected = None, None
+    suite_file = results_dir / "suite.json"
+    if suite_file.is_file():
+        try:
+            suite = json.loads(suite_file.read_text())
+            suite_steps = int(suite["steps"])
+            expected = {f"{a}__{d}__seed{s}" for d in suite["datasets"] for a in suite["algorithms"] for s in suite["seeds"]}
+        except (ValueError, KeyError, TypeError):
+            raise CorruptFileError(f"{suite_file}: not a suite description (written by `d4rl-lite bench`); "
+                                   "delete it to report the results without it") from None
+    records, refused = [], []
+    for path in sorted(results_dir.glob("*/result.json")):
+        try:
+            record = read_record(path, "result")
+        except CorruptFileError as e:
+            refused.append(str(e))
+            continue
+        problem = _check_record(record, path, suite_steps)
+        if problem:
+            refused.append(f"{path}: {problem}")
+        else:
+            records.append(record)
+    seen = {f"{r['algorithm']}__{r['dataset']}__seed{r['train']['seed']}" for r in records}
+    refused_ids = {Path(line.split(":")[0]).parent.name for line in refused}
+    if expected is None:  # no suite: the full grid of what is there
+        algos = {r["algorithm"] for r in records}
+        datasets = {r["dataset"] for r in records}
+        seeds = {r["train"]["seed"] for r in records}
+        expected = {f"{a}__{d}__seed{s}" for a in algos for d in datasets for s in seeds}
+    missing = sorted(expected - seen - refused_ids)
+    return ResultSet(records, missing, refused)
+
+
+def _check_record(record: dict[str, Any], path: Path, suite_steps: int | None) -> str | None:
+    from d4rl_lite.logging import read_log
+
+    try:
+        final, steps = record["final"], int(record["steps"])
+        key = NORMALIZED if NORMALIZED in final else RAW
+        score = final[key]
+        record["train"]["seed"], record["algorithm"], record["dataset"]  # noqa: B018 - must exist
+    except (KeyError, TypeError, ValueError):
+        return "not a run result (missing final score, steps, seed, algorithm or dataset)"
+    if not (isinstance(score, (int, float)) and math.isfinite(score)):
+        return f"final score is {score!r}, not a finite number (a diverged run)"
+    if suite_steps is not None and steps != suite_steps:
+        return f"trained for {steps:,} steps, the suite asks for {suite_steps:,}"
+    log_path = path.parent / "log.jsonl"
+    if not log_path.is_file():
+        return "has no log.jsonl beside it to check its score against"
+    evals = [row for row in read_log(log_path) if row.get("step") == final.get("step") and key in row]
+    if not evals or not math.isclose(float(evals[-1][key]), float(score), rel_tol=1e-9, abs_tol=1e-9):
+        return f"final score {score} does not match its own log.jsonl at step {final.get('step')}"
+    return None
+
+
 def read_results(results_dir: str | Path) -> list[dict[str, Any]]:
-    """Every finished run's record (``*/result.json``), in a stable order."""
-    out = []
-    for path in sorted(Path(results_dir).glob("*/result.json")):
-        out.append(json.loads(path.read_text()))
-    return out
+    """Every verified run record (``*/result.json``) of a results directory, in a stable order."""
+    return collect_results(results_dir).records
 
 
 def _domain(dataset: str) -> str:
     return "maze" if dataset.startswith("pointmaze") else "locomotion"
 
 
-def score_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (dataset, algorithm), then per-domain averages over datasets (normalized only)."""
+def score_table(records: list[dict[str, Any]], expected: list[str] | None = None) -> list[dict[str, Any]]:
+    """One row per (dataset, algorithm), then per-domain averages over datasets (normalized only).
+
+    ``expected``: run ids (``algo__dataset__seedN``) that should be there; a (dataset, algorithm)
+    pair with none of its runs usable gets a row with ``metric`` "missing" and 0 seeds.
+    """
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         groups[(r["dataset"], r["algorithm"])].append(r)
@@ -44,15 +126,34 @@ def score_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                      "seeds": len(runs), "steps": int(min(r["steps"] for r in runs)),
                      "final_mean": float(final.mean()), "final_std": float(final.std()),
                      "best_mean": float(best.mean()), "best_std": float(best.std())})
-    by_domain: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        if row["metric"] == "normalized":
-            by_domain[(_domain(row["dataset"]), row["algorithm"])].append(row)
-    for (domain, algo), rs in sorted(by_domain.items()):
-        rows.append({"dataset": f"{domain} average ({len(rs)} datasets)", "algorithm": algo, "metric": "normalized",
-                     "seeds": min(r["seeds"] for r in rs), "steps": min(r["steps"] for r in rs),
-                     "final_mean": float(np.mean([r["final_mean"] for r in rs])), "final_std": float("nan"),
-                     "best_mean": float(np.mean([r["best_mean"] for r in rs])), "best_std": float("nan")})
+    present = {(r["dataset"], r["algorithm"]) for r in rows}
+    for run in expected or []:
+        algo, dataset, _ = run.split("__")
+        if (dataset, algo) not in present:
+            present.add((dataset, algo))
+            rows.append({"dataset": dataset, "algorithm": algo, "metric": "missing", "seeds": 0, "steps": 0,
+                         "final_mean": float("nan"), "final_std": float("nan"),
+                         "best_mean": float("nan"), "best_std": float("nan")})
+    rows.sort(key=lambda r: (r["dataset"], r["algorithm"]))
+    # A domain average compares algorithms only over the datasets every one of them has a row for.
+    normalized = [r for r in rows if r["metric"] == "normalized"]
+    algos = sorted({r["algorithm"] for r in normalized})
+    by_domain: dict[str, dict[str, dict[str, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
+    for row in normalized:
+        by_domain[_domain(row["dataset"])][row["dataset"]][row["algorithm"]] = row
+    for domain, per_dataset in sorted(by_domain.items()):
+        shared = sorted(d for d, cells in per_dataset.items() if set(cells) == set(algos))
+        left_out = len(per_dataset) - len(shared)
+        if not shared:
+            continue
+        label = f"{domain} average ({len(shared)} datasets" + (f"; {left_out} left out: not run by every algorithm)"
+                                                                  if left_out else ")")
+        for algo in algos:
+            rs = [per_dataset[d][algo] for d in shared]
+            rows.append({"dataset": label, "algorithm": algo, "metric": "normalized",
+                         "seeds": min(r["seeds"] for r in rs), "steps": min(r["steps"] for r in rs),
+                         "final_mean": float(np.mean([r["final_mean"] for r in rs])), "final_std": float("nan"),
+                         "best_mean": float(np.mean([r["best_mean"] for r in rs])), "best_std": float("nan")})
     return rows
 
 
@@ -66,13 +167,20 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     cell = {(r["dataset"], r["algorithm"]): r for r in rows}
     lines = ["| dataset | " + " | ".join(algos) + " |", "|---|" + "---|" * len(algos)]
+    most_seeds = max(r["seeds"] for r in rows)
     for d in datasets:
         cells = []
         for a in algos:
             r = cell.get((d, a))
-            cells.append("" if r is None else _pm(r["final_mean"], r["final_std"]) + (" (raw)" if r["metric"] == "raw" else ""))
+            if r is None or r["metric"] == "missing":
+                cells.append("**MISSING**")
+                continue
+            text = _pm(r["final_mean"], r["final_std"]) + (" (raw)" if r["metric"] == "raw" else "")
+            if r["seeds"] < most_seeds and "average" not in d:
+                text += f" (**{r['seeds']}/{most_seeds} seeds**)"
+            cells.append(text)
         lines.append(f"| {d} | " + " | ".join(cells) + " |")
-    seeds = sorted({r["seeds"] for r in rows})
+    seeds = sorted({r["seeds"] for r in rows if r["seeds"]})
     lines.append("")
     lines.append(f"Final evaluation, mean ± std over {'/'.join(map(str, seeds))} seeds; D4RL-normalized score "
                  "(100 = reference expert / controller) unless marked raw (task without measured ref_max).")
@@ -102,7 +210,8 @@ def to_latex(rows: list[dict[str, Any]]) -> str:
         cells = []
         for a in algos:
             r = cell.get((d, a))
-            cells.append("" if r is None else _pm(r["final_mean"], r["final_std"]).replace("±", r"$\pm$"))
+            cells.append("missing" if r is None or r["metric"] == "missing"
+                         else _pm(r["final_mean"], r["final_std"]).replace("±", r"$\pm$"))
         out.append(esc(d) + " & " + " & ".join(cells) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(out)

@@ -2,7 +2,7 @@
 
 A run directory holds everything a run needs to continue after a kill:
 
-    latest.pt             SAC weights + optimizers, step, RNG states (written atomically)
+    latest.safetensors    SAC weights + optimizers, step, RNG states (verified, written atomically)
     replay/chunk_*.npz    the replay buffer, appended chunk by chunk (the real experience, in
                           order: the source of ``medium-replay``)
     ladder/step_*.safetensors   actor weights every ``ladder_every`` steps
@@ -26,8 +26,10 @@ import torch
 
 from d4rl_lite.algorithms.sac import SAC, SACConfig
 from d4rl_lite.evaluation.rollout import evaluate
+from d4rl_lite.files import load_state, save_state
 from d4rl_lite.tasks import Task, get_task
 
+LATEST = "latest.safetensors"
 # Behaviour-training evaluations use their own seeds, apart from the benchmark's.
 BEHAVIOR_EVAL_SEED = 2_000_000
 CURVE_FIELDS = ["step", "wall_time_s", "updates_per_s", "eval_det_mean", "eval_det_std", "eval_sto_mean",
@@ -110,12 +112,6 @@ class ReplayBuffer:
             raise RuntimeError(f"replay chunks cover {self.size} steps, checkpoint is at {up_to}")
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def actor_policy(sac: SAC, deterministic: bool, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:
     gen = torch.Generator().manual_seed(seed)
 
@@ -129,8 +125,8 @@ def train_behavior(task_name: str, run_dir: str | Path | None = None, config: Be
                    log: Callable[[str], None] = print) -> Path:
     """Train (or resume) a SAC behaviour policy for ``task_name``; return the run directory."""
     task: Task = get_task(task_name)
-    if task.domain != "locomotion":
-        raise ValueError(f"behaviour policies are trained for locomotion tasks; {task_name!r} is a {task.domain} task")
+    if task.domain not in ("locomotion", "skill"):
+        raise ValueError(f"behaviour policies are trained for locomotion and skill tasks; {task_name!r} is a {task.domain} task")
     cfg = config or BehaviorConfig()
     run = Path(run_dir) if run_dir else default_run_dir(task_name, cfg.seed)
     run.mkdir(parents=True, exist_ok=True)
@@ -152,9 +148,9 @@ def train_behavior(task_name: str, run_dir: str | Path | None = None, config: Be
     rng = np.random.default_rng(cfg.seed)
     step = 0
     replay_offset = 0  # the global step of the replay buffer's first transition
-    latest = run / "latest.pt"
+    latest = run / LATEST
     if latest.exists():
-        state = torch.load(latest, weights_only=False)
+        state = load_state(latest)
         sac.load_state_dict(state["sac"])
         step = state["step"]
         gen.set_state(state["torch_rng"])
@@ -216,8 +212,8 @@ def train_behavior(task_name: str, run_dir: str | Path | None = None, config: Be
                 t_last, step_last = time.time(), step
             if step % cfg.ladder_every == 0:
                 _add_ladder_entry(run, sac, step)
-            _atomic_torch_save({"sac": sac.state_dict(), "step": step, "torch_rng": gen.get_state(),
-                                "numpy_rng": rng.bit_generator.state, "replay_offset": replay_offset}, latest)
+            save_state(latest, {"sac": sac.state_dict(), "step": step, "torch_rng": gen.get_state(),
+                                "numpy_rng": rng.bit_generator.state, "replay_offset": replay_offset})
             _save_snapshot_weights(run, sac, step, replay_offset)
     env.close()
     _plot_curve(run, task_name)
@@ -247,11 +243,11 @@ def snapshot_run(run: str | Path, dest: str | Path) -> Path:
     import shutil
 
     run, dest = Path(run), Path(dest)
-    latest = run / "latest.pt"
+    latest = run / LATEST
     if latest.exists() and not (run / SNAPSHOT_WEIGHTS).exists():  # runs started before snapshots existed
         cfg = BehaviorConfig(**{k: v for k, v in json.loads((run / "config.json").read_text()).items() if k != "task"})
         task = get_task(json.loads((run / "config.json").read_text())["task"])
-        state = torch.load(latest, weights_only=False)
+        state = load_state(latest)
         sac = SAC(task.observation_dim, task.action_dim, cfg.sac, device="cpu")
         sac.load_state_dict(state["sac"])
         _save_snapshot_weights(run, sac, state["step"], state.get("replay_offset", 0))

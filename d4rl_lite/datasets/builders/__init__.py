@@ -113,6 +113,29 @@ def build_dataset(
     size = builder.default_size if size is None else size
     if size is not None and size < 1:
         raise ValueError(f"--size must be at least 1 transition, got {size}")
+    if seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {seed}")
+    from d4rl_lite.datasets.storage import check_room_for, dataset_dir_for_id, datasets_root, remove_stale_temporaries
+    from d4rl_lite.locking import RunDirLock
+
+    final = dataset_dir_for_id(dname.dataset_id, root)
+    if final.exists() and not overwrite:
+        raise FileExistsError(f"dataset {dname.alias} already exists at {final}; pass --force (overwrite=True) to "
+                              "replace it")
+    if size is not None:
+        check_room_for(task, size, datasets_root(root))
+    # One build of a name at a time: a second concurrent build fails at once instead of racing the first.
+    lock = RunDirLock(datasets_root(root) / ".locks" / dname.dataset_id.replace("/", "__"), what="dataset",
+                      advice="it is being built right now; wait for that build to finish")
+    lock.acquire()
+    try:
+        remove_stale_temporaries(datasets_root(root))
+        return _build_locked(dname, builder, task, size, seed, root, overwrite, num_envs, progress, options)
+    finally:
+        lock.release()
+
+
+def _build_locked(dname, builder, task, size, seed, root, overwrite, num_envs, progress, options) -> Path:
     raw, recipe = builder.build(task, size=size, seed=seed, num_envs=num_envs, progress=progress, **options)
     card_extras = recipe.pop("card", {})
     ours = {

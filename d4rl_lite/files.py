@@ -1,0 +1,198 @@
+"""Files the project writes and reads back: checkpoints and JSON records, verified and never executable.
+
+Checkpoints (training state: weights, optimizer state, RNG states, step) are safetensors files.
+Safetensors holds tensors and a JSON header, nothing that runs when read (unlike a pickle,
+which ``torch.load`` executes). A checkpoint's nested structure (dicts, lists, numbers,
+strings) is kept as JSON in the header with each tensor replaced by a reference, and a SHA-256
+over that JSON and every tensor's dtype, shape and bytes is stored beside it and checked on
+every read. JSON records (``result.json``) carry the SHA-256 of their own canonical form in a
+``checksum`` field.
+
+Every failure to read (missing, truncated, bit-flipped, wrong format, pickle) is a
+``CorruptFileError`` naming the file: one clear line, never a traceback.
+
+Writes are atomic (a temporary file in the same directory, then ``os.replace``), so a kill at
+any moment leaves the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from d4rl_lite.errors import D4RLLiteError
+
+CHECKPOINT_FORMAT = "d4rl_lite.state/1"
+_TENSOR, _TUPLE, _ITEMS = "$tensor", "$tuple", "$items"
+
+
+class CorruptFileError(D4RLLiteError, ValueError):
+    """A file the project wrote does not read back intact (truncated, altered, or not ours)."""
+
+
+# -- atomic writes --------------------------------------------------------------------------
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+# -- nested training state <-> safetensors --------------------------------------------------
+def _encode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """JSON skeleton of ``obj``; tensors go to ``tensors`` under a generated key."""
+    if isinstance(obj, torch.Tensor):
+        key = f"t{len(tensors)}"
+        tensors[key] = obj.detach().cpu().contiguous()
+        return {_TENSOR: key}
+    if isinstance(obj, np.ndarray):
+        return _encode(torch.from_numpy(np.ascontiguousarray(obj)), tensors)
+    if isinstance(obj, (np.integer, np.floating, np.bool_)):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, tuple):
+        return {_TUPLE: [_encode(v, tensors) for v in obj]}
+    if isinstance(obj, list):
+        return [_encode(v, tensors) for v in obj]
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("$") for k in obj):
+            return {k: _encode(v, tensors) for k, v in obj.items()}
+        return {_ITEMS: [[_encode(k, tensors), _encode(v, tensors)] for k, v in obj.items()]}
+    raise TypeError(f"cannot store a {type(obj).__name__} in a checkpoint (plain containers, numbers, strings and tensors only)")
+
+
+def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, list):
+        return [_decode(v, tensors) for v in obj]
+    if isinstance(obj, dict):
+        if _TENSOR in obj:
+            return tensors[obj[_TENSOR]]
+        if _TUPLE in obj:
+            return tuple(_decode(v, tensors) for v in obj[_TUPLE])
+        if _ITEMS in obj:
+            return {_decode(k, tensors): _decode(v, tensors) for k, v in obj[_ITEMS]}
+        return {k: _decode(v, tensors) for k, v in obj.items()}
+    return obj
+
+
+def _digest(skeleton: str, tensors: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256(skeleton.encode())
+    for key in sorted(tensors):
+        t = tensors[key]
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def save_state(path: str | Path, state: dict[str, Any]) -> None:
+    """Write a nested training state atomically as a verified safetensors file."""
+    from safetensors.torch import save
+
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = json.dumps(_encode(state, tensors), allow_nan=True)
+    metadata = {"format": CHECKPOINT_FORMAT, "skeleton": skeleton, "sha256": _digest(skeleton, tensors)}
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
+
+
+def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read and verify a state written by ``save_state``; any defect is one ``CorruptFileError``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    path = Path(path)
+    advice = "It cannot be used: delete it (or the run directory) and train again, or restore it from a copy."
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CorruptFileError(f"{path}: checkpoint not found") from None
+    if data[:1] == b"\x80" or data[:2] == b"PK":  # a pickle or torch.save zip: never unpickled here
+        raise CorruptFileError(f"{path}: is a pickle-based torch checkpoint, which this version does not read "
+                               "(a pickle can run code when loaded). Re-train, or convert it in a trusted session.")
+    try:
+        header_len = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + header_len])
+        metadata = header.get("__metadata__") or {}
+        if metadata.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError("not a d4rl_lite checkpoint")
+        tensors = load(data)
+        skeleton = metadata["skeleton"]
+        if _digest(skeleton, tensors) != metadata["sha256"]:
+            raise CorruptFileError(f"{path}: checksum mismatch: the checkpoint was altered or damaged after it was "
+                                   f"written. {advice}")
+        state = _decode(json.loads(skeleton), tensors)
+    except CorruptFileError:
+        raise
+    except (SafetensorError, ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError) as e:
+        raise CorruptFileError(f"{path}: not a readable d4rl_lite checkpoint ({type(e).__name__}: "
+                               f"{str(e).splitlines()[0][:120] if str(e) else 'malformed'}). {advice}") from None
+    if not isinstance(state, dict):
+        raise CorruptFileError(f"{path}: not a d4rl_lite checkpoint (no state inside). {advice}")
+    return _to_device(state, map_location)
+
+
+def _to_device(obj: Any, device: str | torch.device) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_device(v, device) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_to_device(v, device) for v in obj)
+    return obj
+
+
+# -- JSON records with their own checksum --------------------------------------------------------
+def _canonical(record: dict[str, Any]) -> bytes:
+    return json.dumps({k: v for k, v in record.items() if k != "checksum"}, sort_keys=True, allow_nan=True).encode()
+
+
+def write_record(path: str | Path, record: dict[str, Any]) -> None:
+    """A JSON object with ``checksum`` = SHA-256 of its canonical form, written atomically."""
+    record = {k: v for k, v in record.items() if k != "checksum"}
+    record = json.loads(json.dumps(record))  # tuples -> lists, as read back
+    record["checksum"] = "sha256:" + hashlib.sha256(_canonical(record)).hexdigest()
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+
+
+def read_record(path: str | Path, what: str = "record") -> dict[str, Any]:
+    """Read and verify a JSON object written by ``write_record``; defects are one ``CorruptFileError``."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CorruptFileError(f"{path}: {what} not found") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CorruptFileError(f"{path}: {what} is not valid JSON ({e}); it was truncated or damaged. "
+                               "Re-run the run that wrote it.") from None
+    if not isinstance(record, dict):
+        raise CorruptFileError(f"{path}: {what} must be a JSON object, found {type(record).__name__}. "
+                               "Re-run the run that wrote it.")
+    expected = "sha256:" + hashlib.sha256(_canonical(record)).hexdigest()
+    if record.get("checksum") != expected:
+        problem = "has no checksum" if "checksum" not in record else "checksum mismatch: it was edited or damaged"
+        raise CorruptFileError(f"{path}: {what} {problem}. Re-run the run that wrote it "
+                               "(results are only read as written by d4rl-lite).")
+    return record
+
+
+def finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
