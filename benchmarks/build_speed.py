@@ -27,7 +27,7 @@ warnings.filterwarnings("ignore")
 
 def raw_rate(task, num_envs: int, steps: int, seed: int = 0) -> float:
     """Uniform random actions through the same EnvBatch the builders step, resetting finished copies."""
-    from d4rl_lite.evaluation.rollout import EnvBatch
+    from d4rl_lite.envs.vector import EnvBatch
 
     envs = EnvBatch(task, num_envs, workers=1)  # as collect_episodes steps it (in-process by default)
     rng = np.random.default_rng(seed)
@@ -57,7 +57,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from d4rl_lite.algorithms.nets import TanhGaussianPolicy
+    from d4rl_lite.nets import TanhGaussianPolicy
     from d4rl_lite.datasets.behavior.policies import ActorPolicy, load_role
     from d4rl_lite.datasets.collect import collect_episodes
     from d4rl_lite.errors import D4RLLiteError

@@ -68,7 +68,8 @@ def main() -> None:
     torch.set_num_threads(1)
     from d4rl_lite.algorithms import get_algorithm
     from d4rl_lite.errors import D4RLLiteError
-    from d4rl_lite.evaluation.rollout import default_env_workers, evaluate
+    from d4rl_lite.envs.vector import default_env_workers
+    from d4rl_lite.evaluation.evaluate import evaluate
     from d4rl_lite.tasks import get_task
 
     workers = default_env_workers(args.episodes)

@@ -37,11 +37,11 @@ def main() -> None:
                 name = f"{task}-{kind}-v0"
                 build_dataset(name, size=SIZE, seed=0, root=root, num_envs=4, **options)
                 print(f"{name:<34} {load_dataset(name, root=root).metadata['checksum']}", flush=True)
-        from d4rl_lite.evaluation.benchmark import run_suite
-        from d4rl_lite.evaluation.suites import Suite
-        from d4rl_lite.evaluation.table import read_results, score_table, to_json
+        from d4rl_lite.benchmark.runner import run_suite
+        from d4rl_lite.benchmark.suites import Suite
+        from d4rl_lite.benchmark.table import read_results, score_table, to_json
 
-        run_suite(Suite.load("smoke"), Path(tmp) / "res", workers=2, root=root, log=lambda _: None)
+        run_suite(Suite.load("smoke"), Path(tmp) / "res", workers=2, root=Path(tmp) / "smoke_root", log=lambda _: None)
         table = to_json(score_table(read_results(Path(tmp) / "res")))
         print(f"{'smoke suite table':<34} sha256:{hashlib.sha256(table.encode()).hexdigest()}")
 

@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+DEVICE_HELP = "auto (default: CUDA when present, else CPU), cpu, cuda, cuda:1, ..."
 EPILOG = """\
 examples:
   d4rl-lite list
@@ -32,7 +33,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from d4rl_lite.algorithms import ALGORITHMS
     from d4rl_lite.datasets.builders import builder_for
     from d4rl_lite.datasets.catalogue import catalogue, is_built
-    from d4rl_lite.datasets.storage import datasets_root
+    from d4rl_lite.datasets.locations import datasets_root
     from d4rl_lite.tasks import TASKS
 
     def ref(r: Any) -> str:
@@ -65,7 +66,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     from d4rl_lite.datasets.d4rl_compat import load_dataset
     from d4rl_lite.tasks import get_task
 
-    from d4rl_lite.datasets.storage import datasets_root, remove_stale_temporaries
+    from d4rl_lite.datasets.locations import datasets_root
+
+    from d4rl_lite.datasets.workspace import remove_stale_temporaries
 
     remove_stale_temporaries(datasets_root(args.root))  # half-written builds a kill -9 left behind
     ds = load_dataset(args.name, root=args.root, verify=not args.no_verify)
@@ -138,7 +141,7 @@ def cmd_refs(args: argparse.Namespace) -> int:
     from d4rl_lite.tasks import TASKS, get_task
 
     if args.measure_max:
-        from d4rl_lite.evaluation.references import measure_controller_reference
+        from d4rl_lite.production.references import measure_controller_reference
 
         names = [t for t in TASKS if TASKS[t].domain == "maze"] if args.measure_max == ["all"] else args.measure_max
         for name in names:
@@ -147,7 +150,7 @@ def cmd_refs(args: argparse.Namespace) -> int:
                   f"{rec['success_rate']:.0%}, {rec['episodes']} episodes)" + ("  stored" if args.store else ""))
         return 0
     if args.measure:
-        from d4rl_lite.evaluation.references import measure_random_reference
+        from d4rl_lite.production.references import measure_random_reference
 
         names = list(TASKS) if args.measure == ["all"] else args.measure
         for name in names:
@@ -187,8 +190,8 @@ def _parse_settings(items: list[str] | None) -> dict[str, str]:
 
 
 def cmd_export_behavior(args: argparse.Namespace) -> int:
-    from d4rl_lite.datasets.behavior.export import export_behavior
-    from d4rl_lite.datasets.behavior.train import default_run_dir
+    from d4rl_lite.production.export import export_behavior
+    from d4rl_lite.production.behavior_training import default_run_dir
 
     run = args.run_dir or default_run_dir(args.task, args.seed)
     dest = export_behavior(args.task, run, zoo_root=args.zoo, episodes=args.episodes, store_reference=args.zoo is None)
@@ -202,7 +205,7 @@ def cmd_export_behavior(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from d4rl_lite.algorithms.trainer import TrainConfig, train
+    from d4rl_lite.training.loop import TrainConfig, train
     from d4rl_lite.datasets.d4rl_compat import load_dataset
 
     dataset = load_dataset(args.dataset, root=args.root)
@@ -220,8 +223,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from d4rl_lite.evaluation.benchmark import run_suite
-    from d4rl_lite.evaluation.suites import Suite, shipped_suites
+    from d4rl_lite.benchmark.runner import run_suite
+    from d4rl_lite.benchmark.suites import Suite, shipped_suites
 
     if args.list:
         for path in shipped_suites():
@@ -234,70 +237,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     results = Path(args.results or Path("results") / suite.name)
     counts = run_suite(suite, results, executor=args.executor, workers=args.workers, address=args.address,
                        root=args.root, device=args.device, wandb=args.wandb, force=args.force)
-    complete = _print_report(results, wandb=args.wandb, suite_name=suite.name)
+    from d4rl_lite.benchmark.report import print_report
+
+    complete = print_report(results, wandb=args.wandb, suite_name=suite.name)
     return 1 if counts["failed"] or not complete else 0
 
 
-def _print_report(results: Path, wandb: bool = False, suite_name: str = "report") -> bool:
-    """Print and write the table of ``results``; False when runs are missing or refused (said loudly)."""
-    from d4rl_lite.evaluation.table import collect_results, plot_learning_curves, score_table, to_markdown, write_tables
-
-    from d4rl_lite.errors import DatasetNotFoundError
-
-    if not results.is_dir():
-        raise DatasetNotFoundError(f"no results directory at {results}")
-    found = collect_results(results)
-    records = found.records
-    for line in found.refused:
-        print(f"d4rl-lite: REFUSED {line}", file=sys.stderr)
-    if not records:
-        raise ValueError(f"no usable finished runs under {results} (expected RUN/result.json files written by "
-                         "`d4rl-lite train` or `bench`)")
-    rows = score_table(records, expected=found.missing + [Path(line.split(":")[0]).parent.name for line in found.refused])
-    print(to_markdown(rows))
-    paths = write_tables(rows, results)
-    paths.append(plot_learning_curves(records, results / "learning_curves.png"))
-    try:
-        from d4rl_lite.evaluation import stats
-
-        scores, datasets = stats.score_matrices(records)
-        if scores and datasets:
-            agg = stats.aggregate(scores)
-            print(f"\nAggregate over {len(datasets)} dataset(s) x {len(next(iter(scores.values())))} seed(s), "
-                  "normalized score, 95% stratified bootstrap CIs:")
-            for a in sorted(agg, key=lambda a: -agg[a]["iqm"]):
-                g = agg[a]
-                print(f"  {a:<9} IQM {g['iqm']:6.1f} [{g['iqm_low']:.1f}, {g['iqm_high']:.1f}]   "
-                      f"mean {g['mean']:6.1f} [{g['mean_low']:.1f}, {g['mean_high']:.1f}]")
-            poi = stats.probability_of_improvement(scores)
-            (results / "aggregates.json").write_text(json.dumps({"datasets": datasets, "aggregate": agg,
-                                                                 "probability_of_improvement": poi}, indent=2))
-            paths += [results / "aggregates.json", stats.plot_aggregates(agg, results / "iqm.png"),
-                      stats.plot_performance_profiles(scores, results / "performance_profiles.png")]
-    except ImportError as e:
-        print(f"(aggregate statistics skipped: {e})")
-    print("written: " + ", ".join(str(p) for p in paths))
-    if wandb:
-        from d4rl_lite.logging import log_benchmark_to_wandb
-
-        run_dir = log_benchmark_to_wandb(suite_name, rows, [p for p in paths if p.suffix == ".png"], results)
-        if run_dir:
-            print(f"W&B: table and plots logged ({run_dir})")
-    if not found.complete:
-        shown = ", ".join(found.missing[:5]) + (", ..." if len(found.missing) > 5 else "")
-        print(f"d4rl-lite: INCOMPLETE TABLE: {len(found.missing)} run(s) missing"
-              + (f" ({shown})" if found.missing else "") + f", {len(found.refused)} refused; cells say MISSING or "
-              "show their seed count, and averages cover only datasets every algorithm completed", file=sys.stderr)
-    return found.complete
-
-
 def cmd_report(args: argparse.Namespace) -> int:
-    complete = _print_report(Path(args.results), wandb=args.wandb, suite_name=Path(args.results).name)
+    from d4rl_lite.benchmark.report import print_report
+
+    complete = print_report(Path(args.results), wandb=args.wandb, suite_name=Path(args.results).name)
     return 0 if complete else 1
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from d4rl_lite.evaluation.checkpoints import evaluate_checkpoint
+    from d4rl_lite.training.checkpoints import evaluate_checkpoint
 
     summary = evaluate_checkpoint(args.checkpoint, episodes=args.episodes, root=args.root)
     for k, v in summary.items():
@@ -306,7 +260,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train_behavior(args: argparse.Namespace) -> int:
-    from d4rl_lite.datasets.behavior.train import BehaviorConfig, default_run_dir, snapshot_run, train_behavior
+    from d4rl_lite.production.behavior_training import BehaviorConfig, default_run_dir, snapshot_run, train_behavior
 
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.task, args.seed)
     if args.snapshot_to:
@@ -328,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    # Defaults and names come from where they are declared: the training config and the registry.
+    from d4rl_lite.algorithms import ALGORITHMS
+    from d4rl_lite.training.loop import TrainConfig
+
+    train_defaults = TrainConfig()
 
     def root_arg(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--root", "--out", dest="root", metavar="DIR",
@@ -371,18 +330,23 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Train ALGO on DATASET: batches sampled on the device, periodic evaluation "
                                     "under the task's protocol, JSONL log (and W&B with --wandb), atomic "
                                     "checkpoints. Re-running the same command resumes exactly where it stopped.")
-    sp.add_argument("algo", metavar="ALGO", help="bc, td3_bc, iql, awac, cql, bcq, bear, brac_p, brac_v, sac")
+    sp.add_argument("algo", metavar="ALGO", help=", ".join(sorted(ALGORITHMS)))
     sp.add_argument("dataset", metavar="DATASET", help="dataset name (hopper-medium-v0), Minari id or path")
     root_arg(sp)
-    sp.add_argument("--steps", type=int, default=1_000_000, help="gradient steps (default 1,000,000)")
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    sp.add_argument("--steps", type=int, default=train_defaults.steps,
+                    help=f"gradient steps (default {train_defaults.steps:,})")
+    sp.add_argument("--seed", type=int, default=train_defaults.seed)
+    sp.add_argument("--device", default=train_defaults.device, help=DEVICE_HELP)
     sp.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="algorithm settings, e.g. --set cql_weight=10 --set hidden=256,256")
-    sp.add_argument("--eval-every", type=int, default=5000, help="steps between evaluations (default 5000)")
-    sp.add_argument("--eval-episodes", type=int, default=None, help="episodes per evaluation (default: the task's)")
-    sp.add_argument("--log-every", type=int, default=1000, help="steps between log lines (default 1000)")
-    sp.add_argument("--checkpoint-every", type=int, default=5000, help="steps between checkpoints (default 5000)")
+    sp.add_argument("--eval-every", type=int, default=train_defaults.eval_every,
+                    help=f"steps between evaluations (default {train_defaults.eval_every})")
+    sp.add_argument("--eval-episodes", type=int, default=train_defaults.eval_episodes,
+                    help="episodes per evaluation (default: the task's)")
+    sp.add_argument("--log-every", type=int, default=train_defaults.log_every,
+                    help=f"steps between log lines (default {train_defaults.log_every})")
+    sp.add_argument("--checkpoint-every", type=int, default=train_defaults.checkpoint_every,
+                    help=f"steps between checkpoints (default {train_defaults.checkpoint_every})")
     sp.add_argument("--run-dir", metavar="DIR", help="default: runs/ALGO-DATASET-seedS")
     sp.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (offline without a key)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -398,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     sp.add_argument("--workers", type=int, default=2, help="runs in parallel (default 2)")
     sp.add_argument("--results", metavar="DIR", help="results directory (default results/SUITE)")
-    sp.add_argument("--device", default="cpu", help="device of each run (default cpu; auto picks CUDA)")
+    sp.add_argument("--device", default=train_defaults.device, help=DEVICE_HELP)
     root_arg(sp)
     sp.add_argument("--wandb", action="store_true", help="log every run to W&B (offline without a key)")
     sp.add_argument("--force", action="store_true",

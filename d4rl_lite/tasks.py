@@ -56,9 +56,7 @@ class Task:
         if self.domain == "maze":
             _register_robotics_envs()
         if self.env_id.startswith("d4rl_lite/"):
-            from d4rl_lite.envs import register_envs
-
-            register_envs()
+            _register_own_envs()
         steps = self.horizon if max_episode_steps is None else max_episode_steps
         return gym.make(self.env_id, max_episode_steps=steps, **{**self.env_kwargs, **kwargs})
 
@@ -224,6 +222,13 @@ def _register_robotics_envs() -> None:
             import gymnasium_robotics
         gym.register_envs(gymnasium_robotics)
         _robotics_registered = True
+
+
+def _register_own_envs() -> None:
+    """Our environments (``d4rl_lite.envs``), registered by entry-point string: nothing is imported
+    until one is made (this module sits below the envs layer)."""
+    if "d4rl_lite/AntGoal-v0" not in gym.registry:
+        gym.register(id="d4rl_lite/AntGoal-v0", entry_point="d4rl_lite.envs.ant_goal:AntGoalEnv")
 
 
 _reference_cache: dict[str, dict[str, Any]] | None = None

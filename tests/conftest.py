@@ -48,7 +48,7 @@ def hopper_copy(built_hopper, tmp_path):
 
 def hand_made_episodes(task_name: str = "hopper", lengths=(3, 2, 2), ends=("terminal", "timeout", "terminal")):
     """Tiny episodes with known values: observation rows count up, rewards are 1, 2, 3, ..."""
-    from d4rl_lite.datasets.storage import EpisodeArrays
+    from d4rl_lite.datasets.episodes import EpisodeArrays
     from d4rl_lite.tasks import get_task
 
     task = get_task(task_name)
@@ -75,7 +75,7 @@ TINY_BEHAVIOR = dict(total_steps=1500, start_steps=300, checkpoint_every=250, ev
 
 def tiny_behavior_config(**overrides):
     from d4rl_lite.algorithms.sac import SACConfig
-    from d4rl_lite.datasets.behavior.train import BehaviorConfig
+    from d4rl_lite.production.behavior_training import BehaviorConfig
 
     return BehaviorConfig(**{**TINY_BEHAVIOR, **overrides}, sac=SACConfig(hidden=(16, 16), batch_size=32))
 
@@ -84,8 +84,8 @@ def tiny_behavior_config(**overrides):
 def tiny_zoo(tmp_path_factory):
     """A real (tiny) SAC training run on hopper, exported into a private zoo: the committed-policy path
     end to end, without touching the package's own zoo or reference scores."""
-    from d4rl_lite.datasets.behavior.export import export_behavior
-    from d4rl_lite.datasets.behavior.train import train_behavior
+    from d4rl_lite.production.export import export_behavior
+    from d4rl_lite.production.behavior_training import train_behavior
 
     base = tmp_path_factory.mktemp("zoo_session")
     run = train_behavior("hopper", base / "run", tiny_behavior_config(), log=lambda _: None)

@@ -11,14 +11,14 @@ import torch
 import d4rl_lite
 from d4rl_lite.algorithms import ALGORITHMS, get_algorithm
 from d4rl_lite.algorithms.base import make_config
-from d4rl_lite.algorithms.trainer import DivergenceError, TrainConfig, prepare_data, train
+from d4rl_lite.training.loop import DivergenceError, TrainConfig, prepare_data, train
 from d4rl_lite.datasets.builders import build_dataset
 from d4rl_lite.datasets.collect import collect_episodes
 from d4rl_lite.datasets.storage import write_dataset
 from d4rl_lite.errors import UnknownNameError
-from d4rl_lite.evaluation.rollout import evaluate
+from d4rl_lite.evaluation.evaluate import evaluate
 from d4rl_lite.files import load_state
-from d4rl_lite.logging import read_log
+from d4rl_lite.training.logging import read_log
 from d4rl_lite.profiling import HostReadbacks
 from d4rl_lite.tasks import get_task
 
@@ -182,7 +182,7 @@ def test_logs_carry_the_documented_keys_and_wandb_runs_offline(maze_data, tmp_pa
     assert {"train/critic_loss", "train/q_mean", "time/updates_per_s", "eval/return_mean", "eval/normalized_score"} <= keys
     assert record["final"]["step"] == 40 and len(record["curve"]) == 2
     # Read the offline run back with wandb's own record schema and find what was logged.
-    from d4rl_lite.logging import read_wandb_offline
+    from wandb_reader import read_wandb_offline
 
     runs = list((tmp_path / "run/wandb").glob("offline-run-*"))
     assert len(runs) == 1
@@ -202,7 +202,7 @@ def test_a_large_offline_wandb_run_reads_back_exactly_and_damage_is_an_error(tmp
 
     import wandb
 
-    import d4rl_lite.logging as run_logging
+    import wandb_reader as run_logging
 
     for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
         monkeypatch.setenv(var, str(tmp_path / "wandb_home"))

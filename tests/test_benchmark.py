@@ -5,9 +5,9 @@ import subprocess
 
 import pytest
 
-from d4rl_lite.evaluation.benchmark import run_suite
-from d4rl_lite.evaluation.suites import Suite
-from d4rl_lite.evaluation.table import read_results, score_table, to_json, to_latex, to_markdown
+from d4rl_lite.benchmark.runner import run_suite
+from d4rl_lite.benchmark.suites import Suite
+from d4rl_lite.benchmark.table import read_results, score_table, to_json, to_latex, to_markdown
 
 
 def tiny_suite(tmp_path):
@@ -84,7 +84,7 @@ def test_report_and_eval_commands(tiny_local, tmp_path):
     # The same report logged to W&B (offline): the table as a wandb.Table, the plots as images.
     import os
 
-    from d4rl_lite.logging import read_wandb_offline
+    from wandb_reader import read_wandb_offline
 
     env = {**os.environ, "WANDB_DIR": str(tmp_path / "wb"), "WANDB_CACHE_DIR": str(tmp_path / "wb"),
            "WANDB_CONFIG_DIR": str(tmp_path / "wb"), "WANDB_DATA_DIR": str(tmp_path / "wb"), "WANDB_SILENT": "true"}
@@ -107,7 +107,7 @@ def test_statistics_match_rliable_on_a_fixed_score_matrix():
     from rliable import metrics
     from scipy.stats import trim_mean
 
-    from d4rl_lite.evaluation import stats
+    from d4rl_lite.benchmark import stats
 
     rng = np.random.default_rng(0)
     scores = {"a": rng.normal(60, 10, size=(5, 4)), "b": rng.normal(40, 10, size=(5, 4))}
@@ -127,7 +127,7 @@ def test_statistics_match_rliable_on_a_fixed_score_matrix():
 
 
 def test_score_matrices_from_records():
-    from d4rl_lite.evaluation import stats
+    from d4rl_lite.benchmark import stats
 
     def rec(algo, ds, seed, score):
         return {"algorithm": algo, "dataset": ds, "train": {"seed": seed}, "final": {"eval/normalized_score": score}}
@@ -150,7 +150,7 @@ from dataclasses import dataclass
 import torch
 from d4rl_lite.algorithms import register
 from d4rl_lite.algorithms.base import OfflineAlgorithm
-from d4rl_lite.algorithms.nets import DeterministicActor
+from d4rl_lite.nets import DeterministicActor
 
 @dataclass
 class MyConfig:

@@ -11,7 +11,7 @@ import torch
 
 import d4rl_lite
 from conftest import tiny_behavior_config
-from d4rl_lite.datasets.behavior.train import train_behavior
+from d4rl_lite.production.behavior_training import train_behavior
 from d4rl_lite.datasets.builders import build_dataset
 from d4rl_lite.datasets.builders.human import HumanProfile
 from d4rl_lite.datasets.builders.mixed import parse_mix, split_sizes
@@ -207,7 +207,7 @@ def test_human_rejects_unknown_knobs(zoo, root):
 
 
 def test_warm_restart_from_a_committed_snapshot(tmp_path):
-    from d4rl_lite.datasets.behavior.train import snapshot_run
+    from d4rl_lite.production.behavior_training import snapshot_run
 
     run = tmp_path / "run"
     train_behavior("hopper", run, tiny_behavior_config(total_steps=1000), log=lambda _: None)

@@ -9,9 +9,9 @@ from d4rl_lite.datasets.builders import build_dataset
 from d4rl_lite.datasets.builders.maze import relabel_goal
 from d4rl_lite.datasets.maze.certificate import min_segments, stitching_certificate
 from d4rl_lite.datasets.maze.controller import ControllerConfig, MazeController
-from d4rl_lite.datasets.maze.grid import MazeGrid
-from d4rl_lite.datasets.storage import EpisodeArrays
-from d4rl_lite.evaluation.rollout import evaluate
+from d4rl_lite.envs.maze_grid import MazeGrid
+from d4rl_lite.datasets.episodes import EpisodeArrays
+from d4rl_lite.evaluation.evaluate import evaluate
 from d4rl_lite.tasks import get_task
 
 UMAZE = get_task("pointmaze-umaze")
@@ -134,7 +134,7 @@ def test_info_shows_certificate_and_writes_the_maze_picture(root):
 
 
 def test_multitask_protocol_runs_the_five_long_pairs():
-    from d4rl_lite.evaluation.rollout import evaluate_multitask
+    from d4rl_lite.evaluation.evaluate import evaluate_multitask
 
     grid = MazeGrid.for_task(UMAZE)
     pairs = grid.longest_pairs(5)

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from d4rl_lite.datasets.collect import collect_episodes
-from d4rl_lite.evaluation.rollout import EnvBatch, UniformRandomPolicy, default_env_workers, evaluate
+from d4rl_lite.envs.policies import UniformRandomPolicy
+from d4rl_lite.envs.vector import EnvBatch, default_env_workers
+from d4rl_lite.evaluation.evaluate import evaluate
 from d4rl_lite.tasks import get_task
 
 

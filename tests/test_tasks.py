@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from d4rl_lite.errors import ReferenceScoreUnavailable, UnknownNameError
-from d4rl_lite.evaluation.references import measure_random_reference
-from d4rl_lite.evaluation.rollout import UniformRandomPolicy, evaluate
+from d4rl_lite.production.references import measure_random_reference
+from d4rl_lite.envs.policies import UniformRandomPolicy
+from d4rl_lite.evaluation.evaluate import evaluate
 from d4rl_lite.tasks import TASKS, ReferenceScore, Task, get_task
 
 

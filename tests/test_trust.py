@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import d4rl_lite
-from d4rl_lite.algorithms.trainer import CHECKPOINT, DivergenceError, TrainConfig, train
+from d4rl_lite.training.loop import CHECKPOINT, DivergenceError, TrainConfig, train
 from d4rl_lite.cli import main
 from d4rl_lite.datasets.builders import build_dataset
 from d4rl_lite.files import CorruptFileError, load_state, read_record, save_state, write_record
@@ -199,9 +199,9 @@ def test_report_refuses_nan_wrong_budget_and_scores_not_in_the_log(small_results
 
 
 def test_domain_averages_cover_only_datasets_every_algorithm_has(small_results):
-    from d4rl_lite.evaluation.table import score_table
+    from d4rl_lite.benchmark.table import score_table
 
-    records = d4rl_lite.evaluation.table.read_results(small_results)
+    records = d4rl_lite.benchmark.table.read_results(small_results)
     extra = json.loads(json.dumps([r for r in records if r["algorithm"] == "bc"]))
     for r in extra:
         r["dataset"] = "pointmaze-medium-dense-expert-v0"
@@ -212,8 +212,8 @@ def test_domain_averages_cover_only_datasets_every_algorithm_has(small_results):
 
 # -- 5. a suite's dataset is identified by name, size and seed ------------------------------------------
 def test_bench_refuses_a_dataset_of_another_size(maze_root, tmp_path):
-    from d4rl_lite.evaluation.benchmark import ensure_datasets
-    from d4rl_lite.evaluation.suites import Suite
+    from d4rl_lite.benchmark.runner import ensure_datasets
+    from d4rl_lite.benchmark.suites import Suite
 
     root = tmp_path / "root"
     shutil.copytree(maze_root, root)
@@ -375,7 +375,7 @@ def test_two_concurrent_train_commands_one_fails(maze_root, tmp_path):
         first.wait()
     assert second.returncode == 2 and "run directory is in use by process" in second.stderr
     assert len(second.stderr.strip().splitlines()) == 1
-    from d4rl_lite.logging import read_log
+    from d4rl_lite.training.logging import read_log
 
     steps = [row["step"] for row in read_log(tmp_path / "run/log.jsonl")]  # (a line cut by the kill is dropped)
     assert steps and steps == sorted(set(steps))  # no line written twice
@@ -386,7 +386,7 @@ def test_a_pool_worker_exits_when_its_parent_is_killed(tmp_path):
     script = textwrap.dedent(f"""
         import os, subprocess, sys, time
         if len(sys.argv) > 1:  # the worker
-            from d4rl_lite.evaluation.benchmark import _exit_when_orphaned
+            from d4rl_lite.benchmark.runner import _exit_when_orphaned
             _exit_when_orphaned(int(sys.argv[1]), period_s=0.1)
             open({str(tmp_path / 'worker.pid')!r}, 'w').write(str(os.getpid()))
             time.sleep(120)
@@ -417,12 +417,12 @@ def _alive(pid: int) -> bool:
 
 
 def test_stale_temporaries_are_removed_but_live_ones_kept(tmp_path, capsys):
-    from d4rl_lite.datasets.storage import TMP_PREFIX, _temporary_lock_dir, remove_stale_temporaries
+    from d4rl_lite.datasets.workspace import remove_stale_temporaries, temporary_lock_dir, TMP_PREFIX
 
     stale, live = tmp_path / f"{TMP_PREFIX}dead", tmp_path / f"{TMP_PREFIX}live"
     for d in (stale, live):
         (d / "data").mkdir(parents=True)
-    with RunDirLock(_temporary_lock_dir(live)):
+    with RunDirLock(temporary_lock_dir(live)):
         assert remove_stale_temporaries(tmp_path) == [stale]
         assert live.exists() and not stale.exists()
 

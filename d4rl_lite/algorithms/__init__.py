@@ -1,4 +1,9 @@
-"""Offline RL algorithms by name (one readable file each; shared nets and trainer plumbing)."""
+"""Offline RL algorithms by name: one file each in this folder, registered with ``@register``.
+
+Every module here is imported when the package is (so a new algorithm is one new file: the
+registry, the CLI's help, the tests' parametrization and the suites' "all" settings follow).
+Algorithms outside the package register the same way from a module a suite ``imports``.
+"""
 
 from __future__ import annotations
 
@@ -29,5 +34,13 @@ def get_algorithm(name: str) -> Any:
         raise UnknownNameError("algorithm", name, ALGORITHMS, "See `d4rl-lite list`.") from None
 
 
-# Each algorithm module registers itself on import.
-from d4rl_lite.algorithms import awac, bc, bcq, bear, brac, cql, iql, sac, td3_bc  # noqa: E402, F401
+def _import_algorithm_modules() -> None:
+    import importlib
+    import pkgutil
+
+    for module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+        if module != "base":
+            importlib.import_module(f"{__name__}.{module}")  # each registers itself
+
+
+_import_algorithm_modules()

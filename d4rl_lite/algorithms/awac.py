@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import OfflineAlgorithm
-from d4rl_lite.algorithms.nets import GaussianPolicy, QEnsemble, soft_update
+from d4rl_lite.algorithms.base import OfflineAlgorithm, optimize
+from d4rl_lite.nets import GaussianPolicy, QEnsemble, soft_update
 
 
 @dataclass
@@ -58,9 +58,7 @@ class AWAC(OfflineAlgorithm):
             target = rew + cfg.gamma * (1.0 - done) * self.critic_target(next_obs, self._sample(next_obs)).min(0).values
         q = self.critic(obs, act)
         critic_loss = (q - target).pow(2).mean(1).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
+        optimize(self.critic_opt, critic_loss)
 
         with torch.no_grad():  # A(s, a) = min Q(s, a) - V(s), V from one policy sample
             adv = self.critic(obs, act).min(0).values - self.critic(obs, self._sample(obs)).min(0).values
@@ -69,9 +67,7 @@ class AWAC(OfflineAlgorithm):
             else:
                 weights = torch.exp(adv / cfg.beta).clamp(max=cfg.max_weight)
         actor_loss = -(weights * self.actor.log_prob(obs, act)).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
+        optimize(self.actor_opt, actor_loss)
         soft_update(self.critic_target, self.critic, cfg.tau)
         return {"train/critic_loss": critic_loss.detach(), "train/actor_loss": actor_loss.detach(),
                 "train/q_mean": q.detach().mean(), "train/q_max": q.detach().max(), "train/adv_mean": adv.mean()}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -73,6 +75,24 @@ class OfflineAlgorithm:
                     v.copy_(state[k])
             else:
                 v.load_state_dict(state[k])
+
+
+def optimize(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One gradient step on ``loss``: clear the gradients, backpropagate, step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """Use ``module`` inside the block without gradients reaching its weights (they still reach
+    its inputs: an actor's loss through a critic trains the actor, not the critic)."""
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        module.requires_grad_(True)
 
 
 def make_config(cls: type, overrides: dict[str, Any] | None) -> Any:

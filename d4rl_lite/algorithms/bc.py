@@ -8,8 +8,8 @@ import torch
 from torch.nn import functional as F
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import OfflineAlgorithm
-from d4rl_lite.algorithms.nets import DeterministicActor
+from d4rl_lite.algorithms.base import OfflineAlgorithm, optimize
+from d4rl_lite.nets import DeterministicActor
 
 
 @dataclass
@@ -31,9 +31,7 @@ class BC(OfflineAlgorithm):
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         loss = F.mse_loss(self.actor(batch["observations"]), batch["actions"])
-        self.actor_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.actor_opt.step()
+        optimize(self.actor_opt, loss)
         return {"train/actor_loss": loss.detach()}
 
     def policy_action(self, obs: torch.Tensor) -> torch.Tensor:

@@ -14,8 +14,14 @@ import torch
 from torch import nn
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import OfflineAlgorithm
-from d4rl_lite.algorithms.nets import ConditionalVAE, QEnsemble, best_of_candidates, mlp, soft_update
+from d4rl_lite.algorithms.base import OfflineAlgorithm, frozen, optimize
+from d4rl_lite.nets import (
+    ConditionalVAE,
+    QEnsemble,
+    best_of_candidates,
+    mlp,
+    soft_update,
+)
 
 
 @dataclass
@@ -66,9 +72,7 @@ class BCQ(OfflineAlgorithm):
         b = obs.shape[0]
 
         vae_loss = self.vae.loss(obs, act)
-        self.vae_opt.zero_grad(set_to_none=True)
-        vae_loss.backward()
-        self.vae_opt.step()
+        optimize(self.vae_opt, vae_loss)
 
         with torch.no_grad():  # soft clipped double Q over perturbed VAE samples, max per next state
             nxt = next_obs.repeat_interleave(cfg.target_samples, 0)
@@ -78,18 +82,13 @@ class BCQ(OfflineAlgorithm):
             target = rew + cfg.gamma * (1.0 - done) * q_t
         q = self.critic(obs, act)
         critic_loss = (q - target).pow(2).mean(1).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
+        optimize(self.critic_opt, critic_loss)
 
         with torch.no_grad():
             sampled = self.vae.decode(obs)
-        self.critic.requires_grad_(False)
-        actor_loss = -self.critic(obs, self.actor(obs, sampled))[0].mean()
-        self.critic.requires_grad_(True)
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
+        with frozen(self.critic):
+            actor_loss = -self.critic(obs, self.actor(obs, sampled))[0].mean()
+        optimize(self.actor_opt, actor_loss)
         soft_update(self.critic_target, self.critic, cfg.tau)
         soft_update(self.actor_target, self.actor, cfg.tau)
         return {"train/vae_loss": vae_loss.detach(), "train/critic_loss": critic_loss.detach(),

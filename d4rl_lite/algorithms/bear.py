@@ -13,8 +13,14 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import OfflineAlgorithm
-from d4rl_lite.algorithms.nets import ConditionalVAE, QEnsemble, TanhGaussianPolicy, best_of_candidates, soft_update
+from d4rl_lite.algorithms.base import OfflineAlgorithm, frozen, optimize
+from d4rl_lite.nets import (
+    ConditionalVAE,
+    QEnsemble,
+    TanhGaussianPolicy,
+    best_of_candidates,
+    soft_update,
+)
 
 
 @dataclass
@@ -89,9 +95,7 @@ class BEAR(OfflineAlgorithm):
         b = obs.shape[0]
 
         vae_loss = self.vae.loss(obs, act)
-        self.vae_opt.zero_grad(set_to_none=True)
-        vae_loss.backward()
-        self.vae_opt.step()
+        optimize(self.vae_opt, vae_loss)
 
         with torch.no_grad():
             nxt = next_obs.repeat_interleave(cfg.target_samples, 0)
@@ -100,9 +104,7 @@ class BEAR(OfflineAlgorithm):
             target = rew + cfg.gamma * (1.0 - done) * q_t.view(b, cfg.target_samples).max(1).values
         q = self.critic(obs, act)
         critic_loss = (q - target).pow(2).mean(1).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
+        optimize(self.critic_opt, critic_loss)
 
         rep = obs.repeat_interleave(cfg.mmd_samples, 0)
         pi_actions = self.actor(rep)[0]
@@ -112,19 +114,14 @@ class BEAR(OfflineAlgorithm):
         if self.step < cfg.warmup_steps:
             actor_loss = constraint.mean()
         else:
-            self.critic.requires_grad_(False)
-            q_pi = self.critic(rep, pi_actions).min(0).values.view(b, cfg.mmd_samples).mean(1)
-            self.critic.requires_grad_(True)
+            with frozen(self.critic):
+                q_pi = self.critic(rep, pi_actions).min(0).values.view(b, cfg.mmd_samples).mean(1)
             actor_loss = (-q_pi + constraint).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
+        optimize(self.actor_opt, actor_loss)
 
         # Dual ascent on alpha: grows while the MMD exceeds its threshold.
         alpha_loss = -(self.log_alpha.exp() * (divergence.detach() - cfg.mmd_threshold)).mean()
-        self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.alpha_opt.step()
+        optimize(self.alpha_opt, alpha_loss)
         with torch.no_grad():
             self.log_alpha.clamp_(cfg.log_alpha_min, cfg.log_alpha_max)
         soft_update(self.critic_target, self.critic, cfg.tau)

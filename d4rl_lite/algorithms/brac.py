@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import OfflineAlgorithm
-from d4rl_lite.algorithms.nets import QEnsemble, TanhGaussianPolicy, soft_update
+from d4rl_lite.algorithms.base import OfflineAlgorithm, frozen, optimize
+from d4rl_lite.nets import QEnsemble, TanhGaussianPolicy, soft_update
 
 
 @dataclass
@@ -73,9 +73,7 @@ class BRAC(OfflineAlgorithm):
 
         if self.step < cfg.behavior_pretrain_steps:  # phase 1: fit pi_b by maximum likelihood
             behavior_loss = -self.behavior.log_prob(obs, act).mean()
-            self.behavior_opt.zero_grad(set_to_none=True)
-            behavior_loss.backward()
-            self.behavior_opt.step()
+            optimize(self.behavior_opt, behavior_loss)
             return {"train/behavior_loss": behavior_loss.detach()}
 
         alpha_ent = self.log_alpha_ent.exp().detach()
@@ -87,28 +85,20 @@ class BRAC(OfflineAlgorithm):
             target = rew + cfg.gamma * (1.0 - done) * v_next
         q = self.critic(obs, act)
         critic_loss = (q - target).pow(2).mean(1).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
+        optimize(self.critic_opt, critic_loss)
 
-        self.behavior.requires_grad_(False)
-        new_act, logp = self.actor(obs)
-        div = self.divergence(obs)
-        actor_loss = alpha_ent * logp + cfg.alpha * div
-        if self.step >= cfg.behavior_pretrain_steps + cfg.warm_start_steps:
-            self.critic.requires_grad_(False)
-            actor_loss = actor_loss - self.critic(obs, new_act).min(0).values
-            self.critic.requires_grad_(True)
-        actor_loss = actor_loss.mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
-        self.behavior.requires_grad_(True)
+        with frozen(self.behavior):
+            new_act, logp = self.actor(obs)
+            div = self.divergence(obs)
+            actor_loss = alpha_ent * logp + cfg.alpha * div
+            if self.step >= cfg.behavior_pretrain_steps + cfg.warm_start_steps:
+                with frozen(self.critic):
+                    actor_loss = actor_loss - self.critic(obs, new_act).min(0).values
+            actor_loss = actor_loss.mean()
+            optimize(self.actor_opt, actor_loss)
 
         alpha_loss = -(self.log_alpha_ent * (logp.detach() + self.target_entropy)).mean()
-        self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.alpha_opt.step()
+        optimize(self.alpha_opt, alpha_loss)
         soft_update(self.critic_target, self.critic, cfg.tau)
         return {"train/critic_loss": critic_loss.detach(), "train/actor_loss": actor_loss.detach(),
                 "train/divergence": div.detach().mean(), "train/alpha_entropy": alpha_ent,

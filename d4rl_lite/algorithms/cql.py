@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import OfflineAlgorithm
-from d4rl_lite.algorithms.nets import QEnsemble, TanhGaussianPolicy, soft_update
+from d4rl_lite.algorithms.base import OfflineAlgorithm, frozen, optimize
+from d4rl_lite.nets import QEnsemble, TanhGaussianPolicy, soft_update
 
 
 @dataclass
@@ -70,19 +70,14 @@ class CQL(OfflineAlgorithm):
         # -- policy and temperature (SAC), with a behaviour-cloning warm-up --------------------
         new_act, logp = self.actor(obs)
         alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
-        self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.alpha_opt.step()
+        optimize(self.alpha_opt, alpha_loss)
         alpha = self.log_alpha.exp().detach()
         if self.step < cfg.bc_warmup_steps:
             actor_loss = (alpha * logp - self.actor.log_prob(obs, act)).mean()
         else:
-            self.critic.requires_grad_(False)
-            actor_loss = (alpha * logp - self.critic(obs, new_act).min(0).values).mean()
-            self.critic.requires_grad_(True)
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
+            with frozen(self.critic):
+                actor_loss = (alpha * logp - self.critic(obs, new_act).min(0).values).mean()
+        optimize(self.actor_opt, actor_loss)
 
         # -- critic: Bellman error + CQL(H) ----------------------------------------------------
         with torch.no_grad():
@@ -106,15 +101,11 @@ class CQL(OfflineAlgorithm):
             cql = (alpha_prime.detach() * cfg.cql_weight * (gap - cfg.target_action_gap)).sum()
             prime_loss = -(self.log_alpha_prime.exp().clamp(0.0, 1e6) * cfg.cql_weight
                            * (gap.detach() - cfg.target_action_gap)).sum()
-            self.alpha_prime_opt.zero_grad(set_to_none=True)
-            prime_loss.backward()
-            self.alpha_prime_opt.step()
+            optimize(self.alpha_prime_opt, prime_loss)
         else:
             cql = cfg.cql_weight * gap.sum()
         critic_loss = bellman + cql
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
+        optimize(self.critic_opt, critic_loss)
         soft_update(self.critic_target, self.critic, cfg.tau)
         return {"train/critic_loss": critic_loss.detach(), "train/bellman_loss": bellman.detach(),
                 "train/cql_gap": gap.detach().mean(), "train/actor_loss": actor_loss.detach(), "train/alpha": alpha,

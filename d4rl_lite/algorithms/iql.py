@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import OfflineAlgorithm
-from d4rl_lite.algorithms.nets import GaussianPolicy, QEnsemble, ValueNet, soft_update
+from d4rl_lite.algorithms.base import OfflineAlgorithm, optimize
+from d4rl_lite.nets import GaussianPolicy, QEnsemble, ValueNet, soft_update
 
 
 @dataclass
@@ -59,27 +59,21 @@ class IQL(OfflineAlgorithm):
         diff = q_target - v
         weight = torch.where(diff > 0, cfg.expectile, 1.0 - cfg.expectile)
         value_loss = (weight * diff.pow(2)).mean()
-        self.value_opt.zero_grad(set_to_none=True)
-        value_loss.backward()
-        self.value_opt.step()
+        optimize(self.value_opt, value_loss)
 
         # Q: one-step backup through V(s'), never through an action outside the data.
         with torch.no_grad():
             target = rew + cfg.gamma * (1.0 - done) * self.value(next_obs)
         q = self.critic(obs, act)
         critic_loss = (q - target).pow(2).mean(1).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
+        optimize(self.critic_opt, critic_loss)
         soft_update(self.critic_target, self.critic, cfg.tau)
 
         # Policy: advantage-weighted regression on the dataset's actions.
         adv = (q_target - v.detach())
         weights = torch.exp(cfg.beta * adv).clamp(max=cfg.max_weight)
         actor_loss = -(weights * self.actor.log_prob(obs, act)).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
+        optimize(self.actor_opt, actor_loss)
         self.actor_sched.step()
         return {"train/value_loss": value_loss.detach(), "train/critic_loss": critic_loss.detach(),
                 "train/actor_loss": actor_loss.detach(), "train/q_mean": q.detach().mean(),

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import OfflineAlgorithm
-from d4rl_lite.algorithms.nets import QEnsemble, TanhGaussianPolicy, soft_update
+from d4rl_lite.algorithms.base import OfflineAlgorithm, frozen, optimize
+from d4rl_lite.nets import QEnsemble, TanhGaussianPolicy, soft_update
 
 
 @dataclass
@@ -62,25 +62,18 @@ class SAC(OfflineAlgorithm):
             target = rew + cfg.gamma * (1.0 - done) * q_next
         q = self.critic(obs, act)
         critic_loss = (q - target).pow(2).mean(1).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
+        optimize(self.critic_opt, critic_loss)
 
         # Actor: maximise min-Q plus entropy; the critic is frozen for this backward pass.
-        self.critic.requires_grad_(False)
-        new_act, logp = self.actor(obs)
-        q_pi = self.critic(obs, new_act).min(0).values
-        actor_loss = (alpha * logp - q_pi).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
-        self.critic.requires_grad_(True)
+        with frozen(self.critic):
+            new_act, logp = self.actor(obs)
+            q_pi = self.critic(obs, new_act).min(0).values
+            actor_loss = (alpha * logp - q_pi).mean()
+            optimize(self.actor_opt, actor_loss)
 
         # Temperature: keep the policy's entropy near the target.
         alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
-        self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.alpha_opt.step()
+        optimize(self.alpha_opt, alpha_loss)
 
         soft_update(self.critic_target, self.critic, cfg.tau)
         return {

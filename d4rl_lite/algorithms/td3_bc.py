@@ -9,8 +9,8 @@ import torch
 from torch.nn import functional as F
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import OfflineAlgorithm
-from d4rl_lite.algorithms.nets import DeterministicActor, QEnsemble, soft_update
+from d4rl_lite.algorithms.base import OfflineAlgorithm, frozen, optimize
+from d4rl_lite.nets import DeterministicActor, QEnsemble, soft_update
 
 
 @dataclass
@@ -53,21 +53,16 @@ class TD3BC(OfflineAlgorithm):
             target = rew + cfg.gamma * (1.0 - done) * self.critic_target(next_obs, next_act).min(0).values
         q = self.critic(obs, act)
         critic_loss = (q - target).pow(2).mean(1).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
+        optimize(self.critic_opt, critic_loss)
 
         # self.step counts completed updates; the actor moves every policy_freq-th one.
         if (self.step + 1) % cfg.policy_freq == 0:
             pi = self.actor(obs)
-            self.critic.requires_grad_(False)
-            q_pi = self.critic(obs, pi)[0]
-            self.critic.requires_grad_(True)
+            with frozen(self.critic):
+                q_pi = self.critic(obs, pi)[0]
             lam = cfg.alpha / q_pi.abs().mean().detach()
             actor_loss = -lam * q_pi.mean() + F.mse_loss(pi, act)
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            self.actor_opt.step()
+            optimize(self.actor_opt, actor_loss)
             soft_update(self.critic_target, self.critic, cfg.tau)
             soft_update(self.actor_target, self.actor, cfg.tau)
             self.last_actor_loss = actor_loss.detach()

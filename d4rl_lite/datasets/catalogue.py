@@ -115,7 +115,7 @@ def looks_like_path(name: str | os.PathLike) -> bool:
 
 def locate(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None) -> tuple[Path, DatasetName | None]:
     """Where a dataset's ``data`` directory is: from a catalogue name (alias or Minari id) or a path."""
-    from d4rl_lite.datasets.storage import dataset_dir_for_id, datasets_root, find_data_dir
+    from d4rl_lite.datasets.locations import dataset_dir_for_id, datasets_root, find_data_dir
 
     if isinstance(name_or_path, os.PathLike) or (looks_like_path(name_or_path) and not str(name_or_path).startswith(NAMESPACE + "/")):
         return find_data_dir(name_or_path), None
@@ -132,6 +132,6 @@ def locate(name_or_path: str | os.PathLike, root: str | os.PathLike | None = Non
 
 
 def is_built(name: DatasetName, root: str | os.PathLike | None = None) -> bool:
-    from d4rl_lite.datasets.storage import DATA_DIR, METADATA_FILE, dataset_dir_for_id
+    from d4rl_lite.datasets.locations import DATA_DIR, dataset_dir_for_id, METADATA_FILE
 
     return (dataset_dir_for_id(name.dataset_id, root) / DATA_DIR / METADATA_FILE).is_file()

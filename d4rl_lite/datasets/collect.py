@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from d4rl_lite.datasets.storage import EpisodeArrays
-from d4rl_lite.evaluation.rollout import EnvBatch, Policy
+from d4rl_lite.datasets.episodes import EpisodeArrays
+from d4rl_lite.envs.policies import Policy
+from d4rl_lite.envs.vector import EnvBatch
 from d4rl_lite.tasks import Task
 
 

@@ -69,7 +69,8 @@ def make(name: str, root: str | os.PathLike | None = None, **env_kwargs: Any) ->
     """
     # A dataset directory (not a Minari id): its own metadata names the task (all verified on get_dataset).
     if isinstance(name, os.PathLike) or (looks_like_path(name) and not str(name).startswith(NAMESPACE + "/")):
-        from d4rl_lite.datasets.storage import OUR_KEY, find_data_dir, read_metadata
+        from d4rl_lite.datasets.locations import find_data_dir
+        from d4rl_lite.datasets.storage import OUR_KEY, read_metadata
 
         ours = read_metadata(find_data_dir(name))[OUR_KEY]
         dname = parse_dataset_name(str(ours.get("name")))

@@ -1,4 +1,4 @@
-"""Minari-format (HDF5) storage: atomic, validated writes and a fast direct-HDF5 load path."""
+"""Minari-format (HDF5) storage: atomic, validated writes and a fast, verified direct-HDF5 load path."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import os
 import shutil
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,153 +16,17 @@ import gymnasium as gym
 import h5py
 import numpy as np
 
+from d4rl_lite.datasets.episodes import EpisodeArrays
+from d4rl_lite.datasets.locations import DATA_DIR, MAIN_FILE, METADATA_FILE, NAMESPACE_FILE, datasets_root, rebuild_advice
 from d4rl_lite.datasets.offline import OfflineDataset
 from d4rl_lite.datasets.validation import checksum, validate_dataset, verify_checksum
-from d4rl_lite.errors import ChecksumMismatchError, DatasetError, DatasetNotFoundError, TaskMismatchError, UnknownNameError
-from d4rl_lite.tasks import FLAT_OBSERVATION_KEYS, TASKS, Task, get_task
+from d4rl_lite.datasets.workspace import TMP_PREFIX, estimated_bytes, temporary_lock_dir
+from d4rl_lite.errors import ChecksumMismatchError, DatasetError, TaskMismatchError, UnknownNameError
+from d4rl_lite.tasks import FLAT_OBSERVATION_KEYS, Task, get_task
 
-DATA_DIR = "data"
-MAIN_FILE = "main_data.hdf5"
-METADATA_FILE = "metadata.json"
-NAMESPACE_FILE = "namespace_metadata.json"
 OUR_KEY = "d4rl_lite"  # our block inside Minari's metadata.json
 FLAT_GROUP = "d4rl_lite_flat"  # the flat arrays inside main_data.hdf5
 FORMAT_VERSION = 1
-
-
-def datasets_root(root: str | os.PathLike | None = None) -> Path:
-    """Where datasets live: ``root``, else $MINARI_DATASETS_PATH, else ~/.minari/datasets (Minari's rule)."""
-    if root is None:
-        root = os.environ.get("MINARI_DATASETS_PATH") or Path.home() / ".minari" / "datasets"
-    # Absolute: Minari joins relative data paths onto themselves when it sizes a dataset.
-    return Path(root).expanduser().absolute()
-
-
-@dataclass
-class EpisodeArrays:
-    """Episodes as stored: observations per episode hold T + 1 rows (the final observation too).
-
-    ``observations`` is an array, or a dict of arrays for dict observation spaces (mazes).
-    The other arrays hold one row per transition, episodes concatenated in order.
-    """
-
-    observations: np.ndarray | dict[str, np.ndarray]
-    actions: np.ndarray
-    rewards: np.ndarray
-    terminations: np.ndarray
-    truncations: np.ndarray
-    episode_lengths: np.ndarray
-
-    def __post_init__(self) -> None:
-        cast = lambda a, dt: np.ascontiguousarray(a, dtype=dt)  # noqa: E731
-        if isinstance(self.observations, dict):
-            self.observations = {k: cast(v, np.float32) for k, v in self.observations.items()}
-        else:
-            self.observations = cast(self.observations, np.float32)
-        self.actions = cast(self.actions, np.float32)
-        self.rewards = cast(self.rewards, np.float32)
-        self.terminations = cast(self.terminations, np.bool_)
-        self.truncations = cast(self.truncations, np.bool_)
-        self.episode_lengths = cast(self.episode_lengths, np.int64)
-
-    @classmethod
-    def concatenate(cls, parts: list[EpisodeArrays]) -> EpisodeArrays:
-        """Episodes of ``parts`` one after the other (e.g. medium then expert)."""
-        first = parts[0].observations
-        if isinstance(first, dict):
-            observations: Any = {k: np.concatenate([p.observations[k] for p in parts]) for k in first}
-        else:
-            observations = np.concatenate([p.observations for p in parts])
-        return cls(
-            observations=observations,
-            actions=np.concatenate([p.actions for p in parts]),
-            rewards=np.concatenate([p.rewards for p in parts]),
-            terminations=np.concatenate([p.terminations for p in parts]),
-            truncations=np.concatenate([p.truncations for p in parts]),
-            episode_lengths=np.concatenate([p.episode_lengths for p in parts]),
-        )
-
-    def leaves(self) -> dict[str, np.ndarray]:
-        """Every stored array by its HDF5 name (episodes concatenated): what the checksum covers."""
-        out = {"actions": self.actions, "rewards": self.rewards, "terminations": self.terminations,
-               "truncations": self.truncations, "episode_lengths": self.episode_lengths}
-        if isinstance(self.observations, dict):
-            out.update({f"observations/{k}": v for k, v in self.observations.items()})
-        else:
-            out["observations"] = self.observations
-        return out
-
-    def to_offline(self, task: Task, metadata: dict[str, Any] | None = None) -> OfflineDataset:
-        """The flat training view (observation, successor) per transition."""
-        lengths = self.episode_lengths
-        n = int(lengths.sum())
-        flat_obs = task.flatten_observation(self.observations)
-        if len(flat_obs) != n + len(lengths):
-            raise DatasetError(
-                f"observations hold {len(flat_obs)} rows, but {len(lengths)} episodes of {n} transitions "
-                f"need {n + len(lengths)} (each episode stores its final observation too)",
-                field="observations",
-            )
-        # Each episode stores T + 1 observation rows: drop its last row for the observations of
-        # its transitions, its first row for their successors.
-        ends = np.cumsum(lengths + 1)
-        is_last = np.zeros(len(flat_obs), dtype=bool)
-        is_last[ends - 1] = True
-        is_first = np.zeros(len(flat_obs), dtype=bool)
-        is_first[ends - lengths - 1] = True
-        return OfflineDataset(
-            observations=flat_obs[~is_last],
-            actions=self.actions,
-            rewards=self.rewards,
-            next_observations=flat_obs[~is_first],
-            terminals=self.terminations,
-            timeouts=self.truncations,
-            episode_lengths=lengths,
-            metadata=dict(metadata or {}),
-        )
-
-
-# -- locating datasets on disk ---------------------------------------------------------------
-def dataset_dir_for_id(dataset_id: str, root: str | os.PathLike | None = None) -> Path:
-    return datasets_root(root) / dataset_id
-
-
-def find_data_dir(path: str | os.PathLike) -> Path:
-    """Accept a dataset directory, its ``data`` directory or its ``main_data.hdf5``; return ``data``."""
-    p = Path(path).expanduser()
-    candidates = [p / DATA_DIR, p] if p.is_dir() else [p.parent] if p.name in (MAIN_FILE, METADATA_FILE) else []
-    for c in candidates:
-        if (c / METADATA_FILE).is_file() or (c / MAIN_FILE).is_file():
-            return c
-    raise DatasetNotFoundError(
-        f"no dataset at {p}: expected a directory holding {DATA_DIR}/{METADATA_FILE} and "
-        f"{DATA_DIR}/{MAIN_FILE} (a Minari dataset directory). Check the path, or build the dataset "
-        f"with `d4rl-lite build NAME`."
-    )
-
-
-def rebuild_advice(data_dir: Path, ours: dict[str, Any] | None = None) -> str:
-    """A rebuild command that works as typed: the dataset's name, size and seed, and its root."""
-    ours = ours if isinstance(ours, dict) else {}
-    in_layout = data_dir.parent.parent.name in TASKS  # <root>/d4rl_lite/<task>/<kind>-vN/data
-    name = f"{data_dir.parent.parent.name}-{data_dir.parent.name}" if in_layout else ours.get("name")
-    if not isinstance(name, str):
-        return "Rebuild it with `d4rl-lite build NAME --force` (its name is unreadable; `d4rl-lite list` shows names)."
-    command = f"d4rl-lite build {name} --force"
-    recipe = ours.get("recipe") if isinstance(ours.get("recipe"), dict) else {}
-    for key in ("size", "seed"):
-        if isinstance(recipe.get(key), int) and not isinstance(recipe.get(key), bool):
-            command += f" --{key} {recipe[key]}"
-    if not in_layout:
-        return (f"Rebuild it with `{command} --root ROOT` (ROOT: your datasets directory; this copy at "
-                f"{data_dir.parent} is outside one) and copy it here again.")
-    root = data_dir.parent.parent.parent.parent
-    try:
-        if root.resolve() != datasets_root(None).resolve():
-            command += f" --root {root}"
-    except OSError:
-        pass
-    return f"Rebuild it with `{command}`."
 
 
 def read_metadata(data_dir: Path) -> dict[str, Any]:
@@ -276,61 +139,6 @@ def load_from_dir(data_dir: Path, expected_task: str | None = None, verify: bool
 
 
 # -- writing ---------------------------------------------------------------------------------
-TMP_PREFIX = ".d4rl_lite-tmp-"
-
-
-def estimated_bytes(task: Task, size: int) -> int:
-    """A build's peak footprint: float32 observations, next observations, actions and scalars per
-    transition, about three copies at once while episodes are collected, flattened and written."""
-    per_transition = 4 * (2 * task.observation_dim + task.action_dim + 4)
-    return 3 * per_transition * size
-
-
-def check_room_for(task: Task, size: int, root: Path) -> None:
-    """Refuse, with the figures, a build that cannot fit in memory or on disk."""
-    need = estimated_bytes(task, size)
-    avail_mem = _available_memory()
-    probe = root
-    while not probe.exists():
-        probe = probe.parent
-    free_disk = shutil.disk_usage(probe).free
-    gb = 1e9
-    if avail_mem is not None and need > avail_mem:
-        raise ValueError(f"--size {size:,} needs about {need / gb:.1f} GB of memory to build; {avail_mem / gb:.1f} GB "
-                         "is available. Ask for fewer transitions.")
-    if need / 3 > free_disk:
-        raise ValueError(f"--size {size:,} needs about {need / 3 / gb:.1f} GB on disk; {free_disk / gb:.1f} GB is free "
-                         f"under {probe}. Free space, pass another --root, or ask for fewer transitions.")
-
-
-def _available_memory() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _temporary_lock_dir(tmp: Path) -> Path:
-    return tmp.parent / ".locks" / tmp.name
-
-
-def remove_stale_temporaries(root: Path) -> list[Path]:
-    """Delete half-written datasets left by a killed build (temporary directories no live build holds)."""
-    from d4rl_lite.locking import is_locked
-
-    removed = []
-    if not root.is_dir():
-        return removed
-    for tmp in root.glob(TMP_PREFIX + "*"):
-        if tmp.is_dir() and not is_locked(_temporary_lock_dir(tmp)):
-            shutil.rmtree(tmp, ignore_errors=True)
-            removed.append(tmp)
-    return removed
-
-
 def _float32_space(space: gym.Space) -> gym.Space:
     """The env's observation space with float32 boxes: what the stored arrays really are."""
     if isinstance(space, gym.spaces.Dict):
@@ -432,7 +240,7 @@ def write_dataset(
     tmp = root / f"{TMP_PREFIX}{uuid.uuid4().hex}"
     from d4rl_lite.locking import RunDirLock
 
-    lock = RunDirLock(_temporary_lock_dir(tmp), what="temporary dataset")
+    lock = RunDirLock(temporary_lock_dir(tmp), what="temporary dataset")
     try:
         lock.acquire()  # marks tmp live for remove_stale_temporaries
         tmp.mkdir()
@@ -491,7 +299,7 @@ def write_dataset(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
         lock.release()
-        shutil.rmtree(_temporary_lock_dir(tmp), ignore_errors=True)
+        shutil.rmtree(temporary_lock_dir(tmp), ignore_errors=True)
     return final
 
 

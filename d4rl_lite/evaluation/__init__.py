@@ -1,0 +1,1 @@
+"""Evaluation of policies under each task's protocol."""

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from d4rl_lite.algorithms.nets import TanhGaussianPolicy
+from d4rl_lite.nets import TanhGaussianPolicy
 from d4rl_lite.errors import D4RLLiteError
 from d4rl_lite.tasks import Task, get_task
 

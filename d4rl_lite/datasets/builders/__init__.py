@@ -18,7 +18,8 @@ from d4rl_lite.datasets.builders.policy import build_expert, build_medium, build
 from d4rl_lite.datasets.builders.random import build_random
 from d4rl_lite.datasets.builders.replay import build_medium_replay
 from d4rl_lite.datasets.catalogue import DatasetName, parse_dataset_name
-from d4rl_lite.datasets.storage import EpisodeArrays, write_dataset
+from d4rl_lite.datasets.episodes import EpisodeArrays
+from d4rl_lite.datasets.storage import write_dataset
 from d4rl_lite.errors import D4RLLiteError
 from d4rl_lite.tasks import Task, get_task
 
@@ -115,7 +116,8 @@ def build_dataset(
         raise ValueError(f"--size must be at least 1 transition, got {size}")
     if seed < 0:
         raise ValueError(f"--seed must be >= 0, got {seed}")
-    from d4rl_lite.datasets.storage import check_room_for, dataset_dir_for_id, datasets_root, remove_stale_temporaries
+    from d4rl_lite.datasets.locations import dataset_dir_for_id, datasets_root
+    from d4rl_lite.datasets.workspace import check_room_for, remove_stale_temporaries
     from d4rl_lite.locking import RunDirLock
 
     final = dataset_dir_for_id(dname.dataset_id, root)

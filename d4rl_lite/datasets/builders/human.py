@@ -19,7 +19,7 @@ import torch
 
 from d4rl_lite.datasets.behavior.policies import NumpyActor, load_role
 from d4rl_lite.datasets.collect import collect_episodes
-from d4rl_lite.datasets.storage import EpisodeArrays
+from d4rl_lite.datasets.episodes import EpisodeArrays
 from d4rl_lite.tasks import Task
 
 DEFAULT_HUMAN_SIZE = 25_000  # D4RL's human sets hold tens of demonstrations

@@ -18,8 +18,8 @@ import numpy as np
 from d4rl_lite.datasets.collect import collect_episodes
 from d4rl_lite.datasets.maze.certificate import stitching_certificate
 from d4rl_lite.datasets.maze.controller import ControllerConfig, MazeController
-from d4rl_lite.datasets.maze.grid import MazeGrid
-from d4rl_lite.datasets.storage import EpisodeArrays
+from d4rl_lite.envs.maze_grid import MazeGrid
+from d4rl_lite.datasets.episodes import EpisodeArrays
 from d4rl_lite.tasks import Task
 
 EXPERT = ControllerConfig(noise_sigma=0.1)

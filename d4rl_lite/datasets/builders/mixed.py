@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from d4rl_lite.datasets.storage import EpisodeArrays
+from d4rl_lite.datasets.episodes import EpisodeArrays
 from d4rl_lite.tasks import Task
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from d4rl_lite.datasets.behavior.policies import ActorPolicy, load_role
 from d4rl_lite.datasets.collect import collect_episodes
-from d4rl_lite.datasets.storage import EpisodeArrays
+from d4rl_lite.datasets.episodes import EpisodeArrays
 from d4rl_lite.tasks import Task
 
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from d4rl_lite.datasets.collect import collect_episodes
-from d4rl_lite.datasets.storage import EpisodeArrays
-from d4rl_lite.evaluation.rollout import UniformRandomPolicy
+from d4rl_lite.datasets.episodes import EpisodeArrays
+from d4rl_lite.envs.policies import UniformRandomPolicy
 from d4rl_lite.tasks import Task
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from d4rl_lite.datasets.behavior.policies import ActorPolicy, load_actor, read_card, zoo_dir
 from d4rl_lite.datasets.builders.mixed import component_seed, split_sizes
 from d4rl_lite.datasets.collect import collect_episodes
-from d4rl_lite.datasets.storage import EpisodeArrays
+from d4rl_lite.datasets.episodes import EpisodeArrays
 from d4rl_lite.tasks import Task
 
 

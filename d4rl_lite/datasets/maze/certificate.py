@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from d4rl_lite.datasets.maze.grid import MazeGrid
+from d4rl_lite.envs.maze_grid import MazeGrid
 from d4rl_lite.tasks import Task
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from d4rl_lite.datasets.maze.grid import MazeGrid
+from d4rl_lite.envs.maze_grid import MazeGrid
 
 
 @dataclass

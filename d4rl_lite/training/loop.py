@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from d4rl_lite.datasets.offline import OfflineDataset
 from d4rl_lite.errors import D4RLLiteError, ReferenceScoreUnavailable
 from d4rl_lite.files import load_state, read_record, save_state, write_record
 from d4rl_lite.locking import RunDirLock
-from d4rl_lite.logging import RunLogger, truncate_log
+from d4rl_lite.training.logging import RunLogger, truncate_log
 from d4rl_lite.tasks import get_task
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -123,7 +122,7 @@ def train(
 
 
 def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, run, config_record, progress):
-    from d4rl_lite.evaluation.rollout import evaluate
+    from d4rl_lite.evaluation.evaluate import evaluate
 
     identity = _check_same_run(run, config_record)
     data, max_abs_reward = prepare_data(dataset, algo)
@@ -300,7 +299,7 @@ def _save_checkpoint(path: Path, algo: Any, gen: torch.Generator, step: int, ide
 def _read_evals(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
-    from d4rl_lite.logging import read_log
+    from d4rl_lite.training.logging import read_log
 
     return [r for r in read_log(path) if "eval/return_mean" in r]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from d4rl_lite.evaluation.rollout import UniformRandomPolicy, evaluate
+from d4rl_lite.envs.policies import UniformRandomPolicy
+from d4rl_lite.evaluation.evaluate import evaluate
 from d4rl_lite.tasks import Task, store_reference_score
 
 REFERENCE_EPISODES = 100
@@ -16,7 +17,7 @@ def measure_controller_reference(task: Task, episodes: int = REFERENCE_EPISODES,
     """Maze ref_max: the maze controller (BFS waypoints + PD, action noise sigma 0.5) over ``episodes``
     evaluation episodes with reset seeds 0..episodes-1 (fixed goal cell, random start)."""
     from d4rl_lite.datasets.maze.controller import ControllerConfig, MazeController
-    from d4rl_lite.datasets.maze.grid import MazeGrid
+    from d4rl_lite.envs.maze_grid import MazeGrid
 
     if task.domain != "maze":
         raise ValueError(f"{task.name} is not a maze: its ref_max comes from `d4rl-lite export-behavior`")

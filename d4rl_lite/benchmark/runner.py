@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from d4rl_lite.evaluation.suites import Suite, run_id
+from d4rl_lite.benchmark.suites import Suite, run_id
 
 
 def result_path(results_dir: Path, algo: str, dataset: str, seed: int) -> Path:
@@ -58,7 +58,8 @@ def ensure_datasets(suite: Suite, root: str | os.PathLike | None, log: Callable[
 def built_recipe(name: str, root: str | os.PathLike | None) -> dict[str, Any]:
     """The size and seed a built dataset was made with (from its verified metadata)."""
     from d4rl_lite.datasets.catalogue import parse_dataset_name
-    from d4rl_lite.datasets.storage import OUR_KEY, dataset_dir_for_id, metadata_checksum, read_metadata
+    from d4rl_lite.datasets.locations import dataset_dir_for_id
+    from d4rl_lite.datasets.storage import metadata_checksum, OUR_KEY, read_metadata
 
     data_dir = dataset_dir_for_id(parse_dataset_name(name).dataset_id, root) / "data"
     meta = read_metadata(data_dir)
@@ -79,7 +80,7 @@ def run_one(suite_dict: dict[str, Any], algo: str, dataset: str, seed: int, resu
 
     if parent_pid is not None:
         _exit_when_orphaned(parent_pid)
-    from d4rl_lite.algorithms.trainer import TrainConfig, train
+    from d4rl_lite.training.loop import TrainConfig, train
     from d4rl_lite.datasets.d4rl_compat import load_dataset
 
     torch.set_num_threads(1)  # one run per core
@@ -107,7 +108,7 @@ def _exit_when_orphaned(parent_pid: int, period_s: float = 1.0) -> None:
 
 
 def run_suite(suite: Suite, results_dir: str | Path, *, executor: str = "local", workers: int = 2,
-              address: str | None = None, root: str | os.PathLike | None = None, device: str = "cpu",
+              address: str | None = None, root: str | os.PathLike | None = None, device: str = "auto",
               wandb: bool = False, log: Callable[[str], None] = print, force: bool = False) -> dict[str, int]:
     """Run every unfinished run of ``suite``; returns counts of runs done now, skipped and failed."""
     results = Path(results_dir)

@@ -77,7 +77,7 @@ def collect_results(results_dir: str | Path) -> ResultSet:
 
 
 def _check_record(record: dict[str, Any], path: Path, suite_steps: int | None) -> str | None:
-    from d4rl_lite.logging import read_log
+    from d4rl_lite.training.logging import read_log
 
     try:
         final, steps = record["final"], int(record["steps"])

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from d4rl_lite.datasets.behavior.policies import ActorPolicy, load_actor
-from d4rl_lite.evaluation.rollout import evaluate
+from d4rl_lite.evaluation.evaluate import evaluate
 from d4rl_lite.tasks import get_task, store_reference_score
 
 REFERENCE_EPISODES = 100

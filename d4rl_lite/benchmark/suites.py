@@ -68,7 +68,7 @@ class Suite:
                 raise TypeError(f"expected a JSON object, found {type(raw).__name__}")
             suite = cls(**raw)
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as e:
-            raise ValueError(f"{path}: not a valid suite file ({e}); see d4rl_lite/evaluation/suites.py for the format") from None
+            raise ValueError(f"{path}: not a valid suite file ({e}); see d4rl_lite/benchmark/suites.py for the format") from None
         suite.validate()
         return suite
 
@@ -79,7 +79,7 @@ class Suite:
 
         def need(ok: bool, what: str) -> None:
             if not ok:
-                raise ValueError(f"suite {self.name!r}: {what}; see d4rl_lite/evaluation/suites.py for the format")
+                raise ValueError(f"suite {self.name!r}: {what}; see d4rl_lite/benchmark/suites.py for the format")
 
         def whole(v: Any, low: int) -> bool:
             return isinstance(v, int) and not isinstance(v, bool) and v >= low
@@ -135,5 +135,5 @@ def run_id(algo: str, dataset: str, seed: int) -> str:
 
 
 def shipped_suites() -> list[Path]:
-    folder = resources.files("d4rl_lite").joinpath("evaluation", "suites")
+    folder = resources.files("d4rl_lite").joinpath("benchmark", "suites")
     return sorted(Path(str(p)) for p in folder.iterdir() if str(p).endswith(".json"))

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from d4rl_lite.algorithms.sac import SAC, SACConfig
-from d4rl_lite.evaluation.rollout import evaluate
+from d4rl_lite.evaluation.evaluate import evaluate
 from d4rl_lite.files import load_state, save_state
 from d4rl_lite.tasks import Task, get_task
 

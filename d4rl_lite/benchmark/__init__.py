@@ -1,0 +1,1 @@
+"""Benchmark suites, their runner (local pool or Ray), the table, statistics and the report."""

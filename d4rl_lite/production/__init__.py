@@ -1,0 +1,1 @@
+"""Dataset-production tooling (developers): behaviour-policy training and export, reference-score measuring."""
