@@ -1,4 +1,9 @@
-"""The ``d4rl-lite`` command: list, info, build, train, bench, report, eval, train-behavior, export-behavior, refs."""
+"""The ``d4rl-lite`` command: list, info, build, train, bench, report, eval, train-behavior, export-behavior, refs.
+
+One file for the whole command line (about 450 lines): the parser and one short function per verb,
+each handing its work to the layers below; splitting it would scatter the verbs' help, which is
+read as one piece.
+"""
 
 from __future__ import annotations
 
@@ -286,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     from d4rl_lite.algorithms import ALGORITHMS
     from d4rl_lite.training.loop import TrainConfig
 
+    from d4rl_lite.tasks import TASKS
+
     train_defaults = TrainConfig()
 
     def root_arg(sp: argparse.ArgumentParser) -> None:
@@ -385,10 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_eval)
 
     sp = sub.add_parser("train-behavior", help="train a SAC behaviour policy (resumable) with a checkpoint ladder",
-                        description="Train an online SAC behaviour policy for a locomotion task. Every 10k steps "
+                        description="Train an online SAC behaviour policy for a locomotion task (or ant-goal, the ant mazes' walker). Every 10k steps "
                                     "it evaluates and checkpoints; every 50k steps it adds an actor to the "
                                     "ladder. Re-running the same command resumes after a kill.")
-    sp.add_argument("task", metavar="TASK", help="hopper, halfcheetah, walker2d or ant")
+    sp.add_argument("task", metavar="TASK", help=", ".join(t.name for t in TASKS.values() if t.domain in ("locomotion", "skill")))
     sp.add_argument("--steps", type=int, default=1_000_000, help="environment steps in total (default 1,000,000)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--run-dir", metavar="DIR",

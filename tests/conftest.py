@@ -77,7 +77,7 @@ def tiny_behavior_config(**overrides):
     from d4rl_lite.algorithms.sac import SACConfig
     from d4rl_lite.production.behavior_training import BehaviorConfig
 
-    return BehaviorConfig(**{**TINY_BEHAVIOR, **overrides}, sac=SACConfig(hidden=(16, 16), batch_size=32))
+    return BehaviorConfig(**{**TINY_BEHAVIOR, **overrides}, sac=SACConfig(actor_hidden=(16, 16), critic_hidden=(16, 16), batch_size=32))
 
 
 @pytest.fixture(scope="session")

@@ -30,11 +30,11 @@ def tiny(name, steps=1000, **extra):
     """Small networks and phase lengths scaled to ``steps``: the mechanisms, not the reference budget."""
     fields = get_algorithm(name).Config.__dataclass_fields__
     over = {k: (32, 32) for k in fields if k.endswith("hidden")}
-    phases = {"bc_warmup_steps": steps // 5, "warmup_steps": steps // 5, "behavior_pretrain_steps": steps // 2,
-              "warm_start_steps": steps // 10, "actor_lr_schedule_steps": steps, "act_samples": 10, "batch_size": 128}
+    phases = {"warmup_steps": steps // 10 if name.startswith("brac") else steps // 5, "behavior_pretrain_steps": steps // 2,
+              "actor_lr_schedule_steps": steps, "act_samples": 10, "batch_size": 128}
     over.update({k: v for k, v in phases.items() if k in fields})
     if name in ("brac_p", "brac_v", "cql", "bear"):  # reference actor rates are tuned for 1M steps
-        over["policy_lr" if "brac" in name else "actor_lr"] = 1e-3
+        over["actor_lr"] = 1e-3
     over.update(extra)
     return over
 
@@ -80,8 +80,8 @@ def test_registry_holds_every_algorithm():
 
 def test_settings_are_checked():
     cfg = make_config(get_algorithm("cql").Config, {"cql_weight": "10", "hidden": "64,64", "lagrange": "true"})
-    assert cfg.cql_weight == 10.0 and cfg.hidden == (64, 64) and cfg.lagrange is True
-    with pytest.raises(ValueError, match="unknown setting 'cql_wieght'.*settings: hidden"):
+    assert cfg.cql_weight == 10.0 and cfg.actor_hidden == cfg.critic_hidden == (64, 64) and cfg.lagrange is True
+    with pytest.raises(ValueError, match="unknown setting 'cql_wieght' for CQLConfig; settings: .*cql_weight"):
         make_config(get_algorithm("cql").Config, {"cql_wieght": "10"})
     with pytest.raises(ValueError, match="cql_weight='ten': expected float"):
         make_config(get_algorithm("cql").Config, {"cql_weight": "ten"})
@@ -337,3 +337,32 @@ def test_the_host_readback_detector_sees_item_and_boolean_masks():
         x.sum().item()
         x[x > 1]
     assert any("_local_scalar_dense" in s for s in mode.seen) and any("boolean mask" in s for s in mode.seen)
+
+
+# -- one settings vocabulary ------------------------------------------------------------------------
+def test_one_name_per_concept_across_algorithms():
+    from d4rl_lite.algorithms.base import AlgorithmConfig
+
+    allowed_hidden = {"actor_hidden", "critic_hidden", "vae_hidden", "behavior_hidden"}
+    for name, cls in ALGORITHMS.items():
+        fields = set(cls.Config.__dataclass_fields__)
+        assert issubclass(cls.Config, AlgorithmConfig), name  # the shared settings the loop reads
+        assert {f for f in fields if f.endswith("hidden")} <= allowed_hidden, name
+        assert not fields & {"alpha", "lr", "hidden", "alpha_lr", "init_alpha", "policy_lr", "bc_warmup_steps",
+                             "warm_start_steps", "temperature"}, name
+        assert "actor_lr" in fields, name
+
+
+def test_old_setting_names_still_work_with_a_notice(capsys, monkeypatch):
+    from d4rl_lite.algorithms import base
+
+    monkeypatch.setattr(base, "_noticed", set())  # the notice is once per process
+    cfg = make_config(get_algorithm("cql").Config, {"bc_warmup_steps": "7", "alpha_lr": "0.1", "temperature": "2"})
+    assert (cfg.warmup_steps, cfg.temperature_lr, cfg.cql_temperature) == (7, 0.1, 2.0)
+    brac = make_config(get_algorithm("brac_p").Config, {"alpha": 0.5, "policy_hidden": [8, 8], "warm_start_steps": 3})
+    assert (brac.divergence_weight, brac.actor_hidden, brac.warmup_steps) == (0.5, (8, 8), 3)
+    iql = make_config(get_algorithm("iql").Config, {"lr": "1e-3", "hidden": "8,8"})
+    assert iql.actor_lr == iql.critic_lr == 1e-3 and iql.actor_hidden == iql.critic_hidden == (8, 8)
+    err = capsys.readouterr().err
+    assert "'bc_warmup_steps' of CQLConfig is now called warmup_steps" in err and "'lr' of IQLConfig" in err
+    assert "'hidden'" not in err  # a shorthand, not an old name

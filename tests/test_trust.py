@@ -236,7 +236,7 @@ def test_nan_weights_are_never_saved_and_the_run_fails(maze, tmp_path):
 @pytest.mark.parametrize("setting, match", [("batch_size=0", "batch_size=0: must be >= 1"),
                                             ("batch_size=-3", "batch_size=-3: must be >= 1"),
                                             ("gamma=1.0", "gamma=1.0: the discount must be in"),
-                                            ("lr=0", "lr=0.0: a learning rate must be > 0"),
+                                            ("actor_lr=0", "actor_lr=0.0: a learning rate must be > 0"),
                                             ("hidden=0,4", "layer sizes must be whole numbers")])
 def test_out_of_range_settings_are_one_line(maze_root, tmp_path, capsys, setting, match):
     algo = "bc" if not setting.startswith("gamma") else "td3_bc"

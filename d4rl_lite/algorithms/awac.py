@@ -8,18 +8,18 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import OfflineAlgorithm, optimize
+from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, optimize
 from d4rl_lite.nets import GaussianPolicy, QEnsemble, soft_update
 
 
 @dataclass
-class AWACConfig:
+class AWACConfig(AlgorithmConfig):
     # Official defaults; CORL's variant: weighting="exp", beta=1/3, actor_hidden (256,)*3, batch 256.
     actor_hidden: tuple[int, ...] = (256, 256, 256, 256)
     critic_hidden: tuple[int, ...] = (256, 256)
-    lr: float = 3e-4
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
     actor_weight_decay: float = 1e-4
-    gamma: float = 0.99
     tau: float = 0.005
     batch_size: int = 1024
     beta: float = 2.0  # temperature: weights softmax(A / beta) (or exp(A / beta))
@@ -43,8 +43,8 @@ class AWAC(OfflineAlgorithm):
         self.actor = GaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden, log_std_min=-6.0, log_std_max=0.0).to(self.device)
         self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr, weight_decay=cfg.actor_weight_decay, fused=True)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, fused=True)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, weight_decay=cfg.actor_weight_decay, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
 
     def _sample(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor.distribution(obs).rsample().clamp(-1.0, 1.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sys
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -12,6 +13,61 @@ import torch
 from torch import nn
 
 from d4rl_lite.device import resolve_device
+
+
+@dataclasses.dataclass
+class AlgorithmConfig:
+    """Settings every algorithm shares; the training loop reads exactly these (``training_settings``).
+
+    One name per concept across algorithms: ``actor_hidden`` / ``critic_hidden`` (layer sizes),
+    ``actor_lr`` / ``critic_lr``, ``temperature_lr`` / ``init_temperature`` (SAC's entropy
+    temperature), ``warmup_steps`` (first updates whose actor loss leaves out Q), and named weights
+    (``rl_weight``, ``divergence_weight``, ``cql_weight``) instead of a bare ``alpha``. A config's
+    ``renamed`` maps its older names to the new ones (accepted, with a notice).
+    """
+
+    batch_size: int = 256
+    """Transitions per gradient update."""
+    gamma: float = 0.99
+    """Discount factor."""
+    normalize_states: bool = False
+    """Standardize observations with the dataset's mean and std (the same statistics when acting)."""
+    normalize_reward: bool = False
+    """Rescale rewards so that episode returns in the dataset span 1000 (IQL on locomotion)."""
+    reward_scale: float = 1.0
+    """Rewards are multiplied by this, then ``reward_bias`` is added (after normalize_reward)."""
+    reward_bias: float = 0.0
+
+    renamed: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+
+def training_settings(config: Any) -> AlgorithmConfig:
+    """The shared settings of any algorithm's config: its own values where it declares them (every
+    built-in config derives from AlgorithmConfig), AlgorithmConfig's defaults where a plain user
+    dataclass leaves them out."""
+    if isinstance(config, AlgorithmConfig):
+        return config
+    shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(AlgorithmConfig) if hasattr(config, f.name)}
+    return AlgorithmConfig(**shared)
+
+
+# Old names every algorithm accepted before the vocabulary was unified: each maps to whichever of
+# the new fields the algorithm has.
+RENAMED = {
+    "lr": ("actor_lr", "critic_lr", "vae_lr"),
+    "alpha_lr": ("temperature_lr",),
+    "init_alpha": ("init_temperature",),
+    "bc_warmup_steps": ("warmup_steps",),
+    "warm_start_steps": ("warmup_steps",),
+}
+_noticed: set[tuple[str, str]] = set()
+
+
+def new_names(cls: type, key: str) -> tuple[str, ...]:
+    """The fields an older setting name stands for in ``cls`` (empty if it is no old name there)."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    candidates = {**RENAMED, **getattr(cls, "renamed", {})}.get(key, ())
+    return tuple(f for f in candidates if f in fields)
 
 
 class OfflineAlgorithm:
@@ -103,10 +159,20 @@ def make_config(cls: type, overrides: dict[str, Any] | None) -> Any:
     config = cls()
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key, value in (overrides or {}).items():
-        if key not in fields:
+        if key in fields:
+            targets: tuple[str, ...] = (key,)
+        elif key == "hidden":  # shorthand (as in suites): every network's layer sizes
+            targets = tuple(f for f in fields if f.endswith("_hidden"))
+        else:
+            targets = new_names(cls, key)
+        if not targets:
             raise ValueError(f"unknown setting {key!r} for {cls.__name__}; settings: {', '.join(fields)}")
-        current = getattr(config, key)
-        setattr(config, key, _convert(key, value, current))
+        if key != "hidden" and targets != (key,) and (cls.__name__, key) not in _noticed:
+            _noticed.add((cls.__name__, key))
+            print(f"d4rl-lite: note: setting {key!r} of {cls.__name__} is now called {' and '.join(targets)}; "
+                  "the old name still works", file=sys.stderr)
+        for target in targets:
+            setattr(config, target, _convert(target, value, getattr(config, target)))
     check_ranges(config)
     if hasattr(config, "validate"):
         config.validate()
@@ -143,6 +209,8 @@ def check_ranges(config: Any) -> None:
 
 
 def _convert(key: str, value: Any, current: Any) -> Any:
+    if isinstance(value, list) and isinstance(current, tuple):  # layer sizes from JSON
+        return tuple(value)
     if not isinstance(value, str):
         return value
     try:

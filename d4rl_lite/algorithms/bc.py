@@ -8,15 +8,16 @@ import torch
 from torch.nn import functional as F
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import OfflineAlgorithm, optimize
+from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, optimize
 from d4rl_lite.nets import DeterministicActor
 
 
 @dataclass
-class BCConfig:
-    hidden: tuple[int, ...] = (256, 256)
-    lr: float = 3e-4
-    batch_size: int = 256
+class BCConfig(AlgorithmConfig):
+    actor_hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of the actor."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor."""
     normalize_states: bool = True
 
 
@@ -26,8 +27,8 @@ class BC(OfflineAlgorithm):
     Config = BCConfig
 
     def setup(self) -> None:
-        self.actor = DeterministicActor(self.obs_dim, self.act_dim, self.config.hidden).to(self.device)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=self.config.lr, fused=True)
+        self.actor = DeterministicActor(self.obs_dim, self.act_dim, self.config.actor_hidden).to(self.device)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=self.config.actor_lr, fused=True)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         loss = F.mse_loss(self.actor(batch["observations"]), batch["actions"])

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import OfflineAlgorithm, frozen, optimize
+from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, frozen, optimize
 from d4rl_lite.nets import (
     ConditionalVAE,
     QEnsemble,
@@ -25,12 +25,13 @@ from d4rl_lite.nets import (
 
 
 @dataclass
-class BCQConfig:
+class BCQConfig(AlgorithmConfig):
     vae_hidden: tuple[int, ...] = (750, 750)
     actor_hidden: tuple[int, ...] = (400, 300)
     critic_hidden: tuple[int, ...] = (400, 300)
-    lr: float = 1e-3
-    gamma: float = 0.99
+    vae_lr: float = 1e-3
+    actor_lr: float = 1e-3
+    critic_lr: float = 1e-3
     tau: float = 0.005
     batch_size: int = 100
     phi: float = 0.05  # max perturbation, in units of the action range
@@ -61,9 +62,9 @@ class BCQ(OfflineAlgorithm):
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.vae_opt = torch.optim.Adam(self.vae.parameters(), lr=cfg.lr, fused=True)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr, fused=True)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, fused=True)
+        self.vae_opt = torch.optim.Adam(self.vae.parameters(), lr=cfg.vae_lr, fused=True)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.config

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import OfflineAlgorithm, frozen, optimize
+from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, frozen, optimize
 from d4rl_lite.nets import (
     ConditionalVAE,
     QEnsemble,
@@ -24,16 +24,15 @@ from d4rl_lite.nets import (
 
 
 @dataclass
-class BEARConfig:
-    hidden: tuple[int, ...] = (256, 256)
+class BEARConfig(AlgorithmConfig):
+    actor_hidden: tuple[int, ...] = (256, 256)
+    critic_hidden: tuple[int, ...] = (256, 256)
     vae_hidden: tuple[int, ...] = (750, 750)
     actor_lr: float = 1e-4
     critic_lr: float = 3e-4
     vae_lr: float = 3e-4
     lagrange_lr: float = 1e-3
-    gamma: float = 0.99
     tau: float = 0.005
-    batch_size: int = 256
     mmd_threshold: float = 0.05  # epsilon
     mmd_samples: int = 4
     kernel: str = "laplacian"  # hopper, walker2d; the reference uses "gaussian" on halfcheetah
@@ -43,7 +42,8 @@ class BEARConfig:
     lmbda: float = 0.75  # target mixing of min and max over the critics
     target_samples: int = 10
     act_samples: int = 100
-    warmup_steps: int = 40_000  # MMD-only actor updates first
+    warmup_steps: int = 40_000
+    """First updates: the actor only keeps the MMD to the behaviour samples under the threshold, without Q."""
 
     def validate(self) -> None:
         if self.kernel not in ("laplacian", "gaussian"):
@@ -68,8 +68,8 @@ class BEAR(OfflineAlgorithm):
 
     def setup(self) -> None:
         cfg = self.config
-        self.actor = TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.hidden).to(self.device)
-        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.hidden, num_q=2).to(self.device)
+        self.actor = TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden).to(self.device)
+        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.vae = ConditionalVAE(self.obs_dim, self.act_dim, cfg.vae_hidden).to(self.device)
         self.log_alpha = torch.tensor(math.log(1.0), device=self.device, requires_grad=True)

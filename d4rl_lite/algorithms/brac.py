@@ -16,27 +16,30 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import OfflineAlgorithm, frozen, optimize
+from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, frozen, optimize
 from d4rl_lite.nets import QEnsemble, TanhGaussianPolicy, soft_update
 
 
 @dataclass
-class BRACConfig:
+class BRACConfig(AlgorithmConfig):
     variant: str = "p"  # "p": penalty in the actor; "v": also in the critic's target
-    policy_hidden: tuple[int, ...] = (200, 200)
+    actor_hidden: tuple[int, ...] = (200, 200)
     critic_hidden: tuple[int, ...] = (300, 300)
     behavior_hidden: tuple[int, ...] = (200, 200)
-    policy_lr: float = 3e-5  # D4RL script; 3e-4 also used
+    actor_lr: float = 3e-5  # D4RL script; 3e-4 also used
     critic_lr: float = 1e-3
     behavior_lr: float = 5e-4
-    alpha_lr: float = 3e-4  # entropy temperature (SAC-style, auto-tuned)
-    gamma: float = 0.99
+    temperature_lr: float = 3e-4
+    """Adam learning rate of the entropy temperature (SAC-style, auto-tuned)."""
     tau: float = 0.005
-    batch_size: int = 256
-    alpha: float = 1.0  # divergence weight (D4RL default; 0.1 in the primal example)
+    divergence_weight: float = 1.0
+    """The paper's alpha: weight of the divergence to the behaviour policy (D4RL default; 0.1 in the primal example)."""
     div_samples: int = 4
     behavior_pretrain_steps: int = 100_000  # our choice: the reference pre-trains pi_b in a separate run
-    warm_start_steps: int = 20_000
+    warmup_steps: int = 20_000
+    """Updates after behavior_pretrain_steps in which the actor learns without Q (divergence and entropy only)."""
+    renamed = {"policy_hidden": ("actor_hidden",), "policy_lr": ("actor_lr",), "alpha_lr": ("temperature_lr",),
+               "alpha": ("divergence_weight",), "warm_start_steps": ("warmup_steps",)}
 
     def validate(self) -> None:
         if self.variant not in ("p", "v"):
@@ -49,15 +52,15 @@ class BRAC(OfflineAlgorithm):
     def setup(self) -> None:
         cfg = self.config
         self.behavior = TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.behavior_hidden).to(self.device)
-        self.actor = TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.policy_hidden).to(self.device)
+        self.actor = TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden).to(self.device)
         self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha_ent = torch.tensor(math.log(1.0), device=self.device, requires_grad=True)
         self.target_entropy = -float(self.act_dim)
         self.behavior_opt = torch.optim.Adam(self.behavior.parameters(), lr=cfg.behavior_lr, fused=True)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.policy_lr, fused=True)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha_ent], lr=cfg.alpha_lr, fused=True)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha_ent], lr=cfg.temperature_lr, fused=True)
 
     def divergence(self, obs: torch.Tensor) -> torch.Tensor:
         """KL(pi || pi_b)(s) estimated with ``div_samples`` reparameterised policy samples, per state."""
@@ -81,7 +84,7 @@ class BRAC(OfflineAlgorithm):
             next_act, next_logp = self.actor(next_obs)
             v_next = self.critic_target(next_obs, next_act).min(0).values - alpha_ent * next_logp
             if cfg.variant == "v":
-                v_next = v_next - cfg.alpha * self.divergence(next_obs)
+                v_next = v_next - cfg.divergence_weight * self.divergence(next_obs)
             target = rew + cfg.gamma * (1.0 - done) * v_next
         q = self.critic(obs, act)
         critic_loss = (q - target).pow(2).mean(1).sum()
@@ -90,8 +93,8 @@ class BRAC(OfflineAlgorithm):
         with frozen(self.behavior):
             new_act, logp = self.actor(obs)
             div = self.divergence(obs)
-            actor_loss = alpha_ent * logp + cfg.alpha * div
-            if self.step >= cfg.behavior_pretrain_steps + cfg.warm_start_steps:
+            actor_loss = alpha_ent * logp + cfg.divergence_weight * div
+            if self.step >= cfg.behavior_pretrain_steps + cfg.warmup_steps:
                 with frozen(self.critic):
                     actor_loss = actor_loss - self.critic(obs, new_act).min(0).values
             actor_loss = actor_loss.mean()

@@ -13,28 +13,32 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import OfflineAlgorithm, frozen, optimize
+from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, frozen, optimize
 from d4rl_lite.nets import QEnsemble, TanhGaussianPolicy, soft_update
 
 
 @dataclass
-class CQLConfig:
-    hidden: tuple[int, ...] = (256, 256, 256)
+class CQLConfig(AlgorithmConfig):
+    actor_hidden: tuple[int, ...] = (256, 256, 256)
+    critic_hidden: tuple[int, ...] = (256, 256, 256)
     actor_lr: float = 1e-4  # the paper: 3e-5
     critic_lr: float = 3e-4
-    alpha_lr: float = 1e-4
-    gamma: float = 0.99
+    temperature_lr: float = 1e-4
+    """Adam learning rate of SAC's entropy temperature (auto-tuned towards target_entropy)."""
     tau: float = 0.005
-    batch_size: int = 256
     target_entropy: float | None = None  # None: -|A|
     cql_weight: float = 5.0  # alpha of CQL(H) (min_q_weight); 10 also common on gym
     num_sampled_actions: int = 10  # random and policy actions, each, at s and at s'
-    temperature: float = 1.0
+    cql_temperature: float = 1.0
+    """Temperature of the log-sum-exp over sampled actions in the CQL(H) term."""
     lagrange: bool = False  # gym: off; antmaze: on with target_action_gap 5
     target_action_gap: float = 5.0
     lagrange_lr: float = 3e-4
-    bc_warmup_steps: int = 40_000  # policy trained by likelihood of the data first
+    warmup_steps: int = 40_000
+    """First updates: the actor learns by behaviour cloning (likelihood of the data), without Q."""
     backup_entropy: bool = False
+    renamed = {"alpha_lr": ("temperature_lr",), "temperature": ("cql_temperature",),
+               "bc_warmup_steps": ("warmup_steps",)}
 
 
 @register("cql")
@@ -44,15 +48,15 @@ class CQL(OfflineAlgorithm):
 
     def setup(self) -> None:
         cfg = self.config
-        self.actor = TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.hidden).to(self.device)
-        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.hidden, num_q=2).to(self.device)
+        self.actor = TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden).to(self.device)
+        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.zeros((), device=self.device, requires_grad=True)
         self.log_alpha_prime = torch.zeros((), device=self.device, requires_grad=True)
         self.target_entropy = -float(self.act_dim) if cfg.target_entropy is None else cfg.target_entropy
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, fused=True)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.temperature_lr, fused=True)
         self.alpha_prime_opt = torch.optim.Adam([self.log_alpha_prime], lr=cfg.lagrange_lr, fused=True)
 
     def _policy_q(self, obs_rep: torch.Tensor, act_obs_rep: torch.Tensor, n: int, b: int) -> torch.Tensor:
@@ -72,7 +76,7 @@ class CQL(OfflineAlgorithm):
         alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
         optimize(self.alpha_opt, alpha_loss)
         alpha = self.log_alpha.exp().detach()
-        if self.step < cfg.bc_warmup_steps:
+        if self.step < cfg.warmup_steps:
             actor_loss = (alpha * logp - self.actor.log_prob(obs, act)).mean()
         else:
             with frozen(self.critic):
@@ -95,7 +99,7 @@ class CQL(OfflineAlgorithm):
         q_cur = self._policy_q(obs_rep, obs_rep, n, b)  # actions from pi(. | s)
         q_nxt = self._policy_q(obs_rep, next_obs.repeat_interleave(n, 0), n, b)  # from pi(. | s'), valued at s
         cat = torch.cat([q_rand, q_nxt, q_cur], dim=-1)
-        gap = (torch.logsumexp(cat / cfg.temperature, dim=-1) * cfg.temperature - q).mean(1)  # (num_q,)
+        gap = (torch.logsumexp(cat / cfg.cql_temperature, dim=-1) * cfg.cql_temperature - q).mean(1)  # (num_q,)
         if cfg.lagrange:
             alpha_prime = self.log_alpha_prime.exp().clamp(0.0, 1e6)
             cql = (alpha_prime.detach() * cfg.cql_weight * (gap - cfg.target_action_gap)).sum()

@@ -8,17 +8,20 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import OfflineAlgorithm, optimize
+from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, optimize
 from d4rl_lite.nets import GaussianPolicy, QEnsemble, ValueNet, soft_update
 
 
 @dataclass
-class IQLConfig:
-    hidden: tuple[int, ...] = (256, 256)
-    lr: float = 3e-4
-    gamma: float = 0.99
+class IQLConfig(AlgorithmConfig):
+    actor_hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of the actor."""
+    critic_hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of the two critics and of the value network."""
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critics and the value network."""
     tau: float = 0.005
-    batch_size: int = 256
     expectile: float = 0.7  # gym; antmaze 0.9
     beta: float = 3.0  # inverse temperature of the advantage weights; antmaze 10
     max_weight: float = 100.0  # exp(beta * A) clipped
@@ -38,13 +41,13 @@ class IQL(OfflineAlgorithm):
 
     def setup(self) -> None:
         cfg = self.config
-        self.value = ValueNet(self.obs_dim, cfg.hidden).to(self.device)
-        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.hidden, num_q=2).to(self.device)
+        self.value = ValueNet(self.obs_dim, cfg.critic_hidden).to(self.device)
+        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor = GaussianPolicy(self.obs_dim, self.act_dim, cfg.hidden, log_std_min=-5.0, log_std_max=2.0).to(self.device)
-        self.value_opt = torch.optim.Adam(self.value.parameters(), lr=cfg.lr, fused=True)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, fused=True)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr, fused=True)
+        self.actor = GaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden, log_std_min=-5.0, log_std_max=2.0).to(self.device)
+        self.value_opt = torch.optim.Adam(self.value.parameters(), lr=cfg.critic_lr, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
         self.actor_sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.actor_opt, cfg.actor_lr_schedule_steps)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -14,20 +14,21 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import OfflineAlgorithm, frozen, optimize
+from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, frozen, optimize
 from d4rl_lite.nets import QEnsemble, TanhGaussianPolicy, soft_update
 
 
 @dataclass
-class SACConfig:
-    hidden: tuple[int, ...] = (256, 256)
+class SACConfig(AlgorithmConfig):
+    actor_hidden: tuple[int, ...] = (256, 256)
+    critic_hidden: tuple[int, ...] = (256, 256)
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
-    alpha_lr: float = 3e-4
-    gamma: float = 0.99
+    temperature_lr: float = 3e-4
+    """Adam learning rate of the entropy temperature (auto-tuned towards target_entropy)."""
     tau: float = 0.005
-    batch_size: int = 256
-    init_alpha: float = 1.0
+    init_temperature: float = 1.0
+    """The entropy temperature (SAC's alpha) at the start."""
     target_entropy: float | None = None  # None: -|A|
 
 
@@ -38,15 +39,15 @@ class SAC(OfflineAlgorithm):
 
     def setup(self) -> None:
         cfg = self.config
-        self.actor = TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.hidden).to(self.device)
-        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.hidden, num_q=2).to(self.device)
+        self.actor = TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden).to(self.device)
+        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = torch.tensor(math.log(cfg.init_alpha), device=self.device, requires_grad=True)
+        self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=self.device, requires_grad=True)
         self.target_entropy = -float(self.act_dim) if cfg.target_entropy is None else cfg.target_entropy
         # Fused Adam: one kernel per optimizer step instead of a loop over parameters.
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, fused=True)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.temperature_lr, fused=True)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One gradient step on critic, actor and temperature; metrics stay on the device."""

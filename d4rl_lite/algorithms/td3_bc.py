@@ -1,4 +1,4 @@
-"""TD3+BC (Fujimoto & Gu 2021): TD3 with a behaviour-cloning term, lambda = alpha / mean|Q|."""
+"""TD3+BC (Fujimoto & Gu 2021): TD3 with a behaviour-cloning term, lambda = rl_weight / mean|Q| (the paper's alpha)."""
 
 from __future__ import annotations
 
@@ -9,23 +9,29 @@ import torch
 from torch.nn import functional as F
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import OfflineAlgorithm, frozen, optimize
+from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, frozen, optimize
 from d4rl_lite.nets import DeterministicActor, QEnsemble, soft_update
 
 
 @dataclass
-class TD3BCConfig:
-    hidden: tuple[int, ...] = (256, 256)
+class TD3BCConfig(AlgorithmConfig):
+    actor_hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of the actor."""
+    critic_hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of each of the two critics."""
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
-    gamma: float = 0.99
     tau: float = 0.005
-    batch_size: int = 256
-    alpha: float = 2.5  # weight of the RL term relative to BC
-    policy_noise: float = 0.2  # target policy smoothing
+    """Target networks move this fraction towards the online ones per update."""
+    rl_weight: float = 2.5
+    """The paper's alpha: the Q term's weight relative to behaviour cloning, lambda = rl_weight / mean|Q|."""
+    policy_noise: float = 0.2
+    """Std of the target policy smoothing noise."""
     noise_clip: float = 0.5
-    policy_freq: int = 2  # actor and targets every 2 critic steps
+    policy_freq: int = 2
+    """Actor and target updates once every this many critic updates."""
     normalize_states: bool = True
+    renamed = {"alpha": ("rl_weight",)}
 
 
 @register("td3_bc")
@@ -35,9 +41,9 @@ class TD3BC(OfflineAlgorithm):
 
     def setup(self) -> None:
         cfg = self.config
-        self.actor = DeterministicActor(self.obs_dim, self.act_dim, cfg.hidden).to(self.device)
+        self.actor = DeterministicActor(self.obs_dim, self.act_dim, cfg.actor_hidden).to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.hidden, num_q=2).to(self.device)
+        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
@@ -60,7 +66,7 @@ class TD3BC(OfflineAlgorithm):
             pi = self.actor(obs)
             with frozen(self.critic):
                 q_pi = self.critic(obs, pi)[0]
-            lam = cfg.alpha / q_pi.abs().mean().detach()
+            lam = cfg.rl_weight / q_pi.abs().mean().detach()
             actor_loss = -lam * q_pi.mean() + F.mse_loss(pi, act)
             optimize(self.actor_opt, actor_loss)
             soft_update(self.critic_target, self.critic, cfg.tau)

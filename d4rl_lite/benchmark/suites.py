@@ -114,11 +114,14 @@ class Suite:
 
     def algo_settings(self, algo: str) -> dict[str, Any]:
         from d4rl_lite.algorithms import get_algorithm
+        from d4rl_lite.algorithms.base import new_names
 
         fields = get_algorithm(algo).Config.__dataclass_fields__
         out: dict[str, Any] = {}
+        cls = get_algorithm(algo).Config
         for key, value in self.settings.get("all", {}).items():
-            targets = [f for f in fields if f.endswith("hidden")] if key == "hidden" else [key] if key in fields else []
+            targets = ([f for f in fields if f.endswith("hidden")] if key == "hidden"
+                       else [key] if key in fields else list(new_names(cls, key)))  # old names still apply
             for f in targets:
                 out[f] = tuple(value) if isinstance(value, list) else value
         for key, value in self.settings.get(algo, {}).items():

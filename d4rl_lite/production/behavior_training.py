@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from d4rl_lite.algorithms.base import make_config
 from d4rl_lite.algorithms.sac import SAC, SACConfig
 from d4rl_lite.evaluation.evaluate import evaluate
 from d4rl_lite.files import load_state, save_state
@@ -49,8 +50,8 @@ class BehaviorConfig:
     sac: SACConfig = field(default_factory=SACConfig)
 
     def __post_init__(self) -> None:
-        if isinstance(self.sac, dict):
-            self.sac = SACConfig(**{**self.sac, "hidden": tuple(self.sac.get("hidden", (256, 256)))})
+        if isinstance(self.sac, dict):  # from a run's config.json (older runs use older setting names)
+            self.sac = make_config(SACConfig, self.sac)
         for name in ("eval_every", "ladder_every"):
             if getattr(self, name) % self.checkpoint_every:
                 raise ValueError(f"{name} ({getattr(self, name)}) must be a multiple of checkpoint_every ({self.checkpoint_every})")

@@ -38,7 +38,7 @@ def export_behavior(task_name: str, run_dir: str | Path, zoo_root: str | Path | 
     ladder = json.loads((run / "ladder.json").read_text())
     if not ladder:
         raise ValueError(f"{run} has no ladder entries yet; train longer first")
-    hidden = tuple(config["sac"]["hidden"])
+    hidden = tuple(config["sac"].get("actor_hidden", config["sac"].get("hidden")))  # older runs: "hidden"
     dest = Path(zoo_root) / task_name if zoo_root else zoo_dir(task_name)
 
     measured: dict[int, dict[str, float]] = {}

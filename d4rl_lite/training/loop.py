@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from d4rl_lite.algorithms.base import training_settings
 from d4rl_lite.datasets.offline import OfflineDataset
 from d4rl_lite.errors import D4RLLiteError, ReferenceScoreUnavailable
 from d4rl_lite.files import load_state, read_record, save_state, write_record
@@ -65,18 +66,18 @@ class TrainConfig:
 
 def prepare_data(dataset: OfflineDataset, algo: Any) -> tuple[Any, float]:
     """Tensors on the algorithm's device, normalized as its config asks; returns (data, max |reward|)."""
-    cfg = algo.config
+    cfg = training_settings(algo.config)
     data = dataset.to_torch(algo.device)
     t = data.tensors
-    if getattr(cfg, "normalize_states", False):
+    if cfg.normalize_states:
         stats = dataset.observation_stats()
         algo.obs_mean.copy_(torch.as_tensor(stats.mean, device=algo.device))
         algo.obs_std.copy_(torch.as_tensor(stats.std, device=algo.device))
         for key in ("observations", "next_observations"):
             t[key] = (t[key] - algo.obs_mean) / algo.obs_std
-    if getattr(cfg, "normalize_reward", False):  # IQL on locomotion: returns spread over 1000
+    if cfg.normalize_reward:  # IQL on locomotion: returns spread over 1000
         t["rewards"] = t["rewards"] * dataset.return_range_scale(1000.0)
-    scale, bias = getattr(cfg, "reward_scale", 1.0), getattr(cfg, "reward_bias", 0.0)
+    scale, bias = cfg.reward_scale, cfg.reward_bias
     if scale != 1.0 or bias != 0.0:
         t["rewards"] = t["rewards"] * scale + bias
     return data, float(t["rewards"].abs().max())
@@ -126,10 +127,10 @@ def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, run, confi
 
     identity = _check_same_run(run, config_record)
     data, max_abs_reward = prepare_data(dataset, algo)
-    gamma = getattr(algo_cfg, "gamma", 0.99)
-    q_bound = tc.q_bound_factor * max(max_abs_reward, 1e-3) / (1.0 - gamma)
+    shared = training_settings(algo_cfg)
+    q_bound = tc.q_bound_factor * max(max_abs_reward, 1e-3) / (1.0 - shared.gamma)
     gen = torch.Generator(device=algo.device).manual_seed(tc.seed)
-    batch_size = getattr(algo_cfg, "batch_size", 256)
+    batch_size = shared.batch_size
 
     step = 0
     ckpt_path = run / CHECKPOINT
