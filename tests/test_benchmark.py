@@ -72,26 +72,25 @@ def test_ray_gives_the_same_table_as_the_local_pool(tiny_local, tmp_path):
     assert to_json(local) == to_json(ray)
 
 
-def test_report_and_eval_commands(tiny_local, tmp_path):
+def test_report_and_eval_commands(tiny_local, tmp_path, capsys, monkeypatch):
     import shutil
 
+    from d4rl_lite.cli import main
+
     shutil.copytree(tiny_local[1], tmp_path / "res")
-    out = subprocess.run(["d4rl-lite", "report", str(tmp_path / "res")], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "| dataset | bc | iql |" in out.stdout
+    assert main(["report", str(tmp_path / "res")]) == 0
+    assert "| dataset | bc | iql |" in capsys.readouterr().out
     for name in ("table.md", "table.csv", "table.json", "table.tex", "learning_curves.png"):
         assert (tmp_path / "res" / name).stat().st_size > 0
     # The same report logged to W&B (offline): the table as a wandb.Table, the plots as images.
-    import os
-
     from wandb_reader import read_wandb_offline
 
-    env = {**os.environ, "WANDB_DIR": str(tmp_path / "wb"), "WANDB_CACHE_DIR": str(tmp_path / "wb"),
-           "WANDB_CONFIG_DIR": str(tmp_path / "wb"), "WANDB_DATA_DIR": str(tmp_path / "wb"), "WANDB_SILENT": "true"}
-    env.pop("WANDB_API_KEY", None)
-    out = subprocess.run(["d4rl-lite", "report", str(tmp_path / "res"), "--wandb"], capture_output=True, text=True,
-                         timeout=300, env=env)
-    assert out.returncode == 0 and "W&B: table and plots logged" in out.stdout, out.stderr
+    for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "wb"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert main(["report", str(tmp_path / "res"), "--wandb"]) == 0
+    assert "W&B: table and plots logged" in capsys.readouterr().out
     (run,) = (tmp_path / "res" / "wandb").glob("offline-run-*")
     logged = set().union(*read_wandb_offline(run))
     assert {"benchmark/table/_type", "benchmark/learning_curves/_type"} <= logged

@@ -439,7 +439,7 @@ def _damages(data: bytes) -> dict[str, bytes]:
 def _json_type_damages(text: str) -> dict[str, bytes]:
     obj = json.loads(text)
     out = {}
-    for key in list(obj)[:6]:
+    for key in list(obj)[:4]:
         for label, value in (("number", 5), ("null", None), ("list", [1]), ("string", "x")):
             if type(value) is type(obj[key]):
                 continue  # same type: a valid file, not a damaged one
@@ -468,9 +468,11 @@ def test_fuzz_every_verb_with_damaged_files(maze_root, trained_run, small_result
             root = tmp_path / f"ds-{fname}-{label}"
             shutil.copytree(maze_root, root)
             (root / "d4rl_lite/pointmaze-umaze-dense/expert-v0/data" / fname).write_bytes(data)
-            for verb in (["info", "pointmaze-umaze-dense-expert-v0"],
-                         ["train", "bc", "pointmaze-umaze-dense-expert-v0", "--steps", "5", "--quiet",
-                          "--run-dir", tmp_path / "never"]):
+            verbs = [["info", "pointmaze-umaze-dense-expert-v0"]]
+            if label in ("truncated", "bitflipped", "json-list"):  # train reads datasets through the same loader
+                verbs.append(["train", "bc", "pointmaze-umaze-dense-expert-v0", "--steps", "5", "--quiet",
+                              "--run-dir", tmp_path / "never"])
+            for verb in verbs:
                 code, _, err = cli(capsys, *verb, "--root", root)
                 cases += 1
                 if code == 0 and "=" in label and not label.startswith("d4rl_lite."):
@@ -520,5 +522,5 @@ def test_fuzz_every_verb_with_damaged_files(maze_root, trained_run, small_result
         assert code == 2, (label, err)
         one_error_line(err)
         cases += 1
-    assert cases > 100
+    assert cases > 60
     assert not math.isnan(cases)

@@ -77,6 +77,9 @@ class OfflineAlgorithm:
 
     name: ClassVar[str] = "base"
     Config: ClassVar[type] = object
+    # True for a baseline that is expected to fail offline (naive SAC): tests and the benchmark's
+    # validity checks hold it to that instead of to improving over its initial policy.
+    naive_baseline: ClassVar[bool] = False
 
     def __init__(self, obs_dim: int, act_dim: int, config: Any = None, device: Any = "auto", seed: int = 0):
         self.config = config if config is not None else self.Config()

@@ -35,6 +35,7 @@ class SACConfig(AlgorithmConfig):
 @register("sac")
 class SAC(OfflineAlgorithm):
     name = "sac"
+    naive_baseline = True
     Config = SACConfig
 
     def setup(self) -> None:

@@ -5,7 +5,7 @@ A suite is a JSON file::
     {
       "name": "smoke",
       "description": "...",
-      "algorithms": ["bc", "iql", ...],
+      "algorithms": ["bc", "iql", ...],                         # or "all": every registered offline algorithm
       "datasets": {"hopper-random-v0": {"size": 20000}, ...},   # build sizes (built when missing)
       "seeds": [0],
       "steps": 1000, "eval_every": 500, "eval_episodes": 5, "log_every": 250, "checkpoint_every": 500,
@@ -76,6 +76,11 @@ class Suite:
         from d4rl_lite.algorithms import get_algorithm
         from d4rl_lite.algorithms.base import make_config
         from d4rl_lite.datasets.catalogue import parse_dataset_name
+
+        if self.algorithms == "all":  # every registered offline algorithm (not naive baselines)
+            from d4rl_lite.algorithms import ALGORITHMS
+
+            self.algorithms = sorted(n for n, cls in ALGORITHMS.items() if not cls.naive_baseline)
 
         def need(ok: bool, what: str) -> None:
             if not ok:
