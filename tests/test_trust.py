@@ -522,5 +522,6 @@ def test_fuzz_every_verb_with_damaged_files(maze_root, trained_run, small_result
         assert code == 2, (label, err)
         one_error_line(err)
         cases += 1
+    print(f"fuzz cases: {cases}")
     assert cases > 60
     assert not math.isnan(cases)
