@@ -52,7 +52,7 @@ def bench_setup(name: str, overrides: dict, obs_dim: int, act_dim: int):
     cfg = make_config(cls.Config, overrides)
     algo = cls(obs_dim, act_dim, cfg, device="cpu", seed=0)
     # Past warm-up phases, so the timed update is the algorithm's main one.
-    for key in ("bc_warmup_steps", "warmup_steps", "behavior_pretrain_steps", "warm_start_steps"):
+    for key in ("warmup_steps", "behavior_pretrain_steps"):
         if hasattr(cfg, key):
             setattr(cfg, key, 0)
     b = cfg.batch_size

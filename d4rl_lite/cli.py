@@ -265,13 +265,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train_behavior(args: argparse.Namespace) -> int:
-    from d4rl_lite.production.behavior_training import BehaviorConfig, default_run_dir, snapshot_run, train_behavior
+    from d4rl_lite.production.behavior_training import (
+        LATEST,
+        BehaviorConfig,
+        default_run_dir,
+        snapshot_run,
+        train_behavior,
+    )
 
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.task, args.seed)
     if args.snapshot_to:
         print(f"snapshot of {run_dir} written to {snapshot_run(run_dir, args.snapshot_to)}")
         return 0
-    if args.resume_from and not (run_dir / "latest.pt").exists():
+    if args.resume_from and not (run_dir / LATEST).exists():
         snapshot_run(args.resume_from, run_dir)  # a fresh machine: continue from the committed snapshot
     cfg = BehaviorConfig(total_steps=args.steps, seed=args.seed, threads=args.threads)
     run = train_behavior(args.task, run_dir, cfg)

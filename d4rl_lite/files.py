@@ -140,7 +140,8 @@ def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> di
         state = _decode(json.loads(skeleton), tensors)
     except CorruptFileError:
         raise
-    except (SafetensorError, ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError) as e:
+    except (SafetensorError, ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError,
+            RecursionError) as e:
         raise CorruptFileError(f"{path}: not a readable d4rl_lite checkpoint ({type(e).__name__}: "
                                f"{str(e).splitlines()[0][:120] if str(e) else 'malformed'}). {advice}") from None
     if not isinstance(state, dict):
@@ -180,8 +181,8 @@ def read_record(path: str | Path, what: str = "record") -> dict[str, Any]:
         record = json.loads(path.read_text())
     except FileNotFoundError:
         raise CorruptFileError(f"{path}: {what} not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CorruptFileError(f"{path}: {what} is not valid JSON ({e}); it was truncated or damaged. "
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise CorruptFileError(f"{path}: {what} is not valid JSON ({type(e).__name__}); it was truncated or damaged. "
                                "Re-run the run that wrote it.") from None
     if not isinstance(record, dict):
         raise CorruptFileError(f"{path}: {what} must be a JSON object, found {type(record).__name__}. "

@@ -10,6 +10,19 @@ import pytest
 warnings.filterwarnings("ignore", message=".*Adroit.*")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_leftover_test_algorithm():
+    """tests/test_new_algorithm.py drops a file into the package; remove one a killed run left behind."""
+    from pathlib import Path
+
+    import d4rl_lite.algorithms
+
+    leftover = Path(d4rl_lite.algorithms.__file__).parent / "one_file_bc.py"
+    leftover.unlink(missing_ok=True)
+    yield
+    leftover.unlink(missing_ok=True)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_root(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.mktemp("minari_root")

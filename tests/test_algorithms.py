@@ -32,7 +32,7 @@ def tiny(name, steps=1000, **extra):
     fields = get_algorithm(name).Config.__dataclass_fields__
     over = {k: (32, 32) for k in fields if k.endswith("hidden")}
     phases = {"warmup_steps": steps // 10 if name.startswith("brac") else steps // 5, "behavior_pretrain_steps": steps // 2,
-              "actor_lr_schedule_steps": steps, "act_samples": 10, "batch_size": 128}
+              "actor_lr_schedule_steps": max(steps, 1), "act_samples": 10, "batch_size": 128}
     over.update({k: v for k, v in phases.items() if k in fields})
     if name in ("brac_p", "brac_v", "cql", "bear"):  # reference actor rates are tuned for 1M steps
         over["actor_lr"] = 1e-3

@@ -173,6 +173,10 @@ def test_report_flags_a_missing_run_in_table_and_exit_status(small_results, tmp_
     code, out, err = cli(capsys, "report", results)
     assert code == 1
     assert "1/2 seeds" in out and "INCOMPLETE TABLE: 1 run(s) missing (bc__pointmaze-umaze-dense-expert-v0__seed1)" in err
+    (results / "td3_bc__pointmaze-umaze-dense-expert-v0__seed1/log.jsonl").write_text('{"step": 1}\nnot json\n{"step": 2}\n')
+    code, out, err = cli(capsys, "report", results)  # one damaged log refuses its run only
+    assert code == 1 and "td3_bc__pointmaze-umaze-dense-expert-v0__seed1/log.jsonl: line 2 is not a log row" in err
+    assert "| pointmaze-umaze-dense-expert-v0 |" in out
 
 
 def test_report_refuses_nan_wrong_budget_and_scores_not_in_the_log(small_results, tmp_path, capsys):
@@ -223,6 +227,26 @@ def test_bench_refuses_a_dataset_of_another_size(maze_root, tmp_path):
         ensure_datasets(suite, root, log=lambda _: None)
     ensure_datasets(suite, root, log=lambda _: None, force=True)
     assert d4rl_lite.load_dataset("pointmaze-umaze-dense-expert-v0", root=root).num_transitions == 1500
+
+
+def test_bench_refuses_a_run_trained_past_the_suites_budget(small_results, tmp_path):
+    from d4rl_lite.benchmark.runner import is_finished
+    from d4rl_lite.benchmark.suites import Suite
+
+    suite = Suite(name="t", algorithms=["bc"], datasets={"pointmaze-umaze-dense-expert-v0": {}}, seeds=[0], steps=10,
+                  eval_every=10)
+    with pytest.raises(ValueError, match="trained for 20 steps, more than the 10 of suite 't'"):
+        is_finished(small_results, suite, "bc", "pointmaze-umaze-dense-expert-v0", 0)
+
+
+def test_an_old_pickle_behaviour_checkpoint_is_refused(tmp_path):
+    from d4rl_lite.production.behavior_training import BehaviorConfig, train_behavior
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "latest.pt").write_bytes(pickle.dumps({"step": 1}))
+    with pytest.raises(d4rl_lite.D4RLLiteError, match="latest.pt, a pickle checkpoint .* not read"):
+        train_behavior("hopper", run, BehaviorConfig(total_steps=10, checkpoint_every=10, eval_every=10, ladder_every=10))
 
 
 # -- 6. divergence is caught at every save, settings are range-checked -------------------------------------
@@ -284,6 +308,7 @@ def test_a_partial_last_log_line_is_cut_on_resume(maze, tmp_path, capfd):
     assert [r["step"] for r in rows if "eval/return_mean" in r] == [20, 40]
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="auto means CUDA here: another batch stream")
 def test_device_is_not_part_of_a_runs_identity(maze, tmp_path):
     tiny_train(maze, tmp_path / "run", steps=10)
     tc = TrainConfig(steps=20, seed=0, device="auto", log_every=10, eval_every=20, eval_episodes=1, checkpoint_every=10)
@@ -397,9 +422,10 @@ def test_a_pool_worker_exits_when_its_parent_is_killed(tmp_path):
     (tmp_path / "s.py").write_text(script)
     parent = subprocess.Popen([sys.executable, str(tmp_path / "s.py")])
     deadline = time.time() + 60
-    while not (tmp_path / "worker.pid").exists() and time.time() < deadline:
+    pid_file = tmp_path / "worker.pid"
+    while not (pid_file.exists() and pid_file.read_text().strip()) and time.time() < deadline:
         time.sleep(0.05)
-    worker = int((tmp_path / "worker.pid").read_text())
+    worker = int(pid_file.read_text())
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     deadline = time.time() + 10

@@ -25,6 +25,7 @@ class AWACConfig(AlgorithmConfig):
     beta: float = 2.0  # temperature: weights softmax(A / beta) (or exp(A / beta))
     weighting: str = "softmax"  # "softmax": batch softmax x batch size (official); "exp": exp(A / beta) clipped
     max_weight: float = 100.0  # clip of the "exp" weights
+    renamed = {"lr": ("actor_lr", "critic_lr")}
 
     def validate(self) -> None:
         if self.weighting not in ("softmax", "exp"):

@@ -51,23 +51,12 @@ def training_settings(config: Any) -> AlgorithmConfig:
     return AlgorithmConfig(**shared)
 
 
-# Old names every algorithm accepted before the vocabulary was unified: each maps to whichever of
-# the new fields the algorithm has.
-RENAMED = {
-    "lr": ("actor_lr", "critic_lr", "vae_lr"),
-    "alpha_lr": ("temperature_lr",),
-    "init_alpha": ("init_temperature",),
-    "bc_warmup_steps": ("warmup_steps",),
-    "warm_start_steps": ("warmup_steps",),
-}
 _noticed: set[tuple[str, str]] = set()
 
 
 def new_names(cls: type, key: str) -> tuple[str, ...]:
-    """The fields an older setting name stands for in ``cls`` (empty if it is no old name there)."""
-    fields = {f.name for f in dataclasses.fields(cls)}
-    candidates = {**RENAMED, **getattr(cls, "renamed", {})}.get(key, ())
-    return tuple(f for f in candidates if f in fields)
+    """The fields an older setting name of ``cls`` stands for (its ``renamed``; empty if none)."""
+    return tuple(getattr(cls, "renamed", {}).get(key, ()))
 
 
 class OfflineAlgorithm:
@@ -164,10 +153,12 @@ def make_config(cls: type, overrides: dict[str, Any] | None) -> Any:
     for key, value in (overrides or {}).items():
         if key in fields:
             targets: tuple[str, ...] = (key,)
+        elif new_names(cls, key):
+            targets = new_names(cls, key)
         elif key == "hidden":  # shorthand (as in suites): every network's layer sizes
             targets = tuple(f for f in fields if f.endswith("_hidden"))
         else:
-            targets = new_names(cls, key)
+            targets = ()
         if not targets:
             raise ValueError(f"unknown setting {key!r} for {cls.__name__}; settings: {', '.join(fields)}")
         if key != "hidden" and targets != (key,) and (cls.__name__, key) not in _noticed:
@@ -190,12 +181,12 @@ def check_ranges(config: Any) -> None:
 
     for f in dataclasses.fields(config):
         name, value = f.name, getattr(config, f.name)
-        if isinstance(value, bool) or value is None or isinstance(value, str):
-            continue
-        if isinstance(value, tuple):
-            if not value or not all(isinstance(v, int) and v >= 1 for v in value):
+        if name.endswith("_hidden"):
+            if not isinstance(value, tuple) or not value or not all(isinstance(v, int) and v >= 1 for v in value):
                 raise ValueError(f"setting {name}={value!r}: layer sizes must be whole numbers >= 1")
             continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue  # strings, None, and whatever a user config holds: its own validate() checks them
         if not math.isfinite(value):
             raise ValueError(f"setting {name}={value!r}: must be a finite number")
         if name == "gamma" and not 0.0 < value < 1.0:
@@ -205,9 +196,11 @@ def check_ranges(config: Any) -> None:
         if (name.endswith("_lr") or name == "lr") and value <= 0:
             raise ValueError(f"setting {name}={value!r}: a learning rate must be > 0")
         if isinstance(value, int):
-            low = 0 if name.endswith("_steps") else 1
+            low = 0 if name.endswith("_steps") and not name.endswith("schedule_steps") else 1
+            if name.endswith("_freq") and value < 1:
+                raise ValueError(f"setting {name}={value!r}: must be >= 1")
             if (name.endswith(("_size", "_steps", "samples", "_actions", "_critics", "num_qs")) or name.startswith("num_")) \
-                    and value < low:
+                    and value < low:  # (schedule lengths divide: >= 1)
                 raise ValueError(f"setting {name}={value!r}: must be >= {low}")
 
 

@@ -19,6 +19,7 @@ class BCConfig(AlgorithmConfig):
     actor_lr: float = 3e-4
     """Adam learning rate of the actor."""
     normalize_states: bool = True
+    renamed = {"lr": ("actor_lr",)}
 
 
 @register("bc")

@@ -38,6 +38,7 @@ class BCQConfig(AlgorithmConfig):
     lmbda: float = 0.75  # target: lmbda * min(Q1, Q2) + (1 - lmbda) * max(Q1, Q2)
     target_samples: int = 10  # VAE actions per next state
     act_samples: int = 100  # VAE actions per state when acting
+    renamed = {"lr": ("vae_lr", "actor_lr", "critic_lr")}
 
 
 class Perturbation(nn.Module):

@@ -44,6 +44,8 @@ class BEARConfig(AlgorithmConfig):
     act_samples: int = 100
     warmup_steps: int = 40_000
     """First updates: the actor only keeps the MMD to the behaviour samples under the threshold, without Q."""
+    # "hidden" meant the actor's and critics' layers here (the VAE has its own): kept so for --set.
+    renamed = {"hidden": ("actor_hidden", "critic_hidden")}
 
     def validate(self) -> None:
         if self.kernel not in ("laplacian", "gaussian"):

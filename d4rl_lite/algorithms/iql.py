@@ -28,6 +28,7 @@ class IQLConfig(AlgorithmConfig):
     actor_lr_schedule_steps: int = 1_000_000  # cosine decay of the actor's learning rate (reference)
     normalize_states: bool = True
     normalize_reward: bool = True  # locomotion: returns rescaled to a spread of 1000
+    renamed = {"lr": ("actor_lr", "critic_lr")}
 
     def validate(self) -> None:
         if not 0.0 < self.expectile < 1.0:

@@ -30,6 +30,7 @@ class SACConfig(AlgorithmConfig):
     init_temperature: float = 1.0
     """The entropy temperature (SAC's alpha) at the start."""
     target_entropy: float | None = None  # None: -|A|
+    renamed = {"alpha_lr": ("temperature_lr",), "init_alpha": ("init_temperature",)}
 
 
 @register("sac")

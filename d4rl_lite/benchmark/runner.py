@@ -27,9 +27,13 @@ def is_finished(results_dir: Path, suite: Suite, algo: str, dataset: str, seed: 
     if not path.exists():
         return False
     try:
-        return read_record(path, "result").get("steps", 0) >= suite.steps
+        steps = read_record(path, "result").get("steps", 0)
     except CorruptFileError:
         return False  # damaged: the run resumes from its checkpoint (itself verified) and rewrites it
+    if isinstance(steps, int) and steps > suite.steps:  # its score would not be the suite's budget's
+        raise ValueError(f"{path.parent} trained for {steps:,} steps, more than the {suite.steps:,} of suite "
+                         f"{suite.name!r}: give the suite its own --results directory or delete that run")
+    return steps == suite.steps
 
 
 def ensure_datasets(suite: Suite, root: str | os.PathLike | None, log: Callable[[str], None] = print,

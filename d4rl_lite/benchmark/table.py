@@ -60,7 +60,10 @@ def collect_results(results_dir: str | Path) -> ResultSet:
         except CorruptFileError as e:
             refused.append(str(e))
             continue
-        problem = _check_record(record, path, suite_steps)
+        try:
+            problem = _check_record(record, path, suite_steps)
+        except CorruptFileError as e:  # its log is damaged: this run is refused, the others still count
+            problem = str(e)
         if problem:
             refused.append(f"{path}: {problem}")
         else:

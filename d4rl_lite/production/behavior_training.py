@@ -27,6 +27,7 @@ import torch
 from d4rl_lite.algorithms.base import make_config
 from d4rl_lite.algorithms.sac import SAC, SACConfig
 from d4rl_lite.evaluation.evaluate import evaluate
+from d4rl_lite.errors import D4RLLiteError
 from d4rl_lite.files import load_state, save_state
 from d4rl_lite.tasks import Task, get_task
 
@@ -150,6 +151,9 @@ def train_behavior(task_name: str, run_dir: str | Path | None = None, config: Be
     step = 0
     replay_offset = 0  # the global step of the replay buffer's first transition
     latest = run / LATEST
+    if (run / "latest.pt").exists() and not latest.exists():
+        raise D4RLLiteError(f"{run} holds latest.pt, a pickle checkpoint from an older d4rl-lite, which is not read (a "
+                            "pickle can run code); delete it to continue from the run's weights snapshot")
     if latest.exists():
         state = load_state(latest)
         sac.load_state_dict(state["sac"])

@@ -140,8 +140,12 @@ def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, run, confi
     if ckpt_path.exists():
         state = load_state(ckpt_path, map_location=algo.device)
         _check_identity(state, identity, ckpt_path)
+        drawn_on = state.get("generator_device", "cpu")
+        if drawn_on != algo.device.type:  # a CPU and a CUDA generator are different streams
+            raise D4RLLiteError(f"{ckpt_path}: this run drew its batches on {drawn_on} and cannot continue exactly "
+                                f"on {algo.device.type}; continue it with --device {drawn_on}")
         algo.load_state_dict(state["algo"])
-        gen.set_state(state["generator"].cpu() if algo.device.type == "cpu" else state["generator"])
+        gen.set_state(state["generator"].cpu())  # generator states are CPU byte tensors on every device
         torch.set_rng_state(state["torch_rng"].cpu())
         if torch.cuda.is_available() and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda_rng"]])
@@ -293,7 +297,7 @@ def _check_divergence(values: dict[str, float], step: int, q_bound: float, ckpt:
 def _save_checkpoint(path: Path, algo: Any, gen: torch.Generator, step: int, identity: str) -> None:
     state = {"algo": algo.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
              "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, "step": step,
-             "identity": identity}
+             "identity": identity, "generator_device": gen.device.type}
     save_state(path, state)
 
 
