@@ -37,7 +37,7 @@ class Task:
     """A task: an environment plus the protocol every score on it follows."""
 
     name: str
-    domain: str  # "locomotion", "maze", or "skill" (a low-level skill some builders use; no datasets of its own)
+    domain: str  # "locomotion", "maze" (PointMaze), "antmaze", or "skill" (a low-level skill; no datasets of its own)
     env_id: str
     horizon: int
     # False when the environment never terminates (HalfCheetah; mazes are continuing tasks):
@@ -49,11 +49,13 @@ class Task:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     # Maze evaluation (D4RL maze2d protocol): fixed goal cell (row, col), random start cell.
     eval_goal_cell: tuple[int, int] | None = None
+    # Ant mazes (D4RL antmaze protocol): the start cell is fixed too.
+    eval_reset_cell: tuple[int, int] | None = None
 
     # -- environments -------------------------------------------------------------------
     def make_env(self, max_episode_steps: int | None = None, **kwargs: Any) -> gym.Env:
         """A fresh single environment of this task (Gymnasium API, time limit = horizon unless given)."""
-        if self.domain == "maze":
+        if self.domain in GOAL_DOMAINS:
             _register_robotics_envs()
         if self.env_id.startswith("d4rl_lite/"):
             _register_own_envs()
@@ -64,7 +66,10 @@ class Task:
         """Reset options of an evaluation episode (the fixed goal cell on mazes)."""
         if self.eval_goal_cell is None:
             return None
-        return {"goal_cell": np.array(self.eval_goal_cell)}
+        options = {"goal_cell": np.array(self.eval_goal_cell)}
+        if self.eval_reset_cell is not None:
+            options["reset_cell"] = np.array(self.eval_reset_cell)
+        return options
 
     # -- spaces ---------------------------------------------------------------------------
     @cached_property
@@ -129,6 +134,7 @@ class Task:
 
 
 FLAT_OBSERVATION_KEYS = ("observation", "desired_goal")
+GOAL_DOMAINS = ("maze", "antmaze")  # dict observations with a goal; success is part of the protocol
 
 _LOCOMOTION = {
     # name: (env id, can terminate, description)
@@ -145,6 +151,15 @@ _MAZES = {
     "umaze": ("UMaze", 300, (3, 1)),
     "medium": ("Medium", 600, (6, 6)),
     "large": ("Large", 800, (7, 9)),
+}
+
+
+# D4RL antmaze evaluation: start (1, 1), goal cell, episode steps (docs/antmaze_protocol_notes.md).
+_ANTMAZES = {
+    # name: (gymnasium-robotics map, env name, horizon, goal cell)
+    "umaze": ("U_MAZE", "UMaze", 700, (3, 1)),
+    "medium": ("MEDIUM_MAZE", "Medium", 1000, (6, 6)),
+    "large": ("LARGE_MAZE", "Large", 1000, (7, 9)),
 }
 
 
@@ -190,6 +205,20 @@ def _build_registry() -> dict[str, Task]:
                 env_kwargs={"continuing_task": True, "reset_target": False},
                 eval_goal_cell=goal,
             )
+    for maze, (_, env_name, horizon, goal) in _ANTMAZES.items():
+        tasks[f"antmaze-{maze}"] = Task(
+            name=f"antmaze-{maze}",
+            domain="antmaze",
+            env_id=f"d4rl_lite/AntMaze_{env_name}-v0",
+            horizon=horizon,
+            can_terminate=True,  # the episode ends at the goal (D4RL's evaluation)
+            eval_episodes=100,
+            eval_seed=1_000_000,
+            description=(f"AntMaze {maze}, D4RL antmaze protocol: start cell (1, 1), goal cell {goal} with D4RL's "
+                         "goal noise, success within 0.5 ends the episode, score = 100 x success rate"),
+            eval_goal_cell=goal,
+            eval_reset_cell=(1, 1),
+        )
     return tasks
 
 
@@ -229,6 +258,15 @@ def _register_own_envs() -> None:
     until one is made (this module sits below the envs layer)."""
     if "d4rl_lite/AntGoal-v0" not in gym.registry:
         gym.register(id="d4rl_lite/AntGoal-v0", entry_point="d4rl_lite.envs.ant_goal:AntGoalEnv")
+        for map_name, env_name, _, _ in _ANTMAZES.values():
+            gym.register(id=f"d4rl_lite/AntMaze_{env_name}-v0", entry_point="d4rl_lite.envs.ant_maze:D4RLAntMazeEnv",
+                         kwargs={"maze_map": _maze_map(map_name)})
+
+
+def _maze_map(name: str) -> list[list[Any]]:
+    from gymnasium_robotics.envs.maze import maps
+
+    return getattr(maps, name)
 
 
 _reference_cache: dict[str, dict[str, Any]] | None = None

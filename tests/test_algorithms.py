@@ -1,5 +1,6 @@
 """Algorithms: configs and errors, exact resume, divergence guard, logging, and behaviour tests."""
 
+import math
 import signal
 import subprocess
 import time
@@ -371,3 +372,16 @@ def test_old_setting_names_still_work_with_a_notice(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "'bc_warmup_steps' of CQLConfig is now called warmup_steps" in err and "'lr' of IQLConfig" in err
     assert "'hidden'" not in err  # a shorthand, not an old name
+
+
+def test_cql_lagrange_averages_the_critics_in_the_alpha_prime_loss(maze_data):
+    """As the reference implementations: alpha''s loss is -alpha' * w * mean_i(gap_i - tau) over the critics
+    (summing them, as an earlier version did, doubled it)."""
+    algo, data, gen = tiny_algorithm("cql", maze_data, 10, lagrange=True, target_action_gap=1.0, cql_weight=5.0,
+                                     warmup_steps=0)
+    with torch.no_grad():
+        algo.log_alpha_prime.fill_(0.3)
+    metrics = algo.update(data.sample(128, gen))
+    expected = -math.exp(0.3) * 5.0 * (float(metrics["train/cql_gap"]) - 1.0)
+    assert float(metrics["train/alpha_prime"]) == pytest.approx(math.exp(0.3))
+    assert float(metrics["train/alpha_prime_loss"]) == pytest.approx(expected, rel=1e-5)

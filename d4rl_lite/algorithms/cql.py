@@ -100,12 +100,16 @@ class CQL(OfflineAlgorithm):
         q_nxt = self._policy_q(obs_rep, next_obs.repeat_interleave(n, 0), n, b)  # from pi(. | s'), valued at s
         cat = torch.cat([q_rand, q_nxt, q_cur], dim=-1)
         gap = (torch.logsumexp(cat / cfg.cql_temperature, dim=-1) * cfg.cql_temperature - q).mean(1)  # (num_q,)
+        metrics = {}
         if cfg.lagrange:
+            # alpha' rises while the gap exceeds target_action_gap:
+            #   critic:  + alpha' * w * sum_i (gap_i - tau);   alpha':  - alpha' * w * mean_i (gap_i - tau)
+            # (the reference implementations, CQL's and CORL's, average the two critics' terms in alpha''s loss).
             alpha_prime = self.log_alpha_prime.exp().clamp(0.0, 1e6)
             cql = (alpha_prime.detach() * cfg.cql_weight * (gap - cfg.target_action_gap)).sum()
-            prime_loss = -(self.log_alpha_prime.exp().clamp(0.0, 1e6) * cfg.cql_weight
-                           * (gap.detach() - cfg.target_action_gap)).sum()
+            prime_loss = -(alpha_prime * cfg.cql_weight * (gap.detach() - cfg.target_action_gap)).mean()
             optimize(self.alpha_prime_opt, prime_loss)
+            metrics = {"train/alpha_prime": alpha_prime.detach(), "train/alpha_prime_loss": prime_loss.detach()}
         else:
             cql = cfg.cql_weight * gap.sum()
         critic_loss = bellman + cql
@@ -113,7 +117,7 @@ class CQL(OfflineAlgorithm):
         soft_update(self.critic_target, self.critic, cfg.tau)
         return {"train/critic_loss": critic_loss.detach(), "train/bellman_loss": bellman.detach(),
                 "train/cql_gap": gap.detach().mean(), "train/actor_loss": actor_loss.detach(), "train/alpha": alpha,
-                "train/q_mean": q.detach().mean(), "train/q_max": q.detach().max()}
+                "train/q_mean": q.detach().mean(), "train/q_max": q.detach().max(), **metrics}
 
     def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor(obs, deterministic=True)[0]

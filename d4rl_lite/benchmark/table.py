@@ -108,7 +108,15 @@ def read_results(results_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def _domain(dataset: str) -> str:
-    return "maze" if dataset.startswith("pointmaze") else "locomotion"
+    """The task domain of a catalogue dataset name (locomotion, maze, antmaze), for per-domain averages."""
+    from d4rl_lite.datasets.catalogue import parse_dataset_name
+    from d4rl_lite.errors import UnknownNameError
+    from d4rl_lite.tasks import get_task
+
+    try:
+        return get_task(parse_dataset_name(dataset).task).domain
+    except UnknownNameError:
+        return "other"
 
 
 def score_table(records: list[dict[str, Any]], expected: list[str] | None = None) -> list[dict[str, Any]]:

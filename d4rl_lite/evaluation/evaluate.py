@@ -9,7 +9,7 @@ import numpy as np
 
 from d4rl_lite.envs.policies import Policy
 from d4rl_lite.envs.vector import EnvBatch
-from d4rl_lite.tasks import Task
+from d4rl_lite.tasks import GOAL_DOMAINS, Task
 
 
 @dataclass
@@ -58,7 +58,7 @@ def evaluate(
     options = task.eval_reset_options() if reset_options is None else reset_options
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=np.int64)
-    successes = np.zeros(episodes, dtype=bool) if task.domain == "maze" else None
+    successes = np.zeros(episodes, dtype=bool) if task.domain in GOAL_DOMAINS else None
     start_episode = getattr(policy, "start_episode", None)
 
     envs = EnvBatch(task, num_envs, workers=workers)
