@@ -1,4 +1,8 @@
-"""AWAC (Nair et al. 2020): actor-critic whose actor is advantage-weighted regression on dataset actions."""
+"""AWAC (Nair et al. 2020): actor-critic whose actor is advantage-weighted regression on dataset actions.
+
+    critics: L(Q_i) = E_D (Q_i(s, a) - r - gamma (1 - d) min_j Q'_j(s', a')),  a' ~ pi(s')
+    actor:   L(pi) = -E_D w(s, a) log pi(a | s),  A(s, a) = min_j Q_j(s, a) - min_j Q_j(s, a~pi(s)),
+             w = B softmax_batch(A / beta) ("softmax", the official) or min(exp(A / beta), max_weight) ("exp")"""
 
 from __future__ import annotations
 

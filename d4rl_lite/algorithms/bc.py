@@ -1,4 +1,6 @@
-"""Behaviour cloning: regress the dataset's actions (CORL's BC: deterministic actor, MSE, states normalized)."""
+"""Behaviour cloning: regress the dataset's actions (CORL's BC: deterministic actor, MSE, states normalized).
+
+    L(pi) = E_{(s, a) ~ D} || pi(s) - a ||^2"""
 
 from __future__ import annotations
 

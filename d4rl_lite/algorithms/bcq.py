@@ -1,5 +1,10 @@
 """Batch-Constrained Q-learning (Fujimoto et al. 2019), continuous BCQ.
 
+    VAE:     L = E_D || D(s, z) - a ||^2 + 1/2 KL(N(mu, sigma) || N(0, 1)),  (mu, sigma) = E(s, a)
+    critics: y = r + gamma (1 - d) max_{k} [lmbda min_j Q'_j(s', a_k) + (1 - lmbda) max_j Q'_j(s', a_k)],
+             a_k = xi'(s', D(s', z_k)) for target_samples decoder samples
+    actor:   L(xi) = -E_D Q_1(s, xi(s, D(s, z))),  xi(s, a) = clip(a + phi * tanh(...), -1, 1)
+
 A conditional VAE models the data's actions; a perturbation network nudges VAE samples by at
 most Phi; the policy picks the best perturbed sample under Q1. Actions thus stay in the data's
 support.

@@ -4,7 +4,10 @@ BRAC-p puts the divergence penalty alpha * D(pi, pi_b)(s) in the actor's objecti
 also subtracts it from the critic's target value. D is KL, estimated from policy samples:
 D(s) = E_{a ~ pi(s)} [log pi(a | s) - log pi_b(a | s)]. pi_b is trained first by maximum
 likelihood on the data (the first ``behavior_pretrain_steps`` updates), then the actor warms up
-without the Q term for ``warm_start_steps``.
+without the Q term for ``warmup_steps``. (alpha is ``divergence_weight``.)
+
+    critics: y = r + gamma (1 - d) [min_j Q'_j(s', a') - alpha D(s') (BRAC-v only)],  a' ~ pi(s')
+    actor:   L(pi) = E_D [alpha_ent log pi(a~ | s) + alpha D(s) - min_j Q_j(s, a~)],  a~ ~ pi(s)
 """
 
 from __future__ import annotations

@@ -2,6 +2,14 @@
 
 The critic minimises, besides the Bellman error, log-sum-exp of Q over sampled actions minus Q at
 the dataset's actions: Q is pushed down away from the data and up on it.
+
+    critics: L(Q_i) = E_D (Q_i(s, a) - y)^2 + w * gap_i,   y = r + gamma (1 - d) min_j Q'_j(s', a'), a' ~ pi(s')
+             gap_i = E_D [ T log sum_{a~} exp(Q_i(s, a~) / T) - Q_i(s, a) ]   over uniform, pi(s) and pi(s')
+             actions, each corrected by its log-density (T = cql_temperature, w = cql_weight)
+    Lagrange (lagrange=True): w becomes alpha' * cql_weight on gap_i - target_action_gap, and
+             L(alpha') = -alpha' cql_weight mean_i (gap_i - target_action_gap)
+    actor:   L(pi) = E_D [alpha log pi(a~ | s) - min_j Q_j(s, a~)],  a~ ~ pi(s)
+             (the first warmup_steps: E_D [alpha log pi(a~ | s) - log pi(a | s)], behaviour cloning)
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Implicit Q-Learning (Kostrikov et al. 2021): expectile V, SARSA-style Q, advantage-weighted policy."""
+"""Implicit Q-Learning (Kostrikov et al. 2021): expectile V, SARSA-style Q, advantage-weighted policy.
+
+    value:   L(V) = E_D L2_tau(min_j Q'_j(s, a) - V(s)),  L2_tau(u) = |tau - 1(u < 0)| u^2  (tau = expectile)
+    critics: L(Q_i) = E_D (Q_i(s, a) - r - gamma (1 - d) V(s'))^2
+    actor:   L(pi) = -E_D min(exp(beta (min_j Q'_j(s, a) - V(s))), max_weight) log pi(a | s)"""
 
 from __future__ import annotations
 

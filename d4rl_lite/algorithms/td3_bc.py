@@ -1,4 +1,10 @@
-"""TD3+BC (Fujimoto & Gu 2021): TD3 with a behaviour-cloning term, lambda = rl_weight / mean|Q| (the paper's alpha)."""
+"""TD3+BC (Fujimoto & Gu 2021): TD3 with a behaviour-cloning term.
+
+    critics:  L(Q_i) = E_D (Q_i(s, a) - y)^2,
+              y = r + gamma (1 - d) min_j Q'_j(s', clip(pi'(s') + clip(eps, -c, c), -1, 1)),  eps ~ N(0, sigma^2)
+    actor (every policy_freq updates):
+              L(pi) = -lambda E_D Q_1(s, pi(s)) + E_D || pi(s) - a ||^2,  lambda = rl_weight / E_D |Q_1(s, pi(s))|
+    (rl_weight is the paper's alpha; c = noise_clip, sigma = policy_noise.)"""
 
 from __future__ import annotations
 
