@@ -102,6 +102,11 @@ def test_stitch_data_needs_stitching(root):
     assert set(ds.episode_lengths.tolist()) == {200}
     assert cert["single_episode_solutions"] == 0
     assert any(t["min_segments"] and t["min_segments"] >= 2 for t in cert["tasks"])
+    # 200-step segments are not the 600-step protocol: the metadata says 200, and the card refuses
+    # to normalize them against the protocol's references (it used to print about -2.6).
+    assert ds.metadata["max_episode_steps"] == 200
+    assert ds.metadata["card"]["normalized_return"] is None
+    assert "no episode follows the task's protocol" in ds.metadata["card"]["normalized_return_unavailable"]
 
 
 def test_medium_is_worse_than_expert_and_better_than_random(root):
@@ -128,7 +133,8 @@ def test_info_shows_certificate_and_writes_the_maze_picture(root):
     out = subprocess.run(["d4rl-lite", "info", "pointmaze-umaze-stitch-v0", "--root", str(root)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "stitching" in out.stdout and "(1, 1) -> (3, 1)" in out.stdout and "return (norm.)     mean" in out.stdout
+    assert "stitching" in out.stdout and "(1, 1) -> (3, 1)" in out.stdout
+    assert "return (norm.)     n/a: no episode follows the task's protocol" in out.stdout  # 200-step segments
     png = root / "d4rl_lite/pointmaze-umaze/stitch-v0/maze.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
 

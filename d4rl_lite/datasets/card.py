@@ -30,8 +30,20 @@ def compute_card(ds: OfflineDataset, task: Task) -> dict[str, Any]:
         "reward": _stats(ds.rewards.astype(np.float64)),
         "action_abs_mean": float(np.abs(ds.actions).mean()),
     }
+    # Reference scores are returns of the task's protocol episodes: only an episode that ran to the
+    # horizon or ended in a terminal state is comparable (not a 200-step stitch segment, nor the
+    # last episode a build cut short).
+    ends = np.cumsum(ds.episode_lengths) - 1
+    protocol = (ds.episode_lengths == task.horizon) | ds.terminals[ends].astype(bool)
     try:
-        card["normalized_return"] = _stats(np.asarray(task.normalized_score(returns)))
+        if not protocol.any():
+            raise ReferenceScoreUnavailable(
+                f"no episode follows the task's protocol ({task.horizon} steps or a terminal state; these are "
+                f"{int(ds.episode_lengths.max())} steps at most), so normalizing against its references means nothing")
+        card["normalized_return"] = _stats(np.asarray(task.normalized_score(returns[protocol])))
+        if not protocol.all():
+            card["normalized_over"] = (f"{int(protocol.sum())} of {len(protocol)} episodes (the others are shorter "
+                                       f"than the protocol's {task.horizon} steps without a terminal)")
     except ReferenceScoreUnavailable as e:
         card["normalized_return"] = None
         card["normalized_return_unavailable"] = str(e)
@@ -53,7 +65,8 @@ def format_card(card: dict[str, Any], header: dict[str, Any] | None = None) -> s
         f"{'return (raw)':<18} {fmt(card['return'])}",
     ]
     if card.get("normalized_return"):
-        lines.append(f"{'return (norm.)':<18} {fmt(card['normalized_return'])}")
+        over = f"   over {card['normalized_over']}" if card.get("normalized_over") else ""
+        lines.append(f"{'return (norm.)':<18} {fmt(card['normalized_return'])}{over}")
     else:
         lines.append(f"{'return (norm.)':<18} n/a: {card.get('normalized_return_unavailable', 'no reference scores')}")
     cert = card.get("stitching_certificate")
@@ -69,7 +82,7 @@ def format_card(card: dict[str, Any], header: dict[str, Any] | None = None) -> s
         # Other builder-specific facts (human-like effects, ...) follow as-is.
         if key not in {"task", "transitions", "episodes", "terminals", "timeouts", "episode_length", "return",
                        "normalized_return", "normalized_return_unavailable", "reward", "action_abs_mean",
-                       "stitching_certificate"}:
+                       "stitching_certificate", "normalized_over"}:
             lines.append(f"{key:<18} {value}")
     return "\n".join(lines)
 

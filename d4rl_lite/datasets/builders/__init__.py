@@ -144,7 +144,7 @@ def _build_locked(dname, builder, task, size, seed, root, overwrite, num_envs, p
         "name": dname.alias,
         "kind": dname.kind,
         "version": dname.version,
-        "max_episode_steps": task.horizon,
+        "max_episode_steps": recipe.get("episode_steps", task.horizon),  # stitch segments are shorter
         "recipe": {"builder": builder.kind, "size": size, "seed": seed, **recipe},
         "versions": package_versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
