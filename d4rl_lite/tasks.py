@@ -264,6 +264,7 @@ def _register_own_envs() -> None:
 
 
 def _maze_map(name: str) -> list[list[Any]]:
+    _register_robotics_envs()  # imports gymnasium_robotics quietly first
     from gymnasium_robotics.envs.maze import maps
 
     return getattr(maps, name)

@@ -100,12 +100,15 @@ def test_medium_replay_uses_the_real_replay(zoo, root):
 
 
 def test_medium_replay_falls_back_to_ladder_rollouts(zoo, root, tmp_path, monkeypatch):
+    from d4rl_lite.datasets.behavior.policies import write_manifest
+
     moved = tmp_path / "zoo_copy"
     shutil.copytree(zoo / "zoo", moved)
     card_file = moved / "hopper/card.json"
     card = json.loads(card_file.read_text())
     card["training"]["run_dir"] = str(tmp_path / "gone")  # a fresh machine: the run is not here
     card_file.write_text(json.dumps(card))
+    write_manifest(moved / "hopper")  # as an export on that machine would
     monkeypatch.setenv("D4RL_LITE_ZOO", str(moved))
     # The replay up to medium was committed with the policies: still the real one.
     build_dataset("hopper-medium-replay-v0", size=300, root=root, num_envs=2)

@@ -551,3 +551,22 @@ def test_fuzz_every_verb_with_damaged_files(maze_root, trained_run, small_result
     print(f"fuzz cases: {cases}")
     assert cases > 60
     assert not math.isnan(cases)
+
+
+def test_committed_policies_are_verified_against_their_manifest(tiny_zoo, tmp_path, monkeypatch):
+    from d4rl_lite.datasets.behavior.policies import load_role, read_card
+
+    zoo = tmp_path / "zoo"
+    shutil.copytree(tiny_zoo / "zoo", zoo)
+    monkeypatch.setenv("D4RL_LITE_ZOO", str(zoo))
+    actor, entry = load_role("hopper", "expert")  # intact: loads
+    weights = zoo / "hopper" / entry["file"]
+    data = bytearray(weights.read_bytes())
+    data[-8] ^= 0xFF  # one weight changes
+    weights.write_bytes(bytes(data))
+    with pytest.raises(d4rl_lite.D4RLLiteError, match=r"checksum mismatch with checksums.json"):
+        load_role("hopper", "expert")
+    card = zoo / "hopper" / "card.json"
+    card.write_text(card.read_text().replace('"hopper"', '"walker2d"', 1))
+    with pytest.raises(d4rl_lite.D4RLLiteError, match=r"card.json: checksum mismatch"):
+        read_card("hopper")

@@ -9,9 +9,13 @@ heading frame spares the network from learning the rotation by the torso's yaw, 
 world-frame offset needed (a first run with it walked ~2 m in 1000 steps after 150k steps).
 A maze planner feeds it waypoints, through the same function.
 
-Reward: the speed towards the target, ``(d_before - d_after) / dt``, plus Ant-v5's healthy bonus,
-minus its control and contact costs. A target is reached within ``REACH_RADIUS``; a new one is
-then drawn around the ant, so one episode practises many targets (``info["targets_reached"]``).
+Reward: the speed towards the target, ``(d_before - d_after) / dt``, minus Ant-v5's control and
+contact costs; no healthy bonus and no termination when the torso leaves Ant-v5's healthy height
+range (OGBench's walking skill is trained the same way, on the speed along a direction). With
+Ant-v5's +1 per healthy step and its termination, two runs learned to stand nearly still: about
+0.5 m towards the target per 1000 steps after 250k steps. A target is reached within
+``REACH_RADIUS``; a new one is then drawn around the ant, so one episode practises many targets
+(``info["targets_reached"]``).
 Targets lie ``TARGET_DISTANCE`` metres away in a uniformly random direction: a maze cell of
 AntMaze is 4 m wide, so waypoints are 4 m apart and the ant can be up to ~6 m from the next one.
 """
@@ -44,7 +48,7 @@ def goal_in_heading_frame(ant_state: np.ndarray, offset_xy: np.ndarray) -> np.nd
 class AntGoalEnv(AntEnv):
     def __init__(self, **kwargs: Any):
         super().__init__(exclude_current_positions_from_observation=False, include_cfrc_ext_in_observation=False,
-                         **kwargs)
+                         healthy_reward=0.0, terminate_when_unhealthy=False, **kwargs)
         self.observation_space = Box(-np.inf, np.inf, shape=(29,), dtype=np.float64)
         self.target = np.zeros(2)
         self.targets_reached = 0

@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from d4rl_lite.datasets.behavior.policies import ActorPolicy, load_actor
+from d4rl_lite.datasets.behavior.policies import ActorPolicy, load_actor, write_manifest
 from d4rl_lite.evaluation.evaluate import evaluate
 from d4rl_lite.tasks import get_task, store_reference_score
 
@@ -84,6 +84,7 @@ def export_behavior(task_name: str, run_dir: str | Path, zoo_root: str | Path | 
         "exported_on": date.today().isoformat(),
     }
     (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    write_manifest(tmp)  # every file's SHA-256, checked whenever a builder uses the zoo
     if dest.exists():
         shutil.rmtree(dest)
     os.replace(tmp, dest)

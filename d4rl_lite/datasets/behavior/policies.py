@@ -31,6 +31,37 @@ def zoo_dir(task_name: str) -> Path:
     return base / task_name
 
 
+MANIFEST = "checksums.json"  # {path relative to the task's zoo folder: "sha256:..."}, written by export
+
+
+def write_manifest(folder: Path) -> None:
+    """Record the SHA-256 of every file of an exported zoo folder (what ``zoo_file`` checks)."""
+    sums = {str(f.relative_to(folder)): _sha256(f) for f in sorted(folder.rglob("*")) if f.is_file() and f.name != MANIFEST}
+    (folder / MANIFEST).write_text(json.dumps(sums, indent=2) + "\n")
+
+
+def zoo_file(task_name: str, relative: str) -> Path:
+    """A file of a task's zoo, verified against the zoo's manifest; any mismatch is one clear error."""
+    folder = zoo_dir(task_name)
+    path = folder / relative
+    advice = f"Restore the zoo from the repository (git checkout), or re-export it with `d4rl-lite export-behavior {task_name}`."
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        expected = manifest[relative]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise D4RLLiteError(f"{path}: not listed in {folder / MANIFEST} (missing or damaged manifest); not used. "
+                            + advice) from None
+    if not path.is_file() or _sha256(path) != expected:
+        raise D4RLLiteError(f"{path}: checksum mismatch with {MANIFEST} (altered or damaged); not used. " + advice)
+    return path
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def read_card(task_name: str) -> dict[str, Any]:
     path = zoo_dir(task_name) / "card.json"
     if not path.is_file():
@@ -38,7 +69,7 @@ def read_card(task_name: str) -> dict[str, Any]:
             f"no committed behaviour policies for {task_name!r} yet (expected {path}). Train them with "
             f"`d4rl-lite train-behavior {task_name}` and export with `d4rl-lite export-behavior {task_name}`."
         )
-    return json.loads(path.read_text())
+    return json.loads(zoo_file(task_name, "card.json").read_text())
 
 
 def load_actor(task: Task, weights: str | Path, hidden: tuple[int, ...]) -> TanhGaussianPolicy:
@@ -55,7 +86,7 @@ def load_role(task_name: str, role: str) -> tuple[TanhGaussianPolicy, dict[str, 
     if role not in card:
         raise D4RLLiteError(f"card of {task_name!r} has no {role!r} policy; re-run `d4rl-lite export-behavior {task_name}`")
     entry = card[role]
-    actor = load_actor(get_task(task_name), zoo_dir(task_name) / entry["file"], tuple(card["hidden"]))
+    actor = load_actor(get_task(task_name), zoo_file(task_name, entry["file"]), tuple(card["hidden"]))
     return actor, entry
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from d4rl_lite.datasets.behavior.policies import ActorPolicy, load_actor, read_card, zoo_dir
+from d4rl_lite.datasets.behavior.policies import ActorPolicy, load_actor, read_card, zoo_dir, zoo_file
 from d4rl_lite.datasets.builders.mixed import component_seed, split_sizes
 from d4rl_lite.datasets.collect import collect_episodes
 from d4rl_lite.datasets.episodes import EpisodeArrays
@@ -55,7 +55,8 @@ def build_medium_replay(task: Task, *, size: int | None, seed: int, num_envs: in
     card = read_card(task.name)
     medium_step = card["medium"]["step"]
     run_dir = Path(card.get("training", {}).get("run_dir", "/nonexistent"))
-    committed = sorted((zoo_dir(task.name) / "replay").glob("chunk_*.npz"))  # export checked it covers medium
+    committed = [zoo_file(task.name, f"replay/{f.name}")  # export checked it covers medium
+                 for f in sorted((zoo_dir(task.name) / "replay").glob("chunk_*.npz"))]
     chunks = committed or sorted((run_dir / "replay").glob("chunk_*.npz"))
     covered = max((int(c.stem.split("_")[2]) for c in chunks), default=0)
     complete = card.get("training", {}).get("replay_starts_at_step", 0) == 0  # a warm restart lost the start
@@ -71,7 +72,7 @@ def build_medium_replay(task: Task, *, size: int | None, seed: int, num_envs: in
     total = size or medium_step
     parts = []
     for i, (entry, n) in enumerate(zip(ladder, split_sizes(total, [1.0] * len(ladder)))):
-        actor = load_actor(task, zoo_dir(task.name) / entry["file"], tuple(card["hidden"]))
+        actor = load_actor(task, zoo_file(task.name, entry["file"]), tuple(card["hidden"]))
         parts.append(collect_episodes(task, ActorPolicy(actor, component_seed(seed, i)), n, component_seed(seed, i),
                                       num_envs, progress=progress))
     return EpisodeArrays.concatenate(parts), {
