@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -193,7 +192,3 @@ def read_record(path: str | Path, what: str = "record") -> dict[str, Any]:
         raise CorruptFileError(f"{path}: {what} {problem}. Re-run the run that wrote it "
                                "(results are only read as written by d4rl-lite).")
     return record
-
-
-def finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

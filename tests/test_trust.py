@@ -308,7 +308,8 @@ def test_a_partial_last_log_line_is_cut_on_resume(maze, tmp_path, capfd):
     assert [r["step"] for r in rows if "eval/return_mean" in r] == [20, 40]
 
 
-@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="auto means CUDA here: another batch stream")
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="with a GPU, auto means CUDA, whose batch stream differs from the CPU run's, so the "
+                    "resume is refused by design (tested on CPU-only machines)")
 def test_device_is_not_part_of_a_runs_identity(maze, tmp_path):
     tiny_train(maze, tmp_path / "run", steps=10)
     tc = TrainConfig(steps=20, seed=0, device="auto", log_every=10, eval_every=20, eval_episodes=1, checkpoint_every=10)
