@@ -63,11 +63,13 @@ def built_recipe(name: str, root: str | os.PathLike | None) -> dict[str, Any]:
     """The size and seed a built dataset was made with (from its verified metadata)."""
     from d4rl_lite.datasets.catalogue import parse_dataset_name
     from d4rl_lite.datasets.locations import dataset_dir_for_id
-    from d4rl_lite.datasets.storage import metadata_checksum, OUR_KEY, read_metadata
+    from d4rl_lite.datasets.storage import OUR_KEY, read_verified_metadata
+    from d4rl_lite.errors import ChecksumMismatchError
 
     data_dir = dataset_dir_for_id(parse_dataset_name(name).dataset_id, root) / "data"
-    meta = read_metadata(data_dir)
-    if meta[OUR_KEY].get("metadata_checksum") != metadata_checksum(meta):
+    try:
+        meta = read_verified_metadata(data_dir)
+    except ChecksumMismatchError:
         return {}  # damaged or old: treated as a mismatch
     recipe = meta[OUR_KEY].get("recipe")
     return recipe if isinstance(recipe, dict) else {}

@@ -95,18 +95,24 @@ def metadata_checksum(meta: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(covered, sort_keys=True, allow_nan=True).encode()).hexdigest()
 
 
-def load_from_dir(data_dir: Path, expected_task: str | None = None, verify: bool = True) -> OfflineDataset:
-    """Load, validate and checksum a d4rl_lite dataset stored in ``data_dir``."""
+def read_verified_metadata(data_dir: Path) -> dict[str, Any]:
+    """``read_metadata``, then its checksum: task, kind, observation layout and reference scores
+    decide how the arrays are read and scored, so an edit to any of them is caught before use."""
     meta = read_metadata(data_dir)
     ours = meta[OUR_KEY]
-    advice = rebuild_advice(data_dir, ours)
-    # Task, kind, observation layout and reference scores decide how the arrays are read and
-    # scored: an edit to any of them is caught here, before they are used.
     if ours.get("metadata_checksum") != metadata_checksum(meta):
         problem = ("metadata has no metadata checksum (written by an older d4rl-lite)" if "metadata_checksum" not in ours
                    else "metadata was edited or damaged after it was written (its checksum does not match)")
         raise ChecksumMismatchError(problem, path=data_dir / METADATA_FILE, field="d4rl_lite.metadata_checksum",
-                                    advice=advice)
+                                    advice=rebuild_advice(data_dir, ours))
+    return meta
+
+
+def load_from_dir(data_dir: Path, expected_task: str | None = None, verify: bool = True) -> OfflineDataset:
+    """Load, validate and checksum a d4rl_lite dataset stored in ``data_dir``."""
+    meta = read_verified_metadata(data_dir)
+    ours = meta[OUR_KEY]
+    advice = rebuild_advice(data_dir, ours)
     try:
         task = get_task(str(ours.get("task", "<missing>")))
     except UnknownNameError as e:
