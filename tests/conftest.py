@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
 import pytest
 
 warnings.filterwarnings("ignore", message=".*Adroit.*")
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two test processes share two cores: one thread each, or both oversubscribe. The tests' networks
+    # are small enough that a second intra-op thread buys nothing.
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session", autouse=True)
