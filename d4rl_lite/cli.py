@@ -210,7 +210,7 @@ def cmd_export_behavior(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from d4rl_lite.training.loop import TrainConfig, train
+    from d4rl_lite.training.offline import TrainConfig, train
     from d4rl_lite.datasets.d4rl_compat import load_dataset
 
     dataset = load_dataset(args.dataset, root=args.root)
@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     # Defaults and names come from where they are declared: the training config and the registry.
     from d4rl_lite.algorithms import ALGORITHMS
-    from d4rl_lite.training.loop import TrainConfig
+    from d4rl_lite.training.offline import TrainConfig
 
     from d4rl_lite.tasks import TASKS
 

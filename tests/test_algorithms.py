@@ -12,7 +12,8 @@ import torch
 import d4rl_lite
 from d4rl_lite.algorithms import ALGORITHMS, get_algorithm
 from d4rl_lite.algorithms.base import make_config
-from d4rl_lite.training.loop import DivergenceError, TrainConfig, prepare_data, train
+from d4rl_lite.training.loop import DivergenceError
+from d4rl_lite.training.offline import TrainConfig, prepare_data, train
 from d4rl_lite.datasets.builders import build_dataset
 from d4rl_lite.datasets.collect import collect_episodes
 from d4rl_lite.datasets.storage import write_dataset

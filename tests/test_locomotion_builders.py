@@ -227,3 +227,15 @@ def test_warm_restart_from_a_committed_snapshot(tmp_path):
     # The replay restarted at step 1000: its chunks are indexed from there.
     assert sorted(p.name for p in (fresh / "replay").glob("*.npz"))[0] == "chunk_00000000_00000250.npz"
     assert json.loads((fresh / "snapshot.json").read_text()) == {"step": 2000, "replay_starts_at_step": 1000}
+
+
+def test_behaviour_training_shares_the_loops_divergence_guard(tmp_path):
+    # Behaviour training runs through the one training loop, so a run that blows up stops with the
+    # metric and the step, as offline training does, instead of writing NaN weights to its ladder.
+    from d4rl_lite.training.loop import DivergenceError
+
+    cfg = tiny_behavior_config(total_steps=1000)
+    cfg.sac.critic_lr = cfg.sac.actor_lr = 1e30
+    with pytest.raises(DivergenceError, match="training diverged: .* at step 500"):
+        train_behavior("hopper", tmp_path / "run", cfg, log=lambda _: None)
+    assert not (tmp_path / "run/ladder").exists()

@@ -86,7 +86,7 @@ def run_one(suite_dict: dict[str, Any], algo: str, dataset: str, seed: int, resu
 
     if parent_pid is not None:
         _exit_when_orphaned(parent_pid)
-    from d4rl_lite.training.loop import TrainConfig, train
+    from d4rl_lite.training.offline import TrainConfig, train
     from d4rl_lite.datasets.d4rl_compat import load_dataset
 
     torch.set_num_threads(1)  # one run per core

@@ -1,8 +1,12 @@
 """Online SAC training of behaviour policies, with a ladder of evaluated checkpoints and resume.
 
+Runs through the one training loop (``training/loop.py``) with online experience
+(``training/online.py``).
+
 A run directory holds everything a run needs to continue after a kill:
 
     latest.safetensors    SAC weights + optimizers, step, RNG states (verified, written atomically)
+    log.jsonl             SAC's metrics at every checkpoint
     replay/chunk_*.npz    the replay buffer, appended chunk by chunk (the real experience, in
                           order: the source of ``medium-replay``)
     ladder/step_*.safetensors   actor weights every ``ladder_every`` steps
@@ -29,7 +33,11 @@ from d4rl_lite.algorithms.sac import SAC, SACConfig
 from d4rl_lite.evaluation.evaluate import evaluate
 from d4rl_lite.errors import D4RLLiteError
 from d4rl_lite.files import load_state, save_state
+from d4rl_lite.locking import RunDirLock
 from d4rl_lite.tasks import Task, get_task
+from d4rl_lite.training.logging import RunLogger, truncate_log
+from d4rl_lite.training.loop import DivergenceGuard, Schedule, run_loop
+from d4rl_lite.training.online import OnlineExperience, ReplayBuffer
 
 LATEST = "latest.safetensors"
 # Behaviour-training evaluations use their own seeds, apart from the benchmark's.
@@ -56,62 +64,14 @@ class BehaviorConfig:
         for name in ("eval_every", "ladder_every"):
             if getattr(self, name) % self.checkpoint_every:
                 raise ValueError(f"{name} ({getattr(self, name)}) must be a multiple of checkpoint_every ({self.checkpoint_every})")
+        if self.ladder_every % self.eval_every:  # a ladder entry records its step's evaluation
+            raise ValueError(f"ladder_every ({self.ladder_every}) must be a multiple of eval_every ({self.eval_every})")
 
 
 def default_run_dir(task: str, seed: int) -> Path:
     """Outside the work tree, so runs survive a fresh checkout: $D4RL_LITE_RUNS or ~/.cache/d4rl_lite/runs."""
     base = Path(os.environ.get("D4RL_LITE_RUNS") or Path.home() / ".cache" / "d4rl_lite" / "runs")
     return base / f"behavior-{task}-seed{seed}"
-
-
-class ReplayBuffer:
-    def __init__(self, capacity: int, obs_dim: int, act_dim: int):
-        self.obs = torch.zeros(capacity, obs_dim)
-        self.actions = torch.zeros(capacity, act_dim)
-        self.rewards = torch.zeros(capacity)
-        self.next_obs = torch.zeros(capacity, obs_dim)
-        self.terminals = torch.zeros(capacity)
-        self.timeouts = torch.zeros(capacity)
-        self.size = 0
-
-    def fields(self) -> dict[str, torch.Tensor]:
-        return {"observations": self.obs, "actions": self.actions, "rewards": self.rewards,
-                "next_observations": self.next_obs, "terminals": self.terminals, "timeouts": self.timeouts}
-
-    def add(self, obs, action, reward, next_obs, terminal, timeout) -> None:
-        i = self.size
-        self.obs[i] = torch.from_numpy(obs)
-        self.actions[i] = torch.from_numpy(action)
-        self.rewards[i] = float(reward)
-        self.next_obs[i] = torch.from_numpy(next_obs)
-        self.terminals[i] = float(terminal)
-        self.timeouts[i] = float(timeout)
-        self.size = i + 1
-
-    def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        idx = torch.randint(0, self.size, (batch_size,), generator=generator)
-        return {k: v[idx] for k, v in self.fields().items() if k != "timeouts"}
-
-    def save_chunk(self, directory: Path, start: int, end: int) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        final = directory / f"chunk_{start:08d}_{end:08d}.npz"
-        tmp = final.with_suffix(".tmp.npz")
-        np.savez(tmp, **{k: v[start:end].numpy() for k, v in self.fields().items()})
-        os.replace(tmp, final)
-
-    def load_chunks(self, directory: Path, up_to: int) -> None:
-        for f in sorted(directory.glob("chunk_*.npz")):
-            start, end = (int(x) for x in f.stem.split("_")[1:3])
-            if start != self.size:
-                raise RuntimeError(f"replay chunk {f.name} starts at {start}, expected {self.size}: the run directory is inconsistent")
-            if end > up_to:
-                break  # written after the checkpoint we resume from
-            with np.load(f) as data:
-                for k, v in self.fields().items():
-                    v[start:end] = torch.from_numpy(data[k])
-            self.size = end
-        if self.size != up_to:
-            raise RuntimeError(f"replay chunks cover {self.size} steps, checkpoint is at {up_to}")
 
 
 def actor_policy(sac: SAC, deterministic: bool, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:
@@ -125,27 +85,39 @@ def actor_policy(sac: SAC, deterministic: bool, seed: int = 0) -> Callable[[np.n
 
 def train_behavior(task_name: str, run_dir: str | Path | None = None, config: BehaviorConfig | None = None,
                    log: Callable[[str], None] = print) -> Path:
-    """Train (or resume) a SAC behaviour policy for ``task_name``; return the run directory."""
+    """Train (or resume) a SAC behaviour policy for ``task_name``; return the run directory.
+
+    The run goes through the one training loop (``training/loop.py``) with online experience
+    (``training/online.py``): one environment step, then one SAC update, per step.
+    """
     task: Task = get_task(task_name)
     if task.domain not in ("locomotion", "skill"):
         raise ValueError(f"behaviour policies are trained for locomotion and skill tasks; {task_name!r} is a {task.domain} task")
     cfg = config or BehaviorConfig()
     run = Path(run_dir) if run_dir else default_run_dir(task_name, cfg.seed)
     run.mkdir(parents=True, exist_ok=True)
+    lock = RunDirLock(run)
+    lock.acquire()
+    try:
+        return _train_locked(task, run, cfg, log)
+    finally:
+        lock.release()
+
+
+def _train_locked(task: Task, run: Path, cfg: BehaviorConfig, log: Callable[[str], None]) -> Path:
     config_file = run / "config.json"
     if config_file.exists():
         saved = json.loads(config_file.read_text())
-        if saved.pop("task") != task_name:
+        if saved.pop("task") != task.name:
             raise ValueError(f"{run} holds a run of another task; pick another run directory")
         # A resumed run may be extended, and may run on another number of threads (the machine's
         # business; on CPU the thread count can change float summation order, not the algorithm).
         cfg = BehaviorConfig(**{**saved, "total_steps": cfg.total_steps, "threads": cfg.threads})
     else:
-        config_file.write_text(json.dumps({**asdict(cfg), "task": task_name}, indent=2))
+        config_file.write_text(json.dumps({**asdict(cfg), "task": task.name}, indent=2))
     torch.set_num_threads(cfg.threads)
 
-    obs_dim, act_dim = task.observation_dim, task.action_dim
-    sac = SAC(obs_dim, act_dim, cfg.sac, device="cpu", seed=cfg.seed)
+    sac = SAC(task.observation_dim, task.action_dim, cfg.sac, device="cpu", seed=cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     step = 0
@@ -161,7 +133,7 @@ def train_behavior(task_name: str, run_dir: str | Path | None = None, config: Be
         gen.set_state(state["torch_rng"])
         rng.bit_generator.state = state["numpy_rng"]
         replay_offset = state.get("replay_offset", 0)
-        log(f"resumed {task_name} at step {step:,} from {run}")
+        log(f"resumed {task.name} at step {step:,} from {run}")
     elif (run / SNAPSHOT_WEIGHTS).exists():
         # Warm restart from a committed snapshot (a fresh machine): weights only; optimizers start
         # afresh and the replay buffer refills with the current policy before updates resume.
@@ -173,56 +145,57 @@ def train_behavior(task_name: str, run_dir: str | Path | None = None, config: Be
         with torch.no_grad():
             sac.log_alpha.copy_(weights["log_alpha"])
         step = replay_offset = json.loads((run / SNAPSHOT_INFO).read_text())["step"]
-        log(f"warm restart of {task_name} at step {step:,} from the snapshot in {run} (replay buffer refills first)")
-    replay = ReplayBuffer(cfg.total_steps - replay_offset, obs_dim, act_dim)
+        log(f"warm restart of {task.name} at step {step:,} from the snapshot in {run} (replay buffer refills first)")
+    replay = ReplayBuffer(cfg.total_steps - replay_offset, task.observation_dim, task.action_dim)
     if latest.exists():
         replay.load_chunks(run / "replay", step - replay_offset)
 
-    env = task.make_env()
-    # A resumed run starts a new episode: the simulator state is not part of the checkpoint.
-    obs, _ = env.reset(seed=int(rng.integers(2**31)))
-    obs = task.flatten_observation(obs)
-    ep_return, recent_returns = 0.0, []
-    metrics: dict[str, torch.Tensor] = {}
-    t_last, step_last = time.time(), step
-    low, high = task.action_space.low, task.action_space.high
-    while step < cfg.total_steps:
-        if step < cfg.start_steps and replay_offset == 0:
-            action = rng.uniform(low, high).astype(np.float32)
-        else:
-            action = sac.sample_action(torch.from_numpy(obs)[None], deterministic=False, generator=gen)[0].numpy()
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        next_obs = task.flatten_observation(next_obs)
-        replay.add(obs, action, reward, next_obs, terminated, truncated and not terminated)
-        ep_return += float(reward)
-        obs = next_obs
-        if terminated or truncated:
-            recent_returns = (recent_returns + [ep_return])[-10:]
-            ep_return = 0.0
-            obs, _ = env.reset(seed=int(rng.integers(2**31)))
-            obs = task.flatten_observation(obs)
-        if step >= cfg.start_steps and replay.size >= min(cfg.start_steps, replay.obs.shape[0]):
-            metrics = sac.update(replay.sample(cfg.sac.batch_size, gen))
-        step += 1
-
-        if step % cfg.checkpoint_every == 0:
-            end = step - replay_offset
-            replay.save_chunk(run / "replay", max(0, end - cfg.checkpoint_every), end)
-            if step % cfg.eval_every == 0:
-                now = time.time()
-                row = _evaluate_row(task, sac, cfg, step, now - t_last, step - step_last, recent_returns, metrics)
-                _append_curve(run, row)
-                log(f"{task_name} step {step:,}: eval det {row['eval_det_mean']:.1f} sto {row['eval_sto_mean']:.1f} "
-                    f"({row['updates_per_s']:.0f} steps/s)")
-                t_last, step_last = time.time(), step
-            if step % cfg.ladder_every == 0:
-                _add_ladder_entry(run, sac, step)
-            save_state(latest, {"sac": sac.state_dict(), "step": step, "torch_rng": gen.get_state(),
-                                "numpy_rng": rng.bit_generator.state, "replay_offset": replay_offset})
-            _save_snapshot_weights(run, sac, step, replay_offset)
-    env.close()
-    _plot_curve(run, task_name)
+    experience = OnlineExperience(task, sac, replay, cfg.start_steps, cfg.sac.batch_size, gen, rng, first_step=replay_offset)
+    hooks = _BehaviorHooks(run, task, sac, cfg, experience, log, step)
+    schedule = Schedule(cfg.total_steps, cfg.checkpoint_every, cfg.eval_every, cfg.checkpoint_every)
+    try:
+        run_loop(sac, experience.next_batch, step, schedule, hooks, DivergenceGuard(latest))
+    finally:
+        experience.close()
+        hooks.logger.close()
+    _plot_curve(run, task.name)
     return run
+
+
+class _BehaviorHooks:
+    """What behaviour training adds to the loop: log.jsonl lines, the curve (deterministic and
+    stochastic evaluations), the ladder of actor snapshots, and exact-resume checkpoints."""
+
+    def __init__(self, run: Path, task: Task, sac: SAC, cfg: BehaviorConfig, experience: OnlineExperience,
+                 log: Callable[[str], None], start_step: int):
+        self.run, self.task, self.sac, self.cfg, self.experience, self.print = run, task, sac, cfg, experience, log
+        if (run / "log.jsonl").exists():
+            truncate_log(run / "log.jsonl", start_step)  # lines past the checkpoint are written again
+        self.logger = RunLogger(run / "log.jsonl")
+        self.values: dict[str, float] = {}
+        self._clock = (time.time(), start_step)
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        self.values = values
+        self.logger.log(step, values)
+
+    def evaluate(self, step: int) -> None:
+        then, step_then = self._clock
+        row = _evaluate_row(self.task, self.sac, self.cfg, step, time.time() - then, step - step_then,
+                            self.experience.recent_returns, self.values)
+        _append_curve(self.run, row)
+        self.print(f"{self.task.name} step {step:,}: eval det {row['eval_det_mean']:.1f} sto {row['eval_sto_mean']:.1f} "
+                   f"({row['updates_per_s']:.0f} steps/s)")
+        self._clock = (time.time(), step)
+
+    def checkpoint(self, step: int) -> None:
+        self.experience.save(self.run / "replay")
+        if step % self.cfg.ladder_every == 0:
+            _add_ladder_entry(self.run, self.sac, step)
+        save_state(self.run / LATEST, {"sac": self.sac.state_dict(), "step": step, "torch_rng": self.experience.gen.get_state(),
+                                       "numpy_rng": self.experience.rng.bit_generator.state,
+                                       "replay_offset": self.experience.first_step})
+        _save_snapshot_weights(self.run, self.sac, step, self.experience.first_step)
 
 
 SNAPSHOT_WEIGHTS = "weights.safetensors"
@@ -268,7 +241,7 @@ def snapshot_run(run: str | Path, dest: str | Path) -> Path:
 def _evaluate_row(task, sac, cfg, step, elapsed, steps_done, recent_returns, metrics) -> dict[str, Any]:
     det = evaluate(task, actor_policy(sac, True), episodes=cfg.eval_episodes, seed=BEHAVIOR_EVAL_SEED)
     sto = evaluate(task, actor_policy(sac, False, seed=step), episodes=cfg.eval_episodes, seed=BEHAVIOR_EVAL_SEED)
-    m = {k.split("/")[-1]: float(v) for k, v in metrics.items()}
+    m = {k.split("/")[-1]: v for k, v in metrics.items()}
     return {
         "step": step, "wall_time_s": round(elapsed, 2), "updates_per_s": steps_done / max(elapsed, 1e-9),
         "eval_det_mean": det.returns.mean(), "eval_det_std": det.returns.std(),

@@ -17,7 +17,7 @@ def load_run(checkpoint: str | os.PathLike, device: str = "cpu") -> tuple[Any, d
     """
     from d4rl_lite.algorithms import get_algorithm
     from d4rl_lite.algorithms.base import make_config
-    from d4rl_lite.training.loop import CHECKPOINT, CONFIG, _check_identity, checkpoint_identity
+    from d4rl_lite.training.offline import CHECKPOINT, CONFIG, _check_identity, checkpoint_identity
     from d4rl_lite.files import CorruptFileError, load_state, read_record
     from d4rl_lite.tasks import get_task
 

@@ -1,270 +1,123 @@
-"""The training loop every algorithm shares: device batches -> update -> log -> evaluate -> checkpoint.
+"""The one training loop: batch -> update -> (log, evaluate, checkpoint at their intervals).
 
-Exact resume: a checkpoint holds the algorithm (weights, optimizers, its step), the batch
-sampler's generator, torch's global RNG and the step; the JSONL log is cut back to the
-checkpoint's step on resume. Killing a run anywhere and re-running the same command gives the
-same final weights as an uninterrupted run (bit for bit on CPU).
+Offline training (``training/offline.py``: batches from a fixed dataset) and online behaviour
+training (``production/behavior_training.py``: each batch comes after one environment step into a
+replay buffer) both run through ``run_loop``; they differ only in where batches come from and in
+what their log, evaluation and checkpoint hooks write.
+
+The loop guards every run the same way: metrics are read back to the host only at log intervals
+(so a GPU is never synchronised per update); nothing diverged is ever evaluated or saved
+(non-finite metrics, Q-values beyond a sane bound, or non-finite weights stop the run with the
+metric, the step and where the last good checkpoint is).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
-from d4rl_lite.algorithms.base import training_settings
-from d4rl_lite.datasets.offline import OfflineDataset
-from d4rl_lite.errors import D4RLLiteError, ReferenceScoreUnavailable
-from d4rl_lite.files import load_state, read_record, save_state, write_record
-from d4rl_lite.locking import RunDirLock
-from d4rl_lite.training.logging import RunLogger, truncate_log
-from d4rl_lite.tasks import get_task
-
-CHECKPOINT = "checkpoint.safetensors"
-RESULT = "result.json"
-CONFIG = "config.json"
-# Settings that do not change what a run computes: a run may be continued with other values.
-NOT_IDENTITY = ("steps", "wandb", "wandb_project", "device")
+from d4rl_lite.errors import D4RLLiteError
+from d4rl_lite.files import load_state
 
 
 class DivergenceError(D4RLLiteError):
-    """Training produced a non-finite loss or an implausible Q-value."""
+    """Training produced a non-finite loss or weight, or an implausible Q-value."""
 
 
 @dataclass
-class TrainConfig:
-    steps: int = 1_000_000
-    seed: int = 0
-    device: str = "auto"
-    log_every: int = 1000
-    eval_every: int = 5000
-    eval_episodes: int | None = None  # None: the task's protocol (10 locomotion, 100 mazes)
-    checkpoint_every: int = 5000
-    q_bound_factor: float = 100.0  # |Q| beyond factor * max|r| / (1 - gamma) is divergence
-    wandb: bool = False
-    wandb_project: str = "d4rl-lite"
+class Schedule:
+    """When the loop stops and when it calls each hook (every ``*_every`` steps, and at the end)."""
 
-    def validate(self) -> None:
-        for name in ("steps", "log_every", "eval_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.seed < 0:
-            raise ValueError(f"--seed must be >= 0, got {self.seed}")
-        if self.eval_episodes is not None and self.eval_episodes < 1:
-            raise ValueError(f"eval_episodes must be >= 1, got {self.eval_episodes}")
-        if not (self.q_bound_factor > 0 and math.isfinite(self.q_bound_factor)):
-            raise ValueError(f"q_bound_factor must be a positive number, got {self.q_bound_factor}")
-        if self.checkpoint_every % self.log_every:
-            raise ValueError(f"checkpoint_every ({self.checkpoint_every}) must be a multiple of log_every "
-                             f"({self.log_every}): every checkpoint is preceded by a divergence check")
+    total_steps: int
+    log_every: int
+    eval_every: int
+    checkpoint_every: int
 
 
-def prepare_data(dataset: OfflineDataset, algo: Any) -> tuple[Any, float]:
-    """Tensors on the algorithm's device, normalized as its config asks; returns (data, max |reward|)."""
-    cfg = training_settings(algo.config)
-    data = dataset.to_torch(algo.device)
-    t = data.tensors
-    if cfg.normalize_states:
-        stats = dataset.observation_stats()
-        algo.obs_mean.copy_(torch.as_tensor(stats.mean, device=algo.device))
-        algo.obs_std.copy_(torch.as_tensor(stats.std, device=algo.device))
-        for key in ("observations", "next_observations"):
-            t[key] = (t[key] - algo.obs_mean) / algo.obs_std
-    if cfg.normalize_reward:  # IQL on locomotion: returns spread over 1000
-        t["rewards"] = t["rewards"] * dataset.return_range_scale(1000.0)
-    scale, bias = cfg.reward_scale, cfg.reward_bias
-    if scale != 1.0 or bias != 0.0:
-        t["rewards"] = t["rewards"] * scale + bias
-    return data, float(t["rewards"].abs().max())
+class Hooks(Protocol):
+    def log(self, step: int, values: dict[str, float]) -> None: ...  # metrics read back to the host
+    def evaluate(self, step: int) -> None: ...
+    def checkpoint(self, step: int) -> None: ...
 
 
-def default_run_dir(algo: str, dataset_name: str, seed: int) -> Path:
-    return Path("runs") / f"{algo}-{dataset_name}-seed{seed}"
+# The progress bar moves every this many updates: often enough for a short run to show motion,
+# rarely enough to cost nothing (it reads no tensor).
+BAR_EVERY = 25
 
 
-def train(
-    algo_name: str,
-    dataset: OfflineDataset,
-    train_config: TrainConfig | None = None,
-    algo_overrides: dict[str, Any] | None = None,
-    run_dir: str | Path | None = None,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Train ``algo_name`` on ``dataset``; resume from ``run_dir`` if it holds a checkpoint.
+def run_loop(algo: Any, next_batch: Callable[[int], dict[str, torch.Tensor] | None], start_step: int,
+             schedule: Schedule, hooks: Hooks, guard: DivergenceGuard, bar: Any = None) -> int:
+    """Run ``algo.update`` from ``start_step`` to ``schedule.total_steps``; returns the last step.
 
-    Returns the final record: config, last and best evaluation, run directory.
+    ``next_batch(step)`` returns the batch for this step's update, or None for a step without one
+    (an online run still filling its replay buffer). Before every evaluation and checkpoint the
+    metrics and weights are checked by ``guard``.
     """
-    from d4rl_lite.algorithms import get_algorithm
-    from d4rl_lite.algorithms.base import make_config
-
-    tc = train_config or TrainConfig()
-    tc.validate()
-    cls = get_algorithm(algo_name)
-    algo_cfg = make_config(cls.Config, algo_overrides)
-    task = get_task(dataset.metadata["task"])
-    name = dataset.metadata.get("name", "dataset")
-    run = Path(run_dir) if run_dir else default_run_dir(algo_name, name, tc.seed)
-    config_record = {"algorithm": algo_name, "dataset": name, "task": task.name, "dataset_checksum": dataset.metadata.get("checksum"),
-                     "dataset_size": dataset.num_transitions, "train": asdict(tc), "algo": asdict(algo_cfg)}
-    # Everything that can fail on a bad setting (device, sizes) fails before the run directory is touched.
-    algo = cls(task.observation_dim, task.action_dim, algo_cfg, device=tc.device, seed=tc.seed)
-    run.mkdir(parents=True, exist_ok=True)
-    lock = RunDirLock(run)
-    lock.acquire()
-    try:
-        return _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, run, config_record, progress)
-    finally:
-        lock.release()
-
-
-def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, run, config_record, progress):
-    from d4rl_lite.evaluation.evaluate import evaluate
-
-    identity = _check_same_run(run, config_record)
-    data, max_abs_reward = prepare_data(dataset, algo)
-    shared = training_settings(algo_cfg)
-    q_bound = tc.q_bound_factor * max(max_abs_reward, 1e-3) / (1.0 - shared.gamma)
-    gen = torch.Generator(device=algo.device).manual_seed(tc.seed)
-    batch_size = shared.batch_size
-
-    step = 0
-    ckpt_path = run / CHECKPOINT
-    if (run / "checkpoint.pt").exists() and not ckpt_path.exists():
-        raise D4RLLiteError(f"{run} holds a pickle checkpoint (checkpoint.pt) from an older d4rl-lite, which is not "
-                            "read (a pickle can run code when loaded); train into a new --run-dir")
-    if ckpt_path.exists():
-        state = load_state(ckpt_path, map_location=algo.device)
-        _check_identity(state, identity, ckpt_path)
-        drawn_on = state.get("generator_device", "cpu")
-        if drawn_on != algo.device.type:  # a CPU and a CUDA generator are different streams
-            raise D4RLLiteError(f"{ckpt_path}: this run drew its batches on {drawn_on} and cannot continue exactly "
-                                f"on {algo.device.type}; continue it with --device {drawn_on}")
-        algo.load_state_dict(state["algo"])
-        gen.set_state(state["generator"].cpu())  # generator states are CPU byte tensors on every device
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if torch.cuda.is_available() and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda_rng"]])
-        step = state["step"]
-        truncate_log(run / "log.jsonl", step)
-    elif (run / "log.jsonl").exists():
-        truncate_log(run / "log.jsonl", 0)  # lines of a run killed before its first checkpoint
-    wandb_args = None
-    if tc.wandb:
-        wandb_args = {"project": tc.wandb_project, "group": f"{algo_name}-{name}", "name": f"{algo_name}-{name}-seed{tc.seed}",
-                      "config": config_record, "dir": str(run)}
-    logger = RunLogger(run / "log.jsonl", wandb_args)
-    history = _read_evals(run / "log.jsonl")
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=tc.steps, initial=step, desc=f"{algo_name} {name}", unit="upd", dynamic_ncols=True)
-    t_last, step_last = time.perf_counter(), step
+    step, last_checked = start_step, start_step
     metrics: dict[str, torch.Tensor] = {}
-    last_checked = step
-    try:
-        while step < tc.steps:
-            metrics = algo.update(data.sample(batch_size, gen))
+    total = schedule.total_steps
+    while step < total:
+        batch = next_batch(step)
+        if batch is not None:
+            metrics = algo.update(batch)
             algo.step += 1
-            step += 1
-            if step % tc.log_every == 0:
-                values = {k: float(v) for k, v in metrics.items()}  # the only host sync: at log intervals
-                _check_divergence(values, step, q_bound, ckpt_path)
-                last_checked = step
-                now = time.perf_counter()
-                values["time/updates_per_s"] = (step - step_last) / max(now - t_last, 1e-9)
-                t_last, step_last = now, step
-                logger.log(step, values)
-                if bar:
-                    bar.update(tc.log_every)
-                    bar.set_postfix_str(f"{values['time/updates_per_s']:.0f} upd/s"
-                                        + (f", score {history[-1]['eval/normalized_score']:.1f}" if history and
-                                           "eval/normalized_score" in history[-1] else ""))
-            if last_checked != step and (step % tc.checkpoint_every == 0 or step % tc.eval_every == 0 or step == tc.steps):
-                # Nothing diverged is ever evaluated or saved, whatever the log interval.
-                _check_divergence({k: float(v) for k, v in metrics.items()}, step, q_bound, ckpt_path)
-                last_checked = step
-            if step % tc.eval_every == 0 or step == tc.steps:
-                _check_weights_finite(algo, step, ckpt_path)
-                result = evaluate(task, algo, episodes=tc.eval_episodes)
-                ev = {"eval/return_mean": float(result.returns.mean()), "eval/return_std": float(result.returns.std())}
-                try:
-                    ev["eval/normalized_score"] = float(task.normalized_score(result.returns.mean()))
-                except ReferenceScoreUnavailable:
-                    pass
-                if result.successes is not None:
-                    ev["eval/success_rate"] = float(result.successes.mean())
-                logger.log(step, ev)
-                history.append({"step": step, **ev})
-                t_last = time.perf_counter()  # evaluation time is not update time
-            if step % tc.checkpoint_every == 0 or step == tc.steps:
-                _check_weights_finite(algo, step, ckpt_path)
-                _save_checkpoint(ckpt_path, algo, gen, step, identity)
-    finally:
-        if bar:
-            bar.close()
-        logger.close()
-    final = history[-1] if history else {}
-    key = "eval/normalized_score" if final and "eval/normalized_score" in final else "eval/return_mean"
-    best = max(history, key=lambda h: h[key]) if history else {}
-    if final and not math.isfinite(final.get(key, float("nan"))):
-        raise DivergenceError(f"training ended with a non-finite score ({key} = {final.get(key)}); no result written. "
-                              "Lower the learning rate or check the dataset.")
-    record = {**config_record, "run_dir": str(run), "steps": step, "final": final, "best": best,
-              "curve": [{"step": h["step"], key: h[key]} for h in history]}
-    write_record(run / RESULT, record)
-    return read_record(run / RESULT, "result")
+        step += 1
+        if bar is not None and (step % BAR_EVERY == 0 or step == total):
+            bar.update(step - bar.n)
+        if step % schedule.log_every == 0:
+            values = {k: float(v) for k, v in metrics.items()}  # the only host sync: at log intervals
+            guard.check_metrics(values, step)
+            last_checked = step
+            hooks.log(step, values)
+        at_eval = step % schedule.eval_every == 0 or step == total
+        at_checkpoint = step % schedule.checkpoint_every == 0 or step == total
+        if (at_eval or at_checkpoint) and last_checked != step:
+            guard.check_metrics({k: float(v) for k, v in metrics.items()}, step)
+            last_checked = step
+        if at_eval:
+            guard.check_weights(algo, step)
+            hooks.evaluate(step)
+        if at_checkpoint:
+            guard.check_weights(algo, step)
+            hooks.checkpoint(step)
+    return step
 
 
-def run_identity(record: dict[str, Any]) -> str:
-    """What makes two runs the same run: everything in the config record but the NOT_IDENTITY settings."""
-    import hashlib
+@dataclass
+class DivergenceGuard:
+    """Stops a run whose metrics or weights are not finite, or whose Q-values exceed ``q_bound``.
 
-    plain = {k: v for k, v in json.loads(json.dumps(record)).items() if k not in ("run_uid", "checksum")}
-    plain["train"] = {k: v for k, v in plain["train"].items() if k not in NOT_IDENTITY}
-    return "sha256:" + hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()
-
-
-def _check_same_run(run: Path, record: dict[str, Any]) -> str:
-    """A run directory belongs to one configuration: resuming with another would mix two runs.
-
-    Returns the run's identity for its checkpoints: the settings' hash and the run's own random
-    id (two runs of the same settings are still two runs: their checkpoints are not interchangeable).
+    ``checkpoint`` is where the run's last good checkpoint lives (named in the error).
     """
-    import uuid
 
-    path = run / CONFIG
-    uid = uuid.uuid4().hex
-    if path.exists():
-        old = read_record(path, "run config")
-        if run_identity(old) != run_identity(record):
-            raise ValueError(f"{run} holds a run with another configuration; use another --run-dir or delete it")
-        uid = str(old.get("run_uid", ""))
-    write_record(path, {**record, "run_uid": uid})  # the latest steps/device/wandb, same identity
-    return checkpoint_identity({**record, "run_uid": uid})
+    checkpoint: Path
+    q_bound: float = math.inf
 
+    def check_metrics(self, values: dict[str, float], step: int) -> None:
+        for key, v in values.items():
+            if not math.isfinite(v):
+                raise DivergenceError(f"training diverged: {key} = {v} at step {step:,}; {self._kept()}. "
+                                      "Lower the learning rate or check the dataset.")
+            if "q" in key.split("/")[-1].split("_")[0] and abs(v) > self.q_bound:
+                raise DivergenceError(f"training diverged: {key} = {v:.4g} at step {step:,} exceeds the sane bound "
+                                      f"{self.q_bound:.4g} (= q_bound_factor x max|r| / (1 - gamma)); {self._kept()}.")
 
-def checkpoint_identity(config: dict[str, Any]) -> str:
-    return f"{run_identity(config)}/run:{config.get('run_uid', '')}"
+    def check_weights(self, algo: Any, step: int) -> None:
+        bad = [k for k, v in algo.state_dict().items() if isinstance(v, dict) for t in _tensors(v)
+               if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+        if bad:
+            raise DivergenceError(f"training diverged: non-finite weights in {sorted(set(bad))[0]} at step {step:,}; "
+                                  f"{self._kept()}. Lower the learning rate or check the dataset.")
 
-
-def _check_identity(state: dict[str, Any], identity: str, path: Path) -> None:
-    if state.get("identity") != identity:
-        raise D4RLLiteError(f"{path}: this checkpoint belongs to another run (other algorithm, dataset or settings) "
-                            "than its directory's config.json; it is not used. Delete the run directory and train again.")
-
-
-def _check_weights_finite(algo: Any, step: int, ckpt: Path) -> None:
-    bad = [k for k, v in algo.state_dict().items() if isinstance(v, dict) for t in _tensors(v)
-           if t.is_floating_point() and not bool(torch.isfinite(t).all())]
-    if bad:
-        raise DivergenceError(f"training diverged: non-finite weights in {sorted(set(bad))[0]} at step {step:,}; "
-                              f"{_kept(ckpt)}. Lower the learning rate or check the dataset.")
+    def _kept(self) -> str:  # only read when a run actually diverged
+        if not self.checkpoint.exists():
+            return "no checkpoint was written yet"
+        return f"the last good checkpoint is kept at {self.checkpoint} (step {load_state(self.checkpoint)['step']:,})"
 
 
 def _tensors(obj: Any):
@@ -276,35 +129,3 @@ def _tensors(obj: Any):
     elif isinstance(obj, (list, tuple)):
         for v in obj:
             yield from _tensors(v)
-
-
-def _kept(ckpt: Path) -> str:  # only read when a run actually diverged
-    if not ckpt.exists():
-        return "no checkpoint was written yet"
-    return f"the last good checkpoint is kept at {ckpt} (step {load_state(ckpt)['step']:,})"
-
-
-def _check_divergence(values: dict[str, float], step: int, q_bound: float, ckpt: Path) -> None:
-    for key, v in values.items():
-        if not math.isfinite(v):
-            raise DivergenceError(f"training diverged: {key} = {v} at step {step:,}; {_kept(ckpt)}. "
-                                  "Lower the learning rate or check the dataset.")
-        if "q" in key.split("/")[-1].split("_")[0] and abs(v) > q_bound:
-            raise DivergenceError(f"training diverged: {key} = {v:.4g} at step {step:,} exceeds the sane bound "
-                                  f"{q_bound:.4g} (= q_bound_factor x max|r| / (1 - gamma)); {_kept(ckpt)}.")
-
-
-def _save_checkpoint(path: Path, algo: Any, gen: torch.Generator, step: int, identity: str) -> None:
-    state = {"algo": algo.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, "step": step,
-             "identity": identity, "generator_device": gen.device.type}
-    save_state(path, state)
-
-
-def _read_evals(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    from d4rl_lite.training.logging import read_log
-
-    return [r for r in read_log(path) if "eval/return_mean" in r]
-
