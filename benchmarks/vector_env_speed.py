@@ -4,8 +4,8 @@ Steps N copies of a task's env with uniform random actions for a fixed number of
 (copies that finish are reset, autoreset for gymnasium's) and prints env steps per second:
 
   EnvBatch w=1         every copy in this process
-  EnvBatch w=2         the copies shared by this process and a worker (lock-free shared memory;
-                       correct under x86's store ordering only)
+  EnvBatch w=2         the copies shared by this process and a worker (shared memory, steps
+                       handed over with semaphores: correct on any CPU)
   SyncVectorEnv        gymnasium, in this process
   AsyncVectorEnv       gymnasium, one process per copy, shared memory, pipes (correct on any CPU)
 

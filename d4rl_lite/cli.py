@@ -142,6 +142,26 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    import dataclasses
+    import textwrap
+
+    from d4rl_lite.algorithms import get_algorithm
+    from d4rl_lite.algorithms.base import setting_docs
+
+    cls = get_algorithm(args.algo)
+    docs = setting_docs(cls.Config)
+    defaults = cls.Config()
+    print(f"{args.algo} settings (change any with train/--set KEY=VALUE; suites: \"settings\"):")
+    for field in dataclasses.fields(cls.Config):
+        value = getattr(defaults, field.name)
+        shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+        print(f"  {field.name} = {shown}")
+        for line in textwrap.wrap(docs[field.name] or "(undocumented)", 92):
+            print(f"      {line}")
+    return 0
+
+
 def cmd_refs(args: argparse.Namespace) -> int:
     from d4rl_lite.tasks import TASKS, get_task
 
@@ -310,6 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
                                     "whether it is built under the datasets directory, and the algorithms.")
     root_arg(sp)
     sp.set_defaults(func=cmd_list)
+
+    sp = sub.add_parser("settings", help="an algorithm's settings: name, default, what each does",
+                        description="Print every setting of an algorithm with its default and its documentation "
+                                    "(the docstring under the field in the algorithm's config).")
+    sp.add_argument("algo", choices=sorted(ALGORITHMS), metavar="ALGO", help=", ".join(sorted(ALGORITHMS)))
+    sp.set_defaults(func=cmd_settings)
 
     sp = sub.add_parser("info", help="a dataset's card: counts, returns (raw and normalized), histogram PNG",
                         description="Load a dataset (validating every array and its checksum) and print its "

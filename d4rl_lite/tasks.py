@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
@@ -60,7 +63,8 @@ class Task:
         if self.env_id.startswith("d4rl_lite/"):
             _register_own_envs()
         steps = self.horizon if max_episode_steps is None else max_episode_steps
-        return gym.make(self.env_id, max_episode_steps=steps, **{**self.env_kwargs, **kwargs})
+        with _without_settotalmass_notice():
+            return gym.make(self.env_id, max_episode_steps=steps, **{**self.env_kwargs, **kwargs})
 
     def eval_reset_options(self) -> dict[str, Any] | None:
         """Reset options of an evaluation episode (the fixed goal cell on mazes)."""
@@ -240,10 +244,34 @@ def list_tasks() -> list[str]:
 _robotics_registered = False
 
 
+@contextlib.contextmanager
+def _without_settotalmass_notice() -> Iterator[None]:
+    """Gymnasium's HalfCheetah XML uses ``settotalmass``, which MuJoCo >= 4 flags as deprecated on
+    every model compile (once per env copy, printed by MuJoCo's C code). The model it compiles is
+    what Gymnasium specifies, and it is not ours to edit: that one notice is dropped while an env is
+    made; any other MuJoCo warning still prints."""
+    import mujoco
+
+    previous = mujoco.get_mju_user_warning()
+
+    def forward(message: str) -> None:
+        if "settotalmass" in message:
+            return
+        if previous is not None:
+            previous(message)
+        else:
+            print(f"WARNING: {message}", file=sys.stderr)
+
+    mujoco.set_mju_user_warning(forward)
+    try:
+        yield
+    finally:
+        mujoco.set_mju_user_warning(previous)
+
+
 def _register_robotics_envs() -> None:
     global _robotics_registered
     if not _robotics_registered:
-        import contextlib
         import io
 
         # On import it prints a notice about Adroit environments, which we don't use.

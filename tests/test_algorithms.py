@@ -386,3 +386,18 @@ def test_cql_lagrange_averages_the_critics_in_the_alpha_prime_loss(maze_data):
     expected = -math.exp(0.3) * 5.0 * (float(metrics["train/cql_gap"]) - 1.0)
     assert float(metrics["train/alpha_prime"]) == pytest.approx(math.exp(0.3))
     assert float(metrics["train/alpha_prime_loss"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_every_setting_is_documented_where_it_is_declared():
+    from d4rl_lite.algorithms.base import setting_docs
+
+    undocumented = [f"{name}.{field}" for name, cls in ALGORITHMS.items()
+                    for field, doc in setting_docs(cls.Config).items() if not doc]
+    assert not undocumented
+
+
+def test_the_settings_command_prints_each_default_and_its_documentation():
+    out = subprocess.run(["d4rl-lite", "settings", "iql"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "  expectile = 0.7" in out.stdout and "Expectile" in out.stdout
+    assert "(undocumented)" not in out.stdout

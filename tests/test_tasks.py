@@ -93,3 +93,11 @@ def test_normalized_score_refuses_while_ref_max_is_provisional():
     t = _ProvisionalMax(**{f: getattr(base, f) for f in base.__dataclass_fields__})
     with pytest.raises(ReferenceScoreUnavailable, match="no measured ref_max.*expert not trained"):
         t.normalized_score(100.0)
+
+
+def test_making_halfcheetah_prints_no_mujoco_deprecation_notice(capfd):
+    # MuJoCo prints it from C, once per model compile (one per env copy): fd-level capture sees it.
+    env = get_task("halfcheetah").make_env()
+    env.close()
+    out, err = capfd.readouterr()
+    assert "settotalmass" not in out + err

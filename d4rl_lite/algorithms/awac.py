@@ -13,22 +13,33 @@ import torch
 
 from d4rl_lite.algorithms import register
 from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, optimize
-from d4rl_lite.nets import GaussianPolicy, QEnsemble, soft_update
+from d4rl_lite.nets import GaussianPolicy, QEnsemble, randn, soft_update
 
 
 @dataclass
 class AWACConfig(AlgorithmConfig):
     # Official defaults; CORL's variant: weighting="exp", beta=1/3, actor_hidden (256,)*3, batch 256.
     actor_hidden: tuple[int, ...] = (256, 256, 256, 256)
+    """Hidden layer sizes of the Gaussian actor (the official AWAC uses 4 x 256; CORL 3 x 256)."""
     critic_hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of each of the two critics."""
     actor_lr: float = 3e-4
+    """Adam learning rate of the actor."""
     critic_lr: float = 3e-4
+    """Adam learning rate of the critics."""
     actor_weight_decay: float = 1e-4
+    """L2 weight decay (Adam's weight_decay) on the actor's parameters, as in the official AWAC."""
     tau: float = 0.005
+    """Soft target update rate: the target critics move this fraction towards the online ones per update."""
     batch_size: int = 1024
-    beta: float = 2.0  # temperature: weights softmax(A / beta) (or exp(A / beta))
-    weighting: str = "softmax"  # "softmax": batch softmax x batch size (official); "exp": exp(A / beta) clipped
-    max_weight: float = 100.0  # clip of the "exp" weights
+    """Transitions per update (the official AWAC uses 1024; CORL 256)."""
+    beta: float = 2.0
+    """Temperature beta (the paper's lambda) of the advantage weights softmax(A / beta) or exp(A / beta); CORL: 1/3."""
+    weighting: str = "softmax"
+    """Advantage weights: "softmax" = batch size x softmax of A / beta over the batch (official); "exp" = exp(A / beta)
+    clipped at max_weight (CORL)."""
+    max_weight: float = 100.0
+    """Upper clip of the "exp" advantage weights (unused with weighting="softmax")."""
     renamed = {"lr": ("actor_lr", "critic_lr")}
 
     def validate(self) -> None:
@@ -42,17 +53,20 @@ class AWACConfig(AlgorithmConfig):
 class AWAC(OfflineAlgorithm):
     name = "awac"
     Config = AWACConfig
+    supports_population = True
 
     def setup(self) -> None:
         cfg = self.config
-        self.actor = GaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden, log_std_min=-6.0, log_std_max=0.0).to(self.device)
-        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2).to(self.device)
+        self.actor = self.network(lambda: GaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden,
+                                                          log_std_min=-6.0, log_std_max=0.0))
+        self.critic = self.network(lambda: QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2))
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, weight_decay=cfg.actor_weight_decay, fused=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
 
     def _sample(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.actor.distribution(obs).rsample().clamp(-1.0, 1.0)
+        dist = self.actor.distribution(obs)  # reparameterised sample: mean + std * eps
+        return (dist.loc + randn(dist.loc.shape, like=dist.loc, generator=self.noise) * dist.scale).clamp(-1.0, 1.0)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.config
@@ -62,20 +76,21 @@ class AWAC(OfflineAlgorithm):
         with torch.no_grad():  # no entropy term in AWAC's backup
             target = rew + cfg.gamma * (1.0 - done) * self.critic_target(next_obs, self._sample(next_obs)).min(0).values
         q = self.critic(obs, act)
-        critic_loss = (q - target).pow(2).mean(1).sum()
+        critic_loss = (q - target).pow(2).mean(-1).sum(0)  # summed over the two critics
         optimize(self.critic_opt, critic_loss)
 
         with torch.no_grad():  # A(s, a) = min Q(s, a) - V(s), V from one policy sample
             adv = self.critic(obs, act).min(0).values - self.critic(obs, self._sample(obs)).min(0).values
             if cfg.weighting == "softmax":
-                weights = torch.softmax(adv / cfg.beta, dim=0) * adv.shape[0]
+                weights = torch.softmax(adv / cfg.beta, dim=-1) * adv.shape[-1]  # over each run's batch
             else:
                 weights = torch.exp(adv / cfg.beta).clamp(max=cfg.max_weight)
-        actor_loss = -(weights * self.actor.log_prob(obs, act)).mean()
+        actor_loss = -(weights * self.actor.log_prob(obs, act)).mean(-1)
         optimize(self.actor_opt, actor_loss)
         soft_update(self.critic_target, self.critic, cfg.tau)
         return {"train/critic_loss": critic_loss.detach(), "train/actor_loss": actor_loss.detach(),
-                "train/q_mean": q.detach().mean(), "train/q_max": q.detach().max(), "train/adv_mean": adv.mean()}
+                "train/q_mean": q.detach().mean((0, -1)), "train/q_max": q.detach().amax((0, -1)),
+                "train/adv_mean": adv.mean(-1)}
 
     def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor.deterministic(obs)

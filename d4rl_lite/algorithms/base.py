@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -37,6 +37,7 @@ class AlgorithmConfig:
     reward_scale: float = 1.0
     """Rewards are multiplied by this, then ``reward_bias`` is added (after normalize_reward)."""
     reward_bias: float = 0.0
+    """Added to every reward after ``reward_scale`` (e.g. -1 for IQL's antmaze setting, r - 1)."""
 
     renamed: ClassVar[dict[str, tuple[str, ...]]] = {}
 
@@ -70,17 +71,69 @@ class OfflineAlgorithm:
     # validity checks hold it to that instead of to improving over its initial policy.
     naive_baseline: ClassVar[bool] = False
 
-    def __init__(self, obs_dim: int, act_dim: int, config: Any = None, device: Any = "auto", seed: int = 0):
+    # Whether ``update`` is written for populations (member dimension first, see ``population``).
+    supports_population: ClassVar[bool] = False
+
+    def __init__(self, obs_dim: int, act_dim: int, config: Any = None, device: Any = "auto", seed: int = 0,
+                 _population_seeds: list[int] | None = None):
         self.config = config if config is not None else self.Config()
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.device = resolve_device(device)
         self.step = 0  # gradient steps taken; algorithms with warm-up phases read it
-        torch.manual_seed(seed)
+        # members == 0: a solo run, drawing from torch's global generator. Otherwise each member
+        # builds its networks from its own seed's stream and keeps drawing from it (``noise``).
+        self.members = len(_population_seeds) if _population_seeds else 0
+        self.noise: Any = None
+        if self.members:
+            self._member_rng = [torch.Generator().manual_seed(s).get_state() for s in _population_seeds]
+        else:
+            torch.manual_seed(seed)
         # State normalization (TD3+BC, IQL, ...): the trainer normalizes the dataset once and the
         # same statistics are applied when acting.
-        self.obs_mean = torch.zeros(obs_dim, device=self.device)
-        self.obs_std = torch.ones(obs_dim, device=self.device)
+        self.obs_mean = self.member_tensor(torch.zeros(obs_dim))
+        self.obs_std = self.member_tensor(torch.ones(obs_dim))
         self.setup()
+        if self.members:
+            from d4rl_lite.nets.members import MemberGenerators
+
+            # On CUDA a solo run's draws come from the CUDA generator its seed set, not the CPU one.
+            states = (self._member_rng if self.device.type == "cpu" else
+                      [torch.Generator(device=self.device).manual_seed(s).get_state() for s in _population_seeds])
+            self.noise = MemberGenerators(states, self.device)
+
+    @classmethod
+    def population(cls, obs_dim: int, act_dim: int, config: Any, seeds: list[int], device: Any = "auto") -> OfflineAlgorithm:
+        """One instance training ``len(seeds)`` members together, member m being the solo run of
+        ``seeds[m]``: every network holds all members' weights (``nets.members``), batches are
+        (M, B, ...), each loss is summed over members (so no member's gradient depends on
+        another's) and every random draw comes from the member's own stream."""
+        if not cls.supports_population:
+            raise ValueError(f"{cls.name} does not train as a population yet; train its seeds one by one")
+        if not seeds:
+            raise ValueError("a population needs at least one seed")
+        return cls(obs_dim, act_dim, config, device=device, _population_seeds=list(seeds))
+
+    def network(self, factory: Callable[[], nn.Module]) -> nn.Module:
+        """``factory()`` on the algorithm's device. In a population, one per member, each built
+        from its member's random stream (its solo run's initialisation), stacked into one module."""
+        if not self.members:
+            return factory().to(self.device)
+        from d4rl_lite.nets.members import stack_members
+
+        solos = []
+        for m in range(self.members):
+            torch.set_rng_state(self._member_rng[m])
+            solos.append(factory())
+            self._member_rng[m] = torch.get_rng_state()
+        return stack_members(solos).to(self.device)
+
+    def member_tensor(self, value: torch.Tensor | float, requires_grad: bool = False) -> torch.Tensor:
+        """A per-run tensor (a temperature, a Lagrange multiplier, normalization statistics): as given
+        for a solo run, (M, 1, *shape) for a population (it broadcasts over the batch dimension)."""
+        value = torch.as_tensor(value, dtype=torch.float32)
+        if self.members:
+            value = value.expand(self.members, 1, *value.shape)
+        return value.to(self.device).clone().requires_grad_(requires_grad)
 
     def setup(self) -> None:
         raise NotImplementedError
@@ -93,10 +146,23 @@ class OfflineAlgorithm:
 
     @torch.inference_mode()
     def act(self, observations: np.ndarray) -> np.ndarray:
-        """Deterministic actions for raw (unnormalized) flat observations, batch (n, obs_dim)."""
+        """Deterministic actions for raw (unnormalized) flat observations, batch (n, obs_dim); for a
+        population, (M, n, obs_dim) -> (M, n, act_dim), member m acting on its own rows."""
         obs = torch.as_tensor(np.asarray(observations, dtype=np.float32), device=self.device)
         obs = (obs - self.obs_mean) / self.obs_std
         return self.policy_action(obs).clamp(-1.0, 1.0).cpu().numpy()
+
+    def member_policy(self, m: int) -> Callable[[np.ndarray], np.ndarray]:
+        """Member ``m`` of a population as a policy on (n, obs_dim) batches (every member acts on
+        the batch; m's actions are returned)."""
+        if not self.members:
+            return self
+
+        def policy(observations: np.ndarray) -> np.ndarray:
+            obs = np.asarray(observations, dtype=np.float32)
+            return self.act(np.repeat(obs[None], self.members, axis=0))[m]
+
+        return policy
 
     def __call__(self, observations: np.ndarray) -> np.ndarray:  # the Policy protocol of evaluate()
         return self.act(observations)
@@ -126,10 +192,19 @@ class OfflineAlgorithm:
 
 
 def optimize(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    """One gradient step on ``loss``: clear the gradients, backpropagate, step."""
+    """One gradient step on ``loss``: clear the gradients, backpropagate, step.
+
+    A population's ``loss`` holds one value per member; their sum is minimised, so each member's
+    weights get exactly their own loss's gradient (Adam is elementwise: M independent Adams).
+    """
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    loss.sum().backward()
     optimizer.step()
+
+
+def mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over a run's batch (B, d): a scalar, or one value per member (M, B, d)."""
+    return (prediction - target).pow(2).mean((-2, -1))
 
 
 @contextlib.contextmanager
@@ -141,6 +216,28 @@ def frozen(module: nn.Module) -> Iterator[nn.Module]:
         yield module
     finally:
         module.requires_grad_(True)
+
+
+def setting_docs(cls: type) -> dict[str, str]:
+    """Each field of config class ``cls`` -> its docstring (the string right under the field, as
+    CleanRL documents its ``Args``); the nearest declaration along the class hierarchy wins."""
+    import ast
+    import inspect
+    import textwrap
+
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        except (OSError, TypeError):  # defined where there is no source (e.g. in an interactive session)
+            continue
+        for node, after in zip(body, body[1:] + [None]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
+                    and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+                docs[node.target.id] = " ".join(after.value.value.split())
+    return {f.name: docs.get(f.name, "") for f in dataclasses.fields(cls)}
 
 
 def make_config(cls: type, overrides: dict[str, Any] | None) -> Any:

@@ -7,10 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.nn import functional as F
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, optimize
+from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, mse, optimize
 from d4rl_lite.nets import DeterministicActor
 
 
@@ -21,6 +20,7 @@ class BCConfig(AlgorithmConfig):
     actor_lr: float = 3e-4
     """Adam learning rate of the actor."""
     normalize_states: bool = True
+    """Standardize observations with the dataset's mean and std (on, as in CORL's BC)."""
     renamed = {"lr": ("actor_lr",)}
 
 
@@ -28,13 +28,14 @@ class BCConfig(AlgorithmConfig):
 class BC(OfflineAlgorithm):
     name = "bc"
     Config = BCConfig
+    supports_population = True
 
     def setup(self) -> None:
-        self.actor = DeterministicActor(self.obs_dim, self.act_dim, self.config.actor_hidden).to(self.device)
+        self.actor = self.network(lambda: DeterministicActor(self.obs_dim, self.act_dim, self.config.actor_hidden))
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=self.config.actor_lr, fused=True)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        loss = F.mse_loss(self.actor(batch["observations"]), batch["actions"])
+        loss = mse(self.actor(batch["observations"]), batch["actions"])
         optimize(self.actor_opt, loss)
         return {"train/actor_loss": loss.detach()}
 

@@ -32,17 +32,29 @@ from d4rl_lite.nets import (
 @dataclass
 class BCQConfig(AlgorithmConfig):
     vae_hidden: tuple[int, ...] = (750, 750)
+    """Hidden layer sizes of the conditional VAE's encoder and decoder (the model of the data's actions)."""
     actor_hidden: tuple[int, ...] = (400, 300)
+    """Hidden layer sizes of the perturbation network xi (the actor)."""
     critic_hidden: tuple[int, ...] = (400, 300)
+    """Hidden layer sizes of each of the two critics."""
     vae_lr: float = 1e-3
+    """Adam learning rate of the VAE."""
     actor_lr: float = 1e-3
+    """Adam learning rate of the perturbation network."""
     critic_lr: float = 1e-3
+    """Adam learning rate of the critics."""
     tau: float = 0.005
+    """Soft target update rate: target actor and critics move this fraction towards the online ones per update."""
     batch_size: int = 100
-    phi: float = 0.05  # max perturbation, in units of the action range
-    lmbda: float = 0.75  # target: lmbda * min(Q1, Q2) + (1 - lmbda) * max(Q1, Q2)
-    target_samples: int = 10  # VAE actions per next state
-    act_samples: int = 100  # VAE actions per state when acting
+    """Transitions per update (the BCQ reference uses 100)."""
+    phi: float = 0.05
+    """Phi: max perturbation of a VAE action per dimension, as a fraction of the max action (actions span [-1, 1])."""
+    lmbda: float = 0.75
+    """lambda: target value = lmbda * min(Q'1, Q'2) + (1 - lmbda) * max(Q'1, Q'2) (soft clipped double Q)."""
+    target_samples: int = 10
+    """Perturbed VAE actions per next state in the target; the target takes the best of them."""
+    act_samples: int = 100
+    """Perturbed VAE actions per state when acting; the one with the highest Q1 is taken."""
     renamed = {"lr": ("vae_lr", "actor_lr", "critic_lr")}
 
 
@@ -60,13 +72,14 @@ class Perturbation(nn.Module):
 class BCQ(OfflineAlgorithm):
     name = "bcq"
     Config = BCQConfig
+    supports_population = True
 
     def setup(self) -> None:
         cfg = self.config
-        self.vae = ConditionalVAE(self.obs_dim, self.act_dim, cfg.vae_hidden).to(self.device)
-        self.actor = Perturbation(self.obs_dim, self.act_dim, cfg.actor_hidden, cfg.phi).to(self.device)
+        self.vae = self.network(lambda: ConditionalVAE(self.obs_dim, self.act_dim, cfg.vae_hidden))
+        self.actor = self.network(lambda: Perturbation(self.obs_dim, self.act_dim, cfg.actor_hidden, cfg.phi))
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2).to(self.device)
+        self.critic = self.network(lambda: QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2))
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.vae_opt = torch.optim.Adam(self.vae.parameters(), lr=cfg.vae_lr, fused=True)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
@@ -76,33 +89,34 @@ class BCQ(OfflineAlgorithm):
         cfg = self.config
         obs, act, rew = batch["observations"], batch["actions"], batch["rewards"]
         next_obs, done = batch["next_observations"], batch["terminals"]
-        b = obs.shape[0]
+        b = obs.shape[-2]
 
-        vae_loss = self.vae.loss(obs, act)
+        vae_loss = self.vae.loss(obs, act, generator=self.noise)
         optimize(self.vae_opt, vae_loss)
 
         with torch.no_grad():  # soft clipped double Q over perturbed VAE samples, max per next state
-            nxt = next_obs.repeat_interleave(cfg.target_samples, 0)
-            q_t = self.critic_target(nxt, self.actor_target(nxt, self.vae.decode(nxt)))
+            nxt = next_obs.repeat_interleave(cfg.target_samples, -2)  # rows grouped by state
+            q_t = self.critic_target(nxt, self.actor_target(nxt, self.vae.decode(nxt, generator=self.noise)))
             q_t = cfg.lmbda * q_t.min(0).values + (1.0 - cfg.lmbda) * q_t.max(0).values
-            q_t = q_t.view(b, cfg.target_samples).max(1).values
+            q_t = q_t.unflatten(-1, (b, cfg.target_samples)).max(-1).values
             target = rew + cfg.gamma * (1.0 - done) * q_t
         q = self.critic(obs, act)
-        critic_loss = (q - target).pow(2).mean(1).sum()
+        critic_loss = (q - target).pow(2).mean(-1).sum(0)  # summed over the two critics
         optimize(self.critic_opt, critic_loss)
 
         with torch.no_grad():
-            sampled = self.vae.decode(obs)
+            sampled = self.vae.decode(obs, generator=self.noise)
         with frozen(self.critic):
-            actor_loss = -self.critic(obs, self.actor(obs, sampled))[0].mean()
+            actor_loss = -self.critic(obs, self.actor(obs, sampled))[0].mean(-1)
         optimize(self.actor_opt, actor_loss)
         soft_update(self.critic_target, self.critic, cfg.tau)
         soft_update(self.actor_target, self.actor, cfg.tau)
         return {"train/vae_loss": vae_loss.detach(), "train/critic_loss": critic_loss.detach(),
-                "train/actor_loss": actor_loss.detach(), "train/q_mean": q.detach().mean(), "train/q_max": q.detach().max()}
+                "train/actor_loss": actor_loss.detach(), "train/q_mean": q.detach().mean((0, -1)),
+                "train/q_max": q.detach().amax((0, -1))}
 
     def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
         """Best of ``act_samples`` perturbed VAE samples under Q1."""
         n = self.config.act_samples
-        rep = obs.repeat_interleave(n, 0)
+        rep = obs.repeat_interleave(n, -2)
         return best_of_candidates(self.critic, obs, self.actor(rep, self.vae.decode(rep)), n)

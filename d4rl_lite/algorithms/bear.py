@@ -26,22 +26,40 @@ from d4rl_lite.nets import (
 @dataclass
 class BEARConfig(AlgorithmConfig):
     actor_hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of the tanh-Gaussian actor."""
     critic_hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of each of the two critics."""
     vae_hidden: tuple[int, ...] = (750, 750)
+    """Hidden layer sizes of the conditional VAE's encoder and decoder (the model of the behaviour policy)."""
     actor_lr: float = 1e-4
+    """Adam learning rate of the actor."""
     critic_lr: float = 3e-4
+    """Adam learning rate of the critics."""
     vae_lr: float = 3e-4
+    """Adam learning rate of the VAE."""
     lagrange_lr: float = 1e-3
+    """Adam learning rate of log alpha, the Lagrange multiplier of the MMD constraint (dual ascent)."""
     tau: float = 0.005
-    mmd_threshold: float = 0.05  # epsilon
+    """Soft target update rate: the target critics move this fraction towards the online ones per update."""
+    mmd_threshold: float = 0.05
+    """epsilon: the constraint MMD(pi, behaviour) <= epsilon; alpha grows while the MMD exceeds it."""
     mmd_samples: int = 4
-    kernel: str = "laplacian"  # hopper, walker2d; the reference uses "gaussian" on halfcheetah
+    """Policy actions and VAE actions per state in the MMD estimate; the actor's Q term averages the same policy actions."""
+    kernel: str = "laplacian"
+    """MMD kernel, "laplacian" (L1 distance) or "gaussian" (squared L2); the reference uses "laplacian" on hopper and
+    walker2d, "gaussian" on halfcheetah."""
     kernel_sigma: float = 20.0
+    """Kernel bandwidth sigma: k(a, b) = exp(-d(a, b) / (2 sigma)), d the kernel's distance between actions."""
     log_alpha_min: float = -5.0
+    """Lower clamp of log alpha, the MMD constraint's Lagrange multiplier, after each dual step."""
     log_alpha_max: float = 10.0
-    lmbda: float = 0.75  # target mixing of min and max over the critics
+    """Upper clamp of log alpha, the MMD constraint's Lagrange multiplier, after each dual step."""
+    lmbda: float = 0.75
+    """lambda: target value = lmbda * min(Q'1, Q'2) + (1 - lmbda) * max(Q'1, Q'2), mixing min and max over critics."""
     target_samples: int = 10
+    """Policy actions per next state in the target; the target takes the best of them."""
     act_samples: int = 100
+    """Policy samples per state when acting; the one with the highest Q1 is taken (as the reference)."""
     warmup_steps: int = 40_000
     """First updates: the actor only keeps the MMD to the behaviour samples under the threshold, without Q."""
     # "hidden" meant the actor's and critics' layers here (the VAE has its own): kept so for --set.
@@ -53,12 +71,12 @@ class BEARConfig(AlgorithmConfig):
 
 
 def mmd(x: torch.Tensor, y: torch.Tensor, kernel: str, sigma: float) -> torch.Tensor:
-    """Per-state MMD between sample sets x (B, n, A) and y (B, m, A)."""
+    """Per-state MMD between sample sets x ([M,] B, n, A) and y ([M,] B, m, A)."""
 
     def k(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        d = a.unsqueeze(2) - b.unsqueeze(1)
+        d = a.unsqueeze(-2) - b.unsqueeze(-3)  # ([M,] B, n, m, A)
         dist = d.abs().sum(-1) if kernel == "laplacian" else d.pow(2).sum(-1)
-        return torch.exp(-dist / (2.0 * sigma)).mean((1, 2))
+        return torch.exp(-dist / (2.0 * sigma)).mean((-2, -1))
 
     return (k(x, x) + k(y, y) - 2 * k(x, y) + 1e-6).sqrt()
 
@@ -67,14 +85,15 @@ def mmd(x: torch.Tensor, y: torch.Tensor, kernel: str, sigma: float) -> torch.Te
 class BEAR(OfflineAlgorithm):
     name = "bear"
     Config = BEARConfig
+    supports_population = True
 
     def setup(self) -> None:
         cfg = self.config
-        self.actor = TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden).to(self.device)
-        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2).to(self.device)
+        self.actor = self.network(lambda: TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden))
+        self.critic = self.network(lambda: QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2))
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.vae = ConditionalVAE(self.obs_dim, self.act_dim, cfg.vae_hidden).to(self.device)
-        self.log_alpha = torch.tensor(math.log(1.0), device=self.device, requires_grad=True)
+        self.vae = self.network(lambda: ConditionalVAE(self.obs_dim, self.act_dim, cfg.vae_hidden))
+        self.log_alpha = self.member_tensor(math.log(1.0), requires_grad=True)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
         self.vae_opt = torch.optim.Adam(self.vae.parameters(), lr=cfg.vae_lr, fused=True)
@@ -82,56 +101,56 @@ class BEAR(OfflineAlgorithm):
 
     def mmd_to_data(self, obs: torch.Tensor, policy_actions: torch.Tensor | None = None) -> torch.Tensor:
         """MMD between ``mmd_samples`` policy actions and as many VAE (behaviour) actions, per state."""
-        cfg, b = self.config, obs.shape[0]
-        rep = obs.repeat_interleave(cfg.mmd_samples, 0)
+        cfg, b = self.config, obs.shape[-2]
+        rep = obs.repeat_interleave(cfg.mmd_samples, -2)  # rows grouped by state
         with torch.no_grad():
-            data_like = self.vae.decode(rep).view(b, cfg.mmd_samples, -1)
+            data_like = self.vae.decode(rep, generator=self.noise).unflatten(-2, (b, cfg.mmd_samples))
         if policy_actions is None:
-            policy_actions = self.actor(rep)[0]
-        return mmd(policy_actions.view(b, cfg.mmd_samples, -1), data_like, cfg.kernel, cfg.kernel_sigma)
+            policy_actions = self.actor(rep, generator=self.noise)[0]
+        return mmd(policy_actions.unflatten(-2, (b, cfg.mmd_samples)), data_like, cfg.kernel, cfg.kernel_sigma)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.config
         obs, act, rew = batch["observations"], batch["actions"], batch["rewards"]
         next_obs, done = batch["next_observations"], batch["terminals"]
-        b = obs.shape[0]
+        b = obs.shape[-2]
 
-        vae_loss = self.vae.loss(obs, act)
+        vae_loss = self.vae.loss(obs, act, generator=self.noise)
         optimize(self.vae_opt, vae_loss)
 
         with torch.no_grad():
-            nxt = next_obs.repeat_interleave(cfg.target_samples, 0)
-            q_t = self.critic_target(nxt, self.actor(nxt)[0])
+            nxt = next_obs.repeat_interleave(cfg.target_samples, -2)
+            q_t = self.critic_target(nxt, self.actor(nxt, generator=self.noise)[0])
             q_t = cfg.lmbda * q_t.min(0).values + (1.0 - cfg.lmbda) * q_t.max(0).values
-            target = rew + cfg.gamma * (1.0 - done) * q_t.view(b, cfg.target_samples).max(1).values
+            target = rew + cfg.gamma * (1.0 - done) * q_t.unflatten(-1, (b, cfg.target_samples)).max(-1).values
         q = self.critic(obs, act)
-        critic_loss = (q - target).pow(2).mean(1).sum()
+        critic_loss = (q - target).pow(2).mean(-1).sum(0)  # summed over the two critics
         optimize(self.critic_opt, critic_loss)
 
-        rep = obs.repeat_interleave(cfg.mmd_samples, 0)
-        pi_actions = self.actor(rep)[0]
+        rep = obs.repeat_interleave(cfg.mmd_samples, -2)
+        pi_actions = self.actor(rep, generator=self.noise)[0]
         divergence = self.mmd_to_data(obs, pi_actions)
         alpha = self.log_alpha.exp().detach()
         constraint = alpha * (divergence - cfg.mmd_threshold)
         if self.step < cfg.warmup_steps:
-            actor_loss = constraint.mean()
+            actor_loss = constraint.mean(-1)
         else:
             with frozen(self.critic):
-                q_pi = self.critic(rep, pi_actions).min(0).values.view(b, cfg.mmd_samples).mean(1)
-            actor_loss = (-q_pi + constraint).mean()
+                q_pi = self.critic(rep, pi_actions).min(0).values.unflatten(-1, (b, cfg.mmd_samples)).mean(-1)
+            actor_loss = (-q_pi + constraint).mean(-1)
         optimize(self.actor_opt, actor_loss)
 
         # Dual ascent on alpha: grows while the MMD exceeds its threshold.
-        alpha_loss = -(self.log_alpha.exp() * (divergence.detach() - cfg.mmd_threshold)).mean()
+        alpha_loss = -(self.log_alpha.exp() * (divergence.detach() - cfg.mmd_threshold)).mean(-1)
         optimize(self.alpha_opt, alpha_loss)
         with torch.no_grad():
             self.log_alpha.clamp_(cfg.log_alpha_min, cfg.log_alpha_max)
         soft_update(self.critic_target, self.critic, cfg.tau)
         return {"train/vae_loss": vae_loss.detach(), "train/critic_loss": critic_loss.detach(),
-                "train/actor_loss": actor_loss.detach(), "train/mmd": divergence.detach().mean(), "train/alpha": alpha,
-                "train/q_mean": q.detach().mean(), "train/q_max": q.detach().max()}
+                "train/actor_loss": actor_loss.detach(), "train/mmd": divergence.detach().mean(-1), "train/alpha": alpha,
+                "train/q_mean": q.detach().mean((0, -1)), "train/q_max": q.detach().amax((0, -1))}
 
     def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
         """Best of ``act_samples`` policy samples under Q1 (as the reference)."""
         n = self.config.act_samples
-        return best_of_candidates(self.critic, obs, self.actor(obs.repeat_interleave(n, 0))[0], n)
+        return best_of_candidates(self.critic, obs, self.actor(obs.repeat_interleave(n, -2))[0], n)

@@ -25,20 +25,30 @@ from d4rl_lite.nets import QEnsemble, TanhGaussianPolicy, soft_update
 
 @dataclass
 class BRACConfig(AlgorithmConfig):
-    variant: str = "p"  # "p": penalty in the actor; "v": also in the critic's target
+    variant: str = "p"
+    """BRAC variant: "p" puts the divergence penalty in the actor's objective only; "v" also in the critic's target."""
     actor_hidden: tuple[int, ...] = (200, 200)
+    """Hidden layer sizes of the tanh-Gaussian actor."""
     critic_hidden: tuple[int, ...] = (300, 300)
+    """Hidden layer sizes of each of the two critics."""
     behavior_hidden: tuple[int, ...] = (200, 200)
-    actor_lr: float = 3e-5  # D4RL script; 3e-4 also used
+    """Hidden layer sizes of the behaviour-cloning policy pi_b (tanh-Gaussian)."""
+    actor_lr: float = 3e-5
+    """Adam learning rate of the actor (the D4RL script's value; 3e-4 is also used)."""
     critic_lr: float = 1e-3
+    """Adam learning rate of the critics."""
     behavior_lr: float = 5e-4
+    """Adam learning rate of pi_b (maximum likelihood on the data's actions)."""
     temperature_lr: float = 3e-4
     """Adam learning rate of the entropy temperature (SAC-style, auto-tuned)."""
     tau: float = 0.005
+    """Soft target update rate: the target critics move this fraction towards the online ones per update."""
     divergence_weight: float = 1.0
     """The paper's alpha: weight of the divergence to the behaviour policy (D4RL default; 0.1 in the primal example)."""
     div_samples: int = 4
-    behavior_pretrain_steps: int = 100_000  # our choice: the reference pre-trains pi_b in a separate run
+    """Policy samples per state in the estimate of D(s) = KL(pi || pi_b)(s)."""
+    behavior_pretrain_steps: int = 100_000
+    """First updates: only pi_b is fitted (our choice: the reference pre-trains pi_b in a separate run)."""
     warmup_steps: int = 20_000
     """Updates after behavior_pretrain_steps in which the actor learns without Q (divergence and entropy only)."""
     renamed = {"policy_hidden": ("actor_hidden",), "policy_lr": ("actor_lr",), "alpha_lr": ("temperature_lr",),
@@ -51,14 +61,15 @@ class BRACConfig(AlgorithmConfig):
 
 class BRAC(OfflineAlgorithm):
     Config = BRACConfig
+    supports_population = True
 
     def setup(self) -> None:
         cfg = self.config
-        self.behavior = TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.behavior_hidden).to(self.device)
-        self.actor = TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden).to(self.device)
-        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2).to(self.device)
+        self.behavior = self.network(lambda: TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.behavior_hidden))
+        self.actor = self.network(lambda: TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden))
+        self.critic = self.network(lambda: QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2))
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha_ent = torch.tensor(math.log(1.0), device=self.device, requires_grad=True)
+        self.log_alpha_ent = self.member_tensor(math.log(1.0), requires_grad=True)
         self.target_entropy = -float(self.act_dim)
         self.behavior_opt = torch.optim.Adam(self.behavior.parameters(), lr=cfg.behavior_lr, fused=True)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
@@ -67,10 +78,10 @@ class BRAC(OfflineAlgorithm):
 
     def divergence(self, obs: torch.Tensor) -> torch.Tensor:
         """KL(pi || pi_b)(s) estimated with ``div_samples`` reparameterised policy samples, per state."""
-        n, b = self.config.div_samples, obs.shape[0]
-        rep = obs.repeat_interleave(n, 0)
-        a, logp = self.actor(rep)
-        return (logp - self.behavior.log_prob(rep, a)).view(b, n).mean(1)
+        n, b = self.config.div_samples, obs.shape[-2]
+        rep = obs.repeat_interleave(n, -2)  # each state n times, rows grouped by state
+        a, logp = self.actor(rep, generator=self.noise)
+        return (logp - self.behavior.log_prob(rep, a)).unflatten(-1, (b, n)).mean(-1)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.config
@@ -78,37 +89,37 @@ class BRAC(OfflineAlgorithm):
         next_obs, done = batch["next_observations"], batch["terminals"]
 
         if self.step < cfg.behavior_pretrain_steps:  # phase 1: fit pi_b by maximum likelihood
-            behavior_loss = -self.behavior.log_prob(obs, act).mean()
+            behavior_loss = -self.behavior.log_prob(obs, act).mean(-1)
             optimize(self.behavior_opt, behavior_loss)
             return {"train/behavior_loss": behavior_loss.detach()}
 
         alpha_ent = self.log_alpha_ent.exp().detach()
         with torch.no_grad():
-            next_act, next_logp = self.actor(next_obs)
+            next_act, next_logp = self.actor(next_obs, generator=self.noise)
             v_next = self.critic_target(next_obs, next_act).min(0).values - alpha_ent * next_logp
             if cfg.variant == "v":
                 v_next = v_next - cfg.divergence_weight * self.divergence(next_obs)
             target = rew + cfg.gamma * (1.0 - done) * v_next
         q = self.critic(obs, act)
-        critic_loss = (q - target).pow(2).mean(1).sum()
+        critic_loss = (q - target).pow(2).mean(-1).sum(0)  # summed over the two critics
         optimize(self.critic_opt, critic_loss)
 
         with frozen(self.behavior):
-            new_act, logp = self.actor(obs)
+            new_act, logp = self.actor(obs, generator=self.noise)
             div = self.divergence(obs)
             actor_loss = alpha_ent * logp + cfg.divergence_weight * div
             if self.step >= cfg.behavior_pretrain_steps + cfg.warmup_steps:
                 with frozen(self.critic):
                     actor_loss = actor_loss - self.critic(obs, new_act).min(0).values
-            actor_loss = actor_loss.mean()
+            actor_loss = actor_loss.mean(-1)
             optimize(self.actor_opt, actor_loss)
 
-        alpha_loss = -(self.log_alpha_ent * (logp.detach() + self.target_entropy)).mean()
+        alpha_loss = -(self.log_alpha_ent * (logp.detach() + self.target_entropy)).mean(-1)
         optimize(self.alpha_opt, alpha_loss)
         soft_update(self.critic_target, self.critic, cfg.tau)
         return {"train/critic_loss": critic_loss.detach(), "train/actor_loss": actor_loss.detach(),
-                "train/divergence": div.detach().mean(), "train/alpha_entropy": alpha_ent,
-                "train/q_mean": q.detach().mean(), "train/q_max": q.detach().max()}
+                "train/divergence": div.detach().mean(-1), "train/alpha_entropy": alpha_ent,
+                "train/q_mean": q.detach().mean((0, -1)), "train/q_max": q.detach().amax((0, -1))}
 
     def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor(obs, deterministic=True)[0]
@@ -122,6 +133,7 @@ class BRACP(BRAC):
 @dataclass
 class BRACVConfig(BRACConfig):
     variant: str = "v"
+    """BRAC-v: the divergence penalty is also subtracted from the critic's target value."""
 
 
 @register("brac_v")

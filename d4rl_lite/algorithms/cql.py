@@ -22,29 +22,41 @@ import torch
 
 from d4rl_lite.algorithms import register
 from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, frozen, optimize
-from d4rl_lite.nets import QEnsemble, TanhGaussianPolicy, soft_update
+from d4rl_lite.nets import QEnsemble, TanhGaussianPolicy, rand_uniform, soft_update
 
 
 @dataclass
 class CQLConfig(AlgorithmConfig):
     actor_hidden: tuple[int, ...] = (256, 256, 256)
+    """Hidden layer sizes of the tanh-Gaussian actor."""
     critic_hidden: tuple[int, ...] = (256, 256, 256)
-    actor_lr: float = 1e-4  # the paper: 3e-5
+    """Hidden layer sizes of each of the two critics."""
+    actor_lr: float = 1e-4
+    """Adam learning rate of the actor (the paper: 3e-5)."""
     critic_lr: float = 3e-4
+    """Adam learning rate of the critics."""
     temperature_lr: float = 1e-4
     """Adam learning rate of SAC's entropy temperature (auto-tuned towards target_entropy)."""
     tau: float = 0.005
-    target_entropy: float | None = None  # None: -|A|
-    cql_weight: float = 5.0  # alpha of CQL(H) (min_q_weight); 10 also common on gym
-    num_sampled_actions: int = 10  # random and policy actions, each, at s and at s'
+    """Soft target update rate: the target critics move this fraction towards the online ones per update."""
+    target_entropy: float | None = None
+    """Target entropy of the temperature tuning; None: -|A| (minus the action dimension)."""
+    cql_weight: float = 5.0
+    """alpha of CQL(H) (min_q_weight): weight of the conservative gap in the critic loss; 10 is also common on gym."""
+    num_sampled_actions: int = 10
+    """Actions per state for the log-sum-exp from each source: uniform random, pi(. | s) and pi(. | s'), valued at s."""
     cql_temperature: float = 1.0
     """Temperature of the log-sum-exp over sampled actions in the CQL(H) term."""
-    lagrange: bool = False  # gym: off; antmaze: on with target_action_gap 5
+    lagrange: bool = False
+    """Weight the gap by alpha' * cql_weight, alpha' tuned by dual ascent (target_action_gap); gym: off, antmaze: on."""
     target_action_gap: float = 5.0
+    """tau of Lagrange CQL: the gap (log-sum-exp Q minus data Q) alpha' aims for; only with lagrange (antmaze: 5)."""
     lagrange_lr: float = 3e-4
+    """Adam learning rate of log alpha', the Lagrange multiplier of the gap (only with lagrange)."""
     warmup_steps: int = 40_000
     """First updates: the actor learns by behaviour cloning (likelihood of the data), without Q."""
     backup_entropy: bool = False
+    """Subtract the entropy term alpha * log pi(a' | s') in the critic's target, as SAC does (off, as in CORL)."""
     renamed = {"alpha_lr": ("temperature_lr",), "temperature": ("cql_temperature",),
                "bc_warmup_steps": ("warmup_steps",)}
 
@@ -53,14 +65,15 @@ class CQLConfig(AlgorithmConfig):
 class CQL(OfflineAlgorithm):
     name = "cql"
     Config = CQLConfig
+    supports_population = True
 
     def setup(self) -> None:
         cfg = self.config
-        self.actor = TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden).to(self.device)
-        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2).to(self.device)
+        self.actor = self.network(lambda: TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden))
+        self.critic = self.network(lambda: QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2))
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = torch.zeros((), device=self.device, requires_grad=True)
-        self.log_alpha_prime = torch.zeros((), device=self.device, requires_grad=True)
+        self.log_alpha = self.member_tensor(0.0, requires_grad=True)
+        self.log_alpha_prime = self.member_tensor(0.0, requires_grad=True)
         self.target_entropy = -float(self.act_dim) if cfg.target_entropy is None else cfg.target_entropy
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
@@ -70,62 +83,62 @@ class CQL(OfflineAlgorithm):
     def _policy_q(self, obs_rep: torch.Tensor, act_obs_rep: torch.Tensor, n: int, b: int) -> torch.Tensor:
         """Q(s, a) - log pi(a | .) for n actions drawn from pi(. | act_obs), shaped (num_q, B, n)."""
         with torch.no_grad():
-            a, logp = self.actor(act_obs_rep)
-        return (self.critic(obs_rep, a) - logp).view(-1, b, n)
+            a, logp = self.actor(act_obs_rep, generator=self.noise)
+        return (self.critic(obs_rep, a) - logp).unflatten(-1, (b, n))
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.config
         obs, act, rew = batch["observations"], batch["actions"], batch["rewards"]
         next_obs, done = batch["next_observations"], batch["terminals"]
-        b, n = obs.shape[0], cfg.num_sampled_actions
+        b, n = obs.shape[-2], cfg.num_sampled_actions
 
         # -- policy and temperature (SAC), with a behaviour-cloning warm-up --------------------
-        new_act, logp = self.actor(obs)
-        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+        new_act, logp = self.actor(obs, generator=self.noise)
+        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean(-1)
         optimize(self.alpha_opt, alpha_loss)
         alpha = self.log_alpha.exp().detach()
         if self.step < cfg.warmup_steps:
-            actor_loss = (alpha * logp - self.actor.log_prob(obs, act)).mean()
+            actor_loss = (alpha * logp - self.actor.log_prob(obs, act)).mean(-1)
         else:
             with frozen(self.critic):
-                actor_loss = (alpha * logp - self.critic(obs, new_act).min(0).values).mean()
+                actor_loss = (alpha * logp - self.critic(obs, new_act).min(0).values).mean(-1)
         optimize(self.actor_opt, actor_loss)
 
         # -- critic: Bellman error + CQL(H) ----------------------------------------------------
         with torch.no_grad():
-            next_act, next_logp = self.actor(next_obs)
+            next_act, next_logp = self.actor(next_obs, generator=self.noise)
             q_next = self.critic_target(next_obs, next_act).min(0).values
             if cfg.backup_entropy:
                 q_next = q_next - alpha * next_logp
             target = rew + cfg.gamma * (1.0 - done) * q_next
         q = self.critic(obs, act)
-        bellman = (q - target).pow(2).mean(1).sum()
+        bellman = (q - target).pow(2).mean(-1).sum(0)  # summed over the two critics
 
-        obs_rep = obs.repeat_interleave(n, 0)
-        rand = torch.rand(b * n, self.act_dim, device=self.device) * 2 - 1
-        q_rand = self.critic(obs_rep, rand).view(-1, b, n) - self.act_dim * math.log(0.5)  # minus log U(-1, 1)^|A|
+        obs_rep = obs.repeat_interleave(n, -2)  # each state n times, rows grouped by state
+        rand = rand_uniform((*obs_rep.shape[:-1], self.act_dim), like=obs, generator=self.noise) * 2 - 1
+        q_rand = self.critic(obs_rep, rand).unflatten(-1, (b, n)) - self.act_dim * math.log(0.5)  # minus log U(-1, 1)^|A|
         q_cur = self._policy_q(obs_rep, obs_rep, n, b)  # actions from pi(. | s)
-        q_nxt = self._policy_q(obs_rep, next_obs.repeat_interleave(n, 0), n, b)  # from pi(. | s'), valued at s
+        q_nxt = self._policy_q(obs_rep, next_obs.repeat_interleave(n, -2), n, b)  # from pi(. | s'), valued at s
         cat = torch.cat([q_rand, q_nxt, q_cur], dim=-1)
-        gap = (torch.logsumexp(cat / cfg.cql_temperature, dim=-1) * cfg.cql_temperature - q).mean(1)  # (num_q,)
+        gap = (torch.logsumexp(cat / cfg.cql_temperature, dim=-1) * cfg.cql_temperature - q).mean(-1)  # (num_q[, M])
         metrics = {}
         if cfg.lagrange:
             # alpha' rises while the gap exceeds target_action_gap:
             #   critic:  + alpha' * w * sum_i (gap_i - tau);   alpha':  - alpha' * w * mean_i (gap_i - tau)
             # (the reference implementations, CQL's and CORL's, average the two critics' terms in alpha''s loss).
-            alpha_prime = self.log_alpha_prime.exp().clamp(0.0, 1e6)
-            cql = (alpha_prime.detach() * cfg.cql_weight * (gap - cfg.target_action_gap)).sum()
-            prime_loss = -(alpha_prime * cfg.cql_weight * (gap.detach() - cfg.target_action_gap)).mean()
+            alpha_prime = self.log_alpha_prime.exp().clamp(0.0, 1e6).flatten()  # one per member, against gap's (num_q, M)
+            cql = (alpha_prime.detach() * cfg.cql_weight * (gap - cfg.target_action_gap)).sum(0)
+            prime_loss = -(alpha_prime * cfg.cql_weight * (gap.detach() - cfg.target_action_gap)).mean(0)
             optimize(self.alpha_prime_opt, prime_loss)
             metrics = {"train/alpha_prime": alpha_prime.detach(), "train/alpha_prime_loss": prime_loss.detach()}
         else:
-            cql = cfg.cql_weight * gap.sum()
+            cql = cfg.cql_weight * gap.sum(0)
         critic_loss = bellman + cql
         optimize(self.critic_opt, critic_loss)
         soft_update(self.critic_target, self.critic, cfg.tau)
         return {"train/critic_loss": critic_loss.detach(), "train/bellman_loss": bellman.detach(),
-                "train/cql_gap": gap.detach().mean(), "train/actor_loss": actor_loss.detach(), "train/alpha": alpha,
-                "train/q_mean": q.detach().mean(), "train/q_max": q.detach().max(), **metrics}
+                "train/cql_gap": gap.detach().mean(0), "train/actor_loss": actor_loss.detach(), "train/alpha": alpha,
+                "train/q_mean": q.detach().mean((0, -1)), "train/q_max": q.detach().amax((0, -1)), **metrics}
 
     def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor(obs, deterministic=True)[0]

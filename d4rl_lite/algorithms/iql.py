@@ -23,15 +23,23 @@ class IQLConfig(AlgorithmConfig):
     critic_hidden: tuple[int, ...] = (256, 256)
     """Hidden layer sizes of the two critics and of the value network."""
     actor_lr: float = 3e-4
+    """Adam learning rate of the actor, at the start of its cosine decay (actor_lr_schedule_steps)."""
     critic_lr: float = 3e-4
     """Adam learning rate of the critics and the value network."""
     tau: float = 0.005
-    expectile: float = 0.7  # gym; antmaze 0.9
-    beta: float = 3.0  # inverse temperature of the advantage weights; antmaze 10
-    max_weight: float = 100.0  # exp(beta * A) clipped
-    actor_lr_schedule_steps: int = 1_000_000  # cosine decay of the actor's learning rate (reference)
+    """Soft target update rate: the target critics move this fraction towards the online ones per update."""
+    expectile: float = 0.7
+    """Expectile tau of the value loss (0.5 = mean); the IQL paper uses 0.7 on locomotion (gym), 0.9 on antmaze."""
+    beta: float = 3.0
+    """Inverse temperature beta of the advantage weights exp(beta * A); 3 on locomotion (gym), 10 on antmaze."""
+    max_weight: float = 100.0
+    """Upper clip of the advantage weights exp(beta * A)."""
+    actor_lr_schedule_steps: int = 1_000_000
+    """Length, in updates, of the cosine decay of the actor's learning rate to 0 (as the reference)."""
     normalize_states: bool = True
-    normalize_reward: bool = True  # locomotion: returns rescaled to a spread of 1000
+    """Standardize observations with the dataset's mean and std (on, as in CORL's IQL)."""
+    normalize_reward: bool = True
+    """Rescale rewards so that dataset episode returns span 1000, as IQL does on locomotion."""
     renamed = {"lr": ("actor_lr", "critic_lr")}
 
     def validate(self) -> None:
@@ -43,13 +51,15 @@ class IQLConfig(AlgorithmConfig):
 class IQL(OfflineAlgorithm):
     name = "iql"
     Config = IQLConfig
+    supports_population = True
 
     def setup(self) -> None:
         cfg = self.config
-        self.value = ValueNet(self.obs_dim, cfg.critic_hidden).to(self.device)
-        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2).to(self.device)
+        self.value = self.network(lambda: ValueNet(self.obs_dim, cfg.critic_hidden))
+        self.critic = self.network(lambda: QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2))
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor = GaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden, log_std_min=-5.0, log_std_max=2.0).to(self.device)
+        self.actor = self.network(lambda: GaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden,
+                                                          log_std_min=-5.0, log_std_max=2.0))
         self.value_opt = torch.optim.Adam(self.value.parameters(), lr=cfg.critic_lr, fused=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
@@ -66,26 +76,27 @@ class IQL(OfflineAlgorithm):
         v = self.value(obs)
         diff = q_target - v
         weight = torch.where(diff > 0, cfg.expectile, 1.0 - cfg.expectile)
-        value_loss = (weight * diff.pow(2)).mean()
+        value_loss = (weight * diff.pow(2)).mean(-1)
         optimize(self.value_opt, value_loss)
 
         # Q: one-step backup through V(s'), never through an action outside the data.
         with torch.no_grad():
             target = rew + cfg.gamma * (1.0 - done) * self.value(next_obs)
         q = self.critic(obs, act)
-        critic_loss = (q - target).pow(2).mean(1).sum()
+        critic_loss = (q - target).pow(2).mean(-1).sum(0)  # summed over the two critics
         optimize(self.critic_opt, critic_loss)
         soft_update(self.critic_target, self.critic, cfg.tau)
 
         # Policy: advantage-weighted regression on the dataset's actions.
         adv = (q_target - v.detach())
         weights = torch.exp(cfg.beta * adv).clamp(max=cfg.max_weight)
-        actor_loss = -(weights * self.actor.log_prob(obs, act)).mean()
+        actor_loss = -(weights * self.actor.log_prob(obs, act)).mean(-1)
         optimize(self.actor_opt, actor_loss)
         self.actor_sched.step()
+        q = q.detach()
         return {"train/value_loss": value_loss.detach(), "train/critic_loss": critic_loss.detach(),
-                "train/actor_loss": actor_loss.detach(), "train/q_mean": q.detach().mean(),
-                "train/q_max": q.detach().max(), "train/v_mean": v.detach().mean(), "train/adv_mean": adv.mean()}
+                "train/actor_loss": actor_loss.detach(), "train/q_mean": q.mean((0, -1)),
+                "train/q_max": q.amax((0, -1)), "train/v_mean": v.detach().mean(-1), "train/adv_mean": adv.mean(-1)}
 
     def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor.deterministic(obs)

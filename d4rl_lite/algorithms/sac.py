@@ -21,15 +21,21 @@ from d4rl_lite.nets import QEnsemble, TanhGaussianPolicy, soft_update
 @dataclass
 class SACConfig(AlgorithmConfig):
     actor_hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of the tanh-Gaussian actor."""
     critic_hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of each of the two critics."""
     actor_lr: float = 3e-4
+    """Adam learning rate of the actor."""
     critic_lr: float = 3e-4
+    """Adam learning rate of the critics."""
     temperature_lr: float = 3e-4
     """Adam learning rate of the entropy temperature (auto-tuned towards target_entropy)."""
     tau: float = 0.005
+    """Soft target update rate: the target critics move this fraction towards the online ones per update."""
     init_temperature: float = 1.0
     """The entropy temperature (SAC's alpha) at the start."""
-    target_entropy: float | None = None  # None: -|A|
+    target_entropy: float | None = None
+    """Target entropy of the temperature tuning; None: -|A| (minus the action dimension)."""
     renamed = {"alpha_lr": ("temperature_lr",), "init_alpha": ("init_temperature",)}
 
 
@@ -38,13 +44,14 @@ class SAC(OfflineAlgorithm):
     name = "sac"
     naive_baseline = True
     Config = SACConfig
+    supports_population = True
 
     def setup(self) -> None:
         cfg = self.config
-        self.actor = TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden).to(self.device)
-        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2).to(self.device)
+        self.actor = self.network(lambda: TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden))
+        self.critic = self.network(lambda: QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2))
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=self.device, requires_grad=True)
+        self.log_alpha = self.member_tensor(math.log(cfg.init_temperature), requires_grad=True)
         self.target_entropy = -float(self.act_dim) if cfg.target_entropy is None else cfg.target_entropy
         # Fused Adam: one kernel per optimizer step instead of a loop over parameters.
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
@@ -60,22 +67,22 @@ class SAC(OfflineAlgorithm):
 
         # Critic: soft Bellman backup; bootstrap with 1 - terminal (time-limit ends still bootstrap).
         with torch.no_grad():
-            next_act, next_logp = self.actor(next_obs)
+            next_act, next_logp = self.actor(next_obs, generator=self.noise)
             q_next = self.critic_target(next_obs, next_act).min(0).values - alpha * next_logp
             target = rew + cfg.gamma * (1.0 - done) * q_next
         q = self.critic(obs, act)
-        critic_loss = (q - target).pow(2).mean(1).sum()
+        critic_loss = (q - target).pow(2).mean(-1).sum(0)  # summed over the two critics
         optimize(self.critic_opt, critic_loss)
 
         # Actor: maximise min-Q plus entropy; the critic is frozen for this backward pass.
         with frozen(self.critic):
-            new_act, logp = self.actor(obs)
+            new_act, logp = self.actor(obs, generator=self.noise)
             q_pi = self.critic(obs, new_act).min(0).values
-            actor_loss = (alpha * logp - q_pi).mean()
+            actor_loss = (alpha * logp - q_pi).mean(-1)
             optimize(self.actor_opt, actor_loss)
 
         # Temperature: keep the policy's entropy near the target.
-        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean(-1)
         optimize(self.alpha_opt, alpha_loss)
 
         soft_update(self.critic_target, self.critic, cfg.tau)
@@ -83,9 +90,9 @@ class SAC(OfflineAlgorithm):
             "train/critic_loss": critic_loss.detach(),
             "train/actor_loss": actor_loss.detach(),
             "train/alpha": alpha,
-            "train/entropy": -logp.detach().mean(),
-            "train/q_mean": q.detach().mean(),
-            "train/q_max": q.detach().max(),
+            "train/entropy": -logp.detach().mean(-1),
+            "train/q_mean": q.detach().mean((0, -1)),
+            "train/q_max": q.detach().amax((0, -1)),
         }
 
     def policy_action(self, obs: torch.Tensor) -> torch.Tensor:

@@ -12,11 +12,10 @@ import copy
 from dataclasses import dataclass
 
 import torch
-from torch.nn import functional as F
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, frozen, optimize
-from d4rl_lite.nets import DeterministicActor, QEnsemble, soft_update
+from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, frozen, mse, optimize
+from d4rl_lite.nets import DeterministicActor, QEnsemble, randn, soft_update
 
 
 @dataclass
@@ -26,17 +25,21 @@ class TD3BCConfig(AlgorithmConfig):
     critic_hidden: tuple[int, ...] = (256, 256)
     """Hidden layer sizes of each of the two critics."""
     actor_lr: float = 3e-4
+    """Adam learning rate of the actor."""
     critic_lr: float = 3e-4
+    """Adam learning rate of the critics."""
     tau: float = 0.005
-    """Target networks move this fraction towards the online ones per update."""
+    """Soft target update rate: target networks move this fraction towards the online ones at each actor update."""
     rl_weight: float = 2.5
     """The paper's alpha: the Q term's weight relative to behaviour cloning, lambda = rl_weight / mean|Q|."""
     policy_noise: float = 0.2
-    """Std of the target policy smoothing noise."""
+    """sigma: std of the target policy smoothing noise, in action units (actions span [-1, 1])."""
     noise_clip: float = 0.5
+    """c: the target policy smoothing noise is clipped to [-c, c]."""
     policy_freq: int = 2
     """Actor and target updates once every this many critic updates."""
     normalize_states: bool = True
+    """Standardize observations with the dataset's mean and std, as the TD3+BC paper does."""
     renamed = {"alpha": ("rl_weight",)}
 
 
@@ -44,27 +47,28 @@ class TD3BCConfig(AlgorithmConfig):
 class TD3BC(OfflineAlgorithm):
     name = "td3_bc"
     Config = TD3BCConfig
+    supports_population = True
 
     def setup(self) -> None:
         cfg = self.config
-        self.actor = DeterministicActor(self.obs_dim, self.act_dim, cfg.actor_hidden).to(self.device)
+        self.actor = self.network(lambda: DeterministicActor(self.obs_dim, self.act_dim, cfg.actor_hidden))
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic = QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2).to(self.device)
+        self.critic = self.network(lambda: QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2))
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
-        self.last_actor_loss = torch.zeros((), device=self.device)
+        self.last_actor_loss = self.member_tensor(0.0)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.config
         obs, act, rew = batch["observations"], batch["actions"], batch["rewards"]
         next_obs, done = batch["next_observations"], batch["terminals"]
         with torch.no_grad():
-            noise = (torch.randn_like(act) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
+            noise = (randn(act.shape, like=act, generator=self.noise) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
             next_act = (self.actor_target(next_obs) + noise).clamp(-1.0, 1.0)
             target = rew + cfg.gamma * (1.0 - done) * self.critic_target(next_obs, next_act).min(0).values
         q = self.critic(obs, act)
-        critic_loss = (q - target).pow(2).mean(1).sum()
+        critic_loss = (q - target).pow(2).mean(-1).sum(0)  # summed over the two critics
         optimize(self.critic_opt, critic_loss)
 
         # self.step counts completed updates; the actor moves every policy_freq-th one.
@@ -72,14 +76,15 @@ class TD3BC(OfflineAlgorithm):
             pi = self.actor(obs)
             with frozen(self.critic):
                 q_pi = self.critic(obs, pi)[0]
-            lam = cfg.rl_weight / q_pi.abs().mean().detach()
-            actor_loss = -lam * q_pi.mean() + F.mse_loss(pi, act)
+            lam = cfg.rl_weight / q_pi.abs().mean(-1).detach()
+            actor_loss = -lam * q_pi.mean(-1) + mse(pi, act)
             optimize(self.actor_opt, actor_loss)
             soft_update(self.critic_target, self.critic, cfg.tau)
             soft_update(self.actor_target, self.actor, cfg.tau)
-            self.last_actor_loss = actor_loss.detach()
+            self.last_actor_loss = actor_loss.detach().reshape_as(self.last_actor_loss)
+        q = q.detach()
         return {"train/critic_loss": critic_loss.detach(), "train/actor_loss": self.last_actor_loss,
-                "train/q_mean": q.detach().mean(), "train/q_max": q.detach().max()}
+                "train/q_mean": q.mean((0, -1)), "train/q_max": q.amax((0, -1))}
 
     def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor(obs)

@@ -174,3 +174,12 @@ class TorchTransitions:
 
         idx = torch.randint(0, self.size, (batch_size,), device=self.device, generator=generator)
         return {name: t[idx] for name, t in self.tensors.items()}
+
+    def sample_members(self, batch_size: int, generators: list[Any]) -> dict[str, Any]:
+        """A population's minibatch (M, batch_size, ...): member m's rows are the ones ``sample``
+        draws with ``generators[m]``, as its solo run does."""
+        import torch
+
+        idx = torch.stack([torch.randint(0, self.size, (batch_size,), device=self.device, generator=g)
+                           for g in generators])
+        return {name: t[idx] for name, t in self.tensors.items()}

@@ -2,11 +2,11 @@
 
 Hand-written rather than gymnasium's vector envs: each copy resets with its own seed and options
 and copies can idle, which evaluation and builds need for results independent of the number of
-copies and workers. Its step protocol relies on x86's store ordering (see _STORES_ARE_ORDERED).
-Measured against gymnasium's vector envs (benchmarks/vector_env_speed.py, 10 copies, 2 quiet
-cores, 2026-12-02): AsyncVectorEnv (a process per copy) steps at 0.13-0.33x of EnvBatch with two
-processes, SyncVectorEnv at 0.55-0.72x; so EnvBatch stays. A lock-based variant of its protocol
-(correct on any CPU) is the open alternative.
+copies and workers. Measured against gymnasium's vector envs (benchmarks/vector_env_speed.py, 10
+copies, 2 quiet cores, 2026-12-02): AsyncVectorEnv (a process per copy) steps at 0.13-0.33x of
+EnvBatch with two processes, SyncVectorEnv at 0.55-0.72x; so EnvBatch stays.
+Its step protocol hands each step over with POSIX semaphores, whose post and wait order memory
+on every CPU (no reliance on x86's store ordering): it runs in parallel on ARM as on x86.
 The batch and its worker protocol stay in one file (about 320 lines): each side is read against the other.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -28,25 +27,16 @@ from d4rl_lite.tasks import Task
 
 def default_env_workers(num_envs: int) -> int:
     """How many processes share the stepping of ``num_envs`` env copies: one per CPU core (the
-    calling process counts as one) on x86, 1 elsewhere (see ``_STORES_ARE_ORDERED``), or
-    ``$D4RL_LITE_ENV_WORKERS``; 1 steps every copy in-process."""
+    calling process counts as one), or ``$D4RL_LITE_ENV_WORKERS``; 1 steps every copy in-process."""
     value = os.environ.get("D4RL_LITE_ENV_WORKERS")
     if value is not None:
         try:
             wanted = int(value)
         except ValueError:
             raise ValueError(f"D4RL_LITE_ENV_WORKERS must be a whole number of processes, got {value!r}") from None
-    elif not _STORES_ARE_ORDERED:
-        wanted = 1
     else:
         wanted = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(wanted, num_envs))
-
-
-# The shared-memory step protocol publishes results, then a counter, with plain stores and no
-# fence: correct where the CPU keeps stores in order (x86), not guaranteed on weakly ordered ones
-# (ARM, POWER), where env copies are therefore stepped in-process unless the variable says otherwise.
-_STORES_ARE_ORDERED = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
 
 class EnvBatch:
@@ -151,27 +141,29 @@ def _step_envs(envs: list, actions: np.ndarray, active: np.ndarray) -> list[tupl
 
 
 # Worker protocol. A pipe round trip costs ~200 us on small VMs (the sleeping side must be woken),
-# more than stepping one env, so each step goes through shared memory instead: the parent writes
-# the actions and bumps a request counter; the worker, spinning on that counter, steps its copies,
-# writes the results and bumps the answer counter. Resets, errors and shutdown are rare and use
-# the pipe as well. Both sides spin briefly, then back off to short sleeps, so an idle worker
-# (a long policy call, e.g. BCQ's 100 candidates) costs no CPU.
+# more than stepping one env, so the data of a step goes through shared memory: the parent writes
+# the actions and posts the worker's request semaphore; the worker steps its copies, writes the
+# results and posts the answer semaphore. A semaphore's post and wait are memory barriers (POSIX
+# lists them among the functions that synchronize memory), so what one side wrote before posting
+# is what the other reads after waiting, on any CPU. The waiting side first polls the semaphore
+# for a moment (a step's answer comes back within microseconds, faster than a sleeping process
+# wakes), then blocks on it, so an idle worker (a long policy call, e.g. BCQ's 100 candidates)
+# costs no CPU. Resets' arguments, errors and shutdown are rare and use the pipe.
 _STEP, _RESET, _CLOSE = 1, 2, 3
 _OK, _ERROR = 0, 1
-_SPIN_S = 0.002
+_POLL_S = 0.002  # how long a waiting side polls before it blocks
+_BLOCK_S = 0.05  # a blocked side wakes this often to check that its peer is alive
 
 
-def _wait_until(counter, target: int, alive: Callable[[], bool] | None = None) -> bool:
-    """Spin until ``counter.value == target``; False if ``alive`` says the other side died."""
-    if counter.value == target:
-        return True
-    start, delay = time.perf_counter(), 0.0
-    while counter.value != target:
-        if time.perf_counter() - start > _SPIN_S:
-            time.sleep(delay)
-            delay = min(2 * delay or 1e-5, 1e-3)
-            if alive is not None and not alive():
-                return counter.value == target
+def _acquire(semaphore, alive: Callable[[], bool] | None = None) -> bool:
+    """Take ``semaphore``: poll, then block; False if ``alive`` says the other side died first."""
+    start = time.perf_counter()
+    while not semaphore.acquire(False):
+        if time.perf_counter() - start > _POLL_S:
+            while not semaphore.acquire(True, _BLOCK_S):
+                if alive is not None and not alive():
+                    return semaphore.acquire(False)
+            break
     return True
 
 
@@ -184,7 +176,7 @@ class _SharedShare:
             "rewards": ctx.RawArray("d", count), "flags": ctx.RawArray("b", 3 * count),
             **{f"obs:{k}": ctx.RawArray("d", count * int(np.prod(shape))) for k, shape in obs_shapes.items()},
         }
-        self.request, self.answer = ctx.RawValue("q", 0), ctx.RawValue("q", 0)
+        self.request, self.answer = ctx.Semaphore(0), ctx.Semaphore(0)
         self.command, self.status, self.action_is_f32 = ctx.RawValue("i", 0), ctx.RawValue("i", 0), ctx.RawValue("b", 0)
         self.count, self.act_dim, self.obs_shapes = count, act_dim, obs_shapes
         self.views()
@@ -223,15 +215,13 @@ def _env_worker(conn, shared: _SharedShare, task: Task, max_episode_steps: int |
     import traceback
 
     envs: list = []
-    done = 0
     parent = os.getppid()
     try:
         envs = [task.make_env(max_episode_steps=max_episode_steps) for _ in range(shared.count)]
         conn.send(("ok", None))
         while True:
-            if not _wait_until(shared.request, done + 1, alive=lambda: os.getppid() == parent):
+            if not _acquire(shared.request, alive=lambda: os.getppid() == parent):
                 break  # the parent died without closing us
-            done += 1
             command = shared.command.value
             if command == _CLOSE:
                 break
@@ -251,7 +241,7 @@ def _env_worker(conn, shared: _SharedShare, task: Task, max_episode_steps: int |
             except Exception:
                 shared.status.value = _ERROR
                 conn.send(traceback.format_exc())
-            shared.answer.value = done
+            shared.answer.release()
     except (EOFError, KeyboardInterrupt):
         pass
     except Exception:
@@ -273,7 +263,6 @@ class _RemoteEnvs:
                   else {"": tuple(space.shape)})
         self.lo, self.hi = lo, hi
         self.shared = _SharedShare(ctx, hi - lo, task.action_dim, shapes)
-        self.requests = 0
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_env_worker, args=(child, self.shared, task, max_episode_steps), daemon=True)
         self.process.start()
@@ -291,11 +280,10 @@ class _RemoteEnvs:
 
     def request(self, command: int) -> None:
         self.shared.command.value = command
-        self.requests += 1
-        self.shared.request.value = self.requests
+        self.shared.request.release()
 
     def wait(self) -> None:
-        if not _wait_until(self.shared.answer, self.requests, alive=self.process.is_alive):
+        if not _acquire(self.shared.answer, alive=self.process.is_alive):
             raise RuntimeError(self._died())
         if self.shared.status.value == _ERROR:
             raise RuntimeError(f"env copies {self.lo}-{self.hi - 1} failed in their worker process:\n{self.conn.recv()}")

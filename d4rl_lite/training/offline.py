@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from d4rl_lite.algorithms.base import training_settings
+from d4rl_lite.algorithms.population import load_member_state_dicts
 from d4rl_lite.datasets.offline import OfflineDataset
 from d4rl_lite.errors import D4RLLiteError, ReferenceScoreUnavailable
 from d4rl_lite.files import load_state, read_record, save_state, write_record
@@ -69,10 +70,12 @@ def prepare_data(dataset: OfflineDataset, algo: Any) -> tuple[Any, float]:
     t = data.tensors
     if cfg.normalize_states:
         stats = dataset.observation_stats()
-        algo.obs_mean.copy_(torch.as_tensor(stats.mean, device=algo.device))
-        algo.obs_std.copy_(torch.as_tensor(stats.std, device=algo.device))
+        mean = torch.as_tensor(stats.mean, device=algo.device)
+        std = torch.as_tensor(stats.std, device=algo.device)
+        algo.obs_mean.copy_(mean)  # every member of a population gets the same statistics
+        algo.obs_std.copy_(std)
         for key in ("observations", "next_observations"):
-            t[key] = (t[key] - algo.obs_mean) / algo.obs_std
+            t[key] = (t[key] - mean) / std
     if cfg.normalize_reward:  # IQL on locomotion: returns spread over 1000
         t["rewards"] = t["rewards"] * dataset.return_range_scale(1000.0)
     scale, bias = cfg.reward_scale, cfg.reward_bias
@@ -110,7 +113,10 @@ def train(
     config_record = {"algorithm": algo_name, "dataset": name, "task": task.name, "dataset_checksum": dataset.metadata.get("checksum"),
                      "dataset_size": dataset.num_transitions, "train": asdict(tc), "algo": asdict(algo_cfg)}
     # Everything that can fail on a bad setting (device, sizes) fails before the run directory is touched.
-    algo = cls(task.observation_dim, task.action_dim, algo_cfg, device=tc.device, seed=tc.seed)
+    if cls.supports_population:  # a solo run is a population of one (it is then exactly any population's member)
+        algo = cls.population(task.observation_dim, task.action_dim, algo_cfg, [tc.seed], device=tc.device)
+    else:
+        algo = cls(task.observation_dim, task.action_dim, algo_cfg, device=tc.device, seed=tc.seed)
     run.mkdir(parents=True, exist_ok=True)
     lock = RunDirLock(run)
     lock.acquire()
@@ -140,7 +146,12 @@ def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, run, confi
         if drawn_on != algo.device.type:  # a CPU and a CUDA generator are different streams
             raise D4RLLiteError(f"{ckpt_path}: this run drew its batches on {drawn_on} and cannot continue exactly "
                                 f"on {algo.device.type}; continue it with --device {drawn_on}")
-        algo.load_state_dict(state["algo"])
+        if algo.members:
+            load_member_state_dicts(algo, [state["algo"]])
+            # A checkpoint written before runs were populations of one kept the stream in torch_rng.
+            algo.noise.generators[0].set_state(state.get("member_rng", state["torch_rng"]).cpu())
+        else:
+            algo.load_state_dict(state["algo"])
         gen.set_state(state["generator"].cpu())  # generator states are CPU byte tensors on every device
         torch.set_rng_state(state["torch_rng"].cpu())
         if torch.cuda.is_available() and state.get("cuda_rng") is not None:
@@ -163,7 +174,8 @@ def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, run, confi
 
         bar = hooks.bar = tqdm(total=tc.steps, initial=step, desc=f"{algo_name} {name}", unit="upd", dynamic_ncols=True)
     try:
-        step = run_loop(algo, lambda _: data.sample(batch_size, gen), step, schedule, hooks, guard, bar)
+        next_batch = (lambda _: data.sample_members(batch_size, [gen])) if algo.members else (lambda _: data.sample(batch_size, gen))
+        step = run_loop(algo, next_batch, step, schedule, hooks, guard, bar)
     finally:
         if bar:
             bar.close()
@@ -205,7 +217,7 @@ class _OfflineHooks:
     def evaluate(self, step: int) -> None:
         from d4rl_lite.evaluation.evaluate import evaluate
 
-        result = evaluate(self.task, self.algo, episodes=self.tc.eval_episodes)
+        result = evaluate(self.task, self.algo.member_policy(0), episodes=self.tc.eval_episodes)
         ev = {"eval/return_mean": float(result.returns.mean()), "eval/return_std": float(result.returns.std())}
         try:
             ev["eval/normalized_score"] = float(self.task.normalized_score(result.returns.mean()))
@@ -262,9 +274,16 @@ def _check_identity(state: dict[str, Any], identity: str, path: Path) -> None:
 
 
 def _save_checkpoint(path: Path, algo: Any, gen: torch.Generator, step: int, identity: str) -> None:
-    state = {"algo": algo.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+    """The run's exact-resume state. A population of one saves its member's state in the solo layout
+    (``algorithms/population.py``) and the member's random stream as ``member_rng``."""
+    from d4rl_lite.algorithms.population import member_state_dict
+
+    state = {"algo": member_state_dict(algo, 0) if algo.members else algo.state_dict(), "generator": gen.get_state(),
+             "torch_rng": torch.get_rng_state(),
              "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, "step": step,
              "identity": identity, "generator_device": gen.device.type}
+    if algo.members:
+        state["member_rng"] = algo.noise.generators[0].get_state()
     save_state(path, state)
 
 

@@ -38,6 +38,15 @@ class EnsembleLinear(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
 
+    @classmethod
+    def from_weights(cls, weight: torch.Tensor, bias: torch.Tensor) -> EnsembleLinear:
+        """A layer holding ``weight`` (n, in, out) and ``bias`` (n, 1, out) as they are (no initialisation)."""
+        layer = cls.__new__(cls)
+        nn.Module.__init__(layer)
+        layer.weight = nn.Parameter(weight.clone())
+        layer.bias = nn.Parameter(bias.clone())
+        return layer
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.weight.shape[-1] == 1:
             # A Q head: a batched matrix-vector product. CPU bmm/baddbmm with one output column
@@ -48,11 +57,13 @@ class EnsembleLinear(nn.Module):
 
 
 class QEnsemble(nn.Module):
-    """``num_q`` critics Q(s, a) evaluated together; returns (num_q, B)."""
+    """``num_q`` critics Q(s, a) evaluated together; returns (num_q, B), or (num_q, M, B) for a
+    population of M members (``nets.members``: inputs (M, B, d))."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256), num_q: int = 2):
         super().__init__()
         self.num_q = num_q
+        self.members = 0  # set by nets.members.stack_members
         dims = [obs_dim + act_dim, *hidden]
         layers: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
@@ -62,7 +73,11 @@ class QEnsemble(nn.Module):
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         x = torch.cat([obs, actions], dim=-1)
-        if x.dim() == 2:  # the same batch for every member
+        if self.members:  # (M, B, d), or per critic (num_q, M, B, d): critic-major rows of the stacked layers
+            m, b = x.shape[-3], x.shape[-2]
+            x = x.expand(self.num_q, m, b, x.shape[-1]).reshape(self.num_q * m, b, x.shape[-1])
+            return self.net(x).view(self.num_q, m, b)
+        if x.dim() == 2:  # the same batch for every critic
             x = x.unsqueeze(0).expand(self.num_q, -1, -1)
         return self.net(x).squeeze(-1)
 
@@ -88,7 +103,7 @@ class TanhGaussianPolicy(nn.Module):
         if deterministic:
             pre_tanh = mean
         else:
-            eps = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
+            eps = randn(mean.shape, like=mean, generator=generator)
             pre_tanh = mean + log_std.exp() * eps
         log_prob = _gaussian_log_prob(pre_tanh, mean, log_std) - _tanh_log_det(pre_tanh)
         return torch.tanh(pre_tanh), log_prob
@@ -102,6 +117,21 @@ class TanhGaussianPolicy(nn.Module):
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         return self(obs, deterministic=deterministic)[0]
+
+
+def randn(shape: Sequence[int], like: torch.Tensor, generator=None) -> torch.Tensor:
+    """Standard normal draws shaped ``shape`` on ``like``'s device and dtype; ``generator`` is None
+    (torch's global stream), a torch.Generator, or a population's ``nets.members.MemberGenerators``."""
+    if hasattr(generator, "generators"):
+        return generator.randn(tuple(shape), like)
+    return torch.randn(tuple(shape), device=like.device, dtype=like.dtype, generator=generator)
+
+
+def rand_uniform(shape: Sequence[int], like: torch.Tensor, generator=None) -> torch.Tensor:
+    """Uniform [0, 1) draws, as ``randn`` (global stream, a torch.Generator, or MemberGenerators)."""
+    if hasattr(generator, "generators"):
+        return generator.rand(tuple(shape), like)
+    return torch.rand(tuple(shape), device=like.device, dtype=like.dtype, generator=generator)
 
 
 def _gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
@@ -180,27 +210,31 @@ class ConditionalVAE(nn.Module):
         self.encoder = mlp(obs_dim + act_dim, 2 * self.latent_dim, hidden)
         self.decoder = mlp(obs_dim + self.latent_dim, act_dim, hidden)
 
-    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor,
+                generator=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(reconstruction, mean, std) for the VAE loss."""
         mean, log_std = self.encoder(torch.cat([obs, actions], -1)).chunk(2, -1)
         std = log_std.clamp(-4, 15).exp()
-        z = mean + std * torch.randn_like(std)
+        z = mean + std * randn(std.shape, like=std, generator=generator)
         return self.decode(obs, z), mean, std
 
-    def decode(self, obs: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+    def decode(self, obs: torch.Tensor, z: torch.Tensor | None = None, generator=None) -> torch.Tensor:
         if z is None:  # sample the prior, clipped: BCQ's choice to stay near likely actions
-            z = torch.randn(obs.shape[0], self.latent_dim, device=obs.device).clamp(-self.latent_clip, self.latent_clip)
+            z = randn((*obs.shape[:-1], self.latent_dim), like=obs, generator=generator)
+            z = z.clamp(-self.latent_clip, self.latent_clip)
         return torch.tanh(self.decoder(torch.cat([obs, z], -1)))
 
-    def loss(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Reconstruction + 0.5 * KL(q(z | s, a) || N(0, I)) (BCQ's weighting)."""
-        recon, mean, std = self(obs, actions)
-        kl = -0.5 * (1 + torch.log(std.pow(2)) - mean.pow(2) - std.pow(2)).mean()
-        return F.mse_loss(recon, actions) + 0.5 * kl
+    def loss(self, obs: torch.Tensor, actions: torch.Tensor, generator=None) -> torch.Tensor:
+        """Reconstruction + 0.5 * KL(q(z | s, a) || N(0, I)) (BCQ's weighting), over a run's batch."""
+        recon, mean, std = self(obs, actions, generator)
+        kl = -0.5 * (1 + torch.log(std.pow(2)) - mean.pow(2) - std.pow(2)).mean((-2, -1))
+        return (recon - actions).pow(2).mean((-2, -1)) + 0.5 * kl
 
 
 def best_of_candidates(critic: QEnsemble, obs: torch.Tensor, candidates: torch.Tensor, n: int) -> torch.Tensor:
     """Per state, the one of ``n`` candidate actions (rows grouped by state) with the highest Q1."""
-    b = obs.shape[0]
-    best = critic(obs.repeat_interleave(n, 0), candidates)[0].view(b, n).argmax(1)
-    return candidates.view(b, n, -1)[torch.arange(b, device=obs.device), best]
+    b = obs.shape[-2]
+    best = critic(obs.repeat_interleave(n, -2), candidates)[0].unflatten(-1, (b, n)).argmax(-1)  # ([M,] B)
+    grouped = candidates.unflatten(-2, (b, n))  # ([M,] B, n, A)
+    index = best[..., None, None].expand(*best.shape, 1, grouped.shape[-1])
+    return grouped.gather(-2, index).squeeze(-2)
