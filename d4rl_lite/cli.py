@@ -229,21 +229,43 @@ def cmd_export_behavior(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_seeds(text: str) -> list[int]:
+    """"0,1,2" or "0-4" (or a mix, "0-2,7") -> seeds; argparse turns the ValueError into one line."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, sep, hi = part.strip().partition("-")
+            seeds += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seeds like 0,1,2 or 0-4, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"seeds must be distinct whole numbers >= 0, got {text!r}")
+    return seeds
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from d4rl_lite.training.offline import TrainConfig, train
     from d4rl_lite.datasets.d4rl_compat import load_dataset
+    from d4rl_lite.training.offline import TrainConfig, default_run_dir, train_population
 
     dataset = load_dataset(args.dataset, root=args.root)
-    tc = TrainConfig(steps=args.steps, seed=args.seed, device=args.device, log_every=args.log_every,
+    seeds = args.seeds or [args.seed]
+    tc = TrainConfig(steps=args.steps, seed=seeds[0], device=args.device, log_every=args.log_every,
                      eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                      checkpoint_every=args.checkpoint_every, wandb=args.wandb)
-    record = train(args.algo, dataset, tc, _parse_settings(args.set), run_dir=args.run_dir, progress=not args.quiet)
-    final, best = record["final"], record["best"]
-    key = "eval/normalized_score" if "eval/normalized_score" in final else "eval/return_mean"
-    label = "normalized score" if key == "eval/normalized_score" else "return (raw; no reference scores yet)"
-    print(f"{args.algo} on {record['dataset']}: final {label} {final.get(key, float('nan')):.1f} "
-          f"(step {final.get('step', 0):,}), best {best.get(key, float('nan')):.1f} (step {best.get('step', 0):,})")
-    print(f"run directory: {record['run_dir']} (log.jsonl, result.json, checkpoint.safetensors)")
+    if args.seeds and args.run_dir:
+        name = dataset.metadata.get("name", "dataset")
+        run_dirs = [Path(args.run_dir) / default_run_dir(args.algo, name, s).name for s in seeds]
+    else:
+        run_dirs = [args.run_dir] if args.run_dir else None
+    records = train_population(args.algo, dataset, tc, _parse_settings(args.set), seeds, run_dirs, progress=not args.quiet)
+    for seed, record in zip(seeds, records):
+        final, best = record["final"], record["best"]
+        key = "eval/normalized_score" if "eval/normalized_score" in final else "eval/return_mean"
+        label = "normalized score" if key == "eval/normalized_score" else "return (raw; no reference scores yet)"
+        who = f"{args.algo} on {record['dataset']}" + (f" seed {seed}" if len(seeds) > 1 else "")
+        print(f"{who}: final {label} {final.get(key, float('nan')):.1f} "
+              f"(step {final.get('step', 0):,}), best {best.get(key, float('nan')):.1f} (step {best.get('step', 0):,})")
+        print(f"run directory: {record['run_dir']} (log.jsonl, result.json, checkpoint.safetensors)")
     return 0
 
 
@@ -375,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--steps", type=int, default=train_defaults.steps,
                     help=f"gradient steps (default {train_defaults.steps:,})")
     sp.add_argument("--seed", type=int, default=train_defaults.seed)
+    sp.add_argument("--seeds", metavar="LIST", type=_parse_seeds,
+                    help="train several seeds together as one population, e.g. 0,1,2 or 0-4: each member writes "
+                         "the run directory its solo run (--seed) would, and ends with the same weights")
     sp.add_argument("--device", default=train_defaults.device, help=DEVICE_HELP)
     sp.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="algorithm settings, e.g. --set cql_weight=10 --set hidden=256,256")
@@ -386,7 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"steps between log lines (default {train_defaults.log_every})")
     sp.add_argument("--checkpoint-every", type=int, default=train_defaults.checkpoint_every,
                     help=f"steps between checkpoints (default {train_defaults.checkpoint_every})")
-    sp.add_argument("--run-dir", metavar="DIR", help="default: runs/ALGO-DATASET-seedS")
+    sp.add_argument("--run-dir", metavar="DIR", help="default: runs/ALGO-DATASET-seedS (with --seeds: the folder "
+                                                        "holding the members' ALGO-DATASET-seedS directories)")
     sp.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (offline without a key)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_train)

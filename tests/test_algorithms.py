@@ -129,15 +129,17 @@ def _flatten(state, prefix=""):
     return out
 
 
-def test_killed_run_resumes_exactly_from_the_command_line(maze_data, tmp_path):
+def test_a_killed_population_resumes_exactly_from_the_command_line(maze_data, tmp_path):
+    # Two seeds trained as one population (a solo run is the same code with one member).
     path = maze_data.metadata["path"]
-    base = ["d4rl-lite", "train", "td3_bc", path, "--steps", "2000", "--seed", "1", "--device", "cpu",
+    base = ["d4rl-lite", "train", "td3_bc", path, "--steps", "2000", "--seeds", "1,2", "--device", "cpu",
             "--set", "hidden=32,32", "--log-every", "100", "--eval-every", "2000", "--eval-episodes", "1",
             "--checkpoint-every", "200", "--quiet"]
     straight = subprocess.run(base + ["--run-dir", str(tmp_path / "a")], capture_output=True, text=True, timeout=600)
     assert straight.returncode == 0, straight.stderr
     proc = subprocess.Popen(base + ["--run-dir", str(tmp_path / "b")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt = tmp_path / "b/checkpoint.safetensors"
+    member = f"td3_bc-{maze_data.metadata['name']}-seed{{}}"
+    ckpt = tmp_path / "b" / member.format(2) / "checkpoint.safetensors"
     deadline, seen, step = time.time() + 300, None, 0
     while step < 400 and time.time() < deadline:
         time.sleep(0.02)
@@ -150,9 +152,10 @@ def test_killed_run_resumes_exactly_from_the_command_line(maze_data, tmp_path):
     assert 400 <= killed_at < 2000  # killed mid-run, after at least two checkpoints
     resumed = subprocess.run(base + ["--run-dir", str(tmp_path / "b")], capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
-    a = _flatten(load_state(tmp_path / "a/checkpoint.safetensors")["algo"])
-    b = _flatten(load_state(ckpt)["algo"])
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    for seed in (1, 2):
+        a = _flatten(load_state(tmp_path / "a" / member.format(seed) / "checkpoint.safetensors")["algo"])
+        b = _flatten(load_state(tmp_path / "b" / member.format(seed) / "checkpoint.safetensors")["algo"])
+        assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 # -- divergence guard and logging --------------------------------------------------------------

@@ -73,13 +73,10 @@ def _flat(state, prefix=""):
 
 
 def train_solo_and_population(name, dataset, seeds, steps, tmp_path, **settings):
-    """(each seed's checkpointed state after ``steps`` updates of ``train``, each member's state after
-    the same updates as one population)."""
-    from d4rl_lite.algorithms import get_algorithm
-    from d4rl_lite.algorithms.base import make_config
-    from d4rl_lite.algorithms.population import member_state_dict
+    """(each seed's checkpointed state after ``steps`` updates of ``train``, each member's checkpointed
+    state after the same updates as one population)."""
     from d4rl_lite.files import load_state
-    from d4rl_lite.training.offline import CHECKPOINT, TrainConfig, prepare_data, train
+    from d4rl_lite.training.offline import CHECKPOINT, TrainConfig, train, train_population
 
     solo_states = []
     for seed in seeds:
@@ -87,15 +84,8 @@ def train_solo_and_population(name, dataset, seeds, steps, tmp_path, **settings)
                          checkpoint_every=steps)
         train(name, dataset, tc, settings, run_dir=tmp_path / f"{name}-seed{seed}")
         solo_states.append(load_state(tmp_path / f"{name}-seed{seed}" / CHECKPOINT)["algo"])
-    cls = get_algorithm(name)
-    cfg = make_config(cls.Config, settings)
-    pop = cls.population(dataset.observations.shape[1], dataset.actions.shape[1], cfg, seeds, device="cpu")
-    data, _ = prepare_data(dataset, pop)
-    gens = [torch.Generator().manual_seed(seed) for seed in seeds]
-    for _ in range(steps):
-        pop.update(data.sample_members(cfg.batch_size, gens))
-        pop.step += 1
-    return solo_states, [member_state_dict(pop, m) for m in range(len(seeds))]
+    train_population(name, dataset, tc, settings, seeds, [tmp_path / f"pop-seed{s}" for s in seeds])
+    return solo_states, [load_state(tmp_path / f"pop-seed{s}" / CHECKPOINT)["algo"] for s in seeds]
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +125,38 @@ def test_each_member_ends_where_its_solo_run_ends(case, maze_data, tmp_path):
                 worst[part] = max(worst[part], float((fs[k] - fp[k]).abs().max()))
     print(f"{case}: largest difference between a member and its solo run after 200 updates: {worst}")
     assert worst["weights"] <= 1e-4
+
+
+def test_a_resumed_population_ends_with_the_weights_of_an_uninterrupted_one(maze_data, tmp_path):
+    from d4rl_lite.files import load_state
+    from d4rl_lite.training.offline import CHECKPOINT, TrainConfig, train_population
+
+    settings = {"hidden": (32, 32), "batch_size": 64, "warmup_steps": 10}
+    config = dict(seed=0, device="cpu", log_every=4, eval_every=20, eval_episodes=1, checkpoint_every=4)
+    straight = [tmp_path / f"straight{s}" for s in (3, 5)]
+    resumed = [tmp_path / f"resumed{s}" for s in (3, 5)]
+    train_population("cql", maze_data, TrainConfig(steps=20, **config), settings, [3, 5], straight)
+    train_population("cql", maze_data, TrainConfig(steps=12, **config), settings, [3, 5], resumed)
+    records = train_population("cql", maze_data, TrainConfig(steps=20, **config), settings, [3, 5], resumed)
+    assert [r["train"]["seed"] for r in records] == [3, 5] and all(r["steps"] == 20 for r in records)
+    for a, b in zip(straight, resumed):
+        fa, fb = _flat(load_state(a / CHECKPOINT)["algo"]), _flat(load_state(b / CHECKPOINT)["algo"])
+        assert all(torch.equal(fa[k], fb[k]) for k in fa)
+
+
+def test_members_at_different_steps_continue_separately_and_end_as_their_solo_runs(maze_data, tmp_path, capsys):
+    # Seed 1 trained alone for 10 steps (or a kill fell between two members' checkpoint writes).
+    from d4rl_lite.files import load_state
+    from d4rl_lite.training.offline import CHECKPOINT, TrainConfig, train, train_population
+
+    config = dict(device="cpu", log_every=5, eval_every=10, eval_episodes=1, checkpoint_every=5)
+    settings = {"hidden": (16,)}
+    train("bc", maze_data, TrainConfig(steps=10, seed=1, **config), settings, run_dir=tmp_path / "a")
+    records = train_population("bc", maze_data, TrainConfig(steps=20, **config), settings, [1, 2],
+                               [tmp_path / "a", tmp_path / "b"])
+    assert "stopped at different steps (seed 1: step 10, seed 2: step 0)" in capsys.readouterr().err
+    assert [r["steps"] for r in records] == [20, 20] and [r["train"]["seed"] for r in records] == [1, 2]
+    for seed, run in ((1, tmp_path / "a"), (2, tmp_path / "b")):
+        train("bc", maze_data, TrainConfig(steps=20, seed=seed, **config), settings, run_dir=tmp_path / f"solo{seed}")
+        want, got = _flat(load_state(tmp_path / f"solo{seed}" / CHECKPOINT)["algo"]), _flat(load_state(run / CHECKPOINT)["algo"])
+        assert all(torch.equal(want[k], got[k]) for k in want)

@@ -154,7 +154,7 @@ def _train_locked(task: Task, run: Path, cfg: BehaviorConfig, log: Callable[[str
     hooks = _BehaviorHooks(run, task, sac, cfg, experience, log, step)
     schedule = Schedule(cfg.total_steps, cfg.checkpoint_every, cfg.eval_every, cfg.checkpoint_every)
     try:
-        run_loop(sac, experience.next_batch, step, schedule, hooks, DivergenceGuard(latest))
+        run_loop(sac, experience.next_batch, step, schedule, hooks, DivergenceGuard([latest]))
     finally:
         experience.close()
         hooks.logger.close()
@@ -175,9 +175,9 @@ class _BehaviorHooks:
         self.values: dict[str, float] = {}
         self._clock = (time.time(), start_step)
 
-    def log(self, step: int, values: dict[str, float]) -> None:
-        self.values = values
-        self.logger.log(step, values)
+    def log(self, step: int, values: list[dict[str, float]]) -> None:
+        self.values = values[0]
+        self.logger.log(step, self.values)
 
     def evaluate(self, step: int) -> None:
         then, step_then = self._clock

@@ -33,7 +33,7 @@ class RunLogger:
 
             self.wandb_offline = not os.environ.get("WANDB_API_KEY") and os.environ.get("WANDB_MODE") != "online"
             mode = "offline" if self.wandb_offline else os.environ.get("WANDB_MODE", "online")
-            self._wandb = wandb.init(mode=mode, reinit="finish_previous", **kwargs)
+            self._wandb = wandb.init(mode=mode, reinit="create_new", **kwargs)
             self.wandb_dir = self._wandb.dir
         except Exception as e:  # noqa: BLE001 - W&B must never stop a run
             self._disable_wandb(e)

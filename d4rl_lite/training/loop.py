@@ -40,7 +40,8 @@ class Schedule:
 
 
 class Hooks(Protocol):
-    def log(self, step: int, values: dict[str, float]) -> None: ...  # metrics read back to the host
+    # ``values``: the metrics read back to the host, one dict per run (one for a solo run, M for a population)
+    def log(self, step: int, values: list[dict[str, float]]) -> None: ...
     def evaluate(self, step: int) -> None: ...
     def checkpoint(self, step: int) -> None: ...
 
@@ -70,14 +71,14 @@ def run_loop(algo: Any, next_batch: Callable[[int], dict[str, torch.Tensor] | No
         if bar is not None and (step % BAR_EVERY == 0 or step == total):
             bar.update(step - bar.n)
         if step % schedule.log_every == 0:
-            values = {k: float(v) for k, v in metrics.items()}  # the only host sync: at log intervals
+            values = host_values(metrics, getattr(algo, "members", 0))  # the only host sync: at log intervals
             guard.check_metrics(values, step)
             last_checked = step
             hooks.log(step, values)
         at_eval = step % schedule.eval_every == 0 or step == total
         at_checkpoint = step % schedule.checkpoint_every == 0 or step == total
         if (at_eval or at_checkpoint) and last_checked != step:
-            guard.check_metrics({k: float(v) for k, v in metrics.items()}, step)
+            guard.check_metrics(host_values(metrics, getattr(algo, "members", 0)), step)
             last_checked = step
         if at_eval:
             guard.check_weights(algo, step)
@@ -88,36 +89,62 @@ def run_loop(algo: Any, next_batch: Callable[[int], dict[str, torch.Tensor] | No
     return step
 
 
+def host_values(metrics: dict[str, torch.Tensor], members: int) -> list[dict[str, float]]:
+    """The metrics on the host, one dict per run: a population's metric tensors hold one value per
+    member (member dimension first). One transfer for all of them."""
+    runs = max(members, 1)
+    if not metrics:
+        return [{} for _ in range(runs)]
+    rows = torch.stack([v.detach().float().reshape(-1).expand(runs) for v in metrics.values()]).tolist()
+    return [{k: row[m] for k, row in zip(metrics, rows)} for m in range(runs)]
+
+
 @dataclass
 class DivergenceGuard:
-    """Stops a run whose metrics or weights are not finite, or whose Q-values exceed ``q_bound``.
+    """Stops training whose metrics or weights are not finite, or whose Q-values exceed ``q_bound``.
 
-    ``checkpoint`` is where the run's last good checkpoint lives (named in the error).
+    ``checkpoints``: each run's checkpoint file (where its last good state is kept, named in the
+    error); ``labels`` name a population's members in the error (their seeds).
     """
 
-    checkpoint: Path
+    checkpoints: list[Path]
     q_bound: float = math.inf
+    labels: list[str] | None = None
 
-    def check_metrics(self, values: dict[str, float], step: int) -> None:
-        for key, v in values.items():
-            if not math.isfinite(v):
-                raise DivergenceError(f"training diverged: {key} = {v} at step {step:,}; {self._kept()}. "
-                                      "Lower the learning rate or check the dataset.")
-            if "q" in key.split("/")[-1].split("_")[0] and abs(v) > self.q_bound:
-                raise DivergenceError(f"training diverged: {key} = {v:.4g} at step {step:,} exceeds the sane bound "
-                                      f"{self.q_bound:.4g} (= q_bound_factor x max|r| / (1 - gamma)); {self._kept()}.")
+    def check_metrics(self, values: list[dict[str, float]], step: int) -> None:
+        for m, run_values in enumerate(values):
+            for key, v in run_values.items():
+                if not math.isfinite(v):
+                    raise DivergenceError(f"training diverged: {self._who(m)}{key} = {v} at step {step:,}; {self._kept(m)}. "
+                                          "Lower the learning rate or check the dataset.")
+                if "q" in key.split("/")[-1].split("_")[0] and abs(v) > self.q_bound:
+                    raise DivergenceError(f"training diverged: {self._who(m)}{key} = {v:.4g} at step {step:,} exceeds the "
+                                          f"sane bound {self.q_bound:.4g} (= q_bound_factor x max|r| / (1 - gamma)); "
+                                          f"{self._kept(m)}.")
 
     def check_weights(self, algo: Any, step: int) -> None:
-        bad = [k for k, v in algo.state_dict().items() if isinstance(v, dict) for t in _tensors(v)
-               if t.is_floating_point() and not bool(torch.isfinite(t).all())]
-        if bad:
-            raise DivergenceError(f"training diverged: non-finite weights in {sorted(set(bad))[0]} at step {step:,}; "
-                                  f"{self._kept()}. Lower the learning rate or check the dataset.")
+        members = getattr(algo, "members", 0)
+        if members:
+            from d4rl_lite.algorithms.population import member_state_dict
 
-    def _kept(self) -> str:  # only read when a run actually diverged
-        if not self.checkpoint.exists():
+            states = [member_state_dict(algo, m) for m in range(members)]
+        else:
+            states = [algo.state_dict()]
+        for m, state in enumerate(states):
+            bad = [k for k, v in state.items() if isinstance(v, dict) for t in _tensors(v)
+                   if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+            if bad:
+                raise DivergenceError(f"training diverged: {self._who(m)}non-finite weights in {sorted(set(bad))[0]} at "
+                                      f"step {step:,}; {self._kept(m)}. Lower the learning rate or check the dataset.")
+
+    def _who(self, m: int) -> str:
+        return f"member {self.labels[m]}: " if self.labels and len(self.labels) > 1 else ""
+
+    def _kept(self, m: int) -> str:  # only read when a run actually diverged
+        checkpoint = self.checkpoints[min(m, len(self.checkpoints) - 1)]
+        if not checkpoint.exists():
             return "no checkpoint was written yet"
-        return f"the last good checkpoint is kept at {self.checkpoint} (step {load_state(self.checkpoint)['step']:,})"
+        return f"the last good checkpoint is kept at {checkpoint} (step {load_state(checkpoint)['step']:,})"
 
 
 def _tensors(obj: Any):

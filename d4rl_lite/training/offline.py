@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,106 +101,199 @@ def train(
 
     Returns the final record: config, last and best evaluation, run directory.
     """
+    tc = train_config or TrainConfig()
+    return train_population(algo_name, dataset, tc, algo_overrides, [tc.seed], [run_dir] if run_dir else None, progress)[0]
+
+
+def train_population(
+    algo_name: str,
+    dataset: OfflineDataset,
+    train_config: TrainConfig | None = None,
+    algo_overrides: dict[str, Any] | None = None,
+    seeds: list[int] | None = None,
+    run_dirs: list[str | Path] | None = None,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Train one run per seed of ``seeds`` together, as one population (``OfflineAlgorithm.population``).
+
+    Each member writes the run directory, checkpoints, log and result its solo run (``train`` with
+    its seed) writes, and ends with the same weights (within float rounding of batched products);
+    a killed population resumes from its members' checkpoints. ``run_dirs``: one per seed (default
+    ``runs/ALGO-DATASET-seedS``). Returns the members' final records, in the order of ``seeds``.
+    """
     from d4rl_lite.algorithms import get_algorithm
     from d4rl_lite.algorithms.base import make_config
 
     tc = train_config or TrainConfig()
     tc.validate()
+    seeds = [tc.seed] if seeds is None else [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ValueError(f"--seeds must be distinct whole numbers >= 0, got {seeds}")
     cls = get_algorithm(algo_name)
+    if len(seeds) > 1 and not cls.supports_population:
+        raise ValueError(f"{algo_name} does not train as a population; train its seeds one at a time (--seed)")
     algo_cfg = make_config(cls.Config, algo_overrides)
     task = get_task(dataset.metadata["task"])
     name = dataset.metadata.get("name", "dataset")
-    run = Path(run_dir) if run_dir else default_run_dir(algo_name, name, tc.seed)
-    config_record = {"algorithm": algo_name, "dataset": name, "task": task.name, "dataset_checksum": dataset.metadata.get("checksum"),
-                     "dataset_size": dataset.num_transitions, "train": asdict(tc), "algo": asdict(algo_cfg)}
-    # Everything that can fail on a bad setting (device, sizes) fails before the run directory is touched.
-    if cls.supports_population:  # a solo run is a population of one (it is then exactly any population's member)
-        algo = cls.population(task.observation_dim, task.action_dim, algo_cfg, [tc.seed], device=tc.device)
+    if run_dirs is not None and len(run_dirs) != len(seeds):
+        raise ValueError(f"{len(run_dirs)} run directories for {len(seeds)} seeds")
+    runs = [Path(d) for d in run_dirs] if run_dirs else [default_run_dir(algo_name, name, s) for s in seeds]
+    if len(set(runs)) != len(runs):
+        raise ValueError("every member of a population needs its own run directory")
+    stopped_at = [load_state(run / CHECKPOINT)["step"] if (run / CHECKPOINT).is_file() else 0 for run in runs]
+    if len(set(stopped_at)) > 1:
+        # Members that stopped at different steps (some trained alone before, or a kill between two
+        # members' checkpoint writes) continue as one population per step: each still ends exactly
+        # as its solo run would.
+        groups: dict[int, list[int]] = {}
+        for i, at in enumerate(stopped_at):
+            groups.setdefault(at, []).append(i)
+        print("d4rl-lite: these runs stopped at different steps ("
+              + ", ".join(f"seed {seeds[i]}: step {at:,}" for i, at in enumerate(stopped_at))
+              + f"); they continue as {len(groups)} populations, one after the other", file=sys.stderr)
+        results: list[dict[str, Any]] = [{} for _ in seeds]
+        for members in groups.values():
+            done = train_population(algo_name, dataset, tc, algo_overrides, [seeds[i] for i in members],
+                                    [runs[i] for i in members], progress)
+            for i, record in zip(members, done):
+                results[i] = record
+        return results
+    records = [{"algorithm": algo_name, "dataset": name, "task": task.name, "dataset_checksum": dataset.metadata.get("checksum"),
+                "dataset_size": dataset.num_transitions, "train": asdict(replace(tc, seed=s)), "algo": asdict(algo_cfg)}
+               for s in seeds]
+    # Everything that can fail on a bad setting (device, sizes) fails before a run directory is touched.
+    if cls.supports_population:  # a solo run is a population of one: exactly what it would be in any population
+        algo = cls.population(task.observation_dim, task.action_dim, algo_cfg, seeds, device=tc.device)
     else:
-        algo = cls(task.observation_dim, task.action_dim, algo_cfg, device=tc.device, seed=tc.seed)
-    run.mkdir(parents=True, exist_ok=True)
-    lock = RunDirLock(run)
-    lock.acquire()
+        algo = cls(task.observation_dim, task.action_dim, algo_cfg, device=tc.device, seed=seeds[0])
+    locks = []
     try:
-        return _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, run, config_record, progress)
+        for run in runs:
+            run.mkdir(parents=True, exist_ok=True)
+            locks.append(RunDirLock(run))
+            locks[-1].acquire()
+        return _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, seeds, runs, records, progress)
     finally:
-        lock.release()
+        for lock in locks:
+            lock.release()
 
 
-def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, run, config_record, progress):
-    identity = _check_same_run(run, config_record)
+def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, seeds, runs, records, progress):
+    identities = [_check_same_run(run, record) for run, record in zip(runs, records)]
     data, max_abs_reward = prepare_data(dataset, algo)
     shared = training_settings(algo_cfg)
     q_bound = tc.q_bound_factor * max(max_abs_reward, 1e-3) / (1.0 - shared.gamma)
-    gen = torch.Generator(device=algo.device).manual_seed(tc.seed)
+    gens = [torch.Generator(device=algo.device).manual_seed(s) for s in seeds]
     batch_size = shared.batch_size
-
-    step = 0
-    ckpt_path = run / CHECKPOINT
-    if (run / "checkpoint.pt").exists() and not ckpt_path.exists():
-        raise D4RLLiteError(f"{run} holds a pickle checkpoint (checkpoint.pt) from an older d4rl-lite, which is not "
-                            "read (a pickle can run code when loaded); train into a new --run-dir")
-    if ckpt_path.exists():
-        state = load_state(ckpt_path, map_location=algo.device)
-        _check_identity(state, identity, ckpt_path)
-        drawn_on = state.get("generator_device", "cpu")
-        if drawn_on != algo.device.type:  # a CPU and a CUDA generator are different streams
-            raise D4RLLiteError(f"{ckpt_path}: this run drew its batches on {drawn_on} and cannot continue exactly "
-                                f"on {algo.device.type}; continue it with --device {drawn_on}")
-        if algo.members:
-            load_member_state_dicts(algo, [state["algo"]])
-            # A checkpoint written before runs were populations of one kept the stream in torch_rng.
-            algo.noise.generators[0].set_state(state.get("member_rng", state["torch_rng"]).cpu())
-        else:
-            algo.load_state_dict(state["algo"])
-        gen.set_state(state["generator"].cpu())  # generator states are CPU byte tensors on every device
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if torch.cuda.is_available() and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda_rng"]])
-        step = state["step"]
-        truncate_log(run / "log.jsonl", step)
-    elif (run / "log.jsonl").exists():
-        truncate_log(run / "log.jsonl", 0)  # lines of a run killed before its first checkpoint
-    wandb_args = None
-    if tc.wandb:
-        wandb_args = {"project": tc.wandb_project, "group": f"{algo_name}-{name}", "name": f"{algo_name}-{name}-seed{tc.seed}",
-                      "config": config_record, "dir": str(run)}
-    logger = RunLogger(run / "log.jsonl", wandb_args)
-    hooks = _OfflineHooks(algo, task, tc, logger, _read_evals(run / "log.jsonl"), ckpt_path, gen, identity, step)
+    ckpt_paths = [run / CHECKPOINT for run in runs]
+    step = _resume(algo, runs, ckpt_paths, identities, gens)
+    hooks = []
+    for m, (seed, run, record) in enumerate(zip(seeds, runs, records)):
+        wandb_args = None
+        if tc.wandb:
+            wandb_args = {"project": tc.wandb_project, "group": f"{algo_name}-{name}",
+                          "name": f"{algo_name}-{name}-seed{seed}", "config": record, "dir": str(run)}
+        logger = RunLogger(run / "log.jsonl", wandb_args)
+        hooks.append(_OfflineHooks(algo, m, task, tc, logger, _read_evals(run / "log.jsonl"), ckpt_paths[m], gens[m],
+                                   identities[m], step))
     schedule = Schedule(tc.steps, tc.log_every, tc.eval_every, tc.checkpoint_every)
-    guard = DivergenceGuard(ckpt_path, q_bound)
+    guard = DivergenceGuard(ckpt_paths, q_bound, labels=[f"seed {s}" for s in seeds])
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = hooks.bar = tqdm(total=tc.steps, initial=step, desc=f"{algo_name} {name}", unit="upd", dynamic_ncols=True)
+        label = f"{algo_name} {name}" + (f" seeds {','.join(map(str, seeds))}" if len(seeds) > 1 else "")
+        bar = hooks[0].bar = tqdm(total=tc.steps, initial=step, desc=label, unit="upd", dynamic_ncols=True)
     try:
-        next_batch = (lambda _: data.sample_members(batch_size, [gen])) if algo.members else (lambda _: data.sample(batch_size, gen))
-        step = run_loop(algo, next_batch, step, schedule, hooks, guard, bar)
+        if algo.members:
+            step = run_loop(algo, lambda _: data.sample_members(batch_size, gens), step, schedule, _Members(hooks), guard, bar)
+        else:
+            step = run_loop(algo, lambda _: data.sample(batch_size, gens[0]), step, schedule, _Members(hooks), guard, bar)
     finally:
         if bar:
             bar.close()
-        logger.close()
-    history = hooks.history
+        for h in hooks:
+            h.logger.close()
+    return [_write_result(run, record, h.history, step) for run, record, h in zip(runs, records, hooks)]
+
+
+def _resume(algo: Any, runs: list[Path], ckpt_paths: list[Path], identities: list[str], gens: list[torch.Generator]) -> int:
+    """Load the members' checkpoints (all or none; at one step); returns the step to continue from."""
+    for run, ckpt in zip(runs, ckpt_paths):
+        if (run / "checkpoint.pt").exists() and not ckpt.exists():
+            raise D4RLLiteError(f"{run} holds a pickle checkpoint (checkpoint.pt) from an older d4rl-lite, which is not "
+                                "read (a pickle can run code when loaded); train into a new --run-dir")
+    found = [ckpt.exists() for ckpt in ckpt_paths]
+    if not any(found):
+        for run in runs:
+            if (run / "log.jsonl").exists():
+                truncate_log(run / "log.jsonl", 0)  # lines of a run killed before its first checkpoint
+        return 0
+    states = [load_state(ckpt, map_location=algo.device) if ok else None for ckpt, ok in zip(ckpt_paths, found)]
+    steps = sorted({s["step"] if s else 0 for s in states})
+    if len(steps) > 1:  # train_population groups members by step before they get here
+        raise D4RLLiteError(f"members at different steps {steps} cannot continue as one population")
+    for state, identity, ckpt, gen in zip(states, identities, ckpt_paths, gens):
+        _check_identity(state, identity, ckpt)
+        drawn_on = state.get("generator_device", "cpu")
+        if drawn_on != algo.device.type:  # a CPU and a CUDA generator are different streams
+            raise D4RLLiteError(f"{ckpt}: this run drew its batches on {drawn_on} and cannot continue exactly "
+                                f"on {algo.device.type}; continue it with --device {drawn_on}")
+        gen.set_state(state["generator"].cpu())  # generator states are CPU byte tensors on every device
+    if algo.members:
+        load_member_state_dicts(algo, [s["algo"] for s in states])
+        for generator, state in zip(algo.noise.generators, states):
+            # A checkpoint written before runs were populations of one kept the stream in torch_rng.
+            generator.set_state(state.get("member_rng", state["torch_rng"]).cpu())
+    else:
+        algo.load_state_dict(states[0]["algo"])
+    torch.set_rng_state(states[0]["torch_rng"].cpu())
+    if torch.cuda.is_available() and states[0].get("cuda_rng") is not None:
+        torch.cuda.set_rng_state_all([t.cpu() for t in states[0]["cuda_rng"]])
+    for run in runs:
+        truncate_log(run / "log.jsonl", steps[0])
+    return steps[0]
+
+
+def _write_result(run: Path, record: dict[str, Any], history: list[dict[str, Any]], step: int) -> dict[str, Any]:
     final = history[-1] if history else {}
     key = "eval/normalized_score" if final and "eval/normalized_score" in final else "eval/return_mean"
     best = max(history, key=lambda h: h[key]) if history else {}
     if final and not math.isfinite(final.get(key, float("nan"))):
         raise DivergenceError(f"training ended with a non-finite score ({key} = {final.get(key)}); no result written. "
                               "Lower the learning rate or check the dataset.")
-    record = {**config_record, "run_dir": str(run), "steps": step, "final": final, "best": best,
+    result = {**record, "run_dir": str(run), "steps": step, "final": final, "best": best,
               "curve": [{"step": h["step"], key: h[key]} for h in history]}
-    write_record(run / RESULT, record)
+    write_record(run / RESULT, result)
     return read_record(run / RESULT, "result")
+
+
+class _Members:
+    """The loop's hooks for a population: each member's own hooks, called in turn."""
+
+    def __init__(self, hooks: list[_OfflineHooks]):
+        self.hooks = hooks
+
+    def log(self, step: int, values: list[dict[str, float]]) -> None:
+        for hook, member_values in zip(self.hooks, values):
+            hook.log(step, member_values)
+
+    def evaluate(self, step: int) -> None:
+        for hook in self.hooks:
+            hook.evaluate(step)
+
+    def checkpoint(self, step: int) -> None:
+        for hook in self.hooks:
+            hook.checkpoint(step)
 
 
 class _OfflineHooks:
     """What offline training adds to the loop: JSONL/W&B log lines, evaluations with the task's
     protocol (kept as ``history`` for the result), and exact-resume checkpoints."""
 
-    def __init__(self, algo, task, tc: TrainConfig, logger: RunLogger, history: list[dict[str, Any]], ckpt_path: Path,
-                 gen: torch.Generator, identity: str, start_step: int):
-        self.algo, self.task, self.tc, self.logger, self.history = algo, task, tc, logger, history
+    def __init__(self, algo, member: int, task, tc: TrainConfig, logger: RunLogger, history: list[dict[str, Any]],
+                 ckpt_path: Path, gen: torch.Generator, identity: str, start_step: int):
+        self.algo, self.member, self.task, self.tc, self.logger, self.history = algo, member, task, tc, logger, history
         self.ckpt_path, self.gen, self.identity = ckpt_path, gen, identity
         self.bar: Any = None
         self._clock = (time.perf_counter(), start_step)  # (time, step) of the last log line or evaluation
@@ -217,7 +311,7 @@ class _OfflineHooks:
     def evaluate(self, step: int) -> None:
         from d4rl_lite.evaluation.evaluate import evaluate
 
-        result = evaluate(self.task, self.algo.member_policy(0), episodes=self.tc.eval_episodes)
+        result = evaluate(self.task, self.algo.member_policy(self.member), episodes=self.tc.eval_episodes)
         ev = {"eval/return_mean": float(result.returns.mean()), "eval/return_std": float(result.returns.std())}
         try:
             ev["eval/normalized_score"] = float(self.task.normalized_score(result.returns.mean()))
@@ -232,7 +326,7 @@ class _OfflineHooks:
         self._clock = (time.perf_counter(), step)  # evaluation time is not update time
 
     def checkpoint(self, step: int) -> None:
-        _save_checkpoint(self.ckpt_path, self.algo, self.gen, step, self.identity)
+        _save_checkpoint(self.ckpt_path, self.algo, self.member, self.gen, step, self.identity)
 
 
 def run_identity(record: dict[str, Any]) -> str:
@@ -273,17 +367,17 @@ def _check_identity(state: dict[str, Any], identity: str, path: Path) -> None:
                             "than its directory's config.json; it is not used. Delete the run directory and train again.")
 
 
-def _save_checkpoint(path: Path, algo: Any, gen: torch.Generator, step: int, identity: str) -> None:
-    """The run's exact-resume state. A population of one saves its member's state in the solo layout
-    (``algorithms/population.py``) and the member's random stream as ``member_rng``."""
+def _save_checkpoint(path: Path, algo: Any, member: int, gen: torch.Generator, step: int, identity: str) -> None:
+    """A run's exact-resume state. A population's member saves its state in the solo layout
+    (``algorithms/population.py``) and its random stream as ``member_rng``."""
     from d4rl_lite.algorithms.population import member_state_dict
 
-    state = {"algo": member_state_dict(algo, 0) if algo.members else algo.state_dict(), "generator": gen.get_state(),
+    state = {"algo": member_state_dict(algo, member) if algo.members else algo.state_dict(), "generator": gen.get_state(),
              "torch_rng": torch.get_rng_state(),
              "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, "step": step,
              "identity": identity, "generator_device": gen.device.type}
     if algo.members:
-        state["member_rng"] = algo.noise.generators[0].get_state()
+        state["member_rng"] = algo.noise.generators[member].get_state()
     save_state(path, state)
 
 
