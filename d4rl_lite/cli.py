@@ -251,7 +251,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     seeds = args.seeds or [args.seed]
     tc = TrainConfig(steps=args.steps, seed=seeds[0], device=args.device, log_every=args.log_every,
                      eval_every=args.eval_every, eval_episodes=args.eval_episodes,
-                     checkpoint_every=args.checkpoint_every, wandb=args.wandb)
+                     checkpoint_every=args.checkpoint_every, wandb=args.wandb, precision=args.precision)
     if args.seeds and args.run_dir:
         name = dataset.metadata.get("name", "dataset")
         run_dirs = [Path(args.run_dir) / default_run_dir(args.algo, name, s).name for s in seeds]
@@ -397,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--steps", type=int, default=train_defaults.steps,
                     help=f"gradient steps (default {train_defaults.steps:,})")
     sp.add_argument("--seed", type=int, default=train_defaults.seed)
+    sp.add_argument("--precision", choices=("fp32", "bf16"), default=train_defaults.precision,
+                    help="bf16: the updates' matrix products under bf16 autocast (weights, optimizer state and "
+                         "losses stay fp32); pays for populations on CPUs with AVX-512 BF16, and on GPUs")
     sp.add_argument("--seeds", metavar="LIST", type=_parse_seeds,
                     help="train several seeds together as one population, e.g. 0,1,2 or 0-4: each member writes "
                          "the run directory its solo run (--seed) would, and ends with the same weights")

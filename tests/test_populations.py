@@ -160,3 +160,31 @@ def test_members_at_different_steps_continue_separately_and_end_as_their_solo_ru
         train("bc", maze_data, TrainConfig(steps=20, seed=seed, **config), settings, run_dir=tmp_path / f"solo{seed}")
         want, got = _flat(load_state(tmp_path / f"solo{seed}" / CHECKPOINT)["algo"]), _flat(load_state(run / CHECKPOINT)["algo"])
         assert all(torch.equal(want[k], got[k]) for k in want)
+
+
+def test_bf16_runs_the_matrix_products_in_bf16_and_keeps_the_rest_fp32():
+    from d4rl_lite.nets import EnsembleLinear
+
+    layer = EnsembleLinear(64, 32, 3)
+    x = torch.randn(3, 16, 64)
+    exact = layer(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = layer(x)
+    assert cast.dtype == torch.float32 and layer.weight.dtype == torch.float32
+    rounded = torch.baddbmm(layer.bias, x.bfloat16().float(), layer.weight.bfloat16().float())
+    assert not torch.equal(cast, exact)  # the product really ran on bf16 inputs ...
+    torch.testing.assert_close(cast, rounded, rtol=1e-2, atol=1e-2)  # ... and nothing else changed
+
+
+def test_bf16_is_part_of_a_runs_identity(maze_data, tmp_path):
+    from d4rl_lite.files import read_record
+    from d4rl_lite.training.offline import TrainConfig, train
+
+    config = dict(steps=10, seed=0, device="cpu", log_every=5, eval_every=10, eval_episodes=1, checkpoint_every=5)
+    record = train("td3_bc", maze_data, TrainConfig(precision="bf16", **config), {"hidden": (16,)}, run_dir=tmp_path / "r")
+    assert record["train"]["precision"] == "bf16" and read_record(tmp_path / "r/config.json")["train"]["precision"] == "bf16"
+    with pytest.raises(ValueError, match="another configuration"):
+        train("td3_bc", maze_data, TrainConfig(**config), {"hidden": (16,)}, run_dir=tmp_path / "r")
+    with pytest.raises(ValueError, match="precision must be fp32 or bf16"):
+        train("td3_bc", maze_data, TrainConfig(precision="fp16", **config), {}, run_dir=tmp_path / "s")
+    assert not (tmp_path / "s").exists()

@@ -53,7 +53,9 @@ class EnsembleLinear(nn.Module):
             # (and its backward) runs at ~1.5 GFLOP/s here, slower than a 256x256 layer; multiply
             # and sum does the same arithmetic without it (updates 3-11% faster).
             return (x * self.weight.transpose(1, 2)).sum(-1, keepdim=True) + self.bias
-        return torch.baddbmm(self.bias, x, self.weight)
+        # Under bf16 autocast (--precision bf16) the product runs in bf16; what leaves the layer is
+        # fp32 again, so only matrix products change precision.
+        return torch.baddbmm(self.bias, x, self.weight).float()
 
 
 class QEnsemble(nn.Module):

@@ -13,6 +13,7 @@ metric, the step and where the last good checkpoint is).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,20 +53,24 @@ BAR_EVERY = 25
 
 
 def run_loop(algo: Any, next_batch: Callable[[int], dict[str, torch.Tensor] | None], start_step: int,
-             schedule: Schedule, hooks: Hooks, guard: DivergenceGuard, bar: Any = None) -> int:
+             schedule: Schedule, hooks: Hooks, guard: DivergenceGuard, bar: Any = None, precision: str = "fp32") -> int:
     """Run ``algo.update`` from ``start_step`` to ``schedule.total_steps``; returns the last step.
 
     ``next_batch(step)`` returns the batch for this step's update, or None for a step without one
     (an online run still filling its replay buffer). Before every evaluation and checkpoint the
-    metrics and weights are checked by ``guard``.
+    metrics and weights are checked by ``guard``. ``precision="bf16"`` runs the updates' matrix
+    products under bf16 autocast (weights, optimizer state, activations and losses stay fp32).
     """
+    cast = (torch.autocast(device_type=algo.device.type, dtype=torch.bfloat16) if precision == "bf16"
+            else contextlib.nullcontext())
     step, last_checked = start_step, start_step
     metrics: dict[str, torch.Tensor] = {}
     total = schedule.total_steps
     while step < total:
         batch = next_batch(step)
         if batch is not None:
-            metrics = algo.update(batch)
+            with cast:
+                metrics = algo.update(batch)
             algo.step += 1
         step += 1
         if bar is not None and (step % BAR_EVERY == 0 or step == total):

@@ -46,6 +46,7 @@ class TrainConfig:
     eval_episodes: int | None = None  # None: the task's protocol (10 locomotion, 100 mazes)
     checkpoint_every: int = 5000
     q_bound_factor: float = 100.0  # |Q| beyond factor * max|r| / (1 - gamma) is divergence
+    precision: str = "fp32"  # "bf16": matrix products of the updates under bf16 autocast (see training/loop.py)
     wandb: bool = False
     wandb_project: str = "d4rl-lite"
 
@@ -59,6 +60,8 @@ class TrainConfig:
             raise ValueError(f"eval_episodes must be >= 1, got {self.eval_episodes}")
         if not (self.q_bound_factor > 0 and math.isfinite(self.q_bound_factor)):
             raise ValueError(f"q_bound_factor must be a positive number, got {self.q_bound_factor}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
         if self.checkpoint_every % self.log_every:
             raise ValueError(f"checkpoint_every ({self.checkpoint_every}) must be a multiple of log_every "
                              f"({self.log_every}): every checkpoint is preceded by a divergence check")
@@ -206,9 +209,11 @@ def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, seeds, run
         bar = hooks[0].bar = tqdm(total=tc.steps, initial=step, desc=label, unit="upd", dynamic_ncols=True)
     try:
         if algo.members:
-            step = run_loop(algo, lambda _: data.sample_members(batch_size, gens), step, schedule, _Members(hooks), guard, bar)
+            step = run_loop(algo, lambda _: data.sample_members(batch_size, gens), step, schedule, _Members(hooks), guard,
+                            bar, tc.precision)
         else:
-            step = run_loop(algo, lambda _: data.sample(batch_size, gens[0]), step, schedule, _Members(hooks), guard, bar)
+            step = run_loop(algo, lambda _: data.sample(batch_size, gens[0]), step, schedule, _Members(hooks), guard,
+                            bar, tc.precision)
     finally:
         if bar:
             bar.close()
