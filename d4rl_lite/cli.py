@@ -282,8 +282,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ValueError("name a suite (smoke, lite, d4rl) or a suite file; --list shows them")
     suite = Suite.load(args.suite)
     results = Path(args.results or Path("results") / suite.name)
+    if args.precision:
+        suite.precision = args.precision
     counts = run_suite(suite, results, executor=args.executor, workers=args.workers, address=args.address,
-                       root=args.root, device=args.device, wandb=args.wandb, force=args.force)
+                       root=args.root, device=args.device, wandb=args.wandb, force=args.force,
+                       population=args.population == "on")
     from d4rl_lite.benchmark.report import print_report
 
     complete = print_report(results, wandb=args.wandb, suite_name=suite.name)
@@ -433,6 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--device", default=train_defaults.device, help=DEVICE_HELP)
     root_arg(sp)
     sp.add_argument("--wandb", action="store_true", help="log every run to W&B (offline without a key)")
+    sp.add_argument("--population", choices=("on", "off"), default="on",
+                    help="on (default): the seeds of an algorithm on a dataset train together as one population "
+                         "(one process, same results); off: one process per run")
+    sp.add_argument("--precision", choices=("fp32", "bf16"),
+                    help="override the suite's precision (default: the suite's, fp32 unless it says bf16)")
     sp.add_argument("--force", action="store_true",
                     help="rebuild a dataset built with another size or seed than the suite names (else an error)")
     sp.set_defaults(func=cmd_bench)

@@ -72,6 +72,24 @@ def test_ray_gives_the_same_table_as_the_local_pool(tiny_local, tmp_path):
     assert to_json(local) == to_json(ray)
 
 
+def test_populations_off_gives_the_same_table(tiny_local, tmp_path):
+    """The tiny suite's runs trained one per process (--population off) against its populations
+    (the default, tiny_local): a member ends within float rounding of its solo run."""
+    import json
+
+    suite, results, root, lines = tiny_local
+    assert any("2 populations" in line for line in lines)  # bc and iql, two seeds each
+    solo_lines = []
+    counts = run_suite(suite, tmp_path / "solo", workers=2, root=root, log=solo_lines.append, population=False)
+    assert counts["done"] == 4 and not any("populations" in line for line in solo_lines)
+    together, alone = score_table(read_results(results)), score_table(read_results(tmp_path / "solo"))
+    assert to_markdown(together) == to_markdown(alone)
+    for a, b in zip(json.loads(to_json(together)), json.loads(to_json(alone))):
+        for key, value in a.items():
+            close = pytest.approx(b[key], rel=1e-4, abs=1e-4, nan_ok=True) if isinstance(value, float) else b[key]
+            assert value == close, key
+
+
 def test_report_and_eval_commands(tiny_local, tmp_path, capsys, monkeypatch):
     import shutil
 

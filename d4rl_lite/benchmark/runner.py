@@ -75,9 +75,10 @@ def built_recipe(name: str, root: str | os.PathLike | None) -> dict[str, Any]:
     return recipe if isinstance(recipe, dict) else {}
 
 
-def run_one(suite_dict: dict[str, Any], algo: str, dataset: str, seed: int, results_dir: str,
-            root: str | None, device: str, wandb: bool, parent_pid: int | None = None) -> dict[str, Any]:
-    """One training run (in a worker process): resumes if its directory holds a checkpoint.
+def run_group(suite_dict: dict[str, Any], algo: str, dataset: str, seeds: list[int], results_dir: str,
+              root: str | None, device: str, wandb: bool, parent_pid: int | None = None) -> list[dict[str, Any]]:
+    """The runs of one algorithm on one dataset for ``seeds`` (in a worker process), trained as one
+    population (``train_population``; one seed is a solo run); each resumes from its checkpoint.
 
     ``parent_pid``: the local pool's main process; the worker exits as soon as that process is
     gone (killed with -9, say) instead of training on, unseen, for minutes.
@@ -86,20 +87,40 @@ def run_one(suite_dict: dict[str, Any], algo: str, dataset: str, seed: int, resu
 
     if parent_pid is not None:
         _exit_when_orphaned(parent_pid)
-    from d4rl_lite.training.offline import TrainConfig, train
     from d4rl_lite.datasets.d4rl_compat import load_dataset
+    from d4rl_lite.training.offline import TrainConfig, train_population
 
-    torch.set_num_threads(1)  # one run per core
+    torch.set_num_threads(1)  # one worker per core
     # ... so its evaluations step their env copies in-process too (unless the user says otherwise).
     os.environ.setdefault("D4RL_LITE_ENV_WORKERS", "1")
     suite = Suite(**suite_dict)
     suite.import_plugins()  # user algorithms register themselves in this worker too
-    tc = TrainConfig(steps=suite.steps, seed=seed, device=device, log_every=suite.log_every, eval_every=suite.eval_every,
-                     eval_episodes=suite.eval_episodes, checkpoint_every=suite.checkpoint_every, wandb=wandb,
-                     wandb_project=f"d4rl-lite-{suite.name}")
-    record = train(algo, load_dataset(dataset, root=root), tc, suite.algo_settings(algo),
-                   run_dir=Path(results_dir) / run_id(algo, dataset, seed))
-    return {"algorithm": algo, "dataset": dataset, "seed": seed, "final": record["final"]}
+    tc = TrainConfig(steps=suite.steps, seed=seeds[0], device=device, log_every=suite.log_every,
+                     eval_every=suite.eval_every, eval_episodes=suite.eval_episodes,
+                     checkpoint_every=suite.checkpoint_every, wandb=wandb, wandb_project=f"d4rl-lite-{suite.name}",
+                     precision=suite.precision)
+    records = train_population(algo, load_dataset(dataset, root=root), tc, suite.algo_settings(algo), seeds,
+                               [Path(results_dir) / run_id(algo, dataset, s) for s in seeds])
+    return [{"algorithm": algo, "dataset": dataset, "seed": s, "final": r["final"]} for s, r in zip(seeds, records)]
+
+
+def population_groups(suite: Suite, runs: list[tuple[str, str, int]], population: bool) -> list[tuple[str, str, list[int]]]:
+    """``runs`` (algorithm, dataset, seed) grouped into the jobs of a suite: with ``population``, one
+    job per algorithm and dataset holding its seeds (algorithms that cannot train as populations,
+    and ``population=False``, keep one job per seed)."""
+    from d4rl_lite.algorithms import get_algorithm
+
+    suite.import_plugins()
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for algo, dataset, seed in runs:
+        together = population and get_algorithm(algo).supports_population
+        groups.setdefault((algo, dataset) if together else (algo, dataset, seed), []).append(seed)
+    return [(key[0], key[1], seeds) for key, seeds in groups.items()]
+
+
+def _job_name(a: tuple) -> str:
+    algo, dataset, seeds = a[1], a[2], a[3]
+    return run_id(algo, dataset, seeds[0]) if len(seeds) == 1 else f"{algo}__{dataset}__seeds{','.join(map(str, seeds))}"
 
 
 def _exit_when_orphaned(parent_pid: int, period_s: float = 1.0) -> None:
@@ -115,19 +136,25 @@ def _exit_when_orphaned(parent_pid: int, period_s: float = 1.0) -> None:
 
 def run_suite(suite: Suite, results_dir: str | Path, *, executor: str = "local", workers: int = 2,
               address: str | None = None, root: str | os.PathLike | None = None, device: str = "auto",
-              wandb: bool = False, log: Callable[[str], None] = print, force: bool = False) -> dict[str, int]:
-    """Run every unfinished run of ``suite``; returns counts of runs done now, skipped and failed."""
+              wandb: bool = False, log: Callable[[str], None] = print, force: bool = False,
+              population: bool = True) -> dict[str, int]:
+    """Run every unfinished run of ``suite``; returns counts of runs done now, skipped and failed.
+
+    With ``population`` (default) the unfinished seeds of an algorithm on a dataset train together
+    as one population (one job, one worker); the results are the runs' own either way."""
     results = Path(results_dir)
     results.mkdir(parents=True, exist_ok=True)
     (results / "suite.json").write_text(json.dumps(suite.__dict__, indent=2))
     ensure_datasets(suite, root, log, force=force)
     todo = [r for r in suite.runs() if not is_finished(results, suite, *r)]
     skipped = len(suite.runs()) - len(todo)
+    jobs = population_groups(suite, todo, population)
     log(f"suite {suite.name}: {len(suite.runs())} runs, {skipped} already finished, {len(todo)} to run "
-        f"({executor}, {workers} workers)")
+        f"({executor}, {workers} workers" + (f", {len(jobs)} populations" if len(jobs) < len(todo) else "") + ")")
     if not todo:
         return {"done": 0, "skipped": skipped, "failed": 0}
-    args = [(suite.__dict__, a, d, s, str(results), None if root is None else str(root), device, wandb) for a, d, s in todo]
+    args = [(suite.__dict__, a, d, seeds, str(results), None if root is None else str(root), device, wandb)
+            for a, d, seeds in jobs]
     runner = _run_local if executor == "local" else _run_ray if executor == "ray" else None
     if runner is None:
         raise ValueError(f"unknown executor {executor!r}: use local or ray")
@@ -147,18 +174,19 @@ def _run_local(args: list[tuple], workers: int, _address: str | None, log: Calla
 
     done = failed = 0
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(run_one, *a, parent_pid=os.getpid()): a for a in args}
+        futures = {pool.submit(run_group, *a, parent_pid=os.getpid()): a for a in args}
+        total = sum(len(a[3]) for a in args)
         for fut in as_completed(futures):
             a = futures[fut]
             try:
                 fut.result()
-                done += 1
-                last = f"finished {run_id(a[1], a[2], a[3])}"
-            except Exception as e:  # noqa: BLE001 - one failed run must not stop the suite
-                failed += 1
-                last = f"FAILED {run_id(a[1], a[2], a[3])}: {type(e).__name__}: {e}"
-            left = len(args) - done - failed
-            _report(log, done, min(workers, left), max(0, left - workers), last)
+                done += len(a[3])
+                last = f"finished {_job_name(a)}"
+            except Exception as e:  # noqa: BLE001 - one failed job must not stop the suite
+                failed += len(a[3])
+                last = f"FAILED {_job_name(a)}: {type(e).__name__}: {e}"
+            left = total - done - failed
+            _report(log, done, min(workers * len(a[3]), left), max(0, left - workers * len(a[3])), last)
     return done, failed
 
 
@@ -171,7 +199,7 @@ def _run_ray(args: list[tuple], workers: int, address: str | None, log: Callable
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(num_cpus=1, max_retries=0)(run_one)
+    remote = ray.remote(num_cpus=1, max_retries=0)(run_group)
     pending = {remote.remote(*a): a for a in args}
     done = failed = 0
     try:
@@ -180,12 +208,13 @@ def _run_ray(args: list[tuple], workers: int, address: str | None, log: Callable
             a = pending.pop(ready[0])
             try:
                 ray.get(ready[0])
-                done += 1
-                last = f"finished {run_id(a[1], a[2], a[3])}"
+                done += len(a[3])
+                last = f"finished {_job_name(a)}"
             except Exception as e:  # noqa: BLE001
-                failed += 1
-                last = f"FAILED {run_id(a[1], a[2], a[3])}: {e}"
-            _report(log, done, min(workers, len(pending)), max(0, len(pending) - workers), last)
+                failed += len(a[3])
+                last = f"FAILED {_job_name(a)}: {e}"
+            left = sum(len(p[3]) for p in pending.values())
+            _report(log, done, min(workers * len(a[3]), left), max(0, left - workers * len(a[3])), last)
     finally:
         if started_here:
             ray.shutdown()

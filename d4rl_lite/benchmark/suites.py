@@ -43,6 +43,7 @@ class Suite:
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     description: str = ""
     imports: list[str] = field(default_factory=list)  # modules registering user algorithms, imported in every worker
+    precision: str = "fp32"  # "bf16": the updates' matrix products under bf16 autocast (train --precision)
 
     def import_plugins(self) -> None:
         import importlib
@@ -106,6 +107,7 @@ class Suite:
         need(isinstance(self.imports, list) and all(isinstance(m, str) for m in self.imports),
              "imports must be a list of module names")
         need(isinstance(self.description, str), "description must be a string")
+        need(self.precision in ("fp32", "bf16"), f"precision must be \"fp32\" or \"bf16\", got {self.precision!r}")
         self.import_plugins()
         if not self.algorithms or not self.datasets or not self.seeds:
             raise ValueError(f"suite {self.name!r} needs algorithms, datasets and seeds")
