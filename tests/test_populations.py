@@ -1,5 +1,6 @@
 """Populations (member-batched networks): a population computes what each member's solo network computes."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -188,3 +189,25 @@ def test_bf16_is_part_of_a_runs_identity(maze_data, tmp_path):
     with pytest.raises(ValueError, match="precision must be fp32 or bf16"):
         train("td3_bc", maze_data, TrainConfig(precision="fp16", **config), {}, run_dir=tmp_path / "s")
     assert not (tmp_path / "s").exists()
+
+
+def test_a_populations_evaluation_gives_each_member_its_own_results(maze_data):
+    from d4rl_lite.algorithms import get_algorithm
+    from d4rl_lite.algorithms.base import make_config
+    from d4rl_lite.evaluation.evaluate import evaluate, evaluate_population
+    from d4rl_lite.tasks import get_task
+
+    cls = get_algorithm("td3_bc")
+    task = get_task(maze_data.metadata["task"])
+    pop = cls.population(task.observation_dim, task.action_dim, make_config(cls.Config, {"hidden": (16,)}), [0, 1, 2],
+                         device="cpu")
+    calls = []
+    act = pop.act
+    pop.act = lambda obs: calls.append(obs.shape) or act(obs)  # count the policy calls and their shapes
+    together = evaluate_population(task, pop, episodes=3)
+    assert calls and all(shape[:2] == (3, 3) for shape in calls)  # (members, copies per member, obs)
+    assert len(calls) == max(int(r.lengths.max()) for r in together)  # one call per step for everyone
+    pop.act = act
+    for m, result in enumerate(together):
+        alone = evaluate(task, pop.member_policy(m), episodes=3)
+        assert np.array_equal(result.returns, alone.returns) and np.array_equal(result.successes, alone.successes)

@@ -50,46 +50,72 @@ def evaluate(
     finishes starts the next pending episode. ``workers`` processes share the env stepping
     (default: one per core, see ``default_env_workers``); results do not depend on it.
     """
+    start_episode = getattr(policy, "start_episode", None)
+    return _run_episodes(task, lambda obs: np.asarray(policy(obs[0]))[None], 1, episodes, seed, num_envs,
+                         reset_options, workers, start_episode)[0]
+
+
+def evaluate_population(
+    task: Task,
+    algo: Any,
+    episodes: int | None = None,
+    seed: int | None = None,
+    num_envs: int = 10,
+    workers: int | None = None,
+) -> list[EvalResult]:
+    """``evaluate`` for every member of a population at once: each member runs the episodes (and
+    seeds) its solo evaluation runs, on its own env copies, and every step is one policy call for
+    the whole population (observations (M, copies, d)). One result per member."""
+    return _run_episodes(task, algo.act, algo.members, episodes, seed, num_envs, None, workers, None)
+
+
+def _run_episodes(task: Task, act: Any, members: int, episodes: int | None, seed: int | None, num_envs: int,
+                  reset_options: dict[str, Any] | None, workers: int | None, start_episode: Any) -> list[EvalResult]:
+    """The evaluation loop: ``members`` groups of copies (member m owns copies [m * n, (m + 1) * n)),
+    each running episodes 0..episodes-1 in order; ``act`` maps (M, n, d) observations to (M, n, A)."""
     episodes = task.eval_episodes if episodes is None else episodes
     seed = task.eval_seed if seed is None else seed
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
-    num_envs = max(1, min(num_envs, episodes))
+    n = max(1, min(num_envs, episodes))  # copies per member
     options = task.eval_reset_options() if reset_options is None else reset_options
-    returns = np.zeros(episodes)
-    lengths = np.zeros(episodes, dtype=np.int64)
-    successes = np.zeros(episodes, dtype=bool) if task.domain in GOAL_DOMAINS else None
-    start_episode = getattr(policy, "start_episode", None)
+    returns = np.zeros((members, episodes))
+    lengths = np.zeros((members, episodes), dtype=np.int64)
+    successes = np.zeros((members, episodes), dtype=bool) if task.domain in GOAL_DOMAINS else None
 
-    envs = EnvBatch(task, num_envs, workers=workers)
+    envs = EnvBatch(task, members * n, workers=workers)
     try:
-        slot_episode = np.arange(num_envs)  # which episode each copy is running; -1 = idle
-        for slot in range(num_envs):
-            envs.reset(slot, seed + slot, options)
+        owner = np.repeat(np.arange(members), n)  # the member each copy belongs to
+        slot_episode = np.tile(np.arange(n), members)  # which of its member's episodes a copy runs; -1 = idle
+        for slot in range(members * n):
+            envs.reset(slot, seed + int(slot_episode[slot]), options)
             if start_episode:
-                start_episode(slot, slot)
-        next_episode = num_envs
+                start_episode(slot, int(slot_episode[slot]))
+        next_episode = np.full(members, n)
         while (slot_episode >= 0).any():
             active = slot_episode >= 0
-            actions = np.asarray(policy(task.flatten_observation(envs.obs)))
+            obs = task.flatten_observation(envs.obs)
+            actions = np.asarray(act(obs.reshape(members, n, -1))).reshape(members * n, -1)
             _, rewards, terminations, truncations = envs.step(actions, active)
-            ep = slot_episode[active]
-            returns[ep] += rewards[active]
-            lengths[ep] += 1
+            who, ep = owner[active], slot_episode[active]
+            returns[who, ep] += rewards[active]
+            lengths[who, ep] += 1
             if successes is not None:
-                successes[ep] |= envs.successes[active]
+                successes[who, ep] |= envs.successes[active]
             for slot in np.flatnonzero((terminations | truncations) & active):
-                if next_episode < episodes:
-                    slot_episode[slot] = next_episode
-                    envs.reset(int(slot), seed + next_episode, options)
+                m = owner[slot]
+                if next_episode[m] < episodes:
+                    slot_episode[slot] = next_episode[m]
+                    envs.reset(int(slot), seed + int(next_episode[m]), options)
                     if start_episode:
-                        start_episode(int(slot), next_episode)
-                    next_episode += 1
+                        start_episode(int(slot), int(next_episode[m]))
+                    next_episode[m] += 1
                 else:
                     slot_episode[slot] = -1  # idle: no longer stepped
     finally:
         envs.close()
-    return EvalResult(returns, lengths, successes, [seed + i for i in range(episodes)])
+    seeds = [seed + i for i in range(episodes)]
+    return [EvalResult(returns[m], lengths[m], None if successes is None else successes[m], seeds) for m in range(members)]
 
 
 def evaluate_multitask(task: Task, policy: Policy, episodes_per_task: int = 20, seed: int | None = None) -> list[dict[str, Any]]:

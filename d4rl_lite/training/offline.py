@@ -284,8 +284,16 @@ class _Members:
             hook.log(step, member_values)
 
     def evaluate(self, step: int) -> None:
-        for hook in self.hooks:
-            hook.evaluate(step)
+        algo = self.hooks[0].algo
+        if getattr(algo, "members", 0) > 1:  # every member's episodes at once, one policy call per step
+            from d4rl_lite.evaluation.evaluate import evaluate_population
+
+            results = evaluate_population(self.hooks[0].task, algo, episodes=self.hooks[0].tc.eval_episodes)
+            for hook, result in zip(self.hooks, results):
+                hook.record_evaluation(step, result)
+        else:
+            for hook in self.hooks:
+                hook.evaluate(step)
 
     def checkpoint(self, step: int) -> None:
         for hook in self.hooks:
@@ -316,7 +324,9 @@ class _OfflineHooks:
     def evaluate(self, step: int) -> None:
         from d4rl_lite.evaluation.evaluate import evaluate
 
-        result = evaluate(self.task, self.algo.member_policy(self.member), episodes=self.tc.eval_episodes)
+        self.record_evaluation(step, evaluate(self.task, self.algo.member_policy(self.member), episodes=self.tc.eval_episodes))
+
+    def record_evaluation(self, step: int, result: Any) -> None:
         ev = {"eval/return_mean": float(result.returns.mean()), "eval/return_std": float(result.returns.std())}
         try:
             ev["eval/normalized_score"] = float(self.task.normalized_score(result.returns.mean()))
