@@ -259,6 +259,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dirs = [args.run_dir] if args.run_dir else None
     records = train_population(args.algo, dataset, tc, _parse_settings(args.set), seeds, run_dirs, progress=not args.quiet)
     for seed, record in zip(seeds, records):
+        if "diverged" in record:
+            print(f"{args.algo} seed {seed}: DIVERGED ({record['diverged']}); recorded in {record['run_dir']}/diverged.json")
+            continue
         final, best = record["final"], record["best"]
         key = "eval/normalized_score" if "eval/normalized_score" in final else "eval/return_mean"
         label = "normalized score" if key == "eval/normalized_score" else "return (raw; no reference scores yet)"
@@ -266,7 +269,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"{who}: final {label} {final.get(key, float('nan')):.1f} "
               f"(step {final.get('step', 0):,}), best {best.get(key, float('nan')):.1f} (step {best.get('step', 0):,})")
         print(f"run directory: {record['run_dir']} (log.jsonl, result.json, checkpoint.safetensors)")
-    return 0
+    return 1 if any("diverged" in r for r in records) else 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

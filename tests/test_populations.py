@@ -211,3 +211,36 @@ def test_a_populations_evaluation_gives_each_member_its_own_results(maze_data):
     for m, result in enumerate(together):
         alone = evaluate(task, pop.member_policy(m), episodes=3)
         assert np.array_equal(result.returns, alone.returns) and np.array_equal(result.successes, alone.successes)
+
+
+def test_a_diverging_member_stops_and_the_others_finish_as_their_solo_runs(maze_data, tmp_path, monkeypatch, capsys):
+    from d4rl_lite.algorithms import get_algorithm
+    from d4rl_lite.benchmark.table import collect_results
+    from d4rl_lite.files import load_state, read_record
+    from d4rl_lite.training.offline import CHECKPOINT, TrainConfig, train, train_population
+
+    bc = get_algorithm("bc")
+    update = bc.update
+
+    def update_that_breaks_member_1(self, batch):  # fault injection: member 1's weights become NaN
+        if self.members == 3 and self.step == 25:
+            with torch.no_grad():
+                self.actor.net[0].weight[1] = float("nan")
+        return update(self, batch)
+
+    monkeypatch.setattr(bc, "update", update_that_breaks_member_1)
+    config = dict(steps=60, device="cpu", log_every=10, eval_every=30, eval_episodes=1, checkpoint_every=10)
+    runs = [tmp_path / f"bc__{maze_data.metadata['name']}__seed{s}" for s in (0, 1, 2)]
+    records = train_population("bc", maze_data, TrainConfig(**config), {"hidden": (16,)}, [0, 1, 2], runs)
+    assert "member seed 1: train/actor_loss = nan at step 30" in capsys.readouterr().err
+    assert [r["steps"] for r in records] == [60, 30, 60] and "diverged" in records[1]
+    assert read_record(runs[1] / "diverged.json", "divergence record")["steps"] == 30
+    assert load_state(runs[1] / CHECKPOINT)["step"] == 20  # its last good checkpoint
+    assert not (runs[1] / "result.json").exists()
+    refused = collect_results(tmp_path).refused
+    assert len(refused) == 1 and "member seed 1: train/actor_loss = nan" in refused[0]
+    monkeypatch.setattr(bc, "update", update)
+    for seed, run in ((0, runs[0]), (2, runs[2])):  # the others: as if trained alone
+        train("bc", maze_data, TrainConfig(seed=seed, **config), {"hidden": (16,)}, run_dir=tmp_path / f"solo{seed}")
+        want, got = _flat(load_state(tmp_path / f"solo{seed}" / CHECKPOINT)["algo"]), _flat(load_state(run / CHECKPOINT)["algo"])
+        assert max(float((want[k] - got[k]).abs().max()) for k in want if want[k].is_floating_point()) <= 1e-5

@@ -101,7 +101,8 @@ def run_group(suite_dict: dict[str, Any], algo: str, dataset: str, seeds: list[i
                      precision=suite.precision)
     records = train_population(algo, load_dataset(dataset, root=root), tc, suite.algo_settings(algo), seeds,
                                [Path(results_dir) / run_id(algo, dataset, s) for s in seeds])
-    return [{"algorithm": algo, "dataset": dataset, "seed": s, "final": r["final"]} for s, r in zip(seeds, records)]
+    return [{"algorithm": algo, "dataset": dataset, "seed": s, **({"diverged": r["diverged"]} if "diverged" in r else
+                                                                  {"final": r["final"]})} for s, r in zip(seeds, records)]
 
 
 def population_groups(suite: Suite, runs: list[tuple[str, str, int]], population: bool) -> list[tuple[str, str, list[int]]]:
@@ -179,9 +180,9 @@ def _run_local(args: list[tuple], workers: int, _address: str | None, log: Calla
         for fut in as_completed(futures):
             a = futures[fut]
             try:
-                fut.result()
-                done += len(a[3])
-                last = f"finished {_job_name(a)}"
+                lost = sum("diverged" in r for r in fut.result())
+                done, failed = done + len(a[3]) - lost, failed + lost
+                last = f"finished {_job_name(a)}" + (f" ({lost} diverged)" if lost else "")
             except Exception as e:  # noqa: BLE001 - one failed job must not stop the suite
                 failed += len(a[3])
                 last = f"FAILED {_job_name(a)}: {type(e).__name__}: {e}"
@@ -207,9 +208,9 @@ def _run_ray(args: list[tuple], workers: int, address: str | None, log: Callable
             ready, _ = ray.wait(list(pending), num_returns=1)
             a = pending.pop(ready[0])
             try:
-                ray.get(ready[0])
-                done += len(a[3])
-                last = f"finished {_job_name(a)}"
+                lost = sum("diverged" in r for r in ray.get(ready[0]))
+                done, failed = done + len(a[3]) - lost, failed + lost
+                last = f"finished {_job_name(a)}" + (f" ({lost} diverged)" if lost else "")
             except Exception as e:  # noqa: BLE001
                 failed += len(a[3])
                 last = f"FAILED {_job_name(a)}: {e}"

@@ -68,6 +68,12 @@ def collect_results(results_dir: str | Path) -> ResultSet:
             refused.append(f"{path}: {problem}")
         else:
             records.append(record)
+    for path in sorted(results_dir.glob("*/diverged.json")):  # a population member that diverged
+        if not (path.parent / "result.json").exists():
+            try:
+                refused.append(f"{path}: {read_record(path, 'divergence record').get('diverged', 'diverged')}")
+            except CorruptFileError as e:
+                refused.append(str(e))
     seen = {f"{r['algorithm']}__{r['dataset']}__seed{r['train']['seed']}" for r in records}
     refused_ids = {Path(line.split(":")[0]).parent.name for line in refused}
     if expected is None:  # no suite: the full grid of what is there

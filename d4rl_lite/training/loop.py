@@ -27,7 +27,13 @@ from d4rl_lite.files import load_state
 
 
 class DivergenceError(D4RLLiteError):
-    """Training produced a non-finite loss or weight, or an implausible Q-value."""
+    """Training produced a non-finite loss or weight, or an implausible Q-value.
+
+    ``member``: which member of a population diverged; ``step``: when it was seen."""
+
+    def __init__(self, message: str, member: int | None = None, step: int | None = None):
+        super().__init__(message)
+        self.member, self.step = member, step
 
 
 @dataclass
@@ -121,11 +127,11 @@ class DivergenceGuard:
             for key, v in run_values.items():
                 if not math.isfinite(v):
                     raise DivergenceError(f"training diverged: {self._who(m)}{key} = {v} at step {step:,}; {self._kept(m)}. "
-                                          "Lower the learning rate or check the dataset.")
+                                          "Lower the learning rate or check the dataset.", m, step)
                 if "q" in key.split("/")[-1].split("_")[0] and abs(v) > self.q_bound:
                     raise DivergenceError(f"training diverged: {self._who(m)}{key} = {v:.4g} at step {step:,} exceeds the "
                                           f"sane bound {self.q_bound:.4g} (= q_bound_factor x max|r| / (1 - gamma)); "
-                                          f"{self._kept(m)}.")
+                                          f"{self._kept(m)}.", m, step)
 
     def check_weights(self, algo: Any, step: int) -> None:
         members = getattr(algo, "members", 0)
@@ -140,7 +146,7 @@ class DivergenceGuard:
                    if t.is_floating_point() and not bool(torch.isfinite(t).all())]
             if bad:
                 raise DivergenceError(f"training diverged: {self._who(m)}non-finite weights in {sorted(set(bad))[0]} at "
-                                      f"step {step:,}; {self._kept(m)}. Lower the learning rate or check the dataset.")
+                                      f"step {step:,}; {self._kept(m)}. Lower the learning rate or check the dataset.", m, step)
 
     def _who(self, m: int) -> str:
         return f"member {self.labels[m]}: " if self.labels and len(self.labels) > 1 else ""

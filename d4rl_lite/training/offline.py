@@ -31,6 +31,7 @@ from d4rl_lite.tasks import get_task
 
 CHECKPOINT = "checkpoint.safetensors"
 RESULT = "result.json"
+DIVERGED = "diverged.json"  # a population member that diverged (the others went on): its error and step
 CONFIG = "config.json"
 # Settings that do not change what a run computes: a run may be continued with other values.
 NOT_IDENTITY = ("steps", "wandb", "wandb_project", "device")
@@ -207,19 +208,59 @@ def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, seeds, run
 
         label = f"{algo_name} {name}" + (f" seeds {','.join(map(str, seeds))}" if len(seeds) > 1 else "")
         bar = hooks[0].bar = tqdm(total=tc.steps, initial=step, desc=label, unit="upd", dynamic_ncols=True)
+    active = list(range(len(seeds)))  # the members still training (indices into seeds, runs, hooks)
+    diverged: dict[int, dict[str, Any]] = {}
     try:
-        if algo.members:
-            step = run_loop(algo, lambda _: data.sample_members(batch_size, gens), step, schedule, _Members(hooks), guard,
-                            bar, tc.precision)
-        else:
-            step = run_loop(algo, lambda _: data.sample(batch_size, gens[0]), step, schedule, _Members(hooks), guard,
-                            bar, tc.precision)
+        while True:
+            members = _Members([hooks[i] for i in active])
+            if algo.members:
+                member_gens = [gens[i] for i in active]
+                next_batch = lambda _: data.sample_members(batch_size, member_gens)  # noqa: E731
+            else:
+                next_batch = lambda _: data.sample(batch_size, gens[0])  # noqa: E731
+            try:
+                step = run_loop(algo, next_batch, step, schedule, members, guard, bar, tc.precision)
+                break
+            except DivergenceError as e:
+                if e.member is None or len(active) == 1:
+                    raise
+                # One member diverged: it stops (its last good checkpoint stays), the others go on.
+                lost = active.pop(e.member)
+                diverged[lost] = {**records[lost], "run_dir": str(runs[lost]), "diverged": str(e), "steps": e.step}
+                write_record(runs[lost] / DIVERGED, diverged[lost])
+                print(f"d4rl-lite: {e} The other members go on.", file=sys.stderr)
+                algo = _without_member(algo, e.member, [seeds[i] for i in active])
+                for index, i in enumerate(active):
+                    hooks[i].algo, hooks[i].member = algo, index
+                guard = DivergenceGuard([ckpt_paths[i] for i in active], q_bound, labels=[f"seed {seeds[i]}" for i in active])
+                step = e.step
+                members = _Members([hooks[i] for i in active])
+                if step % schedule.eval_every == 0 or step == schedule.total_steps:  # what was due at that step
+                    members.evaluate(step)
+                if step % schedule.checkpoint_every == 0 or step == schedule.total_steps:
+                    members.checkpoint(step)
     finally:
         if bar:
             bar.close()
         for h in hooks:
             h.logger.close()
-    return [_write_result(run, record, h.history, step) for run, record, h in zip(runs, records, hooks)]
+    return [diverged[i] if i in diverged else _write_result(runs[i], records[i], hooks[i].history, step)
+            for i in range(len(seeds))]
+
+
+def _without_member(algo: Any, lost: int, seeds: list[int]) -> Any:
+    """The population ``algo`` without member ``lost``: the others' weights, optimizer states and
+    random streams, exactly as they are."""
+    from d4rl_lite.algorithms.population import member_state_dict
+
+    keep = [m for m in range(algo.members) if m != lost]
+    global_rng = torch.get_rng_state()  # building networks draws from it; evaluations use it
+    smaller = type(algo).population(algo.obs_dim, algo.act_dim, algo.config, seeds, device=algo.device)
+    torch.set_rng_state(global_rng)
+    load_member_state_dicts(smaller, [member_state_dict(algo, m) for m in keep])
+    for generator, m in zip(smaller.noise.generators, keep):
+        generator.set_state(algo.noise.generators[m].get_state())
+    return smaller
 
 
 def _resume(algo: Any, runs: list[Path], ckpt_paths: list[Path], identities: list[str], gens: list[torch.Generator]) -> int:
