@@ -77,7 +77,8 @@ def train_solo_and_population(name, dataset, seeds, steps, tmp_path, **settings)
     """(each seed's checkpointed state after ``steps`` updates of ``train``, each member's checkpointed
     state after the same updates as one population)."""
     from d4rl_lite.files import load_state
-    from d4rl_lite.training.offline import CHECKPOINT, TrainConfig, train, train_population
+    from d4rl_lite.training.run_files import CHECKPOINT
+    from d4rl_lite.training.offline import TrainConfig, train, train_population
 
     solo_states = []
     for seed in seeds:
@@ -130,7 +131,8 @@ def test_each_member_ends_where_its_solo_run_ends(case, maze_data, tmp_path):
 
 def test_a_resumed_population_ends_with_the_weights_of_an_uninterrupted_one(maze_data, tmp_path):
     from d4rl_lite.files import load_state
-    from d4rl_lite.training.offline import CHECKPOINT, TrainConfig, train_population
+    from d4rl_lite.training.run_files import CHECKPOINT
+    from d4rl_lite.training.offline import TrainConfig, train_population
 
     settings = {"hidden": (32, 32), "batch_size": 64, "warmup_steps": 10}
     config = dict(seed=0, device="cpu", log_every=4, eval_every=20, eval_episodes=1, checkpoint_every=4)
@@ -148,7 +150,8 @@ def test_a_resumed_population_ends_with_the_weights_of_an_uninterrupted_one(maze
 def test_members_at_different_steps_continue_separately_and_end_as_their_solo_runs(maze_data, tmp_path, capsys):
     # Seed 1 trained alone for 10 steps (or a kill fell between two members' checkpoint writes).
     from d4rl_lite.files import load_state
-    from d4rl_lite.training.offline import CHECKPOINT, TrainConfig, train, train_population
+    from d4rl_lite.training.run_files import CHECKPOINT
+    from d4rl_lite.training.offline import TrainConfig, train, train_population
 
     config = dict(device="cpu", log_every=5, eval_every=10, eval_episodes=1, checkpoint_every=5)
     settings = {"hidden": (16,)}
@@ -217,7 +220,8 @@ def test_a_diverging_member_stops_and_the_others_finish_as_their_solo_runs(maze_
     from d4rl_lite.algorithms import get_algorithm
     from d4rl_lite.benchmark.table import collect_results
     from d4rl_lite.files import load_state, read_record
-    from d4rl_lite.training.offline import CHECKPOINT, TrainConfig, train, train_population
+    from d4rl_lite.training.run_files import CHECKPOINT
+    from d4rl_lite.training.offline import TrainConfig, train, train_population
 
     bc = get_algorithm("bc")
     update = bc.update

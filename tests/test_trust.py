@@ -22,7 +22,8 @@ import pytest
 
 import d4rl_lite
 from d4rl_lite.training.loop import DivergenceError
-from d4rl_lite.training.offline import CHECKPOINT, TrainConfig, train
+from d4rl_lite.training.run_files import CHECKPOINT
+from d4rl_lite.training.offline import TrainConfig, train
 from d4rl_lite.cli import main
 from d4rl_lite.datasets.builders import build_dataset
 from d4rl_lite.files import CorruptFileError, load_state, read_record, save_state, write_record

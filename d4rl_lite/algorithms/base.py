@@ -1,4 +1,8 @@
-"""What every offline algorithm shares: config handling, device, acting, and checkpointable state."""
+"""What every offline algorithm shares: config handling, device, acting, and checkpointable state.
+
+About 330 lines: the config rules (names, types, ranges, old names, docs) and the base class
+they serve stay side by side; every algorithm file reads against this one.
+"""
 
 from __future__ import annotations
 

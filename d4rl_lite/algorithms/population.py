@@ -79,3 +79,16 @@ def load_member_state_dicts(algo: Any, states: list[dict[str, Any]]) -> None:
         else:
             stacked[key] = parts[0]
     algo.load_state_dict(stacked)
+
+
+def drop_member(algo: Any, lost: int, seeds: list[int]) -> Any:
+    """The population ``algo`` without member ``lost``: the others' weights, optimizer states and
+    random streams, exactly as they are."""
+    keep = [m for m in range(algo.members) if m != lost]
+    global_rng = torch.get_rng_state()  # building networks draws from it; evaluations use it
+    smaller = type(algo).population(algo.obs_dim, algo.act_dim, algo.config, seeds, device=algo.device)
+    torch.set_rng_state(global_rng)
+    load_member_state_dicts(smaller, [member_state_dict(algo, m) for m in keep])
+    for generator, m in zip(smaller.noise.generators, keep):
+        generator.set_state(algo.noise.generators[m].get_state())
+    return smaller

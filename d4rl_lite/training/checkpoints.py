@@ -17,7 +17,7 @@ def load_run(checkpoint: str | os.PathLike, device: str = "cpu") -> tuple[Any, d
     """
     from d4rl_lite.algorithms import get_algorithm
     from d4rl_lite.algorithms.base import make_config
-    from d4rl_lite.training.offline import CHECKPOINT, CONFIG, _check_identity, checkpoint_identity
+    from d4rl_lite.training.run_files import CHECKPOINT, CONFIG, check_identity, checkpoint_identity
     from d4rl_lite.files import CorruptFileError, load_state, read_record
     from d4rl_lite.tasks import get_task
 
@@ -40,7 +40,7 @@ def load_run(checkpoint: str | os.PathLike, device: str = "cpu") -> tuple[Any, d
     except (KeyError, TypeError, AttributeError) as e:
         raise CorruptFileError(f"{run / CONFIG}: not a run configuration (missing or malformed {e})") from None
     state = load_state(ckpt, map_location=device)
-    _check_identity(state, identity, ckpt)
+    check_identity(state, identity, ckpt)
     algo = cls(task.observation_dim, task.action_dim, cfg, device=device)
     try:
         algo.load_state_dict(state["algo"])

@@ -1,15 +1,16 @@
-"""Offline training: an algorithm on a fixed dataset, through the one training loop (``loop.py``).
+"""Offline training: an algorithm on a fixed dataset, solo or as a population of seeds, through the
+one training loop (``loop.py``); what a run directory holds is ``run_files.py``'s business.
 
-A run directory holds config.json (the run's identity), checkpoint.safetensors, log.jsonl and,
-at the end, result.json. Exact resume: a checkpoint holds the algorithm (weights, optimizers, its step), the batch
-sampler's generator, torch's global RNG and the step; the JSONL log is cut back to the
+Exact resume: a checkpoint holds the algorithm (weights, optimizers, its step), the batch
+sampler's generator, the random streams and the step; the JSONL log is cut back to the
 checkpoint's step on resume. Killing a run anywhere and re-running the same command gives the
 same final weights as an uninterrupted run (bit for bit on CPU).
+About 320 lines: the entry points (train, train_population) and the hooks they give the loop
+are read together.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -20,22 +21,23 @@ from typing import Any
 import torch
 
 from d4rl_lite.algorithms.base import training_settings
-from d4rl_lite.algorithms.population import load_member_state_dicts
+from d4rl_lite.algorithms.population import drop_member
 from d4rl_lite.datasets.offline import OfflineDataset
-from d4rl_lite.errors import D4RLLiteError, ReferenceScoreUnavailable
-from d4rl_lite.files import load_state, read_record, save_state, write_record
+from d4rl_lite.errors import ReferenceScoreUnavailable
+from d4rl_lite.files import load_state, write_record
 from d4rl_lite.locking import RunDirLock
-from d4rl_lite.training.logging import RunLogger, truncate_log
+from d4rl_lite.training.logging import RunLogger
 from d4rl_lite.training.loop import DivergenceError, DivergenceGuard, Schedule, run_loop
+from d4rl_lite.training.run_files import (
+    CHECKPOINT,
+    DIVERGED,
+    check_same_run,
+    read_evals,
+    resume_members,
+    save_checkpoint,
+    write_result,
+)
 from d4rl_lite.tasks import get_task
-
-CHECKPOINT = "checkpoint.safetensors"
-RESULT = "result.json"
-DIVERGED = "diverged.json"  # a population member that diverged (the others went on): its error and step
-CONFIG = "config.json"
-# Settings that do not change what a run computes: a run may be continued with other values.
-NOT_IDENTITY = ("steps", "wandb", "wandb_project", "device")
-
 
 @dataclass
 class TrainConfig:
@@ -183,14 +185,14 @@ def train_population(
 
 
 def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, seeds, runs, records, progress):
-    identities = [_check_same_run(run, record) for run, record in zip(runs, records)]
+    identities = [check_same_run(run, record) for run, record in zip(runs, records)]
     data, max_abs_reward = prepare_data(dataset, algo)
     shared = training_settings(algo_cfg)
     q_bound = tc.q_bound_factor * max(max_abs_reward, 1e-3) / (1.0 - shared.gamma)
     gens = [torch.Generator(device=algo.device).manual_seed(s) for s in seeds]
     batch_size = shared.batch_size
     ckpt_paths = [run / CHECKPOINT for run in runs]
-    step = _resume(algo, runs, ckpt_paths, identities, gens)
+    step = resume_members(algo, runs, ckpt_paths, identities, gens)
     hooks = []
     for m, (seed, run, record) in enumerate(zip(seeds, runs, records)):
         wandb_args = None
@@ -198,7 +200,7 @@ def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, seeds, run
             wandb_args = {"project": tc.wandb_project, "group": f"{algo_name}-{name}",
                           "name": f"{algo_name}-{name}-seed{seed}", "config": record, "dir": str(run)}
         logger = RunLogger(run / "log.jsonl", wandb_args)
-        hooks.append(_OfflineHooks(algo, m, task, tc, logger, _read_evals(run / "log.jsonl"), ckpt_paths[m], gens[m],
+        hooks.append(_OfflineHooks(algo, m, task, tc, logger, read_evals(run / "log.jsonl"), ckpt_paths[m], gens[m],
                                    identities[m], step))
     schedule = Schedule(tc.steps, tc.log_every, tc.eval_every, tc.checkpoint_every)
     guard = DivergenceGuard(ckpt_paths, q_bound, labels=[f"seed {s}" for s in seeds])
@@ -229,7 +231,7 @@ def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, seeds, run
                 diverged[lost] = {**records[lost], "run_dir": str(runs[lost]), "diverged": str(e), "steps": e.step}
                 write_record(runs[lost] / DIVERGED, diverged[lost])
                 print(f"d4rl-lite: {e} The other members go on.", file=sys.stderr)
-                algo = _without_member(algo, e.member, [seeds[i] for i in active])
+                algo = drop_member(algo, e.member, [seeds[i] for i in active])
                 for index, i in enumerate(active):
                     hooks[i].algo, hooks[i].member = algo, index
                 guard = DivergenceGuard([ckpt_paths[i] for i in active], q_bound, labels=[f"seed {seeds[i]}" for i in active])
@@ -244,74 +246,8 @@ def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, seeds, run
             bar.close()
         for h in hooks:
             h.logger.close()
-    return [diverged[i] if i in diverged else _write_result(runs[i], records[i], hooks[i].history, step)
+    return [diverged[i] if i in diverged else write_result(runs[i], records[i], hooks[i].history, step)
             for i in range(len(seeds))]
-
-
-def _without_member(algo: Any, lost: int, seeds: list[int]) -> Any:
-    """The population ``algo`` without member ``lost``: the others' weights, optimizer states and
-    random streams, exactly as they are."""
-    from d4rl_lite.algorithms.population import member_state_dict
-
-    keep = [m for m in range(algo.members) if m != lost]
-    global_rng = torch.get_rng_state()  # building networks draws from it; evaluations use it
-    smaller = type(algo).population(algo.obs_dim, algo.act_dim, algo.config, seeds, device=algo.device)
-    torch.set_rng_state(global_rng)
-    load_member_state_dicts(smaller, [member_state_dict(algo, m) for m in keep])
-    for generator, m in zip(smaller.noise.generators, keep):
-        generator.set_state(algo.noise.generators[m].get_state())
-    return smaller
-
-
-def _resume(algo: Any, runs: list[Path], ckpt_paths: list[Path], identities: list[str], gens: list[torch.Generator]) -> int:
-    """Load the members' checkpoints (all or none; at one step); returns the step to continue from."""
-    for run, ckpt in zip(runs, ckpt_paths):
-        if (run / "checkpoint.pt").exists() and not ckpt.exists():
-            raise D4RLLiteError(f"{run} holds a pickle checkpoint (checkpoint.pt) from an older d4rl-lite, which is not "
-                                "read (a pickle can run code when loaded); train into a new --run-dir")
-    found = [ckpt.exists() for ckpt in ckpt_paths]
-    if not any(found):
-        for run in runs:
-            if (run / "log.jsonl").exists():
-                truncate_log(run / "log.jsonl", 0)  # lines of a run killed before its first checkpoint
-        return 0
-    states = [load_state(ckpt, map_location=algo.device) if ok else None for ckpt, ok in zip(ckpt_paths, found)]
-    steps = sorted({s["step"] if s else 0 for s in states})
-    if len(steps) > 1:  # train_population groups members by step before they get here
-        raise D4RLLiteError(f"members at different steps {steps} cannot continue as one population")
-    for state, identity, ckpt, gen in zip(states, identities, ckpt_paths, gens):
-        _check_identity(state, identity, ckpt)
-        drawn_on = state.get("generator_device", "cpu")
-        if drawn_on != algo.device.type:  # a CPU and a CUDA generator are different streams
-            raise D4RLLiteError(f"{ckpt}: this run drew its batches on {drawn_on} and cannot continue exactly "
-                                f"on {algo.device.type}; continue it with --device {drawn_on}")
-        gen.set_state(state["generator"].cpu())  # generator states are CPU byte tensors on every device
-    if algo.members:
-        load_member_state_dicts(algo, [s["algo"] for s in states])
-        for generator, state in zip(algo.noise.generators, states):
-            # A checkpoint written before runs were populations of one kept the stream in torch_rng.
-            generator.set_state(state.get("member_rng", state["torch_rng"]).cpu())
-    else:
-        algo.load_state_dict(states[0]["algo"])
-    torch.set_rng_state(states[0]["torch_rng"].cpu())
-    if torch.cuda.is_available() and states[0].get("cuda_rng") is not None:
-        torch.cuda.set_rng_state_all([t.cpu() for t in states[0]["cuda_rng"]])
-    for run in runs:
-        truncate_log(run / "log.jsonl", steps[0])
-    return steps[0]
-
-
-def _write_result(run: Path, record: dict[str, Any], history: list[dict[str, Any]], step: int) -> dict[str, Any]:
-    final = history[-1] if history else {}
-    key = "eval/normalized_score" if final and "eval/normalized_score" in final else "eval/return_mean"
-    best = max(history, key=lambda h: h[key]) if history else {}
-    if final and not math.isfinite(final.get(key, float("nan"))):
-        raise DivergenceError(f"training ended with a non-finite score ({key} = {final.get(key)}); no result written. "
-                              "Lower the learning rate or check the dataset.")
-    result = {**record, "run_dir": str(run), "steps": step, "final": final, "best": best,
-              "curve": [{"step": h["step"], key: h[key]} for h in history]}
-    write_record(run / RESULT, result)
-    return read_record(run / RESULT, "result")
 
 
 class _Members:
@@ -382,65 +318,6 @@ class _OfflineHooks:
         self._clock = (time.perf_counter(), step)  # evaluation time is not update time
 
     def checkpoint(self, step: int) -> None:
-        _save_checkpoint(self.ckpt_path, self.algo, self.member, self.gen, step, self.identity)
+        save_checkpoint(self.ckpt_path, self.algo, self.member, self.gen, step, self.identity)
 
-
-def run_identity(record: dict[str, Any]) -> str:
-    """What makes two runs the same run: everything in the config record but the NOT_IDENTITY settings."""
-    import hashlib
-
-    plain = {k: v for k, v in json.loads(json.dumps(record)).items() if k not in ("run_uid", "checksum")}
-    plain["train"] = {k: v for k, v in plain["train"].items() if k not in NOT_IDENTITY}
-    return "sha256:" + hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()
-
-
-def _check_same_run(run: Path, record: dict[str, Any]) -> str:
-    """A run directory belongs to one configuration: resuming with another would mix two runs.
-
-    Returns the run's identity for its checkpoints: the settings' hash and the run's own random
-    id (two runs of the same settings are still two runs: their checkpoints are not interchangeable).
-    """
-    import uuid
-
-    path = run / CONFIG
-    uid = uuid.uuid4().hex
-    if path.exists():
-        old = read_record(path, "run config")
-        if run_identity(old) != run_identity(record):
-            raise ValueError(f"{run} holds a run with another configuration; use another --run-dir or delete it")
-        uid = str(old.get("run_uid", ""))
-    write_record(path, {**record, "run_uid": uid})  # the latest steps/device/wandb, same identity
-    return checkpoint_identity({**record, "run_uid": uid})
-
-
-def checkpoint_identity(config: dict[str, Any]) -> str:
-    return f"{run_identity(config)}/run:{config.get('run_uid', '')}"
-
-
-def _check_identity(state: dict[str, Any], identity: str, path: Path) -> None:
-    if state.get("identity") != identity:
-        raise D4RLLiteError(f"{path}: this checkpoint belongs to another run (other algorithm, dataset or settings) "
-                            "than its directory's config.json; it is not used. Delete the run directory and train again.")
-
-
-def _save_checkpoint(path: Path, algo: Any, member: int, gen: torch.Generator, step: int, identity: str) -> None:
-    """A run's exact-resume state. A population's member saves its state in the solo layout
-    (``algorithms/population.py``) and its random stream as ``member_rng``."""
-    from d4rl_lite.algorithms.population import member_state_dict
-
-    state = {"algo": member_state_dict(algo, member) if algo.members else algo.state_dict(), "generator": gen.get_state(),
-             "torch_rng": torch.get_rng_state(),
-             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, "step": step,
-             "identity": identity, "generator_device": gen.device.type}
-    if algo.members:
-        state["member_rng"] = algo.noise.generators[member].get_state()
-    save_state(path, state)
-
-
-def _read_evals(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    from d4rl_lite.training.logging import read_log
-
-    return [r for r in read_log(path) if "eval/return_mean" in r]
 

@@ -1,0 +1,142 @@
+"""What a training run's directory holds, and how it is written and read back.
+
+    config.json              the run's identity (settings hash + a random run id), checksummed
+    checkpoint.safetensors   exact-resume state (weights, optimizers, batch generator, random streams, step)
+    log.jsonl                one line per log interval and evaluation (cut back on resume)
+    result.json              final and best evaluation, learning curve (checksummed)
+    diverged.json            instead of result.json: a population member that diverged
+
+A checkpoint is used only by the run that wrote it (identity check); members of a population
+write exactly what their solo runs write (``algorithms/population.py`` gives the solo layout).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from d4rl_lite.algorithms.population import load_member_state_dicts, member_state_dict
+from d4rl_lite.errors import D4RLLiteError
+from d4rl_lite.files import load_state, read_record, save_state, write_record
+from d4rl_lite.training.logging import truncate_log
+from d4rl_lite.training.loop import DivergenceError
+
+CHECKPOINT = "checkpoint.safetensors"
+RESULT = "result.json"
+DIVERGED = "diverged.json"  # a population member that diverged (the others went on): its error and step
+CONFIG = "config.json"
+# Settings that do not change what a run computes: a run may be continued with other values.
+NOT_IDENTITY = ("steps", "wandb", "wandb_project", "device")
+
+
+def resume_members(algo: Any, runs: list[Path], ckpt_paths: list[Path], identities: list[str], gens: list[torch.Generator]) -> int:
+    """Load the members' checkpoints (all or none; at one step); returns the step to continue from."""
+    for run, ckpt in zip(runs, ckpt_paths):
+        if (run / "checkpoint.pt").exists() and not ckpt.exists():
+            raise D4RLLiteError(f"{run} holds a pickle checkpoint (checkpoint.pt) from an older d4rl-lite, which is not "
+                                "read (a pickle can run code when loaded); train into a new --run-dir")
+    found = [ckpt.exists() for ckpt in ckpt_paths]
+    if not any(found):
+        for run in runs:
+            if (run / "log.jsonl").exists():
+                truncate_log(run / "log.jsonl", 0)  # lines of a run killed before its first checkpoint
+        return 0
+    states = [load_state(ckpt, map_location=algo.device) if ok else None for ckpt, ok in zip(ckpt_paths, found)]
+    steps = sorted({s["step"] if s else 0 for s in states})
+    if len(steps) > 1:  # train_population groups members by step before they get here
+        raise D4RLLiteError(f"members at different steps {steps} cannot continue as one population")
+    for state, identity, ckpt, gen in zip(states, identities, ckpt_paths, gens):
+        check_identity(state, identity, ckpt)
+        drawn_on = state.get("generator_device", "cpu")
+        if drawn_on != algo.device.type:  # a CPU and a CUDA generator are different streams
+            raise D4RLLiteError(f"{ckpt}: this run drew its batches on {drawn_on} and cannot continue exactly "
+                                f"on {algo.device.type}; continue it with --device {drawn_on}")
+        gen.set_state(state["generator"].cpu())  # generator states are CPU byte tensors on every device
+    if algo.members:
+        load_member_state_dicts(algo, [s["algo"] for s in states])
+        for generator, state in zip(algo.noise.generators, states):
+            # A checkpoint written before runs were populations of one kept the stream in torch_rng.
+            generator.set_state(state.get("member_rng", state["torch_rng"]).cpu())
+    else:
+        algo.load_state_dict(states[0]["algo"])
+    torch.set_rng_state(states[0]["torch_rng"].cpu())
+    if torch.cuda.is_available() and states[0].get("cuda_rng") is not None:
+        torch.cuda.set_rng_state_all([t.cpu() for t in states[0]["cuda_rng"]])
+    for run in runs:
+        truncate_log(run / "log.jsonl", steps[0])
+    return steps[0]
+
+
+def write_result(run: Path, record: dict[str, Any], history: list[dict[str, Any]], step: int) -> dict[str, Any]:
+    final = history[-1] if history else {}
+    key = "eval/normalized_score" if final and "eval/normalized_score" in final else "eval/return_mean"
+    best = max(history, key=lambda h: h[key]) if history else {}
+    if final and not math.isfinite(final.get(key, float("nan"))):
+        raise DivergenceError(f"training ended with a non-finite score ({key} = {final.get(key)}); no result written. "
+                              "Lower the learning rate or check the dataset.")
+    result = {**record, "run_dir": str(run), "steps": step, "final": final, "best": best,
+              "curve": [{"step": h["step"], key: h[key]} for h in history]}
+    write_record(run / RESULT, result)
+    return read_record(run / RESULT, "result")
+
+
+def run_identity(record: dict[str, Any]) -> str:
+    """What makes two runs the same run: everything in the config record but the NOT_IDENTITY settings."""
+    import hashlib
+
+    plain = {k: v for k, v in json.loads(json.dumps(record)).items() if k not in ("run_uid", "checksum")}
+    plain["train"] = {k: v for k, v in plain["train"].items() if k not in NOT_IDENTITY}
+    return "sha256:" + hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()
+
+
+def check_same_run(run: Path, record: dict[str, Any]) -> str:
+    """A run directory belongs to one configuration: resuming with another would mix two runs.
+
+    Returns the run's identity for its checkpoints: the settings' hash and the run's own random
+    id (two runs of the same settings are still two runs: their checkpoints are not interchangeable).
+    """
+    import uuid
+
+    path = run / CONFIG
+    uid = uuid.uuid4().hex
+    if path.exists():
+        old = read_record(path, "run config")
+        if run_identity(old) != run_identity(record):
+            raise ValueError(f"{run} holds a run with another configuration; use another --run-dir or delete it")
+        uid = str(old.get("run_uid", ""))
+    write_record(path, {**record, "run_uid": uid})  # the latest steps/device/wandb, same identity
+    return checkpoint_identity({**record, "run_uid": uid})
+
+
+def checkpoint_identity(config: dict[str, Any]) -> str:
+    return f"{run_identity(config)}/run:{config.get('run_uid', '')}"
+
+
+def check_identity(state: dict[str, Any], identity: str, path: Path) -> None:
+    if state.get("identity") != identity:
+        raise D4RLLiteError(f"{path}: this checkpoint belongs to another run (other algorithm, dataset or settings) "
+                            "than its directory's config.json; it is not used. Delete the run directory and train again.")
+
+
+def save_checkpoint(path: Path, algo: Any, member: int, gen: torch.Generator, step: int, identity: str) -> None:
+    """A run's exact-resume state. A population's member saves its state in the solo layout
+    (``algorithms/population.py``) and its random stream as ``member_rng``."""
+    state = {"algo": member_state_dict(algo, member) if algo.members else algo.state_dict(), "generator": gen.get_state(),
+             "torch_rng": torch.get_rng_state(),
+             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, "step": step,
+             "identity": identity, "generator_device": gen.device.type}
+    if algo.members:
+        state["member_rng"] = algo.noise.generators[member].get_state()
+    save_state(path, state)
+
+
+def read_evals(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    from d4rl_lite.training.logging import read_log
+
+    return [r for r in read_log(path) if "eval/return_mean" in r]
