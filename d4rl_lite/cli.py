@@ -427,8 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_train)
 
     sp = sub.add_parser("bench", help="run a benchmark suite (skips finished runs) and print its table",
-                        description="Run every algorithm x dataset x seed of a suite, each in its own process "
-                                    "(local pool, or Ray with --executor ray), building missing datasets first. "
+                        description="Run every algorithm x dataset x seed of a suite (the seeds of an algorithm on "
+                                    "a dataset together as one population per worker process; local pool, or Ray "
+                                    "with --executor ray), building missing datasets first. "
                                     "Results are files: re-running skips finished runs and resumes partial ones.")
     sp.add_argument("suite", nargs="?", metavar="SUITE", help="smoke, lite, d4rl, or a suite JSON file")
     sp.add_argument("--list", action="store_true", help="list the shipped suites")
