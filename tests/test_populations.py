@@ -1,5 +1,7 @@
 """Populations (member-batched networks): a population computes what each member's solo network computes."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -216,35 +218,62 @@ def test_a_populations_evaluation_gives_each_member_its_own_results(maze_data):
         assert np.array_equal(result.returns, alone.returns) and np.array_equal(result.successes, alone.successes)
 
 
-def test_a_diverging_member_stops_and_the_others_finish_as_their_solo_runs(maze_data, tmp_path, monkeypatch, capsys):
+def test_diverging_members_stop_and_the_others_finish_as_their_solo_runs(maze_data, tmp_path, monkeypatch, capsys):
     from d4rl_lite.algorithms import get_algorithm
     from d4rl_lite.benchmark.table import collect_results
     from d4rl_lite.files import load_state, read_record
-    from d4rl_lite.training.run_files import CHECKPOINT
     from d4rl_lite.training.offline import TrainConfig, train, train_population
+    from d4rl_lite.training.run_files import CHECKPOINT
 
     bc = get_algorithm("bc")
     update = bc.update
 
-    def update_that_breaks_member_1(self, batch):  # fault injection: member 1's weights become NaN
-        if self.members == 3 and self.step == 25:
+    def update_that_breaks_members_1_and_3(self, batch):  # fault injection
+        if self.members == 4 and self.step == 25:  # member 1: its next loss is NaN (seen at the log, step 30)
             with torch.no_grad():
                 self.actor.net[0].weight[1] = float("nan")
-        return update(self, batch)
+        metrics = update(self, batch)
+        if self.members >= 3 and self.step == 29:  # member 3: finite metrics at step 30, NaN weights after it
+            with torch.no_grad():
+                self.actor.net[0].weight[-1] = float("nan")
+        return metrics
 
-    monkeypatch.setattr(bc, "update", update_that_breaks_member_1)
+    monkeypatch.setattr(bc, "update", update_that_breaks_members_1_and_3)
     config = dict(steps=60, device="cpu", log_every=10, eval_every=30, eval_episodes=1, checkpoint_every=10)
-    runs = [tmp_path / f"bc__{maze_data.metadata['name']}__seed{s}" for s in (0, 1, 2)]
-    records = train_population("bc", maze_data, TrainConfig(**config), {"hidden": (16,)}, [0, 1, 2], runs)
-    assert "member seed 1: train/actor_loss = nan at step 30" in capsys.readouterr().err
-    assert [r["steps"] for r in records] == [60, 30, 60] and "diverged" in records[1]
-    assert read_record(runs[1] / "diverged.json", "divergence record")["steps"] == 30
-    assert load_state(runs[1] / CHECKPOINT)["step"] == 20  # its last good checkpoint
-    assert not (runs[1] / "result.json").exists()
+    seeds = [0, 1, 2, 3]
+    runs = [tmp_path / f"bc__{maze_data.metadata['name']}__seed{s}" for s in seeds]
+    records = train_population("bc", maze_data, TrainConfig(**config), {"hidden": (16,)}, seeds, runs)
+    err = capsys.readouterr().err
+    assert "member seed 1: train/actor_loss = nan at step 30" in err and "member seed 3: non-finite weights" in err
+    assert [r["steps"] for r in records] == [60, 30, 60, 30] and "diverged" in records[1] and "diverged" in records[3]
+    for lost in (1, 3):
+        assert read_record(runs[lost] / "diverged.json", "divergence record")["steps"] == 30
+        assert load_state(runs[lost] / CHECKPOINT)["step"] == 20  # its last good checkpoint
+        assert not (runs[lost] / "result.json").exists()
     refused = collect_results(tmp_path).refused
-    assert len(refused) == 1 and "member seed 1: train/actor_loss = nan" in refused[0]
+    assert len(refused) == 2 and any("member seed 1: train/actor_loss = nan" in line for line in refused)
     monkeypatch.setattr(bc, "update", update)
-    for seed, run in ((0, runs[0]), (2, runs[2])):  # the others: as if trained alone
-        train("bc", maze_data, TrainConfig(seed=seed, **config), {"hidden": (16,)}, run_dir=tmp_path / f"solo{seed}")
-        want, got = _flat(load_state(tmp_path / f"solo{seed}" / CHECKPOINT)["algo"]), _flat(load_state(run / CHECKPOINT)["algo"])
+    for seed in (0, 2):  # the others: as if trained alone, log lines included
+        solo = tmp_path / f"solo{seed}"
+        train("bc", maze_data, TrainConfig(seed=seed, **config), {"hidden": (16,)}, run_dir=solo)
+        want, got = _flat(load_state(solo / CHECKPOINT)["algo"]), _flat(load_state(runs[seed] / CHECKPOINT)["algo"])
         assert max(float((want[k] - got[k]).abs().max()) for k in want if want[k].is_floating_point()) <= 1e-5
+        steps = [[row["step"] for row in map(json.loads, (run / "log.jsonl").read_text().splitlines())]
+                 for run in (solo, runs[seed])]
+        assert steps[0] == steps[1]
+
+
+def test_acting_draws_come_from_each_members_own_stream():
+    # BCQ acts on VAE samples: member m of a population must draw what its solo run draws.
+    from d4rl_lite.algorithms import get_algorithm
+    from d4rl_lite.algorithms.base import make_config
+
+    cls = get_algorithm("bcq")
+    cfg = make_config(cls.Config, {"hidden": (16,), "act_samples": 5})
+    pop = cls.population(6, 2, cfg, [0, 1, 2], device="cpu")
+    obs = np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)
+    actions = pop.act(np.repeat(obs[None], 3, axis=0))
+    for m, seed in enumerate((0, 1, 2)):
+        solo = cls.population(6, 2, cfg, [seed], device="cpu")
+        np.testing.assert_allclose(actions[m], solo.act(obs[None])[0], atol=1e-5)
+        assert torch.equal(pop.eval_noise.generators[m].get_state(), solo.eval_noise.generators[0].get_state())

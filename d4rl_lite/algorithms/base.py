@@ -88,6 +88,7 @@ class OfflineAlgorithm:
         # builds its networks from its own seed's stream and keeps drawing from it (``noise``).
         self.members = len(_population_seeds) if _population_seeds else 0
         self.noise: Any = None
+        self.eval_noise: Any = None
         if self.members:
             self._member_rng = [torch.Generator().manual_seed(s).get_state() for s in _population_seeds]
         else:
@@ -104,6 +105,9 @@ class OfflineAlgorithm:
             states = (self._member_rng if self.device.type == "cpu" else
                       [torch.Generator(device=self.device).manual_seed(s).get_state() for s in _population_seeds])
             self.noise = MemberGenerators(states, self.device)
+            # Acting draws (BCQ's VAE samples, BEAR's policy samples) come from a stream of their
+            # own per member, so evaluating never shifts the training draws.
+            self.eval_noise = MemberGenerators(states, self.device)
 
     @classmethod
     def population(cls, obs_dim: int, act_dim: int, config: Any, seeds: list[int], device: Any = "auto") -> OfflineAlgorithm:

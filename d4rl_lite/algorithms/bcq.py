@@ -119,4 +119,4 @@ class BCQ(OfflineAlgorithm):
         """Best of ``act_samples`` perturbed VAE samples under Q1."""
         n = self.config.act_samples
         rep = obs.repeat_interleave(n, -2)
-        return best_of_candidates(self.critic, obs, self.actor(rep, self.vae.decode(rep)), n)
+        return best_of_candidates(self.critic, obs, self.actor(rep, self.vae.decode(rep, generator=self.eval_noise)), n)

@@ -153,4 +153,4 @@ class BEAR(OfflineAlgorithm):
     def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
         """Best of ``act_samples`` policy samples under Q1 (as the reference)."""
         n = self.config.act_samples
-        return best_of_candidates(self.critic, obs, self.actor(obs.repeat_interleave(n, -2))[0], n)
+        return best_of_candidates(self.critic, obs, self.actor(obs.repeat_interleave(n, -2), generator=self.eval_noise)[0], n)

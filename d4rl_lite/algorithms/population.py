@@ -81,14 +81,15 @@ def load_member_state_dicts(algo: Any, states: list[dict[str, Any]]) -> None:
     algo.load_state_dict(stacked)
 
 
-def drop_member(algo: Any, lost: int, seeds: list[int]) -> Any:
-    """The population ``algo`` without member ``lost``: the others' weights, optimizer states and
-    random streams, exactly as they are."""
-    keep = [m for m in range(algo.members) if m != lost]
+def drop_members(algo: Any, lost: list[int], seeds: list[int]) -> Any:
+    """The population ``algo`` without the members ``lost`` (indices): the others' weights,
+    optimizer states and random streams, exactly as they are; ``seeds``: the others' seeds."""
+    keep = [m for m in range(algo.members) if m not in lost]
     global_rng = torch.get_rng_state()  # building networks draws from it; evaluations use it
     smaller = type(algo).population(algo.obs_dim, algo.act_dim, algo.config, seeds, device=algo.device)
     torch.set_rng_state(global_rng)
     load_member_state_dicts(smaller, [member_state_dict(algo, m) for m in keep])
-    for generator, m in zip(smaller.noise.generators, keep):
+    for generator, eval_generator, m in zip(smaller.noise.generators, smaller.eval_noise.generators, keep):
         generator.set_state(algo.noise.generators[m].get_state())
+        eval_generator.set_state(algo.eval_noise.generators[m].get_state())
     return smaller

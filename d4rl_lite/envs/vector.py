@@ -102,12 +102,23 @@ class EnvBatch:
             actions = actions.astype(np.float64)
         for remote in self._remotes:  # the workers step while this process steps its own share
             remote.start_step(actions[remote.lo:remote.hi], active[remote.lo:remote.hi])
-        for i, (obs, reward, term, trunc, success) in enumerate(_step_envs(self.envs, actions, active)):
-            if obs is not None:
-                rewards[i], terms[i], truncs[i], self.successes[i] = reward, term, trunc, success
-                self._set(i, obs)
+        try:
+            for i, (obs, reward, term, trunc, success) in enumerate(_step_envs(self.envs, actions, active)):
+                if obs is not None:
+                    rewards[i], terms[i], truncs[i], self.successes[i] = reward, term, trunc, success
+                    self._set(i, obs)
+        finally:
+            # Every worker's answer is taken, even when this share failed: an answer left unread
+            # would be taken as the next step's.
+            errors = []
+            for remote in self._remotes:
+                try:
+                    remote.wait()
+                except RuntimeError as e:
+                    errors.append(e)
+        if errors:
+            raise errors[0]
         for remote in self._remotes:
-            remote.wait()
             shared, share = remote.shared, slice(remote.lo, remote.hi)
             on = active[share]
             rewards[share] = np.where(on, shared.rewards, 0.0)
@@ -237,11 +248,12 @@ def _env_worker(conn, shared: _SharedShare, task: Task, max_episode_steps: int |
                 else:
                     j, seed, options = conn.recv()
                     shared.write_obs(j, envs[j].reset(seed=seed, options=options)[0])
-                shared.status.value = _OK
+                shared.status.value, error = _OK, None
             except Exception:
-                shared.status.value = _ERROR
-                conn.send(traceback.format_exc())
+                shared.status.value, error = _ERROR, traceback.format_exc()
             shared.answer.release()
+            if error is not None:  # after the answer: the parent reads it once it has the answer
+                conn.send(error)
     except (EOFError, KeyboardInterrupt):
         pass
     except Exception:

@@ -29,11 +29,15 @@ from d4rl_lite.files import load_state
 class DivergenceError(D4RLLiteError):
     """Training produced a non-finite loss or weight, or an implausible Q-value.
 
-    ``member``: which member of a population diverged; ``step``: when it was seen."""
+    ``members``: which members of a population diverged (indices; ``messages`` says why for each);
+    ``step``: when it was seen; ``values``: the metrics read at that step, if any (for the others).
+    """
 
-    def __init__(self, message: str, member: int | None = None, step: int | None = None):
+    def __init__(self, message: str, members: list[int] | None = None, step: int | None = None,
+                 messages: list[str] | None = None, values: list[dict[str, float]] | None = None):
         super().__init__(message)
-        self.member, self.step = member, step
+        self.members, self.step = members or [], step
+        self.messages, self.values = messages or [message], values
 
 
 @dataclass
@@ -106,7 +110,9 @@ def host_values(metrics: dict[str, torch.Tensor], members: int) -> list[dict[str
     runs = max(members, 1)
     if not metrics:
         return [{} for _ in range(runs)]
-    rows = torch.stack([v.detach().float().reshape(-1).expand(runs) for v in metrics.values()]).tolist()
+    device = next((v.device for v in metrics.values() if isinstance(v, torch.Tensor)), torch.device("cpu"))
+    rows = torch.stack([torch.as_tensor(v, device=device).detach().float().reshape(-1).expand(runs)
+                        for v in metrics.values()]).tolist()  # plain floats from a plugin algorithm are fine too
     return [{k: row[m] for k, row in zip(metrics, rows)} for m in range(runs)]
 
 
@@ -123,17 +129,24 @@ class DivergenceGuard:
     labels: list[str] | None = None
 
     def check_metrics(self, values: list[dict[str, float]], step: int) -> None:
-        for m, run_values in enumerate(values):
-            for key, v in run_values.items():
-                if not math.isfinite(v):
-                    raise DivergenceError(f"training diverged: {self._who(m)}{key} = {v} at step {step:,}; {self._kept(m)}. "
-                                          "Lower the learning rate or check the dataset.", m, step)
-                if "q" in key.split("/")[-1].split("_")[0] and abs(v) > self.q_bound:
-                    raise DivergenceError(f"training diverged: {self._who(m)}{key} = {v:.4g} at step {step:,} exceeds the "
-                                          f"sane bound {self.q_bound:.4g} (= q_bound_factor x max|r| / (1 - gamma)); "
-                                          f"{self._kept(m)}.", m, step)
+        """Raise naming every run whose metrics diverged (a population's others may go on)."""
+        bad = [(m, message) for m, run_values in enumerate(values)
+               if (message := self._metric_problem(run_values, m, step))]
+        if bad:
+            raise DivergenceError(bad[0][1], [m for m, _ in bad], step, [msg for _, msg in bad], values)
+
+    def _metric_problem(self, run_values: dict[str, float], m: int, step: int) -> str | None:
+        for key, v in run_values.items():
+            if not math.isfinite(v):
+                return (f"training diverged: {self._who(m)}{key} = {v} at step {step:,}; {self._kept(m)}. "
+                        "Lower the learning rate or check the dataset.")
+            if "q" in key.split("/")[-1].split("_")[0] and abs(v) > self.q_bound:
+                return (f"training diverged: {self._who(m)}{key} = {v:.4g} at step {step:,} exceeds the sane bound "
+                        f"{self.q_bound:.4g} (= q_bound_factor x max|r| / (1 - gamma)); {self._kept(m)}.")
+        return None
 
     def check_weights(self, algo: Any, step: int) -> None:
+        """Raise naming every run with a non-finite weight or optimizer state."""
         members = getattr(algo, "members", 0)
         if members:
             from d4rl_lite.algorithms.population import member_state_dict
@@ -141,12 +154,15 @@ class DivergenceGuard:
             states = [member_state_dict(algo, m) for m in range(members)]
         else:
             states = [algo.state_dict()]
+        bad = []
         for m, state in enumerate(states):
-            bad = [k for k, v in state.items() if isinstance(v, dict) for t in _tensors(v)
-                   if t.is_floating_point() and not bool(torch.isfinite(t).all())]
-            if bad:
-                raise DivergenceError(f"training diverged: {self._who(m)}non-finite weights in {sorted(set(bad))[0]} at "
-                                      f"step {step:,}; {self._kept(m)}. Lower the learning rate or check the dataset.", m, step)
+            names = [k for k, v in state.items() if isinstance(v, dict) for t in _tensors(v)
+                     if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+            if names:
+                bad.append((m, f"training diverged: {self._who(m)}non-finite weights in {sorted(set(names))[0]} at "
+                               f"step {step:,}; {self._kept(m)}. Lower the learning rate or check the dataset."))
+        if bad:
+            raise DivergenceError(bad[0][1], [m for m, _ in bad], step, [msg for _, msg in bad])
 
     def _who(self, m: int) -> str:
         return f"member {self.labels[m]}: " if self.labels and len(self.labels) > 1 else ""

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from d4rl_lite.algorithms.base import training_settings
-from d4rl_lite.algorithms.population import drop_member
+from d4rl_lite.algorithms.population import drop_members
 from d4rl_lite.datasets.offline import OfflineDataset
 from d4rl_lite.errors import ReferenceScoreUnavailable
 from d4rl_lite.files import load_state, write_record
@@ -224,20 +224,16 @@ def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, seeds, run
                 step = run_loop(algo, next_batch, step, schedule, members, guard, bar, tc.precision)
                 break
             except DivergenceError as e:
-                if e.member is None or len(active) == 1:
+                if not e.members or len(e.members) == len(active):
                     raise
-                # One member diverged: it stops (its last good checkpoint stays), the others go on.
-                lost = active.pop(e.member)
-                diverged[lost] = {**records[lost], "run_dir": str(runs[lost]), "diverged": str(e), "steps": e.step}
-                write_record(runs[lost] / DIVERGED, diverged[lost])
-                print(f"d4rl-lite: {e} The other members go on.", file=sys.stderr)
-                algo = drop_member(algo, e.member, [seeds[i] for i in active])
-                for index, i in enumerate(active):
-                    hooks[i].algo, hooks[i].member = algo, index
-                guard = DivergenceGuard([ckpt_paths[i] for i in active], q_bound, labels=[f"seed {seeds[i]}" for i in active])
+                algo, active, guard, values = _drop_diverged(e, algo, active, seeds, runs, records, hooks, ckpt_paths,
+                                                             q_bound, diverged)
                 step = e.step
                 members = _Members([hooks[i] for i in active])
-                if step % schedule.eval_every == 0 or step == schedule.total_steps:  # what was due at that step
+                # What was due at that step, for the members that go on (their checks passed again).
+                if values is not None and step % schedule.log_every == 0:
+                    members.log(step, values)
+                if step % schedule.eval_every == 0 or step == schedule.total_steps:
                     members.evaluate(step)
                 if step % schedule.checkpoint_every == 0 or step == schedule.total_steps:
                     members.checkpoint(step)
@@ -248,6 +244,36 @@ def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, seeds, run
             h.logger.close()
     return [diverged[i] if i in diverged else write_result(runs[i], records[i], hooks[i].history, step)
             for i in range(len(seeds))]
+
+
+def _drop_diverged(error, algo, active, seeds, runs, records, hooks, ckpt_paths, q_bound, diverged):
+    """Stop the members ``error`` names (each keeps its last good checkpoint and gets diverged.json)
+    and check the others again at that step, dropping any that diverged in the same interval.
+    Returns (the smaller population, the members still active, their guard, their metrics at
+    that step or None)."""
+    values = error.values
+    while True:
+        for index, message in zip(error.members, error.messages):
+            lost = active[index]
+            diverged[lost] = {**records[lost], "run_dir": str(runs[lost]), "diverged": message, "steps": error.step}
+            write_record(runs[lost] / DIVERGED, diverged[lost])
+            print(f"d4rl-lite: {message} The other members go on.", file=sys.stderr)
+        keep = [j for j in range(len(active)) if j not in error.members]
+        values = None if values is None else [values[j] for j in keep]
+        active = [active[j] for j in keep]
+        algo = drop_members(algo, error.members, [seeds[i] for i in active])
+        for index, i in enumerate(active):
+            hooks[i].algo, hooks[i].member = algo, index
+        guard = DivergenceGuard([ckpt_paths[i] for i in active], q_bound, labels=[f"seed {seeds[i]}" for i in active])
+        try:
+            if values is not None:
+                guard.check_metrics(values, error.step)
+            guard.check_weights(algo, error.step)
+            return algo, active, guard, values
+        except DivergenceError as again:
+            if len(again.members) == len(active):
+                raise
+            error = DivergenceError(str(again), again.members, error.step, again.messages)
 
 
 class _Members:

@@ -58,9 +58,14 @@ def resume_members(algo: Any, runs: list[Path], ckpt_paths: list[Path], identiti
         gen.set_state(state["generator"].cpu())  # generator states are CPU byte tensors on every device
     if algo.members:
         load_member_state_dicts(algo, [s["algo"] for s in states])
-        for generator, state in zip(algo.noise.generators, states):
-            # A checkpoint written before runs were populations of one kept the stream in torch_rng.
-            generator.set_state(state.get("member_rng", state["torch_rng"]).cpu())
+        for generator, eval_generator, state in zip(algo.noise.generators, algo.eval_noise.generators, states):
+            # A checkpoint written before runs were populations of one kept its one stream in
+            # torch_rng (cuda_rng on a GPU).
+            earlier = state["torch_rng"]
+            if algo.device.type == "cuda" and state.get("cuda_rng"):
+                earlier = state["cuda_rng"][algo.device.index or 0]
+            generator.set_state(state.get("member_rng", earlier).cpu())
+            eval_generator.set_state(state.get("eval_rng", earlier).cpu())
     else:
         algo.load_state_dict(states[0]["algo"])
     torch.set_rng_state(states[0]["torch_rng"].cpu())
@@ -124,13 +129,15 @@ def check_identity(state: dict[str, Any], identity: str, path: Path) -> None:
 
 def save_checkpoint(path: Path, algo: Any, member: int, gen: torch.Generator, step: int, identity: str) -> None:
     """A run's exact-resume state. A population's member saves its state in the solo layout
-    (``algorithms/population.py``) and its random stream as ``member_rng``."""
+    (``algorithms/population.py``) and its random streams as ``member_rng`` (updates) and
+    ``eval_rng`` (acting)."""
     state = {"algo": member_state_dict(algo, member) if algo.members else algo.state_dict(), "generator": gen.get_state(),
              "torch_rng": torch.get_rng_state(),
              "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, "step": step,
              "identity": identity, "generator_device": gen.device.type}
     if algo.members:
         state["member_rng"] = algo.noise.generators[member].get_state()
+        state["eval_rng"] = algo.eval_noise.generators[member].get_state()
     save_state(path, state)
 
 
