@@ -122,7 +122,10 @@ def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> di
         data = path.read_bytes()
     except FileNotFoundError:
         raise CorruptFileError(f"{path}: checkpoint not found") from None
-    if data[:1] == b"\x80" or data[:2] == b"PK":  # a pickle or torch.save zip: never unpickled here
+    # A safetensors file is an 8-byte header length, then the JSON header ("{"). Its first byte is
+    # that length's low byte, which can be 0x80 like a pickle's: look at the structure first.
+    looks_like_safetensors = len(data) > 9 and data[8:9] == b"{" and int.from_bytes(data[:8], "little") <= len(data) - 8
+    if not looks_like_safetensors and (data[:1] == b"\x80" or data[:2] == b"PK"):  # pickle / torch.save zip: never read
         raise CorruptFileError(f"{path}: is a pickle-based torch checkpoint, which this version does not read "
                                "(a pickle can run code when loaded). Re-train, or convert it in a trusted session.")
     try:
