@@ -5,8 +5,8 @@ Exact resume: a checkpoint holds the algorithm (weights, optimizers, its step), 
 sampler's generator, the random streams and the step; the JSONL log is cut back to the
 checkpoint's step on resume. Killing a run anywhere and re-running the same command gives the
 same final weights as an uninterrupted run (bit for bit on CPU).
-About 320 lines: the entry points (train, train_population) and the hooks they give the loop
-are read together.
+About 350 lines: the entry points (train, train_population), the hooks they give the loop and
+what happens when a member diverges are read together.
 """
 
 from __future__ import annotations
