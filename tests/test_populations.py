@@ -277,3 +277,26 @@ def test_acting_draws_come_from_each_members_own_stream():
         solo = cls.population(6, 2, cfg, [seed], device="cpu")
         np.testing.assert_allclose(actions[m], solo.act(obs[None])[0], atol=1e-5)
         assert torch.equal(pop.eval_noise.generators[m].get_state(), solo.eval_noise.generators[0].get_state())
+
+
+def test_each_member_logs_its_own_offline_wandb_run(maze_data, tmp_path, monkeypatch):
+    from wandb_reader import read_wandb_offline
+
+    from d4rl_lite.training.offline import TrainConfig, train_population
+    from d4rl_lite.training.logging import read_log
+
+    for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "wandb_home"))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    tc = TrainConfig(steps=20, device="cpu", log_every=10, eval_every=20, eval_episodes=1, checkpoint_every=10, wandb=True)
+    runs = [tmp_path / "m0", tmp_path / "m1"]
+    train_population("td3_bc", maze_data, tc, {"hidden": (16,)}, [0, 1], runs)
+    for run in runs:
+        (offline,) = run.glob("wandb/offline-run-*")
+        logged = [h for h in read_wandb_offline(offline) if "train/critic_loss" in h]
+        mine = [r for r in read_log(run / "log.jsonl") if "train/critic_loss" in r]
+        assert [h["train/critic_loss"] for h in logged] == pytest.approx([r["train/critic_loss"] for r in mine])
+    # Two runs, not one run logged twice: their losses differ.
+    first, second = (read_log(run / "log.jsonl")[0]["train/critic_loss"] for run in runs)
+    assert first != second
