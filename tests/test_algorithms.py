@@ -404,3 +404,18 @@ def test_the_settings_command_prints_each_default_and_its_documentation():
     assert out.returncode == 0, out.stderr
     assert "  expectile = 0.7" in out.stdout and "Expectile" in out.stdout
     assert "(undocumented)" not in out.stdout
+
+
+def test_reference_settings_per_domain_apply_under_a_runs_own(maze_data, tmp_path):
+    from d4rl_lite.algorithms.base import domain_settings
+
+    assert domain_settings("cql", "antmaze")["lagrange"] is True and domain_settings("cql", "locomotion") == {}
+    assert domain_settings("iql", "antmaze") == {"normalize_reward": False, "reward_bias": -1.0, "expectile": 0.9,
+                                                 "beta": 10.0}
+    for algo, domain in (("iql", "antmaze"), ("cql", "antmaze"), ("iql", "maze")):  # every entry is a valid setting
+        make_config(get_algorithm(algo).Config, domain_settings(algo, domain))
+    tc = TrainConfig(steps=10, seed=0, device="cpu", log_every=5, eval_every=10, eval_episodes=1, checkpoint_every=5)
+    record = train("iql", maze_data, tc, {"hidden": (16,)}, run_dir=tmp_path / "maze")
+    assert record["algo"]["normalize_reward"] is False and record["domain_settings"] == {"normalize_reward": False}
+    record = train("iql", maze_data, tc, {"hidden": (16,), "normalize_reward": "true"}, run_dir=tmp_path / "own")
+    assert record["algo"]["normalize_reward"] is True  # the run's own setting wins

@@ -248,6 +248,16 @@ def setting_docs(cls: type) -> dict[str, str]:
     return {f.name: docs.get(f.name, "") for f in dataclasses.fields(cls)}
 
 
+def domain_settings(algo_name: str, domain: str) -> dict[str, Any]:
+    """The settings ``algo_name``'s reference implementation uses on tasks of ``domain`` (data:
+    ``algorithms/domain_settings.json``, each entry with its source); empty if it has none."""
+    import json
+    from importlib import resources
+
+    table = json.loads(resources.files("d4rl_lite.algorithms").joinpath("domain_settings.json").read_text())
+    return dict(table.get(algo_name, {}).get(domain, {}).get("settings", {}))
+
+
 def make_config(cls: type, overrides: dict[str, Any] | None) -> Any:
     """``cls(**defaults)`` with ``overrides`` (strings from the CLI are converted to the field's type).
 

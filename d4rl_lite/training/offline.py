@@ -128,7 +128,7 @@ def train_population(
     ``runs/ALGO-DATASET-seedS``). Returns the members' final records, in the order of ``seeds``.
     """
     from d4rl_lite.algorithms import get_algorithm
-    from d4rl_lite.algorithms.base import make_config
+    from d4rl_lite.algorithms.base import domain_settings, make_config
 
     tc = train_config or TrainConfig()
     tc.validate()
@@ -138,8 +138,9 @@ def train_population(
     cls = get_algorithm(algo_name)
     if len(seeds) > 1 and not cls.supports_population:
         raise ValueError(f"{algo_name} does not train as a population; train its seeds one at a time (--seed)")
-    algo_cfg = make_config(cls.Config, algo_overrides)
     task = get_task(dataset.metadata["task"])
+    by_domain = domain_settings(algo_name, task.domain)  # the reference settings for this kind of task ...
+    algo_cfg = make_config(cls.Config, {**by_domain, **(algo_overrides or {})})  # ... under the run's own
     name = dataset.metadata.get("name", "dataset")
     if run_dirs is not None and len(run_dirs) != len(seeds):
         raise ValueError(f"{len(run_dirs)} run directories for {len(seeds)} seeds")
@@ -165,8 +166,8 @@ def train_population(
                 results[i] = record
         return results
     records = [{"algorithm": algo_name, "dataset": name, "task": task.name, "dataset_checksum": dataset.metadata.get("checksum"),
-                "dataset_size": dataset.num_transitions, "train": asdict(replace(tc, seed=s)), "algo": asdict(algo_cfg)}
-               for s in seeds]
+                "dataset_size": dataset.num_transitions, "train": asdict(replace(tc, seed=s)), "algo": asdict(algo_cfg),
+                **({"domain_settings": by_domain} if by_domain else {})} for s in seeds]
     # Everything that can fail on a bad setting (device, sizes) fails before a run directory is touched.
     if cls.supports_population:  # a solo run is a population of one: exactly what it would be in any population
         algo = cls.population(task.observation_dim, task.action_dim, algo_cfg, seeds, device=tc.device)
