@@ -336,7 +336,9 @@ def cmd_train_behavior(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="d4rl-lite",
-        description="Offline RL datasets generated locally (D4RL-style, Minari format), and their cards.",
+        description="Offline RL, reproducible on one machine: build D4RL-style datasets locally (Minari format), "
+                    "train offline RL algorithms on them (one seed, or several as one population), run "
+                    "benchmark suites and report their tables.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -60,7 +60,7 @@ def test_local_runner_skips_finished_runs(tiny_local):
     rows = {(r["dataset"], r["algorithm"]): r for r in local}
     assert rows[("pointmaze-umaze-dense-random-v0", "bc")]["seeds"] == 2
     assert rows[("pointmaze-umaze-dense-random-v0", "iql")]["metric"] == "normalized"
-    assert "maze average (1 datasets)" in to_markdown(local) and r"\pm" in to_latex(local)
+    assert "maze average (1 dataset)" in to_markdown(local) and r"\pm" in to_latex(local)
 
 
 def test_ray_gives_the_same_table_as_the_local_pool(tiny_local, tmp_path):

@@ -213,7 +213,7 @@ def test_domain_averages_cover_only_datasets_every_algorithm_has(small_results):
         r["dataset"] = "pointmaze-medium-dense-expert-v0"
     rows = score_table(records + extra)
     averages = [r for r in rows if "average" in r["dataset"]]
-    assert averages and all("1 datasets; 1 left out" in r["dataset"] for r in averages)
+    assert averages and all("1 dataset; 1 left out" in r["dataset"] for r in averages)
 
 
 # -- 5. a suite's dataset is identified by name, size and seed ------------------------------------------

@@ -56,7 +56,14 @@ def ensure_datasets(suite: Suite, root: str | os.PathLike | None, log: Callable[
                                  f"but suite {suite.name!r} asks for size {size} and seed {seed}; pass --force to "
                                  "rebuild it (or point --root elsewhere)")
         log(f"building {name} ({size or 'default size'}, seed {seed})")
-        build_dataset(name, size=size, seed=seed, root=root, overwrite=force)
+        from tqdm import tqdm
+
+        from d4rl_lite.datasets.builders import builder_for
+
+        builder = builder_for(parse_dataset_name(name))
+        total = size if size is not None else (builder.default_size if builder else None)
+        with tqdm(total=total, unit="tr", unit_scale=True, desc=f"build {name}", dynamic_ncols=True, delay=0.5) as bar:
+            build_dataset(name, size=size, seed=seed, root=root, overwrite=force, progress=bar.update)
 
 
 def built_recipe(name: str, root: str | os.PathLike | None) -> dict[str, Any]:

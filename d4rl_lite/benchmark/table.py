@@ -163,8 +163,8 @@ def score_table(records: list[dict[str, Any]], expected: list[str] | None = None
         left_out = len(per_dataset) - len(shared)
         if not shared:
             continue
-        label = f"{domain} average ({len(shared)} datasets" + (f"; {left_out} left out: not run by every algorithm)"
-                                                                  if left_out else ")")
+        label = f"{domain} average ({_count(len(shared), 'dataset')}" + (f"; {left_out} left out: not run by every "
+                                                                       "algorithm)" if left_out else ")")
         for algo in algos:
             rs = [per_dataset[d][algo] for d in shared]
             rows.append({"dataset": label, "algorithm": algo, "metric": "normalized",
@@ -199,7 +199,8 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {d} | " + " | ".join(cells) + " |")
     seeds = sorted({r["seeds"] for r in rows if r["seeds"]})
     lines.append("")
-    lines.append(f"Final evaluation, mean ± std over {'/'.join(map(str, seeds))} seeds; D4RL-normalized score "
+    lines.append(f"Final evaluation, mean ± std over {'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''}; "
+                 "D4RL-normalized score "
                  "(100 = reference expert / controller) unless marked raw (task without measured ref_max).")
     return "\n".join(lines)
 
@@ -272,3 +273,8 @@ def plot_learning_curves(records: list[dict[str, Any]], path: str | Path) -> Pat
         ax.set_ylabel("normalized score" if key == NORMALIZED else "return")
     axes[0][-1].legend(fontsize=7)
     return save_figure(fig, path)
+
+
+def _count(n: int, noun: str) -> str:
+    """"1 dataset", "3 datasets"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
