@@ -147,13 +147,17 @@ class DivergenceGuard:
 
     def check_weights(self, algo: Any, step: int) -> None:
         """Raise naming every run with a non-finite weight or optimizer state."""
+        whole = algo.state_dict()
+        if all(bool(torch.isfinite(t).all()) for v in whole.values() if isinstance(v, dict)
+               for t in _tensors(v) if t.is_floating_point()):
+            return  # the usual case: one pass over the stacked tensors, no per-member copies
         members = getattr(algo, "members", 0)
-        if members:
+        if members:  # name the members at fault
             from d4rl_lite.algorithms.population import member_state_dict
 
             states = [member_state_dict(algo, m) for m in range(members)]
         else:
-            states = [algo.state_dict()]
+            states = [whole]
         bad = []
         for m, state in enumerate(states):
             names = [k for k, v in state.items() if isinstance(v, dict) for t in _tensors(v)

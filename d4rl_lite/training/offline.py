@@ -147,7 +147,8 @@ def train_population(
     runs = [Path(d) for d in run_dirs] if run_dirs else [default_run_dir(algo_name, name, s) for s in seeds]
     if len(set(runs)) != len(runs):
         raise ValueError("every member of a population needs its own run directory")
-    stopped_at = [load_state(run / CHECKPOINT)["step"] if (run / CHECKPOINT).is_file() else 0 for run in runs]
+    states = [load_state(run / CHECKPOINT) if (run / CHECKPOINT).is_file() else None for run in runs]
+    stopped_at = [state["step"] if state else 0 for state in states]
     if len(set(stopped_at)) > 1:
         # Members that stopped at different steps (some trained alone before, or a kill between two
         # members' checkpoint writes) continue as one population per step: each still ends exactly
@@ -179,13 +180,13 @@ def train_population(
             run.mkdir(parents=True, exist_ok=True)
             locks.append(RunDirLock(run))
             locks[-1].acquire()
-        return _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, seeds, runs, records, progress)
+        return _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, seeds, runs, records, states, progress)
     finally:
         for lock in locks:
             lock.release()
 
 
-def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, seeds, runs, records, progress):
+def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, seeds, runs, records, states, progress):
     identities = [check_same_run(run, record) for run, record in zip(runs, records)]
     data, max_abs_reward = prepare_data(dataset, algo)
     shared = training_settings(algo_cfg)
@@ -193,7 +194,7 @@ def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, seeds, run
     gens = [torch.Generator(device=algo.device).manual_seed(s) for s in seeds]
     batch_size = shared.batch_size
     ckpt_paths = [run / CHECKPOINT for run in runs]
-    step = resume_members(algo, runs, ckpt_paths, identities, gens)
+    step = resume_members(algo, runs, states, ckpt_paths, identities, gens)
     hooks = []
     for m, (seed, run, record) in enumerate(zip(seeds, runs, records)):
         wandb_args = None

@@ -21,7 +21,7 @@ import torch
 
 from d4rl_lite.algorithms.population import load_member_state_dicts, member_state_dict
 from d4rl_lite.errors import D4RLLiteError
-from d4rl_lite.files import load_state, read_record, save_state, write_record
+from d4rl_lite.files import read_record, save_state, write_record
 from d4rl_lite.training.logging import truncate_log
 from d4rl_lite.training.loop import DivergenceError
 
@@ -33,19 +33,19 @@ CONFIG = "config.json"
 NOT_IDENTITY = ("steps", "wandb", "wandb_project", "device")
 
 
-def resume_members(algo: Any, runs: list[Path], ckpt_paths: list[Path], identities: list[str], gens: list[torch.Generator]) -> int:
-    """Load the members' checkpoints (all or none; at one step); returns the step to continue from."""
+def resume_members(algo: Any, runs: list[Path], states: list[dict[str, Any] | None], ckpt_paths: list[Path],
+                   identities: list[str], gens: list[torch.Generator]) -> int:
+    """Continue from the members' checkpoint ``states`` (read once by the caller, None where a run
+    has none; all or none, at one step); returns the step to continue from."""
     for run, ckpt in zip(runs, ckpt_paths):
         if (run / "checkpoint.pt").exists() and not ckpt.exists():
             raise D4RLLiteError(f"{run} holds a pickle checkpoint (checkpoint.pt) from an older d4rl-lite, which is not "
                                 "read (a pickle can run code when loaded); train into a new --run-dir")
-    found = [ckpt.exists() for ckpt in ckpt_paths]
-    if not any(found):
+    if not any(states):
         for run in runs:
             if (run / "log.jsonl").exists():
                 truncate_log(run / "log.jsonl", 0)  # lines of a run killed before its first checkpoint
         return 0
-    states = [load_state(ckpt, map_location=algo.device) if ok else None for ckpt, ok in zip(ckpt_paths, found)]
     steps = sorted({s["step"] if s else 0 for s in states})
     if len(steps) > 1:  # train_population groups members by step before they get here
         raise D4RLLiteError(f"members at different steps {steps} cannot continue as one population")
