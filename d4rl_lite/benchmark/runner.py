@@ -126,6 +126,12 @@ def population_groups(suite: Suite, runs: list[tuple[str, str, int]], population
     return [(key[0], key[1], seeds) for key, seeds in groups.items()]
 
 
+def _tally(job: tuple, records: list[dict[str, Any]]) -> tuple[int, int, str]:
+    """(runs finished, runs diverged, progress line) of a job that returned ``records``."""
+    lost = sum("diverged" in r for r in records)
+    return len(job[3]) - lost, lost, f"finished {_job_name(job)}" + (f" ({lost} diverged)" if lost else "")
+
+
 def _job_name(a: tuple) -> str:
     algo, dataset, seeds = a[1], a[2], a[3]
     return run_id(algo, dataset, seeds[0]) if len(seeds) == 1 else f"{algo}__{dataset}__seeds{','.join(map(str, seeds))}"
@@ -187,12 +193,10 @@ def _run_local(args: list[tuple], workers: int, _address: str | None, log: Calla
         for fut in as_completed(futures):
             a = futures[fut]
             try:
-                lost = sum("diverged" in r for r in fut.result())
-                done, failed = done + len(a[3]) - lost, failed + lost
-                last = f"finished {_job_name(a)}" + (f" ({lost} diverged)" if lost else "")
+                ok, lost, last = _tally(a, fut.result())
             except Exception as e:  # noqa: BLE001 - one failed job must not stop the suite
-                failed += len(a[3])
-                last = f"FAILED {_job_name(a)}: {type(e).__name__}: {e}"
+                ok, lost, last = 0, len(a[3]), f"FAILED {_job_name(a)}: {type(e).__name__}: {e}"
+            done, failed = done + ok, failed + lost
             left = total - done - failed
             _report(log, done, min(workers * len(a[3]), left), max(0, left - workers * len(a[3])), last)
     return done, failed
@@ -215,12 +219,10 @@ def _run_ray(args: list[tuple], workers: int, address: str | None, log: Callable
             ready, _ = ray.wait(list(pending), num_returns=1)
             a = pending.pop(ready[0])
             try:
-                lost = sum("diverged" in r for r in ray.get(ready[0]))
-                done, failed = done + len(a[3]) - lost, failed + lost
-                last = f"finished {_job_name(a)}" + (f" ({lost} diverged)" if lost else "")
+                ok, lost, last = _tally(a, ray.get(ready[0]))
             except Exception as e:  # noqa: BLE001
-                failed += len(a[3])
-                last = f"FAILED {_job_name(a)}: {e}"
+                ok, lost, last = 0, len(a[3]), f"FAILED {_job_name(a)}: {e}"
+            done, failed = done + ok, failed + lost
             left = sum(len(p[3]) for p in pending.values())
             _report(log, done, min(workers * len(a[3]), left), max(0, left - workers * len(a[3])), last)
     finally:
