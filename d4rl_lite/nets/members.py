@@ -112,9 +112,6 @@ class MemberGenerators:
             g.set_state(state)
             self.generators.append(g)
 
-    def __len__(self) -> int:
-        return len(self.generators)
-
     def randn(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         """(M, *shape[1:]) standard normal draws, member m's from its own stream."""
         return torch.stack([torch.randn(shape[1:], generator=g, device=like.device, dtype=like.dtype)
@@ -123,6 +120,3 @@ class MemberGenerators:
     def rand(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         return torch.stack([torch.rand(shape[1:], generator=g, device=like.device, dtype=like.dtype)
                             for g in self.generators])
-
-    def states(self) -> list[torch.Tensor]:
-        return [g.get_state() for g in self.generators]
