@@ -391,10 +391,18 @@ def test_two_concurrent_train_commands_one_fails(maze_root, tmp_path):
            str(maze_root), "--run-dir", str(tmp_path / "run"), "--steps", "1000000", "--log-every", "100",
            "--eval-every", "1000000", "--eval-episodes", "1", "--checkpoint-every", "1000", "--device", "cpu", "--set",
            "hidden=16,16", "--quiet"]
+    from d4rl_lite.training.logging import read_log
+
+    def logged_steps():
+        log = tmp_path / "run/log.jsonl"
+        return [row["step"] for row in read_log(log)] if log.exists() else []  # (a line cut mid-write is dropped)
+
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 60
-        while not (tmp_path / "run/log.jsonl").exists() and time.time() < deadline:
+        # The second command starts once the first has logged a row, so the first's log cannot be empty when
+        # it is killed below (it once was, on a slow CI machine, when the second started at the log's creation).
+        deadline = time.time() + 120
+        while not logged_steps() and time.time() < deadline and first.poll() is None:
             time.sleep(0.05)
         second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert first.poll() is None  # the first was training all along
@@ -403,9 +411,7 @@ def test_two_concurrent_train_commands_one_fails(maze_root, tmp_path):
         first.wait()
     assert second.returncode == 2 and "run directory is in use by process" in second.stderr
     assert len(second.stderr.strip().splitlines()) == 1
-    from d4rl_lite.training.logging import read_log
-
-    steps = [row["step"] for row in read_log(tmp_path / "run/log.jsonl")]  # (a line cut by the kill is dropped)
+    steps = logged_steps()
     assert steps and steps == sorted(set(steps))  # no line written twice
 
 
