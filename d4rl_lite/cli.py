@@ -12,7 +12,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 DEVICE_HELP = "auto (default: CUDA when present, else CPU), cpu, cuda, cuda:1, ..."
 EPILOG = """\
@@ -156,7 +156,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
     for field in dataclasses.fields(cls.Config):
         value = getattr(defaults, field.name)
         shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
-        print(f"  {field.name} = {shown}")
+        print(f"  {field.name} = {shown}" + ("   (sweepable: train --sweep)" if field.name in cls.sweepable else ""))
         for line in textwrap.wrap(docs[field.name] or "(undocumented)", 92):
             print(f"      {line}")
     return 0
@@ -243,29 +243,61 @@ def _parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from d4rl_lite.datasets.d4rl_compat import load_dataset
-    from d4rl_lite.training.offline import TrainConfig, default_run_dir, train_population
+def _parse_sweep(text: str) -> tuple[str, list[str]]:
+    """"cql_weight=1,5,10" -> ("cql_weight", ["1", "5", "10"]); argparse turns the error into one line."""
+    key, sep, values = text.partition("=")
+    items = [v.strip() for v in values.split(",") if v.strip()]
+    if not sep or not key.strip() or len(items) < 2 or len(set(items)) != len(items):
+        raise argparse.ArgumentTypeError(f"expected KEY=V1,V2,... with at least two distinct values, got {text!r}")
+    return key.strip(), items
 
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import itertools
+
+    from d4rl_lite.datasets.d4rl_compat import load_dataset
+    from d4rl_lite.training.offline import TrainConfig, default_run_dir, member_label, train_population
+
+    from d4rl_lite.algorithms import get_algorithm
+    from d4rl_lite.algorithms.base import make_config
+
+    sweeps = dict(args.sweep or [])
+    if len(sweeps) != len(args.sweep or []):
+        raise ValueError("each setting can be swept once (one --sweep KEY=... per key)")
+    algo_cls = get_algorithm(args.algo)
+    for key, values in sweeps.items():  # as numbers, so that run directories are named as train_population names them
+        if key in algo_cls.sweepable:
+            sweeps[key] = [getattr(make_config(algo_cls.Config, {key: v}), key) for v in values]
+    settings = _parse_settings(args.set)
+    both = sorted(set(sweeps) & set(settings))
+    if both:
+        raise ValueError(f"{', '.join(both)} is given by both --set and --sweep; keep one")
     dataset = load_dataset(args.dataset, root=args.root)
+    # Members: every combination of the swept values, each with every seed.
+    combos = [dict(zip(sweeps, values)) for values in itertools.product(*sweeps.values())]
     seeds = args.seeds or [args.seed]
+    member_seeds = [s for _ in combos for s in seeds]
+    member_settings = [c for c in combos for _ in seeds]
     tc = TrainConfig(steps=args.steps, seed=seeds[0], device=args.device, log_every=args.log_every,
                      eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                      checkpoint_every=args.checkpoint_every, wandb=args.wandb, precision=args.precision)
-    if args.seeds and args.run_dir:
+    if len(member_seeds) > 1 and args.run_dir:
         name = dataset.metadata.get("name", "dataset")
-        run_dirs = [Path(args.run_dir) / default_run_dir(args.algo, name, s).name for s in seeds]
+        run_dirs = [Path(args.run_dir) / default_run_dir(args.algo, name, s, m).name
+                    for s, m in zip(member_seeds, member_settings)]
     else:
         run_dirs = [args.run_dir] if args.run_dir else None
-    records = train_population(args.algo, dataset, tc, _parse_settings(args.set), seeds, run_dirs, progress=not args.quiet)
-    for seed, record in zip(seeds, records):
+    records = train_population(args.algo, dataset, tc, settings, member_seeds, run_dirs, progress=not args.quiet,
+                               member_settings=member_settings if sweeps else None)
+    for seed, swept, record in zip(member_seeds, member_settings, records):
+        member = member_label(seed, swept)
         if "diverged" in record:
-            print(f"{args.algo} seed {seed}: DIVERGED ({record['diverged']}); recorded in {record['run_dir']}/diverged.json")
+            print(f"{args.algo} {member}: DIVERGED ({record['diverged']}); recorded in {record['run_dir']}/diverged.json")
             continue
         final, best = record["final"], record["best"]
         key = "eval/normalized_score" if "eval/normalized_score" in final else "eval/return_mean"
         label = "normalized score" if key == "eval/normalized_score" else "return (raw; no reference scores yet)"
-        who = f"{args.algo} on {record['dataset']}" + (f" seed {seed}" if len(seeds) > 1 else "")
+        who = f"{args.algo} on {record['dataset']}" + (f" {member}" if len(member_seeds) > 1 else "")
         print(f"{who}: final {label} {final.get(key, float('nan')):.1f} "
               f"(step {final.get('step', 0):,}), best {best.get(key, float('nan')):.1f} (step {best.get('step', 0):,})")
         print(f"run directory: {record['run_dir']} (log.jsonl, result.json, checkpoint.safetensors)")
@@ -333,8 +365,15 @@ def cmd_train_behavior(args: argparse.Namespace) -> int:
     return 0
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """A usage error is one line (what is wrong, where to look), not the usage block plus the line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _OneLineErrors(
         prog="d4rl-lite",
         description="Offline RL, reproducible on one machine: build D4RL-style datasets locally (Minari format), "
                     "train offline RL algorithms on them (one seed, or several as one population), run "
@@ -411,6 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seeds", metavar="LIST", type=_parse_seeds,
                     help="train several seeds together as one population, e.g. 0,1,2 or 0-4: each member writes "
                          "the run directory its solo run (--seed) would, and ends with the same weights")
+    sp.add_argument("--sweep", action="append", metavar="KEY=V1,V2", type=_parse_sweep,
+                    help="train one member per value (per seed; several --sweep: every combination) in one "
+                         "population, e.g. --sweep cql_weight=1,5,10; only scalar settings the algorithm lists as "
+                         "sweepable (d4rl-lite settings ALGO); each member's run directory and config hold its values")
     sp.add_argument("--device", default=train_defaults.device, help=DEVICE_HELP)
     sp.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="algorithm settings, e.g. --set cql_weight=10 --set hidden=256,256")
@@ -422,8 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"steps between log lines (default {train_defaults.log_every})")
     sp.add_argument("--checkpoint-every", type=int, default=train_defaults.checkpoint_every,
                     help=f"steps between checkpoints (default {train_defaults.checkpoint_every})")
-    sp.add_argument("--run-dir", metavar="DIR", help="default: runs/ALGO-DATASET-seedS (with --seeds: the folder "
-                                                        "holding the members' ALGO-DATASET-seedS directories)")
+    sp.add_argument("--run-dir", metavar="DIR", help="default: runs/ALGO-DATASET-seedS (with --seeds or --sweep: the "
+                                                        "folder holding the members' ALGO-DATASET[-KEYVALUE]-seedS "
+                                                        "directories)")
     sp.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (offline without a key)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_train)

@@ -93,13 +93,19 @@ def train_solo_and_population(name, dataset, seeds, steps, tmp_path, **settings)
 
 
 @pytest.fixture(scope="module")
-def maze_data(tmp_path_factory):
-    import d4rl_lite
+def maze_root(tmp_path_factory):
     from d4rl_lite.datasets.builders import build_dataset
 
     root = tmp_path_factory.mktemp("population_data")
     build_dataset("pointmaze-umaze-dense-expert-v0", size=3000, seed=0, root=root, num_envs=4)
-    return d4rl_lite.load_dataset("pointmaze-umaze-dense-expert-v0", root=root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def maze_data(maze_root):
+    import d4rl_lite
+
+    return d4rl_lite.load_dataset("pointmaze-umaze-dense-expert-v0", root=maze_root)
 
 
 # Settings that take every branch within 200 updates (warm-ups end at step 50; CQL's Lagrange form).
@@ -300,3 +306,125 @@ def test_each_member_logs_its_own_offline_wandb_run(maze_data, tmp_path, monkeyp
     # Two runs, not one run logged twice: their losses differ.
     first, second = (read_log(run / "log.jsonl")[0]["train/critic_loss"] for run in runs)
     assert first != second
+
+
+# -- sweeps: members that differ in a scalar setting ------------------------------------------------
+# Two values of every setting an algorithm can sweep, with settings that take every branch in 40 updates.
+SWEEP_CASES = {"iql": ({"expectile": 0.6, "beta": 1.0}, {"expectile": 0.9, "beta": 10.0}, {}),
+               "td3_bc": ({"rl_weight": 1.0}, {"rl_weight": 5.0}, {}),
+               "awac": ({"beta": 0.3}, {"beta": 3.0}, {}),
+               "cql": ({"cql_weight": 1.0}, {"cql_weight": 10.0}, {"warmup_steps": 10}),
+               "cql-lagrange": ({"cql_weight": 1.0, "target_action_gap": 2.0}, {"cql_weight": 5.0, "target_action_gap": 8.0},
+                                {"warmup_steps": 10, "lagrange": True}),
+               "bcq": ({"lmbda": 0.5}, {"lmbda": 0.9}, {"vae_hidden": (32, 32)}),
+               "bear": ({"lmbda": 0.5, "mmd_threshold": 0.02}, {"lmbda": 0.9, "mmd_threshold": 0.1},
+                        {"warmup_steps": 10, "vae_hidden": (32, 32)}),
+               "brac_p": ({"divergence_weight": 0.1}, {"divergence_weight": 1.0},
+                          {"behavior_pretrain_steps": 10, "warmup_steps": 10}),
+               "brac_v": ({"divergence_weight": 0.1}, {"divergence_weight": 1.0},
+                          {"behavior_pretrain_steps": 10, "warmup_steps": 10})}
+
+
+def test_every_sweepable_setting_has_a_sweep_case():
+    from d4rl_lite.algorithms import ALGORITHMS
+
+    for name, cls in ALGORITHMS.items():
+        covered = {key for case, (a, b, _) in SWEEP_CASES.items() if case.split("-")[0] == name for key in a}
+        assert covered == set(cls.sweepable), name
+
+
+@pytest.mark.parametrize("case", sorted(SWEEP_CASES))
+def test_each_swept_member_ends_where_its_solo_run_with_that_value_ends(case, maze_data, tmp_path):
+    from d4rl_lite.files import load_state, read_record
+    from d4rl_lite.training.offline import TrainConfig, train, train_population
+    from d4rl_lite.training.run_files import CHECKPOINT
+
+    name = case.split("-")[0]
+    first, second, common = SWEEP_CASES[case]
+    common = {"hidden": (32, 32), "batch_size": 64, **common}
+    tc = TrainConfig(steps=40, seed=4, device="cpu", log_every=40, eval_every=40, eval_episodes=1, checkpoint_every=40)
+    pop = [tmp_path / "pop0", tmp_path / "pop1"]
+    train_population(name, maze_data, tc, common, [4, 4], pop, member_settings=[first, second])
+    worst = 0.0
+    for values, run in zip((first, second), pop):
+        train(name, maze_data, tc, {**common, **values}, run_dir=tmp_path / "solo")
+        assert {k: read_record(run / "config.json")["algo"][k] for k in values} == values  # its own values recorded
+        want, got = _flat(load_state(tmp_path / "solo" / CHECKPOINT)["algo"]), _flat(load_state(run / CHECKPOINT)["algo"])
+        worst = max([worst] + [float((want[k] - got[k]).abs().max()) for k in want if want[k].is_floating_point()])
+        import shutil
+
+        shutil.rmtree(tmp_path / "solo")
+    print(f"{case}: largest weight difference between a swept member and its solo run after 40 updates: {worst:.2g}")
+    assert worst <= 1e-4
+    # The two values really were used: the members differ.
+    a, b = _flat(load_state(pop[0] / CHECKPOINT)["algo"]), _flat(load_state(pop[1] / CHECKPOINT)["algo"])
+    assert any(not torch.equal(a[k], b[k]) for k in a if "actor" in k or "critic" in k)
+
+
+def test_a_swept_value_that_blows_up_stops_its_member_and_the_others_finish(maze_data, tmp_path, capsys):
+    from d4rl_lite.files import load_state, read_record
+    from d4rl_lite.training.offline import TrainConfig, train_population
+    from d4rl_lite.training.run_files import CHECKPOINT
+
+    # divergence_weight 1e30: BRAC-v's target is -1e30 x divergence, the critic's squared error overflows.
+    tc = TrainConfig(steps=60, device="cpu", log_every=10, eval_every=30, eval_episodes=1, checkpoint_every=10)
+    runs = [tmp_path / "calm0", tmp_path / "blows", tmp_path / "calm1"]
+    records = train_population("brac_v", maze_data, tc, {"hidden": (16,), "behavior_pretrain_steps": 10, "warmup_steps": 10},
+                               [0, 0, 1], runs, member_settings=[{"divergence_weight": 0.1}, {"divergence_weight": 1e30},
+                                                                 {"divergence_weight": 0.1}])
+    assert "member divergence_weight=1e+30 seed 0: train/critic_loss = inf" in capsys.readouterr().err
+    assert [r["steps"] for r in records] == [60, 20, 60] and "diverged" in records[1]
+    assert read_record(runs[1] / "diverged.json", "divergence record")["algo"]["divergence_weight"] == 1e30
+    assert load_state(runs[1] / CHECKPOINT)["step"] == 10 and not (runs[1] / "result.json").exists()
+    assert all((runs[i] / "result.json").is_file() for i in (0, 2))
+
+
+def test_a_sweep_refuses_what_it_cannot_vary(maze_data, tmp_path):
+    from d4rl_lite.algorithms import get_algorithm
+    from d4rl_lite.algorithms.base import make_config
+    from d4rl_lite.training.offline import TrainConfig, train_population
+
+    tc = TrainConfig(steps=10, device="cpu", log_every=5, eval_every=10, eval_episodes=1, checkpoint_every=5)
+    with pytest.raises(ValueError, match=r"actor_lr cannot differ between the members of a iql population \(it can sweep: "
+                                         r"expectile, beta\)"):
+        train_population("iql", maze_data, tc, {}, [0, 0], [tmp_path / "a", tmp_path / "b"],
+                         member_settings=[{"actor_lr": 1e-3}, {"actor_lr": 3e-4}])
+    with pytest.raises(ValueError, match="seeds \\[0, 0\\] repeat for one combination"):
+        train_population("iql", maze_data, tc, {}, [0, 0], [tmp_path / "a", tmp_path / "b"],
+                         member_settings=[{"beta": "5"}, {"beta": 5.0}])
+    assert not (tmp_path / "a").exists()
+    # A member's config read as a plain number in update() fails loudly rather than giving every member one value.
+    cls = get_algorithm("iql")
+    configs = [make_config(cls.Config, {"hidden": (8,), "beta": b}) for b in (1.0, 2.0)]
+    pop = cls.population(4, 2, configs, [0, 1], device="cpu")
+    with pytest.raises(TypeError, match=r"setting beta differs between the members .* self.setting\('beta'"):
+        pop.config.beta * 2.0
+
+
+def test_the_train_command_sweeps_every_combination_with_every_seed(maze_root, tmp_path, capsys):
+    from d4rl_lite.cli import main
+    from d4rl_lite.files import read_record
+
+    base = ["train", "iql", "pointmaze-umaze-dense-expert-v0", "--root", str(maze_root), "--steps", "10", "--log-every", "5",
+            "--eval-every", "10", "--eval-episodes", "1", "--checkpoint-every", "5", "--device", "cpu", "--quiet",
+            "--set", "hidden=8", "--run-dir", str(tmp_path / "runs")]
+    assert main(base + ["--seeds", "0,1", "--sweep", "expectile=0.6,0.8", "--sweep", "beta=1,3"]) == 0
+    out = capsys.readouterr().out
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert len(runs) == 8 and "iql-pointmaze-umaze-dense-expert-v0-beta1-expectile0.6-seed0" in runs
+    assert "iql on pointmaze-umaze-dense-expert-v0 beta=3 expectile=0.8 seed 1: final" in out
+    for run in runs:
+        algo = read_record(tmp_path / "runs" / run / "config.json")["algo"]
+        assert f"-beta{algo['beta']:g}-expectile{algo['expectile']:g}-" in run
+    # What cannot be swept, or is given twice, is one line and exit 2 before any run directory is made.
+    for extra, says in ((["--sweep", "actor_lr=1e-3,3e-4"], "actor_lr cannot differ between the members"),
+                        (["--sweep", "beta=1", ], "at least two distinct values"),
+                        (["--sweep", "beta=1,2", "--set", "beta=3"], "beta is given by both --set and --sweep")):
+        code = None
+        try:
+            code = main(base[:-1] + [str(tmp_path / "refused")] + extra)
+        except SystemExit as e:  # argparse's own errors
+            code = e.code
+        err = capsys.readouterr().err
+        assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "refused").exists()

@@ -54,6 +54,7 @@ class AWAC(OfflineAlgorithm):
     name = "awac"
     Config = AWACConfig
     supports_population = True
+    sweepable = ("beta",)
 
     def setup(self) -> None:
         cfg = self.config
@@ -82,9 +83,9 @@ class AWAC(OfflineAlgorithm):
         with torch.no_grad():  # A(s, a) = min Q(s, a) - V(s), V from one policy sample
             adv = self.critic(obs, act).min(0).values - self.critic(obs, self._sample(obs)).min(0).values
             if cfg.weighting == "softmax":
-                weights = torch.softmax(adv / cfg.beta, dim=-1) * adv.shape[-1]  # over each run's batch
+                weights = torch.softmax(adv / self.setting("beta", like=adv), dim=-1) * adv.shape[-1]  # over each run's batch
             else:
-                weights = torch.exp(adv / cfg.beta).clamp(max=cfg.max_weight)
+                weights = torch.exp(adv / self.setting("beta", like=adv)).clamp(max=cfg.max_weight)
         actor_loss = -(weights * self.actor.log_prob(obs, act)).mean(-1)
         optimize(self.actor_opt, actor_loss)
         soft_update(self.critic_target, self.critic, cfg.tau)

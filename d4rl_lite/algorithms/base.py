@@ -77,10 +77,16 @@ class OfflineAlgorithm:
 
     # Whether ``update`` is written for populations (member dimension first, see ``population``).
     supports_population: ClassVar[bool] = False
+    # Scalar settings the members of a population may hold different values of (a sweep); ``update``
+    # reads each through ``setting(name, like)``.
+    sweepable: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, obs_dim: int, act_dim: int, config: Any = None, device: Any = "auto", seed: int = 0,
                  _population_seeds: list[int] | None = None):
-        self.config = config if config is not None else self.Config()
+        config = config if config is not None else self.Config()
+        # One config per member (a sweep) or one for all; ``config`` is what the members share.
+        self.member_configs = list(config) if isinstance(config, list) else [config] * len(_population_seeds or [0])
+        self.config, swept = _shared_config(self.member_configs, self.sweepable, self.name)
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.device = resolve_device(device)
         self.step = 0  # gradient steps taken; algorithms with warm-up phases read it
@@ -95,6 +101,7 @@ class OfflineAlgorithm:
             torch.manual_seed(seed)
         # State normalization (TD3+BC, IQL, ...): the trainer normalizes the dataset once and the
         # same statistics are applied when acting.
+        self._swept = {name: torch.tensor(values, dtype=torch.float32, device=self.device) for name, values in swept.items()}
         self.obs_mean = self.member_tensor(torch.zeros(obs_dim))
         self.obs_std = self.member_tensor(torch.ones(obs_dim))
         self.setup()
@@ -114,12 +121,24 @@ class OfflineAlgorithm:
         """One instance training ``len(seeds)`` members together, member m being the solo run of
         ``seeds[m]``: every network holds all members' weights (``nets.members``), batches are
         (M, B, ...), each loss is summed over members (so no member's gradient depends on
-        another's) and every random draw comes from the member's own stream."""
+        another's) and every random draw comes from the member's own stream. ``config``: one for
+        every member, or a list of one per member differing only in ``sweepable`` settings."""
         if not cls.supports_population:
             raise ValueError(f"{cls.name} does not train as a population yet; train its seeds one by one")
         if not seeds:
             raise ValueError("a population needs at least one seed")
+        if isinstance(config, list) and len(config) != len(seeds):
+            raise ValueError(f"{len(config)} member configs for {len(seeds)} seeds")
         return cls(obs_dim, act_dim, config, device=device, _population_seeds=list(seeds))
+
+    def setting(self, name: str, like: torch.Tensor) -> float | torch.Tensor:
+        """Setting ``name`` (one of ``sweepable``) where it meets tensor ``like`` (members first): the
+        config's number, or, when the members hold different values (a sweep), one value per member
+        shaped (M, 1, ..., 1) to broadcast against ``like``."""
+        values = self._swept.get(name)
+        if values is None:
+            return getattr(self.config, name)
+        return values.view(-1, *([1] * (like.dim() - 1)))
 
     def network(self, factory: Callable[[], nn.Module]) -> nn.Module:
         """``factory()`` on the algorithm's device. In a population, one per member, each built
@@ -197,6 +216,42 @@ class OfflineAlgorithm:
                     v.copy_(state[k])
             else:
                 v.load_state_dict(state[k])
+
+
+class DiffersPerMember:
+    """Stands in a population's shared config for a setting its members hold different values of:
+    any arithmetic with it fails, naming ``OfflineAlgorithm.setting``, which gives the per-member
+    values (a plain ``cfg.name`` would silently give every member one value)."""
+
+    def __init__(self, name: str, values: list[Any]):
+        self.name, self.values = name, values
+
+    def __repr__(self) -> str:
+        return f"<{self.name} differs per member: {self.values}>"
+
+    def _refuse(self, *_: Any) -> Any:
+        raise TypeError(f"setting {self.name} differs between the members of this population (a sweep); "
+                        f"read it with self.setting({self.name!r}, like=tensor)")
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _refuse
+    __pow__ = __rpow__ = __neg__ = __lt__ = __le__ = __gt__ = __ge__ = __float__ = __bool__ = _refuse
+
+
+def _shared_config(configs: list[Any], sweepable: tuple[str, ...], algo_name: str) -> tuple[Any, dict[str, list[Any]]]:
+    """What the member ``configs`` share: the first config with each differing field replaced by a
+    ``DiffersPerMember``; and those fields' values, one per member. Only ``sweepable`` fields may
+    differ (the others shape networks or schedules that the members share)."""
+    shared = configs[0]
+    swept = {f.name: [getattr(c, f.name) for c in configs] for f in dataclasses.fields(shared)
+             if any(getattr(c, f.name) != getattr(shared, f.name) for c in configs)} if dataclasses.is_dataclass(shared) else {}
+    if not swept:
+        return shared, {}
+    fixed = sorted(set(swept) - set(sweepable))
+    if fixed:
+        can = ", ".join(sweepable) if sweepable else "none"
+        raise ValueError(f"{', '.join(fixed)} cannot differ between the members of a {algo_name} population "
+                         f"(settings that can: {can}); train such runs separately")
+    return dataclasses.replace(shared, **{k: DiffersPerMember(k, v) for k, v in swept.items()}), swept
 
 
 def optimize(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:

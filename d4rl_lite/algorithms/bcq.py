@@ -73,6 +73,7 @@ class BCQ(OfflineAlgorithm):
     name = "bcq"
     Config = BCQConfig
     supports_population = True
+    sweepable = ("lmbda",)
 
     def setup(self) -> None:
         cfg = self.config
@@ -97,7 +98,9 @@ class BCQ(OfflineAlgorithm):
         with torch.no_grad():  # soft clipped double Q over perturbed VAE samples, max per next state
             nxt = next_obs.repeat_interleave(cfg.target_samples, -2)  # rows grouped by state
             q_t = self.critic_target(nxt, self.actor_target(nxt, self.vae.decode(nxt, generator=self.noise)))
-            q_t = cfg.lmbda * q_t.min(0).values + (1.0 - cfg.lmbda) * q_t.max(0).values
+            q_min, q_max = q_t.min(0).values, q_t.max(0).values
+            lmbda = self.setting("lmbda", like=q_min)
+            q_t = lmbda * q_min + (1.0 - lmbda) * q_max
             q_t = q_t.unflatten(-1, (b, cfg.target_samples)).max(-1).values
             target = rew + cfg.gamma * (1.0 - done) * q_t
         q = self.critic(obs, act)

@@ -86,6 +86,7 @@ class BEAR(OfflineAlgorithm):
     name = "bear"
     Config = BEARConfig
     supports_population = True
+    sweepable = ("lmbda", "mmd_threshold")
 
     def setup(self) -> None:
         cfg = self.config
@@ -121,7 +122,9 @@ class BEAR(OfflineAlgorithm):
         with torch.no_grad():
             nxt = next_obs.repeat_interleave(cfg.target_samples, -2)
             q_t = self.critic_target(nxt, self.actor(nxt, generator=self.noise)[0])
-            q_t = cfg.lmbda * q_t.min(0).values + (1.0 - cfg.lmbda) * q_t.max(0).values
+            q_min, q_max = q_t.min(0).values, q_t.max(0).values
+            lmbda = self.setting("lmbda", like=q_min)
+            q_t = lmbda * q_min + (1.0 - lmbda) * q_max
             target = rew + cfg.gamma * (1.0 - done) * q_t.unflatten(-1, (b, cfg.target_samples)).max(-1).values
         q = self.critic(obs, act)
         critic_loss = (q - target).pow(2).mean(-1).sum(0)  # summed over the two critics
@@ -131,7 +134,8 @@ class BEAR(OfflineAlgorithm):
         pi_actions = self.actor(rep, generator=self.noise)[0]
         divergence = self.mmd_to_data(obs, pi_actions)
         alpha = self.log_alpha.exp().detach()
-        constraint = alpha * (divergence - cfg.mmd_threshold)
+        threshold = self.setting("mmd_threshold", like=divergence)
+        constraint = alpha * (divergence - threshold)
         if self.step < cfg.warmup_steps:
             actor_loss = constraint.mean(-1)
         else:
@@ -141,7 +145,7 @@ class BEAR(OfflineAlgorithm):
         optimize(self.actor_opt, actor_loss)
 
         # Dual ascent on alpha: grows while the MMD exceeds its threshold.
-        alpha_loss = -(self.log_alpha.exp() * (divergence.detach() - cfg.mmd_threshold)).mean(-1)
+        alpha_loss = -(self.log_alpha.exp() * (divergence.detach() - threshold)).mean(-1)
         optimize(self.alpha_opt, alpha_loss)
         with torch.no_grad():
             self.log_alpha.clamp_(cfg.log_alpha_min, cfg.log_alpha_max)

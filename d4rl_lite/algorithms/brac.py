@@ -62,6 +62,7 @@ class BRACConfig(AlgorithmConfig):
 class BRAC(OfflineAlgorithm):
     Config = BRACConfig
     supports_population = True
+    sweepable = ("divergence_weight",)
 
     def setup(self) -> None:
         cfg = self.config
@@ -98,7 +99,8 @@ class BRAC(OfflineAlgorithm):
             next_act, next_logp = self.actor(next_obs, generator=self.noise)
             v_next = self.critic_target(next_obs, next_act).min(0).values - alpha_ent * next_logp
             if cfg.variant == "v":
-                v_next = v_next - cfg.divergence_weight * self.divergence(next_obs)
+                next_div = self.divergence(next_obs)
+                v_next = v_next - self.setting("divergence_weight", like=next_div) * next_div
             target = rew + cfg.gamma * (1.0 - done) * v_next
         q = self.critic(obs, act)
         critic_loss = (q - target).pow(2).mean(-1).sum(0)  # summed over the two critics
@@ -107,7 +109,7 @@ class BRAC(OfflineAlgorithm):
         with frozen(self.behavior):
             new_act, logp = self.actor(obs, generator=self.noise)
             div = self.divergence(obs)
-            actor_loss = alpha_ent * logp + cfg.divergence_weight * div
+            actor_loss = alpha_ent * logp + self.setting("divergence_weight", like=div) * div
             if self.step >= cfg.behavior_pretrain_steps + cfg.warmup_steps:
                 with frozen(self.critic):
                     actor_loss = actor_loss - self.critic(obs, new_act).min(0).values

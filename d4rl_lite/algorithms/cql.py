@@ -66,6 +66,7 @@ class CQL(OfflineAlgorithm):
     name = "cql"
     Config = CQLConfig
     supports_population = True
+    sweepable = ("cql_weight", "target_action_gap")
 
     def setup(self) -> None:
         cfg = self.config
@@ -127,12 +128,14 @@ class CQL(OfflineAlgorithm):
             #   critic:  + alpha' * w * sum_i (gap_i - tau);   alpha':  - alpha' * w * mean_i (gap_i - tau)
             # (the reference implementations, CQL's and CORL's, average the two critics' terms in alpha''s loss).
             alpha_prime = self.log_alpha_prime.exp().clamp(0.0, 1e6).flatten()  # one per member, against gap's (num_q, M)
-            cql = (alpha_prime.detach() * cfg.cql_weight * (gap - cfg.target_action_gap)).sum(0)
-            prime_loss = -(alpha_prime * cfg.cql_weight * (gap.detach() - cfg.target_action_gap)).mean(0)
+            weight, tau = self.setting("cql_weight", like=alpha_prime), self.setting("target_action_gap", like=alpha_prime)
+            cql = (alpha_prime.detach() * weight * (gap - tau)).sum(0)
+            prime_loss = -(alpha_prime * weight * (gap.detach() - tau)).mean(0)
             optimize(self.alpha_prime_opt, prime_loss)
             metrics = {"train/alpha_prime": alpha_prime.detach(), "train/alpha_prime_loss": prime_loss.detach()}
         else:
-            cql = cfg.cql_weight * gap.sum(0)
+            gap_sum = gap.sum(0)
+            cql = self.setting("cql_weight", like=gap_sum) * gap_sum
         critic_loss = bellman + cql
         optimize(self.critic_opt, critic_loss)
         soft_update(self.critic_target, self.critic, cfg.tau)

@@ -52,6 +52,7 @@ class IQL(OfflineAlgorithm):
     name = "iql"
     Config = IQLConfig
     supports_population = True
+    sweepable = ("expectile", "beta")
 
     def setup(self) -> None:
         cfg = self.config
@@ -75,7 +76,8 @@ class IQL(OfflineAlgorithm):
             q_target = self.critic_target(obs, act).min(0).values
         v = self.value(obs)
         diff = q_target - v
-        weight = torch.where(diff > 0, cfg.expectile, 1.0 - cfg.expectile)
+        expectile = self.setting("expectile", like=diff)
+        weight = torch.where(diff > 0, expectile, 1.0 - expectile)
         value_loss = (weight * diff.pow(2)).mean(-1)
         optimize(self.value_opt, value_loss)
 
@@ -89,7 +91,7 @@ class IQL(OfflineAlgorithm):
 
         # Policy: advantage-weighted regression on the dataset's actions.
         adv = (q_target - v.detach())
-        weights = torch.exp(cfg.beta * adv).clamp(max=cfg.max_weight)
+        weights = torch.exp(self.setting("beta", like=adv) * adv).clamp(max=cfg.max_weight)
         actor_loss = -(weights * self.actor.log_prob(obs, act)).mean(-1)
         optimize(self.actor_opt, actor_loss)
         self.actor_sched.step()

@@ -86,7 +86,8 @@ def drop_members(algo: Any, lost: list[int], seeds: list[int]) -> Any:
     optimizer states and random streams, exactly as they are; ``seeds``: the others' seeds."""
     keep = [m for m in range(algo.members) if m not in lost]
     global_rng = torch.get_rng_state()  # building networks draws from it; evaluations use it
-    smaller = type(algo).population(algo.obs_dim, algo.act_dim, algo.config, seeds, device=algo.device)
+    configs = [algo.member_configs[m] for m in keep]
+    smaller = type(algo).population(algo.obs_dim, algo.act_dim, configs, seeds, device=algo.device)
     torch.set_rng_state(global_rng)
     load_member_state_dicts(smaller, [member_state_dict(algo, m) for m in keep])
     for generator, eval_generator, m in zip(smaller.noise.generators, smaller.eval_noise.generators, keep):

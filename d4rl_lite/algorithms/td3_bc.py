@@ -48,6 +48,7 @@ class TD3BC(OfflineAlgorithm):
     name = "td3_bc"
     Config = TD3BCConfig
     supports_population = True
+    sweepable = ("rl_weight",)
 
     def setup(self) -> None:
         cfg = self.config
@@ -76,7 +77,8 @@ class TD3BC(OfflineAlgorithm):
             pi = self.actor(obs)
             with frozen(self.critic):
                 q_pi = self.critic(obs, pi)[0]
-            lam = cfg.rl_weight / q_pi.abs().mean(-1).detach()
+            scale = q_pi.abs().mean(-1).detach()
+            lam = self.setting("rl_weight", like=scale) / scale
             actor_loss = -lam * q_pi.mean(-1) + mse(pi, act)
             optimize(self.actor_opt, actor_loss)
             soft_update(self.critic_target, self.critic, cfg.tau)

@@ -91,8 +91,19 @@ def prepare_data(dataset: OfflineDataset, algo: Any) -> tuple[Any, float]:
     return data, float(t["rewards"].abs().max())
 
 
-def default_run_dir(algo: str, dataset_name: str, seed: int) -> Path:
-    return Path("runs") / f"{algo}-{dataset_name}-seed{seed}"
+def default_run_dir(algo: str, dataset_name: str, seed: int, settings: dict[str, Any] | None = None) -> Path:
+    """``runs/ALGO-DATASET-seedS``; a sweep member's settings go before the seed (``...-cql_weight10-seed0``)."""
+    swept = "".join(f"-{key}{_shown(value)}" for key, value in sorted((settings or {}).items()))
+    return Path("runs") / f"{algo}-{dataset_name}{swept}-seed{seed}"
+
+
+def member_label(seed: int, settings: dict[str, Any] | None = None) -> str:
+    """How messages name a member: ``seed 3``, or ``cql_weight=10 seed 3`` in a sweep."""
+    return "".join(f"{key}={_shown(value)} " for key, value in sorted((settings or {}).items())) + f"seed {seed}"
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)  # 5.0 -> 5, 0.0001 -> 0.0001
 
 
 def train(
@@ -119,13 +130,16 @@ def train_population(
     seeds: list[int] | None = None,
     run_dirs: list[str | Path] | None = None,
     progress: bool = False,
+    member_settings: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Train one run per seed of ``seeds`` together, as one population (``OfflineAlgorithm.population``).
 
     Each member writes the run directory, checkpoints, log and result its solo run (``train`` with
     its seed) writes, and ends with the same weights (within float rounding of batched products);
     a killed population resumes from its members' checkpoints. ``run_dirs``: one per seed (default
-    ``runs/ALGO-DATASET-seedS``). Returns the members' final records, in the order of ``seeds``.
+    ``runs/ALGO-DATASET-seedS``). ``member_settings``: a sweep, one dict per member of the
+    algorithm's ``sweepable`` settings it holds on top of ``algo_overrides`` (its solo run is
+    ``train`` with those settings). Returns the members' final records, in the order of ``seeds``.
     """
     from d4rl_lite.algorithms import get_algorithm
     from d4rl_lite.algorithms.base import domain_settings, make_config
@@ -133,18 +147,30 @@ def train_population(
     tc = train_config or TrainConfig()
     tc.validate()
     seeds = [tc.seed] if seeds is None else [int(s) for s in seeds]
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise ValueError(f"--seeds must be distinct whole numbers >= 0, got {seeds}")
+    swept = [dict(m) for m in member_settings] if member_settings else [{} for _ in seeds]
+    if len(swept) != len(seeds):
+        raise ValueError(f"{len(swept)} member settings for {len(seeds)} seeds")
+    if not seeds or min(seeds) < 0:
+        raise ValueError(f"--seeds must be whole numbers >= 0, got {seeds}")
     cls = get_algorithm(algo_name)
     if len(seeds) > 1 and not cls.supports_population:
         raise ValueError(f"{algo_name} does not train as a population; train its seeds one at a time (--seed)")
+    unsweepable = sorted({key for m in swept for key in m} - set(cls.sweepable))
+    if unsweepable:
+        raise ValueError(f"{', '.join(unsweepable)} cannot differ between the members of a {algo_name} population "
+                         f"(it can sweep: {', '.join(cls.sweepable) or 'nothing'}); train such runs separately")
     task = get_task(dataset.metadata["task"])
     by_domain = domain_settings(algo_name, task.domain)  # the reference settings for this kind of task ...
-    algo_cfg = make_config(cls.Config, {**by_domain, **(algo_overrides or {})})  # ... under the run's own
+    configs = [make_config(cls.Config, {**by_domain, **(algo_overrides or {}), **m}) for m in swept]  # ... under the run's own
+    swept = [{key: getattr(cfg, key) for key in m} for cfg, m in zip(configs, swept)]  # as numbers ("5" -> 5.0)
+    labels = [member_label(s, m) for s, m in zip(seeds, swept)]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"the members of a population must differ: seeds {seeds} repeat"
+                         + (" for one combination of swept settings" if member_settings else ""))
     name = dataset.metadata.get("name", "dataset")
     if run_dirs is not None and len(run_dirs) != len(seeds):
         raise ValueError(f"{len(run_dirs)} run directories for {len(seeds)} seeds")
-    runs = [Path(d) for d in run_dirs] if run_dirs else [default_run_dir(algo_name, name, s) for s in seeds]
+    runs = [Path(d) for d in run_dirs] if run_dirs else [default_run_dir(algo_name, name, s, m) for s, m in zip(seeds, swept)]
     if len(set(runs)) != len(runs):
         raise ValueError("every member of a population needs its own run directory")
     states = [load_state(run / CHECKPOINT) if (run / CHECKPOINT).is_file() else None for run in runs]
@@ -157,60 +183,62 @@ def train_population(
         for i, at in enumerate(stopped_at):
             groups.setdefault(at, []).append(i)
         print("d4rl-lite: these runs stopped at different steps ("
-              + ", ".join(f"seed {seeds[i]}: step {at:,}" for i, at in enumerate(stopped_at))
+              + ", ".join(f"{labels[i]}: step {at:,}" for i, at in enumerate(stopped_at))
               + f"); they continue as {len(groups)} populations, one after the other", file=sys.stderr)
         results: list[dict[str, Any]] = [{} for _ in seeds]
         for members in groups.values():
             done = train_population(algo_name, dataset, tc, algo_overrides, [seeds[i] for i in members],
-                                    [runs[i] for i in members], progress)
+                                    [runs[i] for i in members], progress, [swept[i] for i in members])
             for i, record in zip(members, done):
                 results[i] = record
         return results
     records = [{"algorithm": algo_name, "dataset": name, "task": task.name, "dataset_checksum": dataset.metadata.get("checksum"),
-                "dataset_size": dataset.num_transitions, "train": asdict(replace(tc, seed=s)), "algo": asdict(algo_cfg),
-                **({"domain_settings": by_domain} if by_domain else {})} for s in seeds]
+                "dataset_size": dataset.num_transitions, "train": asdict(replace(tc, seed=s)), "algo": asdict(cfg),
+                **({"domain_settings": by_domain} if by_domain else {})} for s, cfg in zip(seeds, configs)]
     # Everything that can fail on a bad setting (device, sizes) fails before a run directory is touched.
     if cls.supports_population:  # a solo run is a population of one: exactly what it would be in any population
-        algo = cls.population(task.observation_dim, task.action_dim, algo_cfg, seeds, device=tc.device)
+        algo = cls.population(task.observation_dim, task.action_dim, configs, seeds, device=tc.device)
     else:
-        algo = cls(task.observation_dim, task.action_dim, algo_cfg, device=tc.device, seed=seeds[0])
+        algo = cls(task.observation_dim, task.action_dim, configs[0], device=tc.device, seed=seeds[0])
     locks = []
     try:
         for run in runs:
             run.mkdir(parents=True, exist_ok=True)
             locks.append(RunDirLock(run))
             locks[-1].acquire()
-        return _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, seeds, runs, records, states, progress)
+        return _train_locked(algo_name, algo, task, name, dataset, tc, seeds, swept, runs, records, states, progress)
     finally:
         for lock in locks:
             lock.release()
 
 
-def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, seeds, runs, records, states, progress):
+def _train_locked(algo_name, algo, task, name, dataset, tc, seeds, swept, runs, records, states, progress):
+    labels = [member_label(s, m) for s, m in zip(seeds, swept)]
     identities = [check_same_run(run, record) for run, record in zip(runs, records)]
     data, max_abs_reward = prepare_data(dataset, algo)
-    shared = training_settings(algo_cfg)
+    shared = training_settings(algo.config)
     q_bound = tc.q_bound_factor * max(max_abs_reward, 1e-3) / (1.0 - shared.gamma)
     gens = [torch.Generator(device=algo.device).manual_seed(s) for s in seeds]
     batch_size = shared.batch_size
     ckpt_paths = [run / CHECKPOINT for run in runs]
     step = resume_members(algo, runs, states, ckpt_paths, identities, gens)
     hooks = []
-    for m, (seed, run, record) in enumerate(zip(seeds, runs, records)):
+    for m, (seed, settings, run, record) in enumerate(zip(seeds, swept, runs, records)):
         wandb_args = None
         if tc.wandb:
             wandb_args = {"project": tc.wandb_project, "group": f"{algo_name}-{name}",
-                          "name": f"{algo_name}-{name}-seed{seed}", "config": record, "dir": str(run)}
+                          "name": default_run_dir(algo_name, name, seed, settings).name, "config": record, "dir": str(run)}
         logger = RunLogger(run / "log.jsonl", wandb_args)
         hooks.append(_OfflineHooks(algo, m, task, tc, logger, read_evals(run / "log.jsonl"), ckpt_paths[m], gens[m],
                                    identities[m], step))
     schedule = Schedule(tc.steps, tc.log_every, tc.eval_every, tc.checkpoint_every)
-    guard = DivergenceGuard(ckpt_paths, q_bound, labels=[f"seed {s}" for s in seeds])
+    guard = DivergenceGuard(ckpt_paths, q_bound, labels=labels)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        label = f"{algo_name} {name}" + (f" seeds {','.join(map(str, seeds))}" if len(seeds) > 1 else "")
+        label = f"{algo_name} {name}" + (f" {len(seeds)} members" if len(set(labels)) > len(set(seeds)) else
+                                         f" seeds {','.join(map(str, seeds))}" if len(seeds) > 1 else "")
         bar = hooks[0].bar = tqdm(total=tc.steps, initial=step, desc=label, unit="upd", dynamic_ncols=True)
     active = list(range(len(seeds)))  # the members still training (indices into seeds, runs, hooks)
     diverged: dict[int, dict[str, Any]] = {}
@@ -228,8 +256,8 @@ def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, seeds, run
             except DivergenceError as e:
                 if not e.members or len(e.members) == len(active):
                     raise
-                algo, active, guard, values = _drop_diverged(e, algo, active, seeds, runs, records, hooks, ckpt_paths,
-                                                             q_bound, diverged)
+                algo, active, guard, values = _drop_diverged(e, algo, active, seeds, labels, runs, records, hooks,
+                                                             ckpt_paths, q_bound, diverged)
                 step = e.step
                 members = _Members([hooks[i] for i in active])
                 # What was due at that step, for the members that go on (their checks passed again).
@@ -248,7 +276,7 @@ def _train_locked(algo_name, algo, algo_cfg, task, name, dataset, tc, seeds, run
             for i in range(len(seeds))]
 
 
-def _drop_diverged(error, algo, active, seeds, runs, records, hooks, ckpt_paths, q_bound, diverged):
+def _drop_diverged(error, algo, active, seeds, labels, runs, records, hooks, ckpt_paths, q_bound, diverged):
     """Stop the members ``error`` names (each keeps its last good checkpoint and gets diverged.json)
     and check the others again at that step, dropping any that diverged in the same interval.
     Returns (the smaller population, the members still active, their guard, their metrics at
@@ -266,7 +294,7 @@ def _drop_diverged(error, algo, active, seeds, runs, records, hooks, ckpt_paths,
         algo = drop_members(algo, error.members, [seeds[i] for i in active])
         for index, i in enumerate(active):
             hooks[i].algo, hooks[i].member = algo, index
-        guard = DivergenceGuard([ckpt_paths[i] for i in active], q_bound, labels=[f"seed {seeds[i]}" for i in active])
+        guard = DivergenceGuard([ckpt_paths[i] for i in active], q_bound, labels=[labels[i] for i in active])
         try:
             if values is not None:
                 guard.check_metrics(values, error.step)
