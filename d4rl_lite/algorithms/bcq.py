@@ -82,9 +82,9 @@ class BCQ(OfflineAlgorithm):
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic = self.network(lambda: QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2))
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.vae_opt = torch.optim.Adam(self.vae.parameters(), lr=cfg.vae_lr, fused=True)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, fused=True)
+        self.vae_opt = torch.optim.Adam(self.vae.parameters(), lr=cfg.vae_lr)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.config
