@@ -97,7 +97,9 @@ def test_report_and_eval_commands(tiny_local, tmp_path, capsys, monkeypatch):
 
     shutil.copytree(tiny_local[1], tmp_path / "res")
     assert main(["report", str(tmp_path / "res")]) == 0
-    assert "| dataset | bc | iql |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| dataset | data | bc | iql |" in out  # the data's own score first
+    assert "Validity: the literature's patterns on this suite" not in out  # random maze data: no check applies
     for name in ("table.md", "table.csv", "table.json", "table.tex", "learning_curves.png"):
         assert (tmp_path / "res" / name).stat().st_size > 0
     # The same report logged to W&B (offline): the table as a wandb.Table, the plots as images.

@@ -46,6 +46,7 @@ def print_report(results: Path, wandb: bool = False, suite_name: str = "report")
                       stats.plot_performance_profiles(scores, results / "performance_profiles.png")]
     except ImportError as e:
         print(f"(aggregate statistics skipped: {e})")
+    paths += _validity_section(results, records)
     print("written: " + ", ".join(str(p) for p in paths))
     if wandb:
         run_dir = log_benchmark_to_wandb(suite_name, rows, [p for p in paths if p.suffix == ".png"], results)
@@ -57,6 +58,29 @@ def print_report(results: Path, wandb: bool = False, suite_name: str = "report")
               + (f" ({shown})" if found.missing else "") + f", {len(found.refused)} refused; cells say MISSING or "
               "show their seed count, and averages cover only datasets every algorithm completed", file=sys.stderr)
     return found.complete
+
+
+def _validity_section(results: Path, records: list[dict[str, Any]]) -> list[Path]:
+    """Print the validity checks (``validity.py``) the suite names, or that its datasets allow; write
+    validity.json and validity.md."""
+    from d4rl_lite.benchmark import validity
+
+    suite_file = results / "suite.json"
+    names = json.loads(suite_file.read_text()).get("patterns") if suite_file.is_file() else None
+    try:
+        verdicts = validity.check_validity(results, records, names)
+    except ImportError as e:
+        print(f"(validity checks skipped: {e})")
+        return []
+    if not verdicts:
+        return []
+    text = validity.to_markdown(verdicts)
+    counts = {v: sum(x["verdict"] == v for x in verdicts) for v in (validity.REPRODUCED, validity.NOT_REPRODUCED,
+                                                                   validity.NOT_ENOUGH)}
+    print(f"\nValidity: the literature's patterns on this suite ({', '.join(f'{n} {v}' for v, n in counts.items())}):")
+    print(text)
+    (results / "validity.md").write_text(text + "\n")
+    return [validity.write_validity(results, verdicts), results / "validity.md"]
 
 
 def log_benchmark_to_wandb(suite: str, rows: list[dict[str, Any]], images: list[Path], results_dir: Path,

@@ -18,6 +18,9 @@ from typing import Any
 import numpy as np
 
 NORMALIZED, RAW = "eval/normalized_score", "eval/return_mean"
+# The column of the data's own episodes (their mean normalized score, recorded by each run as
+# ``data.normalized_return``): which algorithms beat their data is read at a glance.
+DATA = "data"
 
 
 @dataclass
@@ -151,7 +154,14 @@ def score_table(records: list[dict[str, Any]], expected: list[str] | None = None
             rows.append({"dataset": dataset, "algorithm": algo, "metric": "missing", "seeds": 0, "steps": 0,
                          "final_mean": float("nan"), "final_std": float("nan"),
                          "best_mean": float("nan"), "best_std": float("nan")})
-    rows.sort(key=lambda r: (r["dataset"], r["algorithm"]))
+    data_scores: dict[str, float] = {}
+    for r in records:
+        value = (r.get("data") or {}).get("normalized_return")
+        if value is not None:
+            data_scores.setdefault(r["dataset"], float(value))
+    rows += [{"dataset": d, "algorithm": DATA, "metric": "data", "seeds": 0, "steps": 0, "final_mean": v,
+              "final_std": float("nan"), "best_mean": v, "best_std": float("nan")} for d, v in data_scores.items()]
+    rows.sort(key=lambda r: (r["dataset"], r["algorithm"] != DATA, r["algorithm"]))
     # A domain average compares algorithms only over the datasets every one of them has a row for.
     normalized = [r for r in rows if r["metric"] == "normalized"]
     algos = sorted({r["algorithm"] for r in normalized})
@@ -165,6 +175,10 @@ def score_table(records: list[dict[str, Any]], expected: list[str] | None = None
             continue
         label = f"{domain} average ({_count(len(shared), 'dataset')}" + (f"; {left_out} left out: not run by every "
                                                                        "algorithm)" if left_out else ")")
+        if all(d in data_scores for d in shared):
+            mean = float(np.mean([data_scores[d] for d in shared]))
+            rows.append({"dataset": label, "algorithm": DATA, "metric": "data", "seeds": 0, "steps": 0, "final_mean": mean,
+                         "final_std": float("nan"), "best_mean": mean, "best_std": float("nan")})
         for algo in algos:
             rs = [per_dataset[d][algo] for d in shared]
             rows.append({"dataset": label, "algorithm": algo, "metric": "normalized",
@@ -178,9 +192,15 @@ def _pm(mean: float, std: float) -> str:
     return f"{mean:.1f}" if np.isnan(std) else f"{mean:.1f} ± {std:.1f}"
 
 
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The data column first (when any run recorded it), then the algorithms in name order."""
+    return sorted({r["algorithm"] for r in rows}, key=lambda a: (a != DATA, a))
+
+
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    """Datasets as rows, algorithms as columns, cells 'final mean ± std' (normalized unless marked raw)."""
-    algos = sorted({r["algorithm"] for r in rows})
+    """Datasets as rows, algorithms as columns, cells 'final mean ± std' (normalized unless marked raw);
+    the data column first."""
+    algos = _columns(rows)
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     cell = {(r["dataset"], r["algorithm"]): r for r in rows}
     lines = ["| dataset | " + " | ".join(algos) + " |", "|---|" + "---|" * len(algos)]
@@ -189,6 +209,9 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
         cells = []
         for a in algos:
             r = cell.get((d, a))
+            if a == DATA:
+                cells.append("–" if r is None else f"{r['final_mean']:.1f}")
+                continue
             if r is None or r["metric"] == "missing":
                 cells.append("**MISSING**")
                 continue
@@ -201,7 +224,9 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
     lines.append("")
     lines.append(f"Final evaluation, mean ± std over {'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''}; "
                  "D4RL-normalized score "
-                 "(100 = reference expert / controller) unless marked raw (task without measured ref_max).")
+                 "(100 = reference expert / controller) unless marked raw (task without measured ref_max)."
+                 + (f" `{DATA}`: the dataset's own episodes, mean normalized score (episodes under the task's protocol; "
+                    "– where that means nothing, e.g. stitch segments, or the runs predate it)." if DATA in algos else ""))
     return "\n".join(lines)
 
 
@@ -218,7 +243,7 @@ def to_json(rows: list[dict[str, Any]]) -> str:
 
 
 def to_latex(rows: list[dict[str, Any]]) -> str:
-    algos = sorted({r["algorithm"] for r in rows})
+    algos = _columns(rows)
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     cell = {(r["dataset"], r["algorithm"]): r for r in rows}
     esc = lambda s: s.replace("_", r"\_")  # noqa: E731
@@ -228,6 +253,9 @@ def to_latex(rows: list[dict[str, Any]]) -> str:
         cells = []
         for a in algos:
             r = cell.get((d, a))
+            if a == DATA:
+                cells.append("--" if r is None else f"{r['final_mean']:.1f}")
+                continue
             cells.append("missing" if r is None or r["metric"] == "missing"
                          else _pm(r["final_mean"], r["final_std"]).replace("±", r"$\pm$"))
         out.append(esc(d) + " & " + " & ".join(cells) + r" \\")

@@ -99,6 +99,22 @@ class OfflineDataset:
             return np.zeros(0)
         return np.add.reduceat(self.rewards.astype(np.float64), self.episode_starts)
 
+    def discounted_returns(self, gamma: float, rewards: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Monte-Carlo return-to-go of every transition, sum_k gamma^k r_(t+k) within its episode
+        (``rewards``: as trained, e.g. rescaled; default the dataset's), float64; and which
+        transitions have one (not those of a last episode the size budget cut: neither terminal
+        nor timeout). A timed-out episode's tail is not bootstrapped: an under-estimate there."""
+        r = (self.rewards if rewards is None else np.asarray(rewards)).astype(np.float64)
+        starts, lengths = self.episode_starts, self.episode_lengths
+        episode = np.repeat(np.arange(len(lengths)), lengths)
+        weight = gamma ** (np.arange(len(r)) - starts[episode]).astype(np.float64)  # gamma^(step within episode)
+        suffix = np.append(np.cumsum((weight * r)[::-1])[::-1], 0.0)  # sum from t to the end of the data
+        returns = (suffix[:-1] - suffix[(starts + lengths)[episode]]) / weight
+        complete = np.ones(len(r), bool)
+        if len(lengths) and not (self.terminals[-1] or self.timeouts[-1]):
+            complete[starts[-1]:] = False
+        return returns, complete
+
     # -- statistics -----------------------------------------------------------------------
     def observation_stats(self, eps: float = 1e-3) -> ObservationStats:
         """Mean and std of observations (std floored at ``eps``), for state normalization."""

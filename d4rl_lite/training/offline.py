@@ -217,6 +217,7 @@ def _train_locked(algo_name, algo, task, name, dataset, tc, seeds, swept, runs, 
     identities = [check_same_run(run, record) for run, record in zip(runs, records)]
     data, max_abs_reward = prepare_data(dataset, algo)
     shared = training_settings(algo.config)
+    facts = data_facts(dataset, task, data.tensors["rewards"], shared.gamma)
     q_bound = tc.q_bound_factor * max(max_abs_reward, 1e-3) / (1.0 - shared.gamma)
     gens = [torch.Generator(device=algo.device).manual_seed(s) for s in seeds]
     batch_size = shared.batch_size
@@ -272,8 +273,21 @@ def _train_locked(algo_name, algo, task, name, dataset, tc, seeds, swept, runs, 
             bar.close()
         for h in hooks:
             h.logger.close()
-    return [diverged[i] if i in diverged else write_result(runs[i], records[i], hooks[i].history, step)
+    return [diverged[i] if i in diverged else write_result(runs[i], {**records[i], "data": facts}, hooks[i].history, step)
             for i in range(len(seeds))]
+
+
+def data_facts(dataset: OfflineDataset, task: Any, trained_rewards: torch.Tensor, gamma: float) -> dict[str, Any]:
+    """What a result compares itself with (the benchmark's data column and validity checks): the
+    normalized score of the data's own protocol episodes (None where it means nothing, see the
+    data card), and the mean Monte-Carlo return-to-go of the data's transitions in the rewards
+    the critics learn (rescaled as trained) with the run's discount, the yardstick of Q-values."""
+    from d4rl_lite.datasets.card import compute_card
+
+    normalized = compute_card(dataset, task).get("normalized_return")
+    returns, complete = dataset.discounted_returns(gamma, trained_rewards.detach().cpu().numpy())
+    return {"normalized_return": normalized["mean"] if normalized else None,
+            "mc_return": float(returns[complete].mean()) if complete.any() else None}
 
 
 def _drop_diverged(error, algo, active, seeds, labels, runs, records, hooks, ckpt_paths, q_bound, diverged):
