@@ -319,6 +319,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     results = Path(args.results or Path("results") / suite.name)
     if args.precision:
         suite.precision = args.precision
+    if args.plan:
+        from d4rl_lite.benchmark.plan import print_plan
+        from d4rl_lite.benchmark.runner import is_finished
+        from d4rl_lite.device import resolve_device
+
+        todo = [r for r in suite.runs() if not is_finished(results, suite, *r)]
+        if len(todo) < len(suite.runs()):
+            print(f"{len(suite.runs()) - len(todo)} of {len(suite.runs())} runs already finished in {results}")
+        print_plan(suite, args.workers, args.population == "on", str(resolve_device(args.device)), todo)
+        return 0
     counts = run_suite(suite, results, executor=args.executor, workers=args.workers, address=args.address,
                        root=args.root, device=args.device, wandb=args.wandb, force=args.force,
                        population=args.population == "on")
@@ -493,6 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="override the suite's precision (default: the suite's, fp32 unless it says bf16)")
     sp.add_argument("--force", action="store_true",
                     help="rebuild a dataset built with another size or seed than the suite names (else an error)")
+    sp.add_argument("--plan", action="store_true",
+                    help="run nothing: print the suite's jobs, updates, evaluation steps and projected wall time on "
+                         "this machine (each job calibrated for a few seconds; with populations and as solo runs)")
     sp.set_defaults(func=cmd_bench)
 
     sp = sub.add_parser("report", help="the table (md, csv, json, tex) and plots of a results directory",

@@ -44,6 +44,8 @@ class Suite:
     description: str = ""
     imports: list[str] = field(default_factory=list)  # modules registering user algorithms, imported in every worker
     precision: str = "fp32"  # "bf16": the updates' matrix products under bf16 autocast (train --precision)
+    # The validity checks (benchmark/patterns.json) its report evaluates; None: those its datasets allow.
+    patterns: list[str] | None = None
 
     def import_plugins(self) -> None:
         import importlib
@@ -108,6 +110,12 @@ class Suite:
              "imports must be a list of module names")
         need(isinstance(self.description, str), "description must be a string")
         need(self.precision in ("fp32", "bf16"), f"precision must be \"fp32\" or \"bf16\", got {self.precision!r}")
+        if self.patterns is not None:
+            from d4rl_lite.benchmark.validity import load_patterns
+
+            known = load_patterns()
+            need(isinstance(self.patterns, list) and all(p in known for p in self.patterns),
+                 f"patterns must be a list of validity checks ({', '.join(known)})")
         self.import_plugins()
         if not self.algorithms or not self.datasets or not self.seeds:
             raise ValueError(f"suite {self.name!r} needs algorithms, datasets and seeds")

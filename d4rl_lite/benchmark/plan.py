@@ -1,0 +1,193 @@
+"""``bench SUITE --plan``: what a suite will cost on this machine, before running it.
+
+The projection is measured, not guessed: for every job of the suite (an algorithm on a dataset,
+its seeds as one population or one run each) a short calibration times updates of that
+algorithm with the suite's settings, on random data of the task's shape, as a worker runs them
+(one torch thread, the suite's precision, warm-up phases over); and times steps of the task's
+env copies acting through that policy, as an evaluation steps them. Evaluations are counted as
+if every episode ran to the task's horizon (an upper bound where episodes can end early). The
+jobs are then laid on the workers in the order the local pool takes them, each worker starting
+after a measured process start (a new Python importing torch and d4rl_lite). Not counted:
+building datasets that are missing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+JOB_OVERHEAD_S = 1.0  # a job's dataset load and env creation in a running worker (0.5-2 s here)
+CALIBRATION_UPDATES = 12
+CALIBRATION_ENV_STEPS = 20
+
+
+@dataclass
+class JobCost:
+    algorithm: str
+    dataset: str
+    seeds: list[int]
+    update_s: float  # one update of the whole population (or the one run)
+    eval_step_s: float  # one step of every evaluation copy, policy call included
+    updates: int
+    env_steps: int  # of evaluation, all members
+    seconds: float
+
+
+def _calibrate_updates(algo_name: str, settings: dict[str, Any], obs_dim: int, act_dim: int, members: int, steps: int,
+                       precision: str, device: str) -> Any:
+    """(seconds per update, the algorithm) for a population of ``members`` on random data."""
+    import contextlib
+
+    import torch
+
+    from d4rl_lite.algorithms import get_algorithm
+    from d4rl_lite.algorithms.base import make_config, training_settings
+
+    cls = get_algorithm(algo_name)
+    config = make_config(cls.Config, settings)
+    algo = cls.population(obs_dim, act_dim, config, list(range(members)), device=device)
+    algo.step = steps  # past every warm-up phase: the main phase is what most updates cost
+    batch_size = training_settings(config).batch_size
+    gen = torch.Generator(device=algo.device).manual_seed(0)
+
+    def batch() -> dict[str, torch.Tensor]:
+        def rand(*shape: int) -> torch.Tensor:
+            return torch.rand(members, batch_size, *shape, generator=gen, device=algo.device)
+
+        return {"observations": rand(obs_dim), "actions": rand(act_dim) * 2 - 1, "rewards": rand(),
+                "next_observations": rand(obs_dim), "terminals": torch.zeros(members, batch_size, device=algo.device)}
+
+    cast = (torch.autocast(device_type=algo.device.type, dtype=torch.bfloat16) if precision == "bf16"
+            else contextlib.nullcontext())
+    batches = [batch() for _ in range(CALIBRATION_UPDATES + 2)]
+    for i, b in enumerate(batches):
+        if i == 2:  # the first two warm the allocator and kernels
+            if algo.device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+        with cast:
+            algo.update(b)
+    if algo.device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / CALIBRATION_UPDATES, algo
+
+
+def _calibrate_eval_step(task: Any, algo: Any, copies_per_member: int) -> float:
+    """Seconds per evaluation step: every member's copies stepped once, one policy call."""
+    from d4rl_lite.envs.vector import EnvBatch
+
+    members = algo.members
+    envs = EnvBatch(task, members * copies_per_member, workers=1)  # a suite worker steps its copies in-process
+    try:
+        options = task.eval_reset_options()
+        for slot in range(members * copies_per_member):
+            envs.reset(slot, slot, options)
+        start = time.perf_counter()
+        for _ in range(CALIBRATION_ENV_STEPS):
+            obs = task.flatten_observation(envs.obs)
+            actions = np.asarray(algo.act(obs.reshape(members, copies_per_member, -1))).reshape(members * copies_per_member, -1)
+            _, _, terminated, truncated = envs.step(actions)
+            for slot in np.flatnonzero(terminated | truncated):
+                envs.reset(int(slot), int(slot), options)
+        return (time.perf_counter() - start) / CALIBRATION_ENV_STEPS
+    finally:
+        envs.close()
+
+
+def plan_suite(suite: Any, workers: int = 2, population: bool = True, device: str = "cpu",
+               todo: list[tuple[str, str, int]] | None = None,
+               cache: dict[tuple[Any, ...], tuple[float, float]] | None = None) -> tuple[list[JobCost], float]:
+    """The measured cost of every job of ``suite`` (its unfinished runs ``todo``, default all) and
+    the projected wall time on ``workers`` workers. ``cache``: calibrations to reuse and extend."""
+    import torch
+
+    from d4rl_lite.benchmark.runner import population_groups
+    from d4rl_lite.datasets.catalogue import parse_dataset_name
+    from d4rl_lite.tasks import get_task
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as a suite worker runs
+    costs = []
+    cache = {} if cache is None else cache
+    try:
+        for algo, dataset, seeds in population_groups(suite, suite.runs() if todo is None else todo, population):
+            task = get_task(parse_dataset_name(dataset).task)
+            episodes = suite.eval_episodes or task.eval_episodes
+            copies = max(1, min(10, episodes))  # as evaluate_population runs them
+            key = (algo, task.observation_dim, task.action_dim, len(seeds), task.name)
+            if key not in cache:
+                update_s, trained = _calibrate_updates(algo, suite.algo_settings(algo), task.observation_dim,
+                                                       task.action_dim, len(seeds), suite.steps, suite.precision, device)
+                cache[key] = (update_s, _calibrate_eval_step(task, trained, copies))
+            update_s, eval_step_s = cache[key]
+            evaluations = suite.steps // suite.eval_every + (suite.steps % suite.eval_every > 0)
+            eval_steps = evaluations * -(-episodes // copies) * task.horizon  # batch steps, episodes to the horizon
+            seconds = suite.steps * update_s + eval_steps * eval_step_s + JOB_OVERHEAD_S
+            costs.append(JobCost(algo, dataset, seeds, update_s, eval_step_s, suite.steps * len(seeds),
+                                 evaluations * episodes * task.horizon * len(seeds), seconds))
+    finally:
+        torch.set_num_threads(threads)
+    if "worker_start" not in cache:
+        cache["worker_start"] = (worker_start_seconds(), 0.0)
+    return costs, makespan([c.seconds for c in costs], workers, cache["worker_start"][0])
+
+
+def worker_start_seconds() -> float:
+    """How long a new worker process takes to be ready: a Python importing what a suite job needs."""
+    import subprocess
+    import sys
+
+    start = time.perf_counter()
+    # (Making the first optimizer imports torch._dynamo: about 2.5 s here, once per process.)
+    subprocess.run([sys.executable, "-c", "import torch, d4rl_lite.benchmark.runner, d4rl_lite.training.offline; "
+                    "torch.optim.Adam([torch.zeros(1, requires_grad=True)])"], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def makespan(seconds: list[float], workers: int, start: float = 0.0) -> float:
+    """Wall time of jobs taken in order by the first free of ``workers`` (the local pool's order),
+    every worker ready after ``start`` seconds."""
+    free = [start] * max(1, workers)
+    for s in seconds:
+        i = int(np.argmin(free))
+        free[i] += s
+    return max(free) if seconds else 0.0
+
+
+def duration(seconds: float) -> str:
+    """'1 h 47 min', '3 min 10 s', '42 s'."""
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h} h {m} min" if h else f"{m} min {s} s" if m else f"{s} s"
+
+
+def print_plan(suite: Any, workers: int, population: bool, device: str, todo: list[tuple[str, str, int]] | None = None,
+               log: Any = print) -> float:
+    """Print the plan; returns the projected wall time in seconds."""
+    import torch
+
+    log(f"plan of suite {suite.name} on this machine ({os.cpu_count()} CPU cores, {device}, {workers} workers, "
+        f"{suite.precision}; calibrating each job for a few seconds ...)")
+    cache: dict[tuple[Any, ...], tuple[float, float]] = {}
+    costs, wall = plan_suite(suite, workers, population, device, todo, cache)
+    for c in costs:
+        who = f"{c.algorithm} on {c.dataset}, " + (f"seeds {','.join(map(str, c.seeds))} as one population"
+                                                    if len(c.seeds) > 1 else f"seed {c.seeds[0]}")
+        log(f"  {who}: {c.update_s * 1e3:.1f} ms/update, {c.eval_step_s * 1e3:.1f} ms/evaluation step "
+            f"-> {duration(c.seconds)}")
+    runs = sum(len(c.seeds) for c in costs)
+    log(f"{runs} runs in {len(costs)} jobs: {sum(c.updates for c in costs):,} updates, up to "
+        f"{sum(c.env_steps for c in costs):,} environment steps of evaluation")
+    log(f"projected wall time: {duration(wall)} with {workers} workers "
+        f"({duration(sum(c.seconds for c in costs))} of work; missing datasets are built first, not counted)")
+    if population and len(costs) < runs:
+        solo, solo_wall = plan_suite(suite, workers, False, device, todo, cache)
+        log(f"as solo runs (--population off): {duration(solo_wall)} ({duration(sum(c.seconds for c in solo))} of work)")
+    if not torch.cuda.is_available():
+        log("GPU: unknown (no GPU on this machine to measure; `bench --plan --device cuda` on one measures it)")
+    return wall
