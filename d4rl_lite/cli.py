@@ -265,9 +265,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if len(sweeps) != len(args.sweep or []):
         raise ValueError("each setting can be swept once (one --sweep KEY=... per key)")
     algo_cls = get_algorithm(args.algo)
-    for key, values in sweeps.items():  # as numbers, so that run directories are named as train_population names them
+    for key, values in sweeps.items():  # an unknown key is refused here; values as numbers, as run directories name them
+        configs = [make_config(algo_cls.Config, {key: v}) for v in values]
         if key in algo_cls.sweepable:
-            sweeps[key] = [getattr(make_config(algo_cls.Config, {key: v}), key) for v in values]
+            sweeps[key] = [getattr(c, key) for c in configs]
     settings = _parse_settings(args.set)
     both = sorted(set(sweeps) & set(settings))
     if both:
@@ -281,7 +282,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     tc = TrainConfig(steps=args.steps, seed=seeds[0], device=args.device, log_every=args.log_every,
                      eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                      checkpoint_every=args.checkpoint_every, wandb=args.wandb, precision=args.precision)
-    if len(member_seeds) > 1 and args.run_dir:
+    if (args.seeds or sweeps) and args.run_dir:
         name = dataset.metadata.get("name", "dataset")
         run_dirs = [Path(args.run_dir) / default_run_dir(args.algo, name, s, m).name
                     for s, m in zip(member_seeds, member_settings)]

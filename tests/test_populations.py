@@ -115,7 +115,7 @@ POPULATION_CASES = {"bc": {}, "td3_bc": {}, "iql": {}, "awac": {}, "sac": {}, "c
                     "brac_v": {"behavior_pretrain_steps": 50, "warmup_steps": 50},
                     "bcq": {"vae_hidden": (32, 32)},
                     "bear": {"warmup_steps": 50}}
-# With torch's default (foreach) Adam every member is bit for bit its solo run here (0.0 after 200
+# With torch's multi-tensor (foreach) Adam (algorithms.base.adam) every member is bit for bit its solo run here (0.0 after 200
 # updates). Fused Adam rounds the vectorized tail of a tensor differently by the tensor's size, so
 # stacked and solo weights drifted apart by 3e-8, which BEAR's VAE amplified to 1.7e-2.
 
@@ -390,7 +390,7 @@ def test_a_sweep_refuses_what_it_cannot_vary(maze_data, tmp_path):
                                          r"expectile, beta\)"):
         train_population("iql", maze_data, tc, {}, [0, 0], [tmp_path / "a", tmp_path / "b"],
                          member_settings=[{"actor_lr": 1e-3}, {"actor_lr": 3e-4}])
-    with pytest.raises(ValueError, match="seeds \\[0, 0\\] repeat for one combination"):
+    with pytest.raises(ValueError, match="must differ; given twice: beta=5 seed 0"):
         train_population("iql", maze_data, tc, {}, [0, 0], [tmp_path / "a", tmp_path / "b"],
                          member_settings=[{"beta": "5"}, {"beta": 5.0}])
     assert not (tmp_path / "a").exists()
@@ -417,6 +417,12 @@ def test_the_train_command_sweeps_every_combination_with_every_seed(maze_root, t
     for run in runs:
         algo = read_record(tmp_path / "runs" / run / "config.json")["algo"]
         assert f"-beta{algo['beta']:g}-expectile{algo['expectile']:g}-" in run
+    # A table of the sweep keeps its members apart: one column per combination, each with its 2 seeds.
+    from d4rl_lite.benchmark.table import read_results, score_table
+
+    cells = {r["algorithm"]: r["seeds"] for r in score_table(read_results(tmp_path / "runs")) if r["metric"] != "data"
+             and "average" not in r["dataset"]}
+    assert cells == {f"iql[beta={b},expectile={e}]": 2 for b in (1.0, 3.0) for e in (0.6, 0.8)}
     # What cannot be swept, or is given twice, is one line and exit 2 before any run directory is made.
     for extra, says in ((["--sweep", "actor_lr=1e-3,3e-4"], "actor_lr cannot differ between the members"),
                         (["--sweep", "beta=1", ], "at least two distinct values"),

@@ -112,3 +112,16 @@ def test_the_data_column_is_the_mean_normalized_return_of_the_datasets_episodes(
     assert len(returns) < ds.num_episodes  # the cut episode really was left out
     assert row["final_mean"] == pytest.approx(float(np.mean(task.normalized_score(np.array(returns)))))
     assert to_markdown([row]).splitlines()[0] == f"| dataset | {DATA} |"
+    # The Monte-Carlo yardstick of the overestimation check, by hand: G_t = r_t + 0.99 G_(t+1) per
+    # episode; every step of a terminated episode counts, of the cut last one only the steps at least
+    # 459 steps (0.99^459 <= 0.01) before the cut.
+    values = []
+    for episode, end in zip(ds.episodes(), ends):
+        g, back = 0.0, []
+        for reward in episode.rewards[::-1]:
+            g = float(reward) + 0.99 * g
+            back.append(g)
+        back = back[::-1]
+        values += back if ds.terminals[end] else back[: max(0, len(back) - 459)]
+    result = read_results(tmp_path / "res")[0]
+    assert result["data"]["mc_return"] == pytest.approx(np.mean(values), rel=1e-9)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, optimize
+from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, adam, optimize
 from d4rl_lite.nets import GaussianPolicy, QEnsemble, randn, soft_update
 
 
@@ -62,8 +62,8 @@ class AWAC(OfflineAlgorithm):
                                                           log_std_min=-6.0, log_std_max=0.0))
         self.critic = self.network(lambda: QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2))
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, weight_decay=cfg.actor_weight_decay)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.actor_opt = adam(self.actor.parameters(), lr=cfg.actor_lr, weight_decay=cfg.actor_weight_decay)
+        self.critic_opt = adam(self.critic.parameters(), lr=cfg.critic_lr)
 
     def _sample(self, obs: torch.Tensor) -> torch.Tensor:
         dist = self.actor.distribution(obs)  # reparameterised sample: mean + std * eps

@@ -254,6 +254,19 @@ def _shared_config(configs: list[Any], sweepable: tuple[str, ...], algo_name: st
     return dataclasses.replace(shared, **{k: DiffersPerMember(k, v) for k, v in swept.items()}), swept
 
 
+# How every algorithm's Adam runs. torch's multi-tensor (foreach) implementation: on CPU it rounds
+# each element the same whatever the tensor's size, so a population member's weights equal its
+# solo run's bit for bit; the fused CPU kernel rounds a tensor's vectorized tail by its size, and
+# members drifted from their solo runs (1.7e-2 in BEAR's VAE after 200 updates). The cost is
+# measured by benchmarks/adam_exactness_cost.py, which swaps in {"fused": True}.
+ADAM_OPTIONS: dict[str, Any] = {"foreach": True}
+
+
+def adam(params: Any, lr: float, **options: Any) -> torch.optim.Adam:
+    """``torch.optim.Adam(params, lr, **options)`` as every algorithm builds it (``ADAM_OPTIONS``)."""
+    return torch.optim.Adam(params, lr=lr, **ADAM_OPTIONS, **options)
+
+
 def optimize(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     """One gradient step on ``loss``: clear the gradients, backpropagate, step.
 

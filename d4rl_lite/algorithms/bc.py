@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, mse, optimize
+from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, adam, mse, optimize
 from d4rl_lite.nets import DeterministicActor
 
 
@@ -32,7 +32,7 @@ class BC(OfflineAlgorithm):
 
     def setup(self) -> None:
         self.actor = self.network(lambda: DeterministicActor(self.obs_dim, self.act_dim, self.config.actor_hidden))
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=self.config.actor_lr)
+        self.actor_opt = adam(self.actor.parameters(), lr=self.config.actor_lr)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         loss = mse(self.actor(batch["observations"]), batch["actions"])

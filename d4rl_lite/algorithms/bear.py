@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, frozen, optimize
+from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, adam, frozen, optimize
 from d4rl_lite.nets import (
     ConditionalVAE,
     QEnsemble,
@@ -95,10 +95,10 @@ class BEAR(OfflineAlgorithm):
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.vae = self.network(lambda: ConditionalVAE(self.obs_dim, self.act_dim, cfg.vae_hidden))
         self.log_alpha = self.member_tensor(math.log(1.0), requires_grad=True)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
-        self.vae_opt = torch.optim.Adam(self.vae.parameters(), lr=cfg.vae_lr)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.lagrange_lr)
+        self.actor_opt = adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_opt = adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.vae_opt = adam(self.vae.parameters(), lr=cfg.vae_lr)
+        self.alpha_opt = adam([self.log_alpha], lr=cfg.lagrange_lr)
 
     def mmd_to_data(self, obs: torch.Tensor, policy_actions: torch.Tensor | None = None) -> torch.Tensor:
         """MMD between ``mmd_samples`` policy actions and as many VAE (behaviour) actions, per state."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, frozen, optimize
+from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, adam, frozen, optimize
 from d4rl_lite.nets import QEnsemble, TanhGaussianPolicy, soft_update
 
 
@@ -72,10 +72,10 @@ class BRAC(OfflineAlgorithm):
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha_ent = self.member_tensor(math.log(1.0), requires_grad=True)
         self.target_entropy = -float(self.act_dim)
-        self.behavior_opt = torch.optim.Adam(self.behavior.parameters(), lr=cfg.behavior_lr)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha_ent], lr=cfg.temperature_lr)
+        self.behavior_opt = adam(self.behavior.parameters(), lr=cfg.behavior_lr)
+        self.actor_opt = adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_opt = adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.alpha_opt = adam([self.log_alpha_ent], lr=cfg.temperature_lr)
 
     def divergence(self, obs: torch.Tensor) -> torch.Tensor:
         """KL(pi || pi_b)(s) estimated with ``div_samples`` reparameterised policy samples, per state."""

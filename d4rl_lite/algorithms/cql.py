@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, frozen, optimize
+from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, adam, frozen, optimize
 from d4rl_lite.nets import QEnsemble, TanhGaussianPolicy, rand_uniform, soft_update
 
 
@@ -76,10 +76,10 @@ class CQL(OfflineAlgorithm):
         self.log_alpha = self.member_tensor(0.0, requires_grad=True)
         self.log_alpha_prime = self.member_tensor(0.0, requires_grad=True)
         self.target_entropy = -float(self.act_dim) if cfg.target_entropy is None else cfg.target_entropy
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.temperature_lr)
-        self.alpha_prime_opt = torch.optim.Adam([self.log_alpha_prime], lr=cfg.lagrange_lr)
+        self.actor_opt = adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_opt = adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.alpha_opt = adam([self.log_alpha], lr=cfg.temperature_lr)
+        self.alpha_prime_opt = adam([self.log_alpha_prime], lr=cfg.lagrange_lr)
 
     def _policy_q(self, obs_rep: torch.Tensor, act_obs_rep: torch.Tensor, n: int, b: int) -> torch.Tensor:
         """Q(s, a) - log pi(a | .) for n actions drawn from pi(. | act_obs), shaped (num_q, B, n)."""

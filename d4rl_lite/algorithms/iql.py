@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, optimize
+from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, adam, optimize
 from d4rl_lite.nets import GaussianPolicy, QEnsemble, ValueNet, soft_update
 
 
@@ -61,9 +61,9 @@ class IQL(OfflineAlgorithm):
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor = self.network(lambda: GaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden,
                                                           log_std_min=-5.0, log_std_max=2.0))
-        self.value_opt = torch.optim.Adam(self.value.parameters(), lr=cfg.critic_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.value_opt = adam(self.value.parameters(), lr=cfg.critic_lr)
+        self.critic_opt = adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.actor_opt = adam(self.actor.parameters(), lr=cfg.actor_lr)
         self.actor_sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.actor_opt, cfg.actor_lr_schedule_steps)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, frozen, optimize
+from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, adam, frozen, optimize
 from d4rl_lite.nets import QEnsemble, TanhGaussianPolicy, soft_update
 
 
@@ -54,9 +54,9 @@ class SAC(OfflineAlgorithm):
         self.log_alpha = self.member_tensor(math.log(cfg.init_temperature), requires_grad=True)
         self.target_entropy = -float(self.act_dim) if cfg.target_entropy is None else cfg.target_entropy
         # Fused Adam: one kernel per optimizer step instead of a loop over parameters.
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.temperature_lr)
+        self.actor_opt = adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_opt = adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.alpha_opt = adam([self.log_alpha], lr=cfg.temperature_lr)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One gradient step on critic, actor and temperature; metrics stay on the device."""

@@ -49,17 +49,21 @@ def _calibrate_updates(algo_name: str, settings: dict[str, Any], obs_dim: int, a
 
     cls = get_algorithm(algo_name)
     config = make_config(cls.Config, settings)
-    algo = cls.population(obs_dim, act_dim, config, list(range(members)), device=device)
-    algo.step = steps  # past every warm-up phase: the main phase is what most updates cost
+    if cls.supports_population:
+        algo = cls.population(obs_dim, act_dim, config, list(range(members)), device=device)
+        lead: tuple[int, ...] = (members,)
+    else:  # an algorithm that trains its seeds one at a time: plain (B, d) batches
+        algo, lead = cls(obs_dim, act_dim, config, device=device), ()
+    algo.step = steps // 2  # past every warm-up phase: the main phase is what most updates cost
     batch_size = training_settings(config).batch_size
     gen = torch.Generator(device=algo.device).manual_seed(0)
 
     def batch() -> dict[str, torch.Tensor]:
         def rand(*shape: int) -> torch.Tensor:
-            return torch.rand(members, batch_size, *shape, generator=gen, device=algo.device)
+            return torch.rand(*lead, batch_size, *shape, generator=gen, device=algo.device)
 
         return {"observations": rand(obs_dim), "actions": rand(act_dim) * 2 - 1, "rewards": rand(),
-                "next_observations": rand(obs_dim), "terminals": torch.zeros(members, batch_size, device=algo.device)}
+                "next_observations": rand(obs_dim), "terminals": torch.zeros(*lead, batch_size, device=algo.device)}
 
     cast = (torch.autocast(device_type=algo.device.type, dtype=torch.bfloat16) if precision == "bf16"
             else contextlib.nullcontext())
@@ -71,6 +75,7 @@ def _calibrate_updates(algo_name: str, settings: dict[str, Any], obs_dim: int, a
             start = time.perf_counter()
         with cast:
             algo.update(b)
+        algo.step += 1  # as the loop counts them (TD3+BC's actor moves every policy_freq-th)
     if algo.device.type == "cuda":
         torch.cuda.synchronize()
     return (time.perf_counter() - start) / CALIBRATION_UPDATES, algo
@@ -80,7 +85,7 @@ def _calibrate_eval_step(task: Any, algo: Any, copies_per_member: int) -> float:
     """Seconds per evaluation step: every member's copies stepped once, one policy call."""
     from d4rl_lite.envs.vector import EnvBatch
 
-    members = algo.members
+    members = max(1, algo.members)
     envs = EnvBatch(task, members * copies_per_member, workers=1)  # a suite worker steps its copies in-process
     try:
         options = task.eval_reset_options()
@@ -89,7 +94,8 @@ def _calibrate_eval_step(task: Any, algo: Any, copies_per_member: int) -> float:
         start = time.perf_counter()
         for _ in range(CALIBRATION_ENV_STEPS):
             obs = task.flatten_observation(envs.obs)
-            actions = np.asarray(algo.act(obs.reshape(members, copies_per_member, -1))).reshape(members * copies_per_member, -1)
+            shaped = obs.reshape(members, copies_per_member, -1) if algo.members else obs
+            actions = np.asarray(algo.act(shaped)).reshape(members * copies_per_member, -1)
             _, _, terminated, truncated = envs.step(actions)
             for slot in np.flatnonzero(terminated | truncated):
                 envs.reset(int(slot), int(slot), options)
@@ -105,6 +111,7 @@ def plan_suite(suite: Any, workers: int = 2, population: bool = True, device: st
     the projected wall time on ``workers`` workers. ``cache``: calibrations to reuse and extend."""
     import torch
 
+    from d4rl_lite.algorithms.base import domain_settings
     from d4rl_lite.benchmark.runner import population_groups
     from d4rl_lite.datasets.catalogue import parse_dataset_name
     from d4rl_lite.tasks import get_task
@@ -120,7 +127,8 @@ def plan_suite(suite: Any, workers: int = 2, population: bool = True, device: st
             copies = max(1, min(10, episodes))  # as evaluate_population runs them
             key = (algo, task.observation_dim, task.action_dim, len(seeds), task.name)
             if key not in cache:
-                update_s, trained = _calibrate_updates(algo, suite.algo_settings(algo), task.observation_dim,
+                settings = {**domain_settings(algo, task.domain), **suite.algo_settings(algo)}  # as training applies them
+                update_s, trained = _calibrate_updates(algo, settings, task.observation_dim,
                                                        task.action_dim, len(seeds), suite.steps, suite.precision, device)
                 cache[key] = (update_s, _calibrate_eval_step(task, trained, copies))
             update_s, eval_step_s = cache[key]

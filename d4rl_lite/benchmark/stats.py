@@ -35,10 +35,12 @@ def _rliable():
 def score_matrices(records: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray], list[str]]:
     """{algorithm: (seeds x datasets) final normalized scores} over the datasets shared by all
     algorithms with normalized scores, and the dataset order. Seeds are matched by index."""
+    from d4rl_lite.benchmark.table import column_name
+
     by: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in sorted(records, key=lambda r: (r["algorithm"], r["dataset"], r["train"]["seed"])):
         if NORMALIZED in r["final"]:
-            by[r["algorithm"]][r["dataset"]].append(r["final"][NORMALIZED])
+            by[column_name(r)][r["dataset"]].append(r["final"][NORMALIZED])
     if not by:
         return {}, []
     datasets = sorted(set.intersection(*(set(d) for d in by.values())))

@@ -116,16 +116,31 @@ def read_results(results_dir: str | Path) -> list[dict[str, Any]]:
     return collect_results(results_dir).records
 
 
-def _domain(dataset: str) -> str:
-    """The task domain of a catalogue dataset name (locomotion, maze, antmaze), for per-domain averages."""
+def catalogue_name(dataset: str) -> Any:
+    """The parsed catalogue name of a results table's dataset (task, kind), or None for a dataset
+    from outside the catalogue (a path, a user's Minari id)."""
     from d4rl_lite.datasets.catalogue import parse_dataset_name
     from d4rl_lite.errors import UnknownNameError
-    from d4rl_lite.tasks import get_task
 
     try:
-        return get_task(parse_dataset_name(dataset).task).domain
+        return parse_dataset_name(dataset)
     except UnknownNameError:
-        return "other"
+        return None
+
+
+def _domain(dataset: str) -> str:
+    """The task domain of a catalogue dataset name (locomotion, maze, antmaze), for per-domain averages."""
+    from d4rl_lite.tasks import get_task
+
+    name = catalogue_name(dataset)
+    return get_task(name.task).domain if name else "other"
+
+
+def column_name(record: dict[str, Any]) -> str:
+    """The table column of a run: its algorithm, with a sweep member's values (``cql[cql_weight=5]``),
+    so that members of a sweep are never pooled as seeds of one cell."""
+    swept = record.get("sweep") or {}
+    return record["algorithm"] + ("[" + ",".join(f"{k}={v}" for k, v in sorted(swept.items())) + "]" if swept else "")
 
 
 def score_table(records: list[dict[str, Any]], expected: list[str] | None = None) -> list[dict[str, Any]]:
@@ -136,7 +151,7 @@ def score_table(records: list[dict[str, Any]], expected: list[str] | None = None
     """
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
-        groups[(r["dataset"], r["algorithm"])].append(r)
+        groups[(r["dataset"], column_name(r))].append(r)
     rows = []
     for (dataset, algo), runs in sorted(groups.items()):
         metric = NORMALIZED if all(NORMALIZED in r["final"] for r in runs) else RAW

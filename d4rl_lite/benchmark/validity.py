@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from d4rl_lite.benchmark.table import catalogue_name
+
 MIN_SEEDS = 3
 REPS = 2000
 REPRODUCED, NOT_REPRODUCED, NOT_ENOUGH = "reproduced", "not reproduced", "not enough runs"
@@ -31,13 +33,8 @@ def load_patterns() -> dict[str, dict[str, Any]]:
 
 
 def _kind(dataset: str) -> str | None:
-    from d4rl_lite.datasets.catalogue import parse_dataset_name
-    from d4rl_lite.errors import UnknownNameError
-
-    try:
-        return parse_dataset_name(dataset).kind
-    except UnknownNameError:
-        return None
+    name = catalogue_name(dataset)
+    return name.kind if name else None
 
 
 def applicable(spec: dict[str, Any], datasets: list[str]) -> list[str]:
@@ -46,11 +43,13 @@ def applicable(spec: dict[str, Any], datasets: list[str]) -> list[str]:
 
 
 def final_q_mean(record: dict[str, Any], results_dir: Path) -> float | None:
-    """The run's last logged ``train/q_mean`` (Q at the data's state-actions), read from its log."""
+    """The run's last logged ``train/q_mean`` (Q at the data's state-actions), read from the log
+    beside its result under ``results_dir`` (``bench`` layout, else the run named in its result)."""
     from d4rl_lite.training.logging import read_log
 
     name = f"{record['algorithm']}__{record['dataset']}__seed{record['train']['seed']}"
-    for run in (results_dir / name, Path(record.get("run_dir", ""))):
+    runs = [results_dir / name] + ([results_dir / Path(record["run_dir"]).name] if record.get("run_dir") else [])
+    for run in runs:
         if (run / "log.jsonl").is_file():
             values = [row["train/q_mean"] for row in read_log(run / "log.jsonl") if "train/q_mean" in row]
             return float(values[-1]) if values else None
@@ -61,14 +60,16 @@ def run_values(spec: dict[str, Any], records: list[dict[str, Any]], results_dir:
     """{(algorithm, dataset): the per-seed values the check compares}, seeds in order."""
     cells: dict[tuple[str, str], list[float]] = defaultdict(list)
     for r in sorted(records, key=lambda r: (r["algorithm"], r["dataset"], r["train"]["seed"])):
+        if r.get("sweep"):
+            continue  # a sweep member is not the algorithm at its settings
         if spec["check"] == "overestimation":
             if r["algorithm"] not in (spec["naive"], spec["conservative"]):
                 continue
             mc = (r.get("data") or {}).get("mc_return")
             q = final_q_mean(r, results_dir) if mc else None
-            if q is not None:
+            if q is not None and np.isfinite(q):
                 cells[(r["algorithm"], r["dataset"])].append((q - mc) / abs(mc))
-        elif spec["metric"] in r["final"]:
+        elif spec["metric"] in r["final"] and np.isfinite(r["final"][spec["metric"]]):
             cells[(r["algorithm"], r["dataset"])].append(float(r["final"][spec["metric"]]) * spec.get("scale", 1))
     return cells
 

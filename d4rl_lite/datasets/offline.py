@@ -99,20 +99,29 @@ class OfflineDataset:
             return np.zeros(0)
         return np.add.reduceat(self.rewards.astype(np.float64), self.episode_starts)
 
-    def discounted_returns(self, gamma: float, rewards: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Monte-Carlo return-to-go of every transition, sum_k gamma^k r_(t+k) within its episode
+    def discounted_returns(self, gamma: float, rewards: np.ndarray | None = None,
+                           tail: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+        """Monte-Carlo return-to-go of every transition, G_t = r_t + gamma G_(t+1) within its episode
         (``rewards``: as trained, e.g. rescaled; default the dataset's), float64; and which
-        transitions have one (not those of a last episode the size budget cut: neither terminal
-        nor timeout). A timed-out episode's tail is not bootstrapped: an under-estimate there."""
+        transitions it is the value of: those of an episode that ended in a terminal state, and of
+        an episode cut by a timeout (or a size budget) only those at least k steps before the cut,
+        gamma^k <= ``tail``, since a critic bootstraps through a timeout and G_t leaves that out."""
         r = (self.rewards if rewards is None else np.asarray(rewards)).astype(np.float64)
         starts, lengths = self.episode_starts, self.episode_lengths
+        if not len(lengths):
+            return np.zeros(0), np.zeros(0, bool)
+        # Swept from every episode's last step back, all episodes at once: one vector op per step.
+        last = starts + lengths - 1
+        returns = r.copy()
+        for back in range(1, int(lengths.max())):
+            live = lengths > back
+            idx = last[live] - back
+            returns[idx] += gamma * returns[idx + 1]
         episode = np.repeat(np.arange(len(lengths)), lengths)
-        weight = gamma ** (np.arange(len(r)) - starts[episode]).astype(np.float64)  # gamma^(step within episode)
-        suffix = np.append(np.cumsum((weight * r)[::-1])[::-1], 0.0)  # sum from t to the end of the data
-        returns = (suffix[:-1] - suffix[(starts + lengths)[episode]]) / weight
-        complete = np.ones(len(r), bool)
-        if len(lengths) and not (self.terminals[-1] or self.timeouts[-1]):
-            complete[starts[-1]:] = False
+        step = np.arange(len(r)) - starts[episode]
+        ended = self.terminals[starts + lengths - 1].astype(bool)
+        horizon = int(np.ceil(np.log(tail) / np.log(gamma))) if 0 < gamma < 1 else 0
+        complete = ended[episode] | (lengths[episode] - step >= horizon)
         return returns, complete
 
     # -- statistics -----------------------------------------------------------------------

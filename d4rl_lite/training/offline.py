@@ -103,7 +103,7 @@ def member_label(seed: int, settings: dict[str, Any] | None = None) -> str:
 
 
 def _shown(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)  # 5.0 -> 5, 0.0001 -> 0.0001
+    return f"{value:.10g}" if isinstance(value, float) else str(value)  # 5.0 -> 5, 0.0001 -> 0.0001
 
 
 def train(
@@ -164,9 +164,9 @@ def train_population(
     configs = [make_config(cls.Config, {**by_domain, **(algo_overrides or {}), **m}) for m in swept]  # ... under the run's own
     swept = [{key: getattr(cfg, key) for key in m} for cfg, m in zip(configs, swept)]  # as numbers ("5" -> 5.0)
     labels = [member_label(s, m) for s, m in zip(seeds, swept)]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"the members of a population must differ: seeds {seeds} repeat"
-                         + (" for one combination of swept settings" if member_settings else ""))
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise ValueError(f"the members of a population must differ; given twice: {', '.join(twice)}")
     name = dataset.metadata.get("name", "dataset")
     if run_dirs is not None and len(run_dirs) != len(seeds):
         raise ValueError(f"{len(run_dirs)} run directories for {len(seeds)} seeds")
@@ -194,7 +194,8 @@ def train_population(
         return results
     records = [{"algorithm": algo_name, "dataset": name, "task": task.name, "dataset_checksum": dataset.metadata.get("checksum"),
                 "dataset_size": dataset.num_transitions, "train": asdict(replace(tc, seed=s)), "algo": asdict(cfg),
-                **({"domain_settings": by_domain} if by_domain else {})} for s, cfg in zip(seeds, configs)]
+                **({"domain_settings": by_domain} if by_domain else {}), **({"sweep": m} if member_settings else {})}
+               for s, cfg, m in zip(seeds, configs, swept)]
     # Everything that can fail on a bad setting (device, sizes) fails before a run directory is touched.
     if cls.supports_population:  # a solo run is a population of one: exactly what it would be in any population
         algo = cls.population(task.observation_dim, task.action_dim, configs, seeds, device=tc.device)
