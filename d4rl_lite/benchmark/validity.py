@@ -145,6 +145,11 @@ def evaluate_pattern(pattern_id: str, spec: dict[str, Any], records: list[dict[s
         return {**out, "effect": point, "low": low, "high": high, "data": data, "verdict": verdict, "reason": reason}
     # overestimation
     naive, conservative = spec["naive"], spec["conservative"]
+    # A naive run whose |Q| passed the divergence bound was stopped and has no result: the most
+    # extreme over-estimation is then not in the numbers, and the reason says how many.
+    lost = sum(1 for path in results_dir.glob(f"{naive}__*/diverged.json") if not (path.parent / "result.json").exists())
+    if lost:
+        out["diverged_naive_runs"] = lost
     both = [d for d in datasets if len(cells.get((naive, d), [])) >= min_seeds
             and len(cells.get((conservative, d), [])) >= min_seeds]
     out["datasets"] = both
@@ -157,7 +162,8 @@ def evaluate_pattern(pattern_id: str, spec: dict[str, Any], records: list[dict[s
     c_point, c_low, c_high = _interval(lambda m: float(m.mean()), [mats[conservative]])
     verdict = REPRODUCED if low > spec["threshold"] and c_high < 0 else NOT_REPRODUCED
     reason = (f"{naive}: Q over the data's MC return by {point:+.0%} [{low:+.0%}, {high:+.0%}] (reproduced above "
-              f"{spec['threshold']:+.0%}); {conservative}: {c_point:+.0%} [{c_low:+.0%}, {c_high:+.0%}] (below 0)")
+              f"{spec['threshold']:+.0%}); {conservative}: {c_point:+.0%} [{c_low:+.0%}, {c_high:+.0%}] (below 0)"
+              + (f"; {lost} {naive} run(s) diverged (Q beyond the bound) and are not counted" if lost else ""))
     return {**out, "effect": point, "low": low, "high": high, "naive": naive, "conservative": conservative,
             "conservative_effect": c_point,
             "conservative_low": c_low, "conservative_high": c_high, "verdict": verdict, "reason": reason}
