@@ -107,8 +107,13 @@ def gemm_only_seconds(algo, batch, reps: int = 20) -> float:
     return (time.perf_counter() - t0) / reps
 
 
-def bench(name: str, overrides: dict, obs_dim: int, act_dim: int, seconds: float) -> tuple[float, float, float]:
-    """(updates/s, FLOPs per update, seconds per update of its GEMMs alone)."""
+def bench(name: str, overrides: dict, obs_dim: int, act_dim: int, seconds: float,
+          precision: str = "fp32") -> tuple[float, float, float]:
+    """(updates/s, FLOPs per update, seconds per update of its GEMMs alone); ``precision="bf16"``
+    times the updates under bf16 autocast, as ``train --precision bf16`` runs them."""
+    import contextlib
+
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     algo, batch = bench_setup(name, overrides, obs_dim, act_dim)
@@ -116,10 +121,13 @@ def bench(name: str, overrides: dict, obs_dim: int, act_dim: int, seconds: float
         algo.update(batch())
     flops = counter.get_total_flops()
     gemm_s = gemm_only_seconds(algo, batch)
-    done, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        algo.update(batch())
-        done += 1
+    cast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    with cast:
+        algo.update(batch())  # (a first bf16 update packs its weights)
+        done, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            algo.update(batch())
+            done += 1
     return done / (time.perf_counter() - t0), flops, gemm_s
 
 
