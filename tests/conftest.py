@@ -20,15 +20,21 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_leftover_test_algorithm():
-    """tests/test_new_algorithm.py drops a file into the package; remove one a killed run left behind."""
+    """tests/test_new_algorithm.py drops a file into the package (and removes it); remove one a killed
+    run left behind. Only a stale one: under pytest-xdist another worker's test may be using a fresh
+    one right now (a teardown here once deleted it under that test's feet)."""
+    import time
     from pathlib import Path
 
     import d4rl_lite.algorithms
 
     leftover = Path(d4rl_lite.algorithms.__file__).parent / "one_file_bc.py"
-    leftover.unlink(missing_ok=True)
+    try:
+        if time.time() - leftover.stat().st_mtime > 600:
+            leftover.unlink(missing_ok=True)
+    except FileNotFoundError:
+        pass
     yield
-    leftover.unlink(missing_ok=True)
 
 
 @pytest.fixture(autouse=True)

@@ -334,7 +334,8 @@ def test_a_training_step_never_reads_a_value_back_to_the_host(name, maze_data):
     the trainer reads metrics back only at log intervals."""
     steps = 20
     algo, data, gen = tiny_algorithm(name, maze_data, steps)  # not run_updates: it reads metrics every step
-    with HostReadbacks() as mode:
+    optimizers = [v for v in algo._state_items().values() if isinstance(v, torch.optim.Optimizer)]
+    with HostReadbacks(optimizers) as mode:
         for _ in range(steps):
             algo.update(data.sample(algo.config.batch_size, gen))
             algo.step += 1

@@ -74,6 +74,6 @@ def test_one_new_file_is_a_new_algorithm_everywhere(one_more_file, tmp_path, mon
     benched = subprocess.run(cli + ["bench", str(tmp_path / "one.json"), "--root", str(root), "--results",
                                     str(tmp_path / "res"), "--workers", "1"], capture_output=True, text=True, timeout=600)
     assert benched.returncode == 0, benched.stdout + benched.stderr
-    assert "| dataset | bc | one_file_bc |" in benched.stdout
+    assert "| dataset | data | bc | one_file_bc |" in benched.stdout
     record = json.loads((tmp_path / "res/one_file_bc__pointmaze-umaze-dense-expert-v0__seed0/result.json").read_text())
     assert record["algorithm"] == "one_file_bc" and record["steps"] == 20

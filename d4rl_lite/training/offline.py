@@ -188,13 +188,14 @@ def train_population(
         results: list[dict[str, Any]] = [{} for _ in seeds]
         for members in groups.values():
             done = train_population(algo_name, dataset, tc, algo_overrides, [seeds[i] for i in members],
-                                    [runs[i] for i in members], progress, [swept[i] for i in members])
+                                    [runs[i] for i in members], progress,
+                                    [swept[i] for i in members] if member_settings else None)
             for i, record in zip(members, done):
                 results[i] = record
         return results
     records = [{"algorithm": algo_name, "dataset": name, "task": task.name, "dataset_checksum": dataset.metadata.get("checksum"),
                 "dataset_size": dataset.num_transitions, "train": asdict(replace(tc, seed=s)), "algo": asdict(cfg),
-                **({"domain_settings": by_domain} if by_domain else {}), **({"sweep": m} if member_settings else {})}
+                **({"domain_settings": by_domain} if by_domain else {}), **({"sweep": m} if m else {})}
                for s, cfg, m in zip(seeds, configs, swept)]
     # Everything that can fail on a bad setting (device, sizes) fails before a run directory is touched.
     if cls.supports_population:  # a solo run is a population of one: exactly what it would be in any population
