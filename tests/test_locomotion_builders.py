@@ -239,3 +239,27 @@ def test_behaviour_training_shares_the_loops_divergence_guard(tmp_path):
     with pytest.raises(DivergenceError, match="training diverged: .* at step 500"):
         train_behavior("hopper", tmp_path / "run", cfg, log=lambda _: None)
     assert not (tmp_path / "run/ladder").exists()
+
+
+def test_committed_replay_is_packed_losslessly_and_a_rerun_can_supply_it(zoo, root, tmp_path, monkeypatch):
+    from d4rl_lite.datasets.builders.replay import load_replay_chunk
+    from d4rl_lite.production.export import export_replay
+
+    # Committed chunks leave out the next observations that are the next row's observation ...
+    for packed in sorted((zoo / "zoo/hopper/replay").glob("chunk_*.npz")):
+        assert "next_observations" not in np.load(packed).files
+        original = dict(np.load(zoo / "run/replay" / packed.name))
+        restored = load_replay_chunk(packed)  # ... and give back every array exactly
+        assert restored.keys() == original.keys() and all(np.array_equal(restored[k], original[k]) for k in original)
+    # A later run's replay replaces the committed one; the policies stay; the card says where it came from.
+    shutil.copytree(zoo / "zoo", tmp_path / "zoo2")
+    dest = export_replay("hopper", zoo / "run", zoo_root=tmp_path / "zoo2")
+    card = json.loads((dest / "card.json").read_text())
+    assert card["training"]["replay_run"]["steps"] == card["medium"]["step"] and card["training"]["replay_to_medium_committed"]
+    assert (dest / card["medium"]["file"]).read_bytes() == (zoo / "zoo/hopper" / card["medium"]["file"]).read_bytes()
+    monkeypatch.setenv("D4RL_LITE_ZOO", str(tmp_path / "zoo2"))  # its manifest checks out when a builder uses it
+    build_dataset("hopper-medium-replay-v0", size=300, root=root, num_envs=2)
+    recipe = d4rl_lite.load_dataset("hopper-medium-replay-v0").metadata["recipe"]
+    assert recipe["source"] == "real replay buffer of the training run (a re-run, see the card)"
+    with pytest.raises(ValueError, match="trained 'hopper', not walker2d"):
+        export_replay("walker2d", zoo / "run", zoo_root=tmp_path / "zoo2")

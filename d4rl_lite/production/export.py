@@ -10,7 +10,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from d4rl_lite.datasets.behavior.policies import ActorPolicy, load_actor, write_manifest
+from d4rl_lite.datasets.behavior.policies import ActorPolicy, load_actor, read_card, write_manifest, zoo_dir
+from d4rl_lite.datasets.builders.replay import load_replay_chunk, pack_replay_chunk
 from d4rl_lite.evaluation.evaluate import evaluate
 from d4rl_lite.tasks import get_task, store_reference_score
 
@@ -97,22 +98,55 @@ def export_behavior(task_name: str, run_dir: str | Path, zoo_root: str | Path | 
     return dest
 
 
+def export_replay(task_name: str, run: str | Path, zoo_root: str | Path | None = None) -> Path:
+    """Commit the replay buffer of ``run`` (a later run of the committed policies' recipe, say after
+    the original run's buffer was lost) up to the committed medium step, next to the committed
+    policies, which stay as they are; the card records where the replay comes from. The replay is
+    then what D4RL's medium-replay is, a SAC run's experience up to medium, though not that of the
+    run whose medium policy is committed."""
+    run = Path(run)
+    config = json.loads((run / "config.json").read_text())
+    if config.get("task") != task_name:
+        raise ValueError(f"{run} trained {config.get('task')!r}, not {task_name}")
+    dest = Path(zoo_root) / task_name if zoo_root else zoo_dir(task_name)
+    card = read_card(task_name) if zoo_root is None else json.loads((dest / "card.json").read_text())
+    medium_step = card["medium"]["step"]
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(dest, tmp)
+    shutil.rmtree(tmp / "replay", ignore_errors=True)
+    if not copy_replay_to_medium(run, tmp, medium_step):
+        shutil.rmtree(tmp)
+        raise ValueError(f"{run}'s replay does not cover steps 0-{medium_step:,} from its start, or exceeds "
+                         f"{REPLAY_COMMIT_LIMIT / 2**20:.0f} MB packed; train it to step {medium_step:,} first")
+    card["training"]["replay_to_medium_committed"] = True
+    card["training"]["replay_run"] = {"run_dir": str(run.resolve()), "seed": config["seed"], "steps": medium_step,
+                                      "command": f"d4rl-lite train-behavior {task_name} --seed {config['seed']} "
+                                                 f"--steps {medium_step}",
+                                      "exported_on": date.today().isoformat(),
+                                      "note": "a later run of the same recipe: its replay, not the committed run's"}
+    (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    write_manifest(tmp)
+    shutil.rmtree(dest)
+    os.replace(tmp, dest)
+    return dest
+
+
 def copy_replay_to_medium(run: Path, dest: Path, medium_step: int, limit: int = REPLAY_COMMIT_LIMIT) -> bool:
     """Copy the run's replay chunks covering steps [0, medium_step) into ``dest/replay``, compressed,
     so that ``medium-replay`` is the real replay on every machine, not only where the run was.
     Returns False (and copies nothing) when the run's replay does not cover that range, or when it
-    would exceed ``limit`` bytes."""
-    import numpy as np
-
+    would exceed ``limit`` bytes (packed: ``pack_replay_chunk``)."""
     chunks = [c for c in sorted((run / "replay").glob("chunk_*.npz")) if int(c.stem.split("_")[1]) < medium_step]
     covered = max((int(c.stem.split("_")[2]) for c in chunks), default=0)
     if _replay_start(run) != 0 or covered < medium_step:
         return False
+    import numpy as np
+
     out = dest / "replay"
     out.mkdir(parents=True, exist_ok=True)
     for c in chunks:
-        with np.load(c) as z:
-            np.savez_compressed(out / c.name, **{k: z[k] for k in z.files})
+        np.savez_compressed(out / c.name, **pack_replay_chunk(load_replay_chunk(c)))
     if sum(f.stat().st_size for f in out.iterdir()) > limit:
         shutil.rmtree(out)
         return False

@@ -23,14 +23,35 @@ from d4rl_lite.datasets.episodes import EpisodeArrays
 from d4rl_lite.tasks import Task
 
 
+def pack_replay_chunk(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A replay chunk as committed: ``next_observations`` kept only where it is not the next row's
+    observation (episode ends, and the chunk's last row), which halves the compressed size."""
+    obs, nxt = arrays["observations"], arrays["next_observations"]
+    keep = np.append(np.flatnonzero((nxt[:-1] != obs[1:]).any(axis=1)), len(nxt) - 1)
+    packed = {k: v for k, v in arrays.items() if k != "next_observations"}
+    return {**packed, "next_observations_rows": keep.astype(np.int64), "next_observations_kept": nxt[keep]}
+
+
+def load_replay_chunk(path: Path) -> dict[str, np.ndarray]:
+    """A replay chunk's arrays, whether as a run wrote it or packed (``pack_replay_chunk``)."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    if "next_observations_rows" in arrays:
+        rows, kept = arrays.pop("next_observations_rows"), arrays.pop("next_observations_kept")
+        nxt = np.empty_like(arrays["observations"])
+        nxt[:-1] = arrays["observations"][1:]
+        nxt[rows] = kept
+        arrays["next_observations"] = nxt
+    return arrays
+
+
 def replay_to_episodes(chunks: list[Path], up_to: int, size: int | None) -> EpisodeArrays:
     """Replay transitions [0, min(up_to, size)) as episodes; an unfinished last episode ends as a timeout."""
     data: dict[str, list[np.ndarray]] = {}
     have = 0
     for f in chunks:
-        with np.load(f) as z:
-            for k in z.files:
-                data.setdefault(k, []).append(z[k])
+        for k, v in load_replay_chunk(f).items():
+            data.setdefault(k, []).append(v)
         have += len(data["rewards"][-1])
         if have >= up_to:
             break
@@ -64,7 +85,8 @@ def build_medium_replay(task: Task, *, size: int | None, seed: int, num_envs: in
         raw = replay_to_episodes(chunks, medium_step, size)
         if progress:
             progress(int(raw.episode_lengths.sum()))
-        return raw, {"source": "real replay buffer of the training run",
+        rerun = card.get("training", {}).get("replay_run")  # the replay of a later run of the same recipe
+        return raw, {"source": "real replay buffer of the training run" + (" (a re-run, see the card)" if rerun else ""),
                      "replay_from": "committed with the policies" if committed else str(run_dir),
                      "up_to_step": medium_step, "description": f"SAC replay buffer up to step {medium_step:,} (medium)"}
 
