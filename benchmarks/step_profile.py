@@ -37,8 +37,11 @@ def profile(name: str, updates: int, top: int, obs_dim: int, act_dim: int) -> di
     from algo_speed import bench_setup
     from d4rl_lite.profiling import HostReadbacks
 
+    import torch
+
     algo, batch = bench_setup(name, {}, obs_dim, act_dim)
-    with HostReadbacks() as readbacks:
+    optimizers = [v for v in algo._state_items().values() if isinstance(v, torch.optim.Optimizer)]
+    with HostReadbacks(optimizers) as readbacks:  # (Adam's host-side step counters are not readbacks)
         for _ in range(3):
             algo.update(batch())
     t0 = time.perf_counter()
