@@ -19,14 +19,12 @@ import argparse
 import numpy as np
 import torch
 
-from population_speed import LITE, NO_WARMUP, updates_per_s
+from population_speed import bench_config, hopper_sized_data, updates_per_s
 
 
 def main() -> None:
     from d4rl_lite.algorithms import ALGORITHMS
     from d4rl_lite.algorithms import base
-    from d4rl_lite.algorithms.base import make_config
-    from d4rl_lite.datasets.offline import TorchTransitions
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--algos", nargs="+", default=sorted(ALGORITHMS))
@@ -35,22 +33,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="timed seconds per figure")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rng = np.random.default_rng(0)
-    n, obs_dim, act_dim = 100_000, 11, 3  # hopper-sized
-    data = TorchTransitions({
-        "observations": torch.as_tensor(rng.standard_normal((n, obs_dim)), dtype=torch.float32),
-        "actions": torch.as_tensor(rng.uniform(-1, 1, (n, act_dim)), dtype=torch.float32),
-        "rewards": torch.as_tensor(rng.standard_normal(n), dtype=torch.float32),
-        "next_observations": torch.as_tensor(rng.standard_normal((n, obs_dim)), dtype=torch.float32),
-        "terminals": torch.zeros(n), "timeouts": torch.zeros(n)}, torch.device("cpu"))
+    data, obs_dim, act_dim = hopper_sized_data()
     chosen = dict(base.ADAM_OPTIONS)
     print(f"{'algo':<7} {'members':>7} {'fused':>8} {'foreach':>8} {'foreach/fused':>13}   "
           f"(member-updates/s, 1 thread, {args.precision})")
     ratios = []
     for name in args.algos:
         cls = ALGORITHMS[name]
-        fields = cls.Config.__dataclass_fields__
-        cfg = make_config(cls.Config, {k: v for k, v in {**LITE, **NO_WARMUP}.items() if k in fields or k == "hidden"})
+        cfg = bench_config(cls, "lite")
         for members in (1, args.members):
             speed = {}
             for variant in ("fused", "foreach"):

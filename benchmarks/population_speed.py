@@ -48,10 +48,32 @@ def updates_per_s(cls, cfg, members: int, precision: str, data, obs_dim: int, ac
     return members * count / (time.perf_counter() - start)
 
 
+def hopper_sized_data(n: int = 100_000) -> tuple[object, int, int]:
+    """(random transitions on the CPU, obs_dim 11, act_dim 3): speed does not depend on values."""
+    from d4rl_lite.datasets.offline import TorchTransitions
+
+    rng = np.random.default_rng(0)
+    obs_dim, act_dim = 11, 3
+    data = TorchTransitions({
+        "observations": torch.as_tensor(rng.standard_normal((n, obs_dim)), dtype=torch.float32),
+        "actions": torch.as_tensor(rng.uniform(-1, 1, (n, act_dim)), dtype=torch.float32),
+        "rewards": torch.as_tensor(rng.standard_normal(n), dtype=torch.float32),
+        "next_observations": torch.as_tensor(rng.standard_normal((n, obs_dim)), dtype=torch.float32),
+        "terminals": torch.zeros(n), "timeouts": torch.zeros(n)}, torch.device("cpu"))
+    return data, obs_dim, act_dim
+
+
+def bench_config(cls, config: str):
+    """``cls``'s config at the ``lite`` or the reference configuration, warm-up phases off."""
+    from d4rl_lite.algorithms.base import make_config
+
+    fields = cls.Config.__dataclass_fields__
+    settings = {**(LITE if config == "lite" else {}), **NO_WARMUP}
+    return make_config(cls.Config, {k: v for k, v in settings.items() if k in fields or k == "hidden"})
+
+
 def main() -> None:
     from d4rl_lite.algorithms import ALGORITHMS
-    from d4rl_lite.algorithms.base import make_config
-    from d4rl_lite.datasets.offline import TorchTransitions
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--algos", nargs="+", default=sorted(ALGORITHMS))
@@ -61,15 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    # hopper-sized transitions (11-dim observations, 3-dim actions): speed does not depend on values.
-    rng = np.random.default_rng(0)
-    n, obs_dim, act_dim = 100_000, 11, 3
-    data = TorchTransitions({
-        "observations": torch.as_tensor(rng.standard_normal((n, obs_dim)), dtype=torch.float32),
-        "actions": torch.as_tensor(rng.uniform(-1, 1, (n, act_dim)), dtype=torch.float32),
-        "rewards": torch.as_tensor(rng.standard_normal(n), dtype=torch.float32),
-        "next_observations": torch.as_tensor(rng.standard_normal((n, obs_dim)), dtype=torch.float32),
-        "terminals": torch.zeros(n), "timeouts": torch.zeros(n)}, torch.device("cpu"))
+    data, obs_dim, act_dim = hopper_sized_data()
 
     print(f"{'config':<10} {'algo':<7} {'solo':>8} {'pop5':>8} {'ratio':>6} {'bf16 solo':>9} {'ratio':>6} "
           f"{'bf16 pop5':>9} {'ratio':>6}   (member-updates/s, 1 thread)")
@@ -77,10 +91,7 @@ def main() -> None:
     for config in args.configs:
         for name in args.algos:
             cls = ALGORITHMS[name]
-            fields = cls.Config.__dataclass_fields__
-            settings = {k: v for k, v in {**(LITE if config == "lite" else {}), **NO_WARMUP}.items()
-                        if k in fields or k == "hidden"}
-            cfg = make_config(cls.Config, settings)
+            cfg = bench_config(cls, config)
             figures = {(m, p): updates_per_s(cls, cfg, m, p, data, obs_dim, act_dim, args.seconds)
                        for p in ("fp32", "bf16") for m in (1, args.members)}
             solo = figures[(1, "fp32")]

@@ -53,7 +53,6 @@ class SAC(OfflineAlgorithm):
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = self.member_tensor(math.log(cfg.init_temperature), requires_grad=True)
         self.target_entropy = -float(self.act_dim) if cfg.target_entropy is None else cfg.target_entropy
-        # Fused Adam: one kernel per optimizer step instead of a loop over parameters.
         self.actor_opt = adam(self.actor.parameters(), lr=cfg.actor_lr)
         self.critic_opt = adam(self.critic.parameters(), lr=cfg.critic_lr)
         self.alpha_opt = adam([self.log_alpha], lr=cfg.temperature_lr)
