@@ -13,6 +13,7 @@ building datasets that are missing.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass
@@ -114,6 +115,7 @@ def plan_suite(suite: Any, workers: int = 2, population: bool = True, device: st
     from d4rl_lite.algorithms.base import domain_settings
     from d4rl_lite.benchmark.runner import population_groups
     from d4rl_lite.datasets.catalogue import parse_dataset_name
+    from d4rl_lite.evaluation.evaluate import EVAL_COPIES
     from d4rl_lite.tasks import get_task
 
     threads = torch.get_num_threads()
@@ -124,7 +126,7 @@ def plan_suite(suite: Any, workers: int = 2, population: bool = True, device: st
         for algo, dataset, seeds in population_groups(suite, suite.runs() if todo is None else todo, population):
             task = get_task(parse_dataset_name(dataset).task)
             episodes = suite.eval_episodes or task.eval_episodes
-            copies = max(1, min(10, episodes))  # as evaluate_population runs them
+            copies = max(1, min(EVAL_COPIES, episodes))  # as evaluate_population runs them
             key = (algo, task.observation_dim, task.action_dim, len(seeds), task.name)
             if key not in cache:
                 settings = {**domain_settings(algo, task.domain), **suite.algo_settings(algo)}  # as training applies them
@@ -139,13 +141,13 @@ def plan_suite(suite: Any, workers: int = 2, population: bool = True, device: st
                                  evaluations * episodes * task.horizon * len(seeds), seconds))
     finally:
         torch.set_num_threads(threads)
-    if "worker_start" not in cache:
-        cache["worker_start"] = (worker_start_seconds(), 0.0)
-    return costs, makespan([c.seconds for c in costs], workers, cache["worker_start"][0])
+    return costs, makespan([c.seconds for c in costs], workers, worker_start_seconds())
 
 
+@functools.cache
 def worker_start_seconds() -> float:
-    """How long a new worker process takes to be ready: a Python importing what a suite job needs."""
+    """How long a new worker process takes to be ready: a Python importing what a suite job needs
+    (measured once per process)."""
     import subprocess
     import sys
 

@@ -33,12 +33,15 @@ class EvalResult:
         return out
 
 
+EVAL_COPIES = 10  # env copies an evaluation steps at once (per member of a population)
+
+
 def evaluate(
     task: Task,
     policy: Policy,
     episodes: int | None = None,
     seed: int | None = None,
-    num_envs: int = 10,
+    num_envs: int = EVAL_COPIES,
     reset_options: dict[str, Any] | None = None,
     workers: int | None = None,
 ) -> EvalResult:
@@ -60,7 +63,7 @@ def evaluate_population(
     algo: Any,
     episodes: int | None = None,
     seed: int | None = None,
-    num_envs: int = 10,
+    num_envs: int = EVAL_COPIES,
     workers: int | None = None,
 ) -> list[EvalResult]:
     """``evaluate`` for every member of a population at once: each member runs the episodes (and
