@@ -41,6 +41,20 @@ def test_suite_errors_are_clear(tmp_path):
         Suite.load(bad)
 
 
+def test_only_on_limits_an_algorithm_to_some_datasets(tmp_path):
+    spec = {"name": "x", "algorithms": ["bc", "cql"], "datasets": {"hopper-random-v0": {}, "walker2d-random-v0": {}},
+            "seeds": [0, 1], "steps": 10, "eval_every": 5, "only_on": {"cql": ["walker2d-random-v0"]}}
+    path = tmp_path / "only.json"
+    path.write_text(json.dumps(spec))
+    runs = Suite.load(path).runs()
+    assert sorted({(a, d) for a, d, _ in runs}) == [("bc", "hopper-random-v0"), ("bc", "walker2d-random-v0"),
+                                                     ("cql", "walker2d-random-v0")] and len(runs) == 6
+    for only_on in ({"cql": ["ant-random-v0"]}, {"iql": ["hopper-random-v0"]}, {"cql": []}):
+        path.write_text(json.dumps({**spec, "only_on": only_on}))
+        with pytest.raises(ValueError, match="only_on must map algorithms of the suite"):
+            Suite.load(path)
+
+
 @pytest.fixture(scope="module")
 def tiny_local(tmp_path_factory):
     """The tiny suite run once on the local pool: (suite, results dir, its dataset root, progress lines)."""

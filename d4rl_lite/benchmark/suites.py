@@ -10,6 +10,7 @@ A suite is a JSON file::
       "seeds": [0],
       "steps": 1000, "eval_every": 500, "eval_episodes": 5, "log_every": 250, "checkpoint_every": 500,
       "settings": {"all": {"hidden": [64, 64]}, "cql": {"cql_weight": 5}},
+      "only_on": {"cql": ["hopper-random-v0"]},                 # optional: an algorithm runs on these datasets only
       "imports": ["my_algo"]                                     # optional: modules registering your algorithms
     }
 
@@ -46,6 +47,9 @@ class Suite:
     precision: str = "fp32"  # "bf16": the updates' matrix products under bf16 autocast (train --precision)
     # The validity checks (benchmark/patterns.json) its report evaluates; None: those its datasets allow.
     patterns: list[str] | None = None
+    # {algorithm: the datasets it runs on}: for an algorithm too costly to run everywhere (its other
+    # cells stay empty in the table); algorithms not named run on every dataset.
+    only_on: dict[str, list[str]] = field(default_factory=dict)
 
     def import_plugins(self) -> None:
         import importlib
@@ -123,6 +127,10 @@ class Suite:
             make_config(get_algorithm(algo).Config, self.algo_settings(algo))  # unknown names/keys raise here
         for name in self.datasets:
             parse_dataset_name(name)
+        need(isinstance(self.only_on, dict) and all(
+            a in self.algorithms and isinstance(ds, list) and ds and all(d in self.datasets for d in ds)
+            for a, ds in self.only_on.items()),
+            "only_on must map algorithms of the suite to non-empty lists of its datasets")
         unknown = set(self.settings) - set(self.algorithms) - {"all"}
         if unknown:
             raise ValueError(f"suite {self.name!r} has settings for algorithms it does not run: {sorted(unknown)}")
@@ -145,7 +153,8 @@ class Suite:
 
     def runs(self) -> list[tuple[str, str, int]]:
         """Every (algorithm, dataset, seed) of the suite, datasets outermost."""
-        return [(a, d, s) for d in self.datasets for a in self.algorithms for s in self.seeds]
+        return [(a, d, s) for d in self.datasets for a in self.algorithms for s in self.seeds
+                if d in self.only_on.get(a, [d])]
 
 
 def run_id(algo: str, dataset: str, seed: int) -> str:
