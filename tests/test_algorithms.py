@@ -171,6 +171,13 @@ def test_divergence_stops_with_the_metric_and_keeps_the_last_good_checkpoint(hop
     assert f"last good checkpoint is kept at {tmp_path / 'checkpoint.safetensors'}" in msg
     kept = load_state(tmp_path / "checkpoint.safetensors")
     assert 0 < kept["step"] < step and f"(step {kept['step']:,})" in msg
+    from d4rl_lite.files import read_record
+
+    # The run's divergence record keeps the metrics that tripped the guard and the data's facts.
+    stopped = read_record(tmp_path / "diverged.json", "divergence record")
+    key, bound = msg.split("diverged: ")[1].split(" = ")[0], float(msg.split("sane bound ")[1].split()[0])
+    assert stopped["steps"] == step and abs(stopped["at_divergence"][key]) > bound
+    assert stopped["data"]["mc_return"] > 0 and not (tmp_path / "result.json").exists()
 
 
 def test_non_finite_loss_stops_the_run(hopper_random, tmp_path):

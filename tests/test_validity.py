@@ -125,3 +125,25 @@ def test_the_data_column_is_the_mean_normalized_return_of_the_datasets_episodes(
         values += back if ds.terminals[end] else back[: max(0, len(back) - 459)]
     result = read_results(tmp_path / "res")[0]
     assert result["data"]["mc_return"] == pytest.approx(np.mean(values), rel=1e-9)
+
+
+def test_diverged_naive_runs_count_with_their_q_when_stopped(tmp_path):
+    """Every SAC seed diverged (no result, a divergence record with its Q then): the check still has
+    them; a divergence record without its Q is reported as not counted."""
+    from d4rl_lite.files import write_record
+
+    spec = validity.load_patterns()["naive_offpolicy"]
+    runs = [record("cql", "hopper-medium-v0", s, score=5.0, mc=100.0) for s in range(3)]
+    for s in range(3):
+        write_q_log(tmp_path, "cql", "hopper-medium-v0", s, 80.0 + s)
+        write_q_log(tmp_path, "sac", "hopper-medium-v0", s, 150.0)  # logged before it diverged
+        stopped = {**record("sac", "hopper-medium-v0", s, mc=100.0), "diverged": "training diverged: ...",
+                   "at_divergence": {"train/q_mean": 5e4 + s}}
+        write_record(tmp_path / f"sac__hopper-medium-v0__seed{s}" / "diverged.json", stopped)
+    v = validity.evaluate_pattern("naive_offpolicy", spec, runs, tmp_path)
+    assert v["verdict"] == validity.REPRODUCED and v["effect"] == pytest.approx((5e4 + 1 - 100) / 100)
+    assert v["diverged_naive_runs"] == {"counted_at_divergence": 3, "not_counted": 0} and "count with their Q" in v["reason"]
+    write_record(tmp_path / "sac__hopper-medium-v0__seed2" / "diverged.json",
+                 {**record("sac", "hopper-medium-v0", 2), "diverged": "training diverged: ..."})
+    v = validity.evaluate_pattern("naive_offpolicy", spec, runs, tmp_path)
+    assert v["verdict"] == validity.NOT_ENOUGH and "1 sac run(s) diverged without a record" in v["reason"]

@@ -56,6 +56,20 @@ def final_q_mean(record: dict[str, Any], results_dir: Path) -> float | None:
     return None
 
 
+def diverged_records(results_dir: Path, algorithm: str) -> list[dict[str, Any]]:
+    """The divergence records of ``algorithm``'s runs under ``results_dir`` that stopped without a result."""
+    from d4rl_lite.files import CorruptFileError, read_record
+
+    out = []
+    for path in sorted(results_dir.glob(f"{algorithm}__*/diverged.json")):
+        if not (path.parent / "result.json").exists():
+            try:
+                out.append(read_record(path, "divergence record"))
+            except CorruptFileError:
+                continue  # the table lists it as refused
+    return [r for r in out if r.get("algorithm") == algorithm and not r.get("sweep")]
+
+
 def run_values(spec: dict[str, Any], records: list[dict[str, Any]], results_dir: Path) -> dict[tuple[str, str], list[float]]:
     """{(algorithm, dataset): the per-seed values the check compares}, seeds in order."""
     cells: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -66,7 +80,9 @@ def run_values(spec: dict[str, Any], records: list[dict[str, Any]], results_dir:
             if r["algorithm"] not in (spec["naive"], spec["conservative"]):
                 continue
             mc = (r.get("data") or {}).get("mc_return")
-            q = final_q_mean(r, results_dir) if mc else None
+            q = (r.get("at_divergence") or {}).get("train/q_mean")  # a diverged run: its Q when it was stopped
+            if q is None:
+                q = final_q_mean(r, results_dir) if mc else None
             if q is not None and np.isfinite(q):
                 cells[(r["algorithm"], r["dataset"])].append((q - mc) / abs(mc))
         elif spec["metric"] in r["final"] and np.isfinite(r["final"][spec["metric"]]):
@@ -95,7 +111,8 @@ def evaluate_pattern(pattern_id: str, spec: dict[str, Any], records: list[dict[s
     datasets = applicable(spec, sorted({r["dataset"] for r in records}))
     out: dict[str, Any] = {"id": pattern_id, "claim": spec["claim"], "source": spec["source"], "check": check,
                            "datasets": datasets, "unit": spec["unit"], "threshold": spec["threshold"]}
-    cells = run_values(spec, records, results_dir)
+    stopped = diverged_records(results_dir, spec["naive"]) if check == "overestimation" else []
+    cells = run_values(spec, records + stopped, results_dir)
     algos = {"better": lambda: [spec["baseline"], *spec["treatment"]], "near_data": lambda: [spec["algorithm"]],
              "overestimation": lambda: [spec["naive"], spec["conservative"]]}[check]()
     out["cells"] = {a: {d: float(np.mean(cells[(a, d)])) for d in datasets if cells.get((a, d))} for a in algos}
@@ -145,17 +162,20 @@ def evaluate_pattern(pattern_id: str, spec: dict[str, Any], records: list[dict[s
         return {**out, "effect": point, "low": low, "high": high, "data": data, "verdict": verdict, "reason": reason}
     # overestimation
     naive, conservative = spec["naive"], spec["conservative"]
-    # A naive run whose |Q| passed the divergence bound was stopped and has no result: the most
-    # extreme over-estimation is then not in the numbers, and the reason says how many.
-    lost = sum(1 for path in results_dir.glob(f"{naive}__*/diverged.json") if not (path.parent / "result.json").exists())
-    if lost:
-        out["diverged_naive_runs"] = lost
+    # A naive run whose |Q| passed the divergence bound was stopped and has no result: it counts with
+    # its Q at that step (its divergence record keeps it), else the extreme would be left out.
+    counted = sum(1 for r in stopped if (r.get("at_divergence") or {}).get("train/q_mean") is not None
+                  and (r.get("data") or {}).get("mc_return"))
+    lost = len(stopped) - counted
+    if stopped:
+        out["diverged_naive_runs"] = {"counted_at_divergence": counted, "not_counted": lost}
     both = [d for d in datasets if len(cells.get((naive, d), [])) >= min_seeds
             and len(cells.get((conservative, d), [])) >= min_seeds]
     out["datasets"] = both
     if not both:
         return not_enough(f"no dataset with {min_seeds}+ seeds of both {naive} and {conservative} whose runs recorded "
-                          "the data's Monte-Carlo return (runs that predate it cannot be checked)")
+                          "the data's Monte-Carlo return (runs that predate it cannot be checked)"
+                          + (f"; {lost} {naive} run(s) diverged without a record of their Q" if lost else ""))
     n = min(len(cells[(a, d)]) for a in (naive, conservative) for d in both)
     mats = {a: np.array([[cells[(a, d)][s] for d in both] for s in range(n)]) for a in (naive, conservative)}
     point, low, high = _interval(lambda m: float(m.mean()), [mats[naive]])
@@ -163,7 +183,8 @@ def evaluate_pattern(pattern_id: str, spec: dict[str, Any], records: list[dict[s
     verdict = REPRODUCED if low > spec["threshold"] and c_high < 0 else NOT_REPRODUCED
     reason = (f"{naive}: Q over the data's MC return by {point:+.0%} [{low:+.0%}, {high:+.0%}] (reproduced above "
               f"{spec['threshold']:+.0%}); {conservative}: {c_point:+.0%} [{c_low:+.0%}, {c_high:+.0%}] (below 0)"
-              + (f"; {lost} {naive} run(s) diverged (Q beyond the bound) and are not counted" if lost else ""))
+              + (f"; {counted} {naive} run(s) diverged (Q beyond the bound) and count with their Q then" if counted else "")
+              + (f"; {lost} {naive} run(s) diverged without a record of their Q and are not counted" if lost else ""))
     return {**out, "effect": point, "low": low, "high": high, "naive": naive, "conservative": conservative,
             "conservative_effect": c_point,
             "conservative_low": c_low, "conservative_high": c_high, "verdict": verdict, "reason": reason}

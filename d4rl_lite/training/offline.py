@@ -220,6 +220,7 @@ def _train_locked(algo_name, algo, task, name, dataset, tc, seeds, swept, runs, 
     data, max_abs_reward = prepare_data(dataset, algo)
     shared = training_settings(algo.config)
     facts = data_facts(dataset, task, data.tensors["rewards"], shared.gamma)
+    records = [{**record, "data": facts} for record in records]  # results and divergence records alike
     q_bound = tc.q_bound_factor * max(max_abs_reward, 1e-3) / (1.0 - shared.gamma)
     gens = [torch.Generator(device=algo.device).manual_seed(s) for s in seeds]
     batch_size = shared.batch_size
@@ -257,7 +258,10 @@ def _train_locked(algo_name, algo, task, name, dataset, tc, seeds, swept, runs, 
                 step = run_loop(algo, next_batch, step, schedule, members, guard, bar, tc.precision)
                 break
             except DivergenceError as e:
-                if not e.members or len(e.members) == len(active):
+                if not e.members:
+                    raise
+                if len(e.members) == len(active):  # every member is lost: record each, then stop
+                    _record_divergence(e, active, runs, records, diverged)
                     raise
                 algo, active, guard, values = _drop_diverged(e, algo, active, seeds, labels, runs, records, hooks,
                                                              ckpt_paths, q_bound, diverged)
@@ -275,7 +279,7 @@ def _train_locked(algo_name, algo, task, name, dataset, tc, seeds, swept, runs, 
             bar.close()
         for h in hooks:
             h.logger.close()
-    return [diverged[i] if i in diverged else write_result(runs[i], {**records[i], "data": facts}, hooks[i].history, step)
+    return [diverged[i] if i in diverged else write_result(runs[i], records[i], hooks[i].history, step)
             for i in range(len(seeds))]
 
 
@@ -292,6 +296,18 @@ def data_facts(dataset: OfflineDataset, task: Any, trained_rewards: torch.Tensor
             "mc_return": float(returns[complete].mean()) if complete.any() else None}
 
 
+def _record_divergence(error, active, runs, records, diverged) -> None:
+    """Write diverged.json for each member ``error`` names: its record, the error, the step and,
+    when the metrics tripped the guard, their values then (a naive run's Q at divergence is what
+    the validity report's over-estimation check reads)."""
+    for index, message in zip(error.members, error.messages):
+        lost = active[index]
+        at = None if error.values is None else {k: v for k, v in error.values[index].items() if math.isfinite(v)}
+        diverged[lost] = {**records[lost], "run_dir": str(runs[lost]), "diverged": message, "steps": error.step,
+                          **({"at_divergence": at} if at is not None else {})}
+        write_record(runs[lost] / DIVERGED, diverged[lost])
+
+
 def _drop_diverged(error, algo, active, seeds, labels, runs, records, hooks, ckpt_paths, q_bound, diverged):
     """Stop the members ``error`` names (each keeps its last good checkpoint and gets diverged.json)
     and check the others again at that step, dropping any that diverged in the same interval.
@@ -299,11 +315,8 @@ def _drop_diverged(error, algo, active, seeds, labels, runs, records, hooks, ckp
     that step or None)."""
     values = error.values
     while True:
-        for index, message in zip(error.members, error.messages):
-            lost = active[index]
-            diverged[lost] = {**records[lost], "run_dir": str(runs[lost]), "diverged": message, "steps": error.step}
-            write_record(runs[lost] / DIVERGED, diverged[lost])
-            print(f"d4rl-lite: {message} The other members go on.", file=sys.stderr)
+        _record_divergence(error, active, runs, records, diverged)
+        print("\n".join(f"d4rl-lite: {message} The other members go on." for message in error.messages), file=sys.stderr)
         keep = [j for j in range(len(active)) if j not in error.members]
         values = None if values is None else [values[j] for j in keep]
         active = [active[j] for j in keep]
