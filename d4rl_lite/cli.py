@@ -46,17 +46,27 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     print("Tasks")
     print(f"  {'name':<24}{'env':<26}{'horizon':>8}{'obs':>5}{'act':>5}  {'ref_min':>9}  {'ref_max':>11}  eval")
+    variants: dict[str, list[str]] = {}  # single-task variants, shown as one line per maze
     for t in TASKS.values():
+        if t.variant_of:
+            variants.setdefault(t.variant_of, []).append(t.name)
+            continue
         proto = f"{t.eval_episodes} eps" + (f", goal {t.eval_goal_cell}" if t.eval_goal_cell else "")
         print(f"  {t.name:<24}{t.env_id:<26}{t.horizon:>8}{t.observation_dim:>5}{t.action_dim:>5}  "
               f"{ref(t.ref_min):>9}  {ref(t.ref_max):>11}  {proto}")
+    for base, names in variants.items():
+        print(f"  {base}-task1 .. task{len(names)}: OGBench single-task protocol, each its own start and goal "
+              f"(`d4rl-lite refs` lists them)")
     root = datasets_root(args.root)
     print(f"\nDatasets (catalogue; 'built' = found under {root})")
-    rows = catalogue()
+    rows = [d for d in catalogue() if not TASKS[d.task].variant_of]
     width = max(len(d.alias) for d in rows) + 2
     for d in rows:
         status = "built" if is_built(d, args.root) else ("buildable" if builder_for(d) else "no builder yet")
         print(f"  {d.alias:<{width}}{status}")
+    if variants:
+        print("  and every maze kind for each single-task variant: pointmaze-medium-task3-stitch-v0 is built "
+              "by the stitch recipe with task 3's goal and rewards")
     print("\nAlgorithms")
     if ALGORITHMS:
         for name in sorted(ALGORITHMS):

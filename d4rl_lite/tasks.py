@@ -56,8 +56,11 @@ class Task:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     # Maze evaluation (D4RL maze2d protocol): fixed goal cell (row, col), random start cell.
     eval_goal_cell: tuple[int, int] | None = None
-    # Ant mazes (D4RL antmaze protocol): the start cell is fixed too.
+    # Ant mazes (D4RL antmaze protocol) and single-task maze variants: the start cell is fixed too.
     eval_reset_cell: tuple[int, int] | None = None
+    # A single-task variant (OGBench's protocol, e.g. pointmaze-medium-task3) names its maze's task
+    # here: same environment, its own start and goal; a table averages a maze's five tasks.
+    variant_of: str | None = None
 
     # -- environments -------------------------------------------------------------------
     def make_env(self, max_episode_steps: int | None = None, **kwargs: Any) -> gym.Env:
@@ -161,6 +164,18 @@ _MAZES = {
     "large": ("Large", 800, (7, 9)),
 }
 
+# OGBench's single-task protocol on our mazes: task k of a maze starts in one cell and must reach
+# another, the five pairs with the longest shortest paths (MazeGrid.longest_pairs(5); kept here as
+# data so the registry needs no environment, and tests/test_mazes.py checks them against the BFS).
+# A policy trained on a dataset of task k (its goal and rewards relabelled to that task's goal) is
+# evaluated on task k only; a table row is the mean over the five tasks.
+_MAZE_TASK_PAIRS = {
+    # maze: [(start cell, goal cell)] for tasks 1..5
+    "umaze": [((1, 1), (3, 1)), ((3, 1), (1, 1)), ((1, 1), (3, 2)), ((1, 2), (3, 1)), ((3, 1), (1, 2))],
+    "medium": [((1, 1), (6, 5)), ((6, 5), (1, 1)), ((1, 6), (6, 1)), ((5, 1), (6, 6)), ((6, 1), (1, 6))],
+    "large": [((3, 10), (7, 1)), ((5, 4), (7, 1)), ((7, 1), (3, 10)), ((7, 1), (5, 4)), ((7, 1), (7, 10))],
+}
+
 
 # D4RL antmaze evaluation: start (1, 1), goal cell, episode steps (docs/antmaze_protocol_notes.md).
 _ANTMAZES = {
@@ -212,6 +227,23 @@ def _build_registry() -> dict[str, Task]:
                 ),
                 env_kwargs={"continuing_task": True, "reset_target": False},
                 eval_goal_cell=goal,
+            )
+        for k, (start, task_goal) in enumerate(_MAZE_TASK_PAIRS[maze], start=1):
+            base = tasks[f"pointmaze-{maze}"]
+            tasks[f"pointmaze-{maze}-task{k}"] = Task(
+                name=f"pointmaze-{maze}-task{k}",
+                domain="maze",
+                env_id=base.env_id,
+                horizon=horizon,
+                can_terminate=False,
+                eval_episodes=base.eval_episodes,
+                eval_seed=base.eval_seed,
+                description=(f"PointMaze {maze}, sparse reward, task {k} of 5 (OGBench single-task protocol): "
+                             f"start cell {start}, goal cell {task_goal}"),
+                env_kwargs=base.env_kwargs,
+                eval_goal_cell=task_goal,
+                eval_reset_cell=start,
+                variant_of=base.name,
             )
     for maze, (_, env_name, horizon, goal) in _ANTMAZES.items():
         tasks[f"antmaze-{maze}"] = Task(

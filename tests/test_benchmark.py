@@ -49,6 +49,11 @@ def test_only_on_limits_an_algorithm_to_some_datasets(tmp_path):
     runs = Suite.load(path).runs()
     assert sorted({(a, d) for a, d, _ in runs}) == [("bc", "hopper-random-v0"), ("bc", "walker2d-random-v0"),
                                                      ("cql", "walker2d-random-v0")] and len(runs) == 6
+    from d4rl_lite.benchmark.table import collect_results
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "suite.json").write_text(json.dumps(spec))  # a report expects what the suite plans
+    assert sorted(collect_results(tmp_path / "results").missing) == sorted(f"{a}__{d}__seed{s}" for a, d, s in runs)
     for only_on in ({"cql": ["ant-random-v0"]}, {"iql": ["hopper-random-v0"]}, {"cql": []}):
         path.write_text(json.dumps({**spec, "only_on": only_on}))
         with pytest.raises(ValueError, match="only_on must map algorithms of the suite"):
@@ -169,6 +174,43 @@ def test_score_matrices_from_records():
                rec("y", "d1", 0, 5.0), rec("y", "d1", 1, 6.0)]
     scores, datasets = stats.score_matrices(records)
     assert datasets == ["d1"] and scores["x"].tolist() == [[1.0], [2.0]] and scores["y"].tolist() == [[5.0], [6.0]]
+
+
+def test_an_algorithm_run_on_some_datasets_only_stays_out_of_averages_and_aggregates():
+    from d4rl_lite.benchmark import stats
+    from d4rl_lite.benchmark.table import partial_algorithms
+
+    def rec(algo, ds, seed, score):
+        return {"algorithm": algo, "dataset": ds, "train": {"seed": seed}, "steps": 10,
+                "final": {"eval/normalized_score": score}, "best": {"eval/normalized_score": score}}
+
+    datasets = ["hopper-medium-replay-v0", "walker2d-medium-replay-v0"]
+    records = [rec(a, d, s, 10.0 * i + s) for i, a in enumerate(["bc", "iql"]) for d in datasets for s in (0, 1)]
+    records += [rec("cql", datasets[0], s, 50.0) for s in (0, 1)]
+    planned = [f"{a}__{d}__seed{s}" for a, d, s in {(r["algorithm"], r["dataset"], r["train"]["seed"]) for r in records}]
+    assert partial_algorithms(planned) == {"cql"}
+    rows = score_table(records, planned=planned)
+    average = {r["algorithm"]: r for r in rows if "average" in r["dataset"]}
+    assert set(average) == {"bc", "iql"} and "2 datasets; without cql" in average["iql"]["dataset"]
+    assert average["iql"]["final_mean"] == pytest.approx(10.5)  # both datasets, not only the one cql ran on
+    assert "| – |" in to_markdown(rows)
+    scores, shared = stats.score_matrices(records, leave_out={"cql"})
+    assert shared == datasets and set(scores) == {"bc", "iql"}
+    # Without a plan (no suite), an algorithm missing somewhere narrows the average to shared datasets.
+    assert all("1 dataset; 1 left out" in r["dataset"] for r in score_table(records) if "average" in r["dataset"])
+
+
+def test_single_task_datasets_get_a_row_with_their_mean_over_the_five_tasks():
+    def rec(algo, ds, seed, score):
+        return {"algorithm": algo, "dataset": ds, "train": {"seed": seed}, "steps": 10,
+                "final": {"eval/normalized_score": score}, "best": {"eval/normalized_score": score}}
+
+    records = [rec("iql", f"pointmaze-umaze-task{k}-stitch-v0", s, 10.0 * k + s) for k in range(1, 6) for s in (0, 1)]
+    records += [rec("bc", f"pointmaze-umaze-task{k}-stitch-v0", s, 5.0) for k in range(1, 5) for s in (0, 1)]  # no task 5
+    rows = {(r["dataset"], r["algorithm"]): r for r in score_table(records)}
+    mean = rows[("pointmaze-umaze-stitch-v0 (mean of 5 tasks)", "iql")]
+    assert mean["final_mean"] == pytest.approx(30.5) and mean["seeds"] == 2
+    assert ("pointmaze-umaze-stitch-v0 (mean of 5 tasks)", "bc") not in rows  # not every task ran
 
 
 def test_a_user_algorithm_joins_a_suite(tmp_path, root, monkeypatch):

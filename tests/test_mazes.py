@@ -139,22 +139,33 @@ def test_info_shows_certificate_and_writes_the_maze_picture(root):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_multitask_protocol_runs_the_five_long_pairs():
-    from d4rl_lite.evaluation.evaluate import evaluate_multitask
+def test_single_task_variants_are_the_five_longest_pairs_each_evaluated_from_its_start():
+    """OGBench's single-task protocol: pointmaze-X-taskK starts in task K's start cell and must
+    reach its goal cell; the registry's pairs are the BFS's five longest."""
+    from d4rl_lite.tasks import TASKS
 
+    for maze in ("umaze", "medium", "large"):
+        base = get_task(f"pointmaze-{maze}")
+        variants = [get_task(f"pointmaze-{maze}-task{k}") for k in range(1, 6)]
+        assert [(v.eval_reset_cell, v.eval_goal_cell) for v in variants] == MazeGrid.for_task(base).longest_pairs(5)
+        assert all(v.variant_of == base.name and v.env_id == base.env_id for v in variants)
+    assert "pointmaze-umaze-task6" not in TASKS
     grid = MazeGrid.for_task(UMAZE)
-    pairs = grid.longest_pairs(5)
+    for k in (1, 3):
+        task = get_task(f"pointmaze-umaze-task{k}")
+        ctrl = MazeController(grid, ControllerConfig(), seed=0, plan=lambda _i, t=task: t.eval_goal_cell)
+        reached = evaluate(task, ctrl, episodes=4, seed=0)
+        assert reached.successes.mean() == 1.0
+        still = evaluate(task, lambda obs: np.zeros((len(obs), 2), np.float32), episodes=2, seed=0)
+        assert still.successes.mean() == 0.0 and still.returns.max() == 0.0  # its start is far from its goal
 
-    class GoalSeeker(MazeController):  # the controller aims at each episode's own goal (from the observation)
-        def __call__(self, observations):
-            for slot in range(len(observations)):
-                goal_cell = tuple(grid.cell_of(observations[slot, 4:6]))
-                self.slots[slot]["target"] = grid.index[goal_cell]
-            return super().__call__(observations)
 
-    ctrl = GoalSeeker(grid, ControllerConfig(), seed=0, plan=lambda _i: UMAZE.eval_goal_cell)
-    results = evaluate_multitask(UMAZE, ctrl, episodes_per_task=4)
-    assert [(tuple(r["start"]), tuple(r["goal"])) for r in results] == pairs
-    assert all(r["success_rate"] == 1.0 for r in results)
-    random = evaluate_multitask(UMAZE, lambda obs: np.zeros((len(obs), 2), np.float32), episodes_per_task=2)
-    assert all(r["success_rate"] == 0.0 for r in random)  # standing still never reaches a far goal
+def test_a_single_task_dataset_carries_its_tasks_goal_and_rewards(root):
+    task = get_task("pointmaze-umaze-task2")
+    build_dataset("pointmaze-umaze-task2-stitch-v0", size=1000, seed=0, root=root, num_envs=2)
+    ds = d4rl_lite.load_dataset("pointmaze-umaze-task2-stitch-v0")
+    goal = MazeGrid.for_task(task).cell_center(np.array(task.eval_goal_cell))
+    assert np.all(np.abs(ds.observations[:, 4:6] - goal) <= 0.26)  # task 2's goal, not the base task's
+    _, _, rewards = relabel_goal(ds.observations, ds.next_observations, ds.observations[:, 4:6][0])
+    first = ds.episode_lengths[0]
+    assert np.array_equal(rewards[:first], ds.rewards[:first])  # the environment's reward for that goal, on s'

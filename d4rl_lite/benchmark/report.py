@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from d4rl_lite.benchmark import stats
-from d4rl_lite.benchmark.table import collect_results, plot_learning_curves, score_table, to_markdown, write_tables
+from d4rl_lite.benchmark.table import (collect_results, partial_algorithms, plot_learning_curves, score_table, to_markdown,
+                                      write_tables)
 from d4rl_lite.errors import DatasetNotFoundError
 from d4rl_lite.training.logging import RunLogger
 
@@ -25,12 +26,16 @@ def print_report(results: Path, wandb: bool = False, suite_name: str = "report")
     if not records:
         raise ValueError(f"no usable finished runs under {results} (expected RUN/result.json files written by "
                          "`d4rl-lite train` or `bench`)")
-    rows = score_table(records, expected=found.missing + [Path(line.split(":")[0]).parent.name for line in found.refused])
+    rows = score_table(records, expected=found.missing + [Path(line.split(":")[0]).parent.name for line in found.refused],
+                       planned=found.planned)
     print(to_markdown(rows))
     paths = write_tables(rows, results)
     paths.append(plot_learning_curves(records, results / "learning_curves.png"))
     try:
-        scores, datasets = stats.score_matrices(records)
+        partial = partial_algorithms(found.planned)
+        scores, datasets = stats.score_matrices(records, leave_out=partial)
+        if partial:
+            print(f"\n(left out of the aggregate: {', '.join(sorted(partial))}, which the suite runs on some datasets only)")
         if scores and datasets:
             agg = stats.aggregate(scores)
             print(f"\nAggregate over {len(datasets)} dataset(s) x {len(next(iter(scores.values())))} seed(s), "

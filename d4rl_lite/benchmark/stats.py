@@ -32,14 +32,15 @@ def _rliable():
     return rly, metrics
 
 
-def score_matrices(records: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray], list[str]]:
+def score_matrices(records: list[dict[str, Any]], leave_out: set[str] = frozenset()) -> tuple[dict[str, np.ndarray], list[str]]:
     """{algorithm: (seeds x datasets) final normalized scores} over the datasets shared by all
-    algorithms with normalized scores, and the dataset order. Seeds are matched by index."""
+    algorithms with normalized scores, and the dataset order. Seeds are matched by index.
+    ``leave_out``: algorithms not aggregated (those a suite runs on some datasets only)."""
     from d4rl_lite.benchmark.table import column_name
 
     by: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in sorted(records, key=lambda r: (r["algorithm"], r["dataset"], r["train"]["seed"])):
-        if NORMALIZED in r["final"]:
+        if NORMALIZED in r["final"] and r["algorithm"] not in leave_out:
             by[column_name(r)][r["dataset"]].append(r["final"][NORMALIZED])
     if not by:
         return {}, []

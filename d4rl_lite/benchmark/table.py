@@ -35,6 +35,7 @@ class ResultSet:
     records: list[dict[str, Any]]
     missing: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    planned: list[str] | None = None  # every run id the suite plans (None without a suite.json)
 
     @property
     def complete(self) -> bool:
@@ -52,7 +53,9 @@ def collect_results(results_dir: str | Path) -> ResultSet:
         try:
             suite = json.loads(suite_file.read_text())
             suite_steps = int(suite["steps"])
-            expected = {f"{a}__{d}__seed{s}" for d in suite["datasets"] for a in suite["algorithms"] for s in suite["seeds"]}
+            only_on = suite.get("only_on") or {}  # an algorithm the suite runs on some datasets only
+            expected = {f"{a}__{d}__seed{s}" for d in suite["datasets"] for a in suite["algorithms"] for s in suite["seeds"]
+                        if d in only_on.get(a, [d])}
         except (ValueError, KeyError, TypeError):
             raise CorruptFileError(f"{suite_file}: not a suite description (written by `d4rl-lite bench`); "
                                    "delete it to report the results without it") from None
@@ -85,7 +88,7 @@ def collect_results(results_dir: str | Path) -> ResultSet:
         seeds = {r["train"]["seed"] for r in records}
         expected = {f"{a}__{d}__seed{s}" for a in algos for d in datasets for s in seeds}
     missing = sorted(expected - seen - refused_ids)
-    return ResultSet(records, missing, refused)
+    return ResultSet(records, missing, refused, sorted(expected) if suite_file.is_file() else None)
 
 
 def _check_record(record: dict[str, Any], path: Path, suite_steps: int | None) -> str | None:
@@ -143,11 +146,23 @@ def column_name(record: dict[str, Any]) -> str:
     return record["algorithm"] + ("[" + ",".join(f"{k}={v}" for k, v in sorted(swept.items())) + "]" if swept else "")
 
 
-def score_table(records: list[dict[str, Any]], expected: list[str] | None = None) -> list[dict[str, Any]]:
+def partial_algorithms(planned: list[str] | None) -> set[str]:
+    """The algorithms a suite plans on some of its datasets only (its ``only_on``), from its run ids."""
+    if not planned:
+        return set()
+    pairs = {(run.split("__")[0], run.split("__")[1]) for run in planned}
+    datasets = {d for _, d in pairs}
+    return {a for a, _ in pairs if {d for b, d in pairs if b == a} != datasets}
+
+
+def score_table(records: list[dict[str, Any]], expected: list[str] | None = None,
+                planned: list[str] | None = None) -> list[dict[str, Any]]:
     """One row per (dataset, algorithm), then per-domain averages over datasets (normalized only).
 
     ``expected``: run ids (``algo__dataset__seedN``) that should be there; a (dataset, algorithm)
     pair with none of its runs usable gets a row with ``metric`` "missing" and 0 seeds.
+    ``planned``: every run id the suite plans, when known; an algorithm it plans on some of a
+    domain's datasets only is left out of that domain's average.
     """
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
@@ -177,19 +192,26 @@ def score_table(records: list[dict[str, Any]], expected: list[str] | None = None
     rows += [{"dataset": d, "algorithm": DATA, "metric": "data", "seeds": 0, "steps": 0, "final_mean": v,
               "final_std": float("nan"), "best_mean": v, "best_std": float("nan")} for d, v in data_scores.items()]
     rows.sort(key=lambda r: (r["dataset"], r["algorithm"] != DATA, r["algorithm"]))
+    rows += _single_task_means(rows)
     # A domain average compares algorithms only over the datasets every one of them has a row for.
+    # An algorithm the suite runs on some datasets only (its only_on) is not in the average, so that
+    # it does not shrink everyone's to its few datasets.
     normalized = [r for r in rows if r["metric"] == "normalized"]
-    algos = sorted({r["algorithm"] for r in normalized})
+    wanted = {(run.split("__")[1], run.split("__")[0]) for run in planned} if planned is not None else None
     by_domain: dict[str, dict[str, dict[str, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
     for row in normalized:
         by_domain[_domain(row["dataset"])][row["dataset"]][row["algorithm"]] = row
     for domain, per_dataset in sorted(by_domain.items()):
-        shared = sorted(d for d, cells in per_dataset.items() if set(cells) == set(algos))
+        present = sorted({a for cells in per_dataset.values() for a in cells})
+        partial = [a for a in present if wanted is not None and any((d, a) not in wanted for d in per_dataset)]
+        algos = [a for a in present if a not in partial]
+        shared = sorted(d for d, cells in per_dataset.items() if set(algos) <= set(cells))
         left_out = len(per_dataset) - len(shared)
-        if not shared:
+        if not shared or not algos:
             continue
-        label = f"{domain} average ({_count(len(shared), 'dataset')}" + (f"; {left_out} left out: not run by every "
-                                                                       "algorithm)" if left_out else ")")
+        notes = ([f"{left_out} left out: not run by every algorithm"] if left_out else []) + (
+            [f"without {', '.join(partial)}: run on some datasets only"] if partial else [])
+        label = f"{domain} average ({_count(len(shared), 'dataset')}" + "".join(f"; {n}" for n in notes) + ")"
         if all(d in data_scores for d in shared):
             mean = float(np.mean([data_scores[d] for d in shared]))
             rows.append({"dataset": label, "algorithm": DATA, "metric": "data", "seeds": 0, "steps": 0, "final_mean": mean,
@@ -201,6 +223,30 @@ def score_table(records: list[dict[str, Any]], expected: list[str] | None = None
                          "final_mean": float(np.mean([r["final_mean"] for r in rs])), "final_std": float("nan"),
                          "best_mean": float(np.mean([r["best_mean"] for r in rs])), "best_std": float("nan")})
     return rows
+
+
+def _single_task_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OGBench reports a single-task maze dataset as the mean over its maze's five tasks: one row
+    per (maze, kind) and algorithm that has a normalized score on every task."""
+    from d4rl_lite.tasks import TASKS
+
+    groups: dict[tuple[str, str, int], dict[str, dict[str, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
+    for row in rows:
+        name = catalogue_name(row["dataset"])
+        if name and TASKS[name.task].variant_of and row["metric"] == "normalized":
+            groups[(TASKS[name.task].variant_of, name.kind, name.version)][row["algorithm"]][name.task] = row
+    out = []
+    for (base, kind, version), per_algo in sorted(groups.items()):
+        tasks = sorted(t for t in TASKS if TASKS[t].variant_of == base)
+        label = f"{base}-{kind}-v{version} (mean of {len(tasks)} tasks)"
+        for algo, cells in sorted(per_algo.items()):
+            if set(cells) == set(tasks):
+                rs = list(cells.values())
+                out.append({"dataset": label, "algorithm": algo, "metric": "task mean",
+                            "seeds": min(r["seeds"] for r in rs), "steps": min(r["steps"] for r in rs),
+                            "final_mean": float(np.mean([r["final_mean"] for r in rs])), "final_std": float("nan"),
+                            "best_mean": float(np.mean([r["best_mean"] for r in rs])), "best_std": float("nan")})
+    return out
 
 
 def _pm(mean: float, std: float) -> str:
@@ -227,11 +273,14 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
             if a == DATA:
                 cells.append("–" if r is None else f"{r['final_mean']:.1f}")
                 continue
+            if r is None:
+                cells.append("–")  # not planned here (a suite's only_on), or left out of an average
+                continue
             if r is None or r["metric"] == "missing":
                 cells.append("**MISSING**")
                 continue
             text = _pm(r["final_mean"], r["final_std"]) + (" (raw)" if r["metric"] == "raw" else "")
-            if r["seeds"] < most_seeds and "average" not in d:
+            if r["seeds"] < most_seeds and "average" not in d and "mean of" not in d:
                 text += f" (**{r['seeds']}/{most_seeds} seeds**)"
             cells.append(text)
         lines.append(f"| {d} | " + " | ".join(cells) + " |")

@@ -119,22 +119,3 @@ def _run_episodes(task: Task, act: Any, members: int, episodes: int | None, seed
         envs.close()
     seeds = [seed + i for i in range(episodes)]
     return [EvalResult(returns[m], lengths[m], None if successes is None else successes[m], seeds) for m in range(members)]
-
-
-def evaluate_multitask(task: Task, policy: Policy, episodes_per_task: int = 20, seed: int | None = None) -> list[dict[str, Any]]:
-    """OGBench-style maze protocol: the five longest start -> goal pairs, each from its start cell.
-
-    The policy sees each pair's goal in its observation (the flat view's last two entries).
-    Returns one summary per pair (success rate, returns), in the pairs' order.
-    """
-    from d4rl_lite.envs.maze_grid import MazeGrid
-
-    if task.domain != "maze":
-        raise ValueError(f"the multi-task protocol is defined for mazes; {task.name} is a {task.domain} task")
-    seed = task.eval_seed if seed is None else seed
-    out = []
-    for k, (start, goal) in enumerate(MazeGrid.for_task(task).longest_pairs(5)):
-        options = {"reset_cell": np.array(start), "goal_cell": np.array(goal)}
-        result = evaluate(task, policy, episodes_per_task, seed + 1000 * k, reset_options=options)
-        out.append({"start": list(start), "goal": list(goal), **result.summary()})
-    return out
