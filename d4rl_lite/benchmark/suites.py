@@ -153,12 +153,24 @@ class Suite:
 
     def runs(self) -> list[tuple[str, str, int]]:
         """Every (algorithm, dataset, seed) of the suite, datasets outermost."""
-        return [(a, d, s) for d in self.datasets for a in self.algorithms for s in self.seeds
-                if d in self.only_on.get(a, [d])]
+        return planned_runs(self.algorithms, self.datasets, self.seeds, self.only_on)
+
+
+def planned_runs(algorithms: list[str], datasets: list[str], seeds: list[int],
+                 only_on: dict[str, list[str]]) -> list[tuple[str, str, int]]:
+    """(algorithm, dataset, seed) for every run a suite plans, datasets outermost; an algorithm
+    named in ``only_on`` runs on those datasets only."""
+    return [(a, d, s) for d in datasets for a in algorithms for s in seeds if d in only_on.get(a, [d])]
 
 
 def run_id(algo: str, dataset: str, seed: int) -> str:
     return f"{algo}__{dataset}__seed{seed}"
+
+
+def split_run_id(run: str) -> tuple[str, str]:
+    """(algorithm, dataset) of a run id written by ``run_id``."""
+    algo, dataset, _ = run.split("__")
+    return algo, dataset
 
 
 def shipped_suites() -> list[Path]:

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from d4rl_lite.benchmark.suites import planned_runs, run_id, split_run_id
+
 NORMALIZED, RAW = "eval/normalized_score", "eval/return_mean"
 # The column of the data's own episodes (their mean normalized score, recorded by each run as
 # ``data.normalized_return``): which algorithms beat their data is read at a glance.
@@ -53,9 +55,8 @@ def collect_results(results_dir: str | Path) -> ResultSet:
         try:
             suite = json.loads(suite_file.read_text())
             suite_steps = int(suite["steps"])
-            only_on = suite.get("only_on") or {}  # an algorithm the suite runs on some datasets only
-            expected = {f"{a}__{d}__seed{s}" for d in suite["datasets"] for a in suite["algorithms"] for s in suite["seeds"]
-                        if d in only_on.get(a, [d])}
+            expected = {run_id(*run) for run in planned_runs(suite["algorithms"], suite["datasets"], suite["seeds"],
+                                                             suite.get("only_on") or {})}
         except (ValueError, KeyError, TypeError):
             raise CorruptFileError(f"{suite_file}: not a suite description (written by `d4rl-lite bench`); "
                                    "delete it to report the results without it") from None
@@ -86,7 +87,7 @@ def collect_results(results_dir: str | Path) -> ResultSet:
         algos = {r["algorithm"] for r in records}
         datasets = {r["dataset"] for r in records}
         seeds = {r["train"]["seed"] for r in records}
-        expected = {f"{a}__{d}__seed{s}" for a in algos for d in datasets for s in seeds}
+        expected = {run_id(a, d, s) for a in algos for d in datasets for s in seeds}
     missing = sorted(expected - seen - refused_ids)
     return ResultSet(records, missing, refused, sorted(expected) if suite_file.is_file() else None)
 
@@ -148,9 +149,7 @@ def column_name(record: dict[str, Any]) -> str:
 
 def partial_algorithms(planned: list[str] | None) -> set[str]:
     """The algorithms a suite plans on some of its datasets only (its ``only_on``), from its run ids."""
-    if not planned:
-        return set()
-    pairs = {(run.split("__")[0], run.split("__")[1]) for run in planned}
+    pairs = {split_run_id(run) for run in planned or []}
     datasets = {d for _, d in pairs}
     return {a for a, _ in pairs if {d for b, d in pairs if b == a} != datasets}
 
@@ -178,7 +177,7 @@ def score_table(records: list[dict[str, Any]], expected: list[str] | None = None
                      "best_mean": float(best.mean()), "best_std": float(best.std())})
     present = {(r["dataset"], r["algorithm"]) for r in rows}
     for run in expected or []:
-        algo, dataset, _ = run.split("__")
+        algo, dataset = split_run_id(run)
         if (dataset, algo) not in present:
             present.add((dataset, algo))
             rows.append({"dataset": dataset, "algorithm": algo, "metric": "missing", "seeds": 0, "steps": 0,
@@ -197,13 +196,13 @@ def score_table(records: list[dict[str, Any]], expected: list[str] | None = None
     # An algorithm the suite runs on some datasets only (its only_on) is not in the average, so that
     # it does not shrink everyone's to its few datasets.
     normalized = [r for r in rows if r["metric"] == "normalized"]
-    wanted = {(run.split("__")[1], run.split("__")[0]) for run in planned} if planned is not None else None
+    wanted = {split_run_id(run) for run in planned} if planned is not None else None
     by_domain: dict[str, dict[str, dict[str, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
     for row in normalized:
         by_domain[_domain(row["dataset"])][row["dataset"]][row["algorithm"]] = row
     for domain, per_dataset in sorted(by_domain.items()):
         present = sorted({a for cells in per_dataset.values() for a in cells})
-        partial = [a for a in present if wanted is not None and any((d, a) not in wanted for d in per_dataset)]
+        partial = [a for a in present if wanted is not None and any((a, d) not in wanted for d in per_dataset)]
         algos = [a for a in present if a not in partial]
         shared = sorted(d for d, cells in per_dataset.items() if set(algos) <= set(cells))
         left_out = len(per_dataset) - len(shared)
@@ -276,7 +275,7 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
             if r is None:
                 cells.append("–")  # not planned here (a suite's only_on), or left out of an average
                 continue
-            if r is None or r["metric"] == "missing":
+            if r["metric"] == "missing":
                 cells.append("**MISSING**")
                 continue
             text = _pm(r["final_mean"], r["final_std"]) + (" (raw)" if r["metric"] == "raw" else "")
