@@ -147,3 +147,18 @@ def test_diverged_naive_runs_count_with_their_q_when_stopped(tmp_path):
                  {**record("sac", "hopper-medium-v0", 2), "diverged": "training diverged: ..."})
     v = validity.evaluate_pattern("naive_offpolicy", spec, runs, tmp_path)
     assert v["verdict"] == validity.NOT_ENOUGH and "1 sac run(s) diverged without a record" in v["reason"]
+
+
+def test_intervals_are_the_same_on_every_report_and_leave_numpys_generator_alone(tmp_path):
+    """rliable resamples with NumPy's global generator: the report seeds it inside and restores it."""
+    spec = validity.load_patterns()["replay"]
+    runs = grid({"bc": 25, "iql": 40, "td3_bc": 33}, "hopper-medium-replay-v0")
+    np.random.seed(1)
+    first = validity.evaluate_pattern("replay", spec, runs, tmp_path)
+    after = np.random.rand()
+    np.random.seed(1)
+    np.random.rand(7)  # another global state: the interval must not depend on it
+    second = validity.evaluate_pattern("replay", spec, runs, tmp_path)
+    assert (first["low"], first["high"]) == (second["low"], second["high"])
+    np.random.seed(1)
+    assert np.random.rand() == after  # the caller's stream is where it was

@@ -8,7 +8,9 @@ algorithm, over the datasets every algorithm was run on. Needs the ``stats`` ext
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,19 @@ def score_matrices(records: list[dict[str, Any]], leave_out: set[str] = frozense
     return {a: np.array([[by[a][d][s] for d in datasets] for s in range(n)]) for a in sorted(by)}, datasets
 
 
+@contextlib.contextmanager
+def seeded_bootstrap(seed: int = SEED) -> Iterator[np.random.RandomState]:
+    """Reproducible rliable intervals: its stratified bootstrap draws resampling indices from
+    NumPy's global generator (``np.random.choice``), whatever ``random_state`` it is given, and
+    arch ignores that argument too. The global state is seeded inside and restored after."""
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield np.random.RandomState(seed)
+    finally:
+        np.random.set_state(saved)
+
+
 def aggregate(scores: dict[str, np.ndarray], reps: int = BOOTSTRAP_REPS, seed: int = SEED) -> dict[str, dict[str, float]]:
     """IQM and mean per algorithm with 95% stratified-bootstrap CIs (scores in percent)."""
     rly, metrics = _rliable()
@@ -56,7 +71,8 @@ def aggregate(scores: dict[str, np.ndarray], reps: int = BOOTSTRAP_REPS, seed: i
     def funcs(x: np.ndarray) -> np.ndarray:
         return np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)])
 
-    points, cis = rly.get_interval_estimates(scores, funcs, reps=reps, random_state=np.random.RandomState(seed))
+    with seeded_bootstrap(seed) as state:
+        points, cis = rly.get_interval_estimates(scores, funcs, reps=reps, random_state=state)
     return {a: {"iqm": float(points[a][0]), "iqm_low": float(cis[a][0][0]), "iqm_high": float(cis[a][1][0]),
                 "mean": float(points[a][1]), "mean_low": float(cis[a][0][1]), "mean_high": float(cis[a][1][1])}
             for a in scores}
@@ -74,8 +90,9 @@ def probability_of_improvement(scores: dict[str, np.ndarray], reps: int = 1000, 
     pairs = {f"{best},{y}": (scores[best], scores[y]) for y in sorted(scores) if y != best}
     if not pairs:
         return {}
-    points, cis = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps,
-                                             random_state=np.random.RandomState(seed))
+    with seeded_bootstrap(seed) as state:
+        points, cis = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps,
+                                                 random_state=state)
     return {k: {"p": float(points[k]), "low": float(np.ravel(cis[k])[0]), "high": float(np.ravel(cis[k])[1])} for k in pairs}
 
 

@@ -94,13 +94,14 @@ def _interval(func: Any, matrices: list[np.ndarray]) -> tuple[float, float, floa
     """(point, low, high): ``func`` of the seeds x datasets matrices and its 95% percentile bootstrap CI."""
     import warnings
 
-    from d4rl_lite.benchmark.stats import _rliable
+    from d4rl_lite.benchmark.stats import _rliable, seeded_bootstrap
 
     rly, _ = _rliable()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        boot = rly.StratifiedIndependentBootstrap(*matrices, random_state=np.random.RandomState(0))
-        ci = boot.conf_int(lambda *m: np.array([func(*m)]), reps=REPS, method="percentile")
+        with seeded_bootstrap() as state:
+            boot = rly.StratifiedIndependentBootstrap(*matrices, random_state=state)
+            ci = boot.conf_int(lambda *m: np.array([func(*m)]), reps=REPS, method="percentile")
     return float(func(*matrices)), float(ci[0][0]), float(ci[1][0])
 
 
