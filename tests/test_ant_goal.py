@@ -35,3 +35,16 @@ def test_reward_is_speed_towards_the_target_and_a_reached_target_is_replaced():
     _, _, _, _, info = env.step(np.zeros(8, dtype=np.float32))
     assert info["targets_reached"] == 1 and not np.allclose(ant.target, old)
     assert 1.0 - 0.1 <= np.linalg.norm(ant.target - ant.data.qpos[:2]) <= 6.0 + 0.1
+
+
+def test_an_ant_on_its_back_ends_the_episode_while_an_upright_one_walks_on():
+    env = get_task("ant-goal").make_env()
+    env.reset(seed=1)
+    ant = env.unwrapped
+    _, _, terminated, _, info = env.step(np.zeros(8, dtype=np.float32))
+    assert not terminated and not info["fallen"]
+    qpos, qvel = ant.data.qpos.copy(), ant.data.qvel.copy()
+    qpos[2], qpos[3:7] = 0.3, [0.0, 1.0, 0.0, 0.0]  # rolled 180 degrees about x: on its back, at a healthy height
+    ant.set_state(qpos, qvel)
+    _, _, terminated, _, info = env.step(np.zeros(8, dtype=np.float32))
+    assert terminated and info["fallen"]

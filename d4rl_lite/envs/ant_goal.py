@@ -10,10 +10,14 @@ world-frame offset needed (a first run with it walked ~2 m in 1000 steps after 1
 A maze planner feeds it waypoints, through the same function.
 
 Reward: the speed towards the target, ``(d_before - d_after) / dt``, minus Ant-v5's control and
-contact costs; no healthy bonus and no termination when the torso leaves Ant-v5's healthy height
-range (OGBench's walking skill is trained the same way, on the speed along a direction). With
-Ant-v5's +1 per healthy step and its termination, two runs learned to stand nearly still: about
-0.5 m towards the target per 1000 steps after 250k steps. A target is reached within
+contact costs; no healthy bonus (OGBench's walking skill is trained the same way, on the speed
+along a direction). With Ant-v5's +1 per healthy step, two runs learned to stand nearly still:
+about 0.5 m towards the target per 1000 steps after 250k steps.
+The episode ends when the ant falls on its back (``fallen``: the torso's up axis points below
+the horizon). Ant-v5's own test, the torso's height, misses it: an ant on its back rests at
+0.27 m, inside the healthy range (0.2, 1.0). Without this end, the run walked 1 m/s while
+upright at 350k steps yet spent half its evaluation episodes on its back from step ~100 on
+(``benchmarks/ant_skill_check.py``); the end turns a fall into a lost future the critic sees. A target is reached within
 ``REACH_RADIUS``; a new one is then drawn around the ant, so one episode practises many targets
 (``info["targets_reached"]``).
 Targets lie ``TARGET_DISTANCE`` metres away in a uniformly random direction: a maze cell of
@@ -30,6 +34,17 @@ from gymnasium.spaces import Box
 
 REACH_RADIUS = 0.5
 TARGET_DISTANCE = (1.0, 6.0)
+
+
+def fallen(ant_state: np.ndarray) -> np.ndarray | bool:
+    """Whether the torso's up axis points below the horizon (the ant lies on its back or side).
+
+    ``ant_state`` is AntMaze's 27-number observation (or a batch): index 1..4 hold the torso's
+    orientation quaternion (w, x, y, z); the world-z component of the torso's up axis is
+    ``1 - 2 (x^2 + y^2)``.
+    """
+    x, y = ant_state[..., 2], ant_state[..., 3]
+    return 1.0 - 2.0 * (x * x + y * y) < 0.0
 
 
 def goal_in_heading_frame(ant_state: np.ndarray, offset_xy: np.ndarray) -> np.ndarray:
@@ -70,12 +85,14 @@ class AntGoalEnv(AntEnv):
 
     def step(self, action: np.ndarray):
         distance_before = float(np.linalg.norm(self.target - self.data.qpos[:2]))
-        ant_obs, _, terminated, truncated, info = super().step(action)
+        ant_obs, _, _, truncated, info = super().step(action)
         distance_after = float(np.linalg.norm(self.target - ant_obs[:2]))
         progress = (distance_before - distance_after) / self.dt
         reward = progress + info["reward_survive"] + info["reward_ctrl"] + info["reward_contact"]
         if distance_after < REACH_RADIUS:
             self.targets_reached += 1
             self._new_target(ant_obs[:2])
-        info.update(reward_progress=progress, targets_reached=self.targets_reached, target_distance=distance_after)
+        terminated = bool(fallen(ant_obs[2:]))
+        info.update(reward_progress=progress, targets_reached=self.targets_reached, target_distance=distance_after,
+                    fallen=terminated)
         return self._goal_observation(ant_obs), reward, terminated, truncated, info
