@@ -61,7 +61,7 @@ def tiny_algorithm(name, dataset, steps, seed=0, **extra):
     cls = get_algorithm(name)
     algo = cls(dataset.observations.shape[1], dataset.actions.shape[1], make_config(cls.Config, tiny(name, steps, **extra)),
                device="cpu", seed=seed)
-    data, _ = prepare_data(dataset, algo)
+    data, _, _ = prepare_data(dataset, algo)
     return algo, data, torch.Generator().manual_seed(seed)
 
 
@@ -297,6 +297,41 @@ def test_cql_stays_below_monte_carlo_while_naive_sac_overestimates(hopper_random
         q_cql = cql.critic(obs, act).min(0).values.numpy()
     assert q_cql.mean() < mc[ok].mean() < q_sac.mean()
     assert (q_sac > mc[ok]).mean() > 0.7 and (q_cql < mc[ok]).mean() > 0.5
+
+
+def test_evaluation_keeps_the_critics_value_and_the_discounted_return_it_estimates(hopper_random, tmp_path):
+    from d4rl_lite.training.offline import RewardTransform
+
+    task = get_task("hopper")
+    zero = lambda obs: np.zeros((len(obs), task.action_dim), dtype=np.float32)  # noqa: E731
+    result = evaluate(task, zero, episodes=2, gamma=0.9)
+    env = task.make_env()
+    for i in range(2):  # by hand: the same episodes, sum_t 0.9^t r_t
+        obs, _ = env.reset(seed=task.eval_seed + i)
+        assert np.allclose(result.start_observations[i], obs)
+        total, t, done = 0.0, 0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(np.zeros(task.action_dim, dtype=np.float32))
+            total += 0.9 ** t * reward
+            t, done = t + 1, terminated or truncated
+        assert result.discounted_returns[i] == pytest.approx(total) and result.lengths[i] == t
+    # In the rewards the critics learn (here 2 r - 1): sum_t 0.9^t (2 r_t - 1), from the raw sum.
+    raw, lengths = np.array([3.0, -1.0]), np.array([4, 1])
+    assert np.allclose(RewardTransform(2.0, -1.0).discounted(raw, lengths, 0.9),
+                       [2 * 3.0 - (1 - 0.9 ** 4) / 0.1, 2 * -1.0 - 1.0])
+    # A run logs both at every evaluation, with its critic's value of its policy at those first states.
+    tc = TrainConfig(steps=10, device="cpu", log_every=5, eval_every=10, eval_episodes=2, checkpoint_every=10)
+    record = train("sac", hopper_random, tc, {"hidden": (8,), "reward_scale": 2.0, "reward_bias": -1.0},
+                   run_dir=tmp_path / "sac")
+    from d4rl_lite.training.checkpoints import load_run
+
+    sac, _ = load_run(tmp_path / "sac")
+    again = evaluate(task, sac, episodes=2, gamma=0.99)
+    assert record["final"]["eval/predicted_value"] == pytest.approx(float(sac.predicted_values(again.start_observations).mean()), rel=1e-5)
+    assert record["final"]["eval/discounted_return"] == pytest.approx(
+        float(RewardTransform(2.0, -1.0).discounted(again.discounted_returns, again.lengths, 0.99).mean()))
+    bc = train("bc", hopper_random, tc, {"hidden": (8,)}, run_dir=tmp_path / "bc")
+    assert "eval/predicted_value" not in bc["final"]  # no critic, nothing to compare
 
 
 def test_bcq_actions_stay_in_the_data_support(tmp_path):

@@ -60,25 +60,37 @@ def test_bc_near_its_expert_data_and_far_from_it(tmp_path):
     assert validity.evaluate_pattern("expert_bc", spec, old, tmp_path)["verdict"] == validity.NOT_ENOUGH
 
 
-def write_q_log(results, algo, dataset, seed, q):
+def write_log(results, algo, dataset, seed, **values):
     run = results / f"{algo}__{dataset}__seed{seed}"
     run.mkdir(parents=True)
-    (run / "log.jsonl").write_text(json.dumps({"step": 100, "train/q_mean": q}) + "\n")
+    (run / "log.jsonl").write_text(json.dumps({"step": 100, **values}) + "\n")
 
 
-@pytest.mark.parametrize("sac_q, cql_q, verdict", [(300.0, 80.0, validity.REPRODUCED),  # SAC +200%, CQL -20%
+def valued(algo, dataset, seed, value, actual):
+    """A run whose final evaluation recorded its critic's value and its policy's discounted return."""
+    r = record(algo, dataset, seed, score=5.0)
+    r["final"].update({"eval/predicted_value": value, "eval/discounted_return": actual})
+    return r
+
+
+@pytest.mark.parametrize("sac_v, cql_v, verdict", [(300.0, 80.0, validity.REPRODUCED),  # SAC +200%, CQL -20%
                                                    (110.0, 80.0, validity.NOT_REPRODUCED),  # SAC only +10%
-                                                   (300.0, 130.0, validity.NOT_REPRODUCED)])  # CQL above MC
-def test_naive_sac_over_estimates_where_cql_does_not(tmp_path, sac_q, cql_q, verdict):
+                                                   (300.0, 130.0, validity.NOT_REPRODUCED)])  # CQL above its return
+def test_naive_sac_over_estimates_where_cql_does_not(tmp_path, sac_v, cql_v, verdict):
     spec = validity.load_patterns()["naive_offpolicy"]
-    runs = []
-    for algo, q in (("sac", sac_q), ("cql", cql_q)):
-        for seed in range(3):
-            runs.append(record(algo, "hopper-medium-v0", seed, score=5.0, mc=100.0))
-            write_q_log(tmp_path, algo, "hopper-medium-v0", seed, q + seed)
+    runs = [valued(algo, "hopper-medium-v0", seed, v + seed, 100.0)
+            for algo, v in (("sac", sac_v), ("cql", cql_v)) for seed in range(3)]
     v = validity.evaluate_pattern("naive_offpolicy", spec, runs, tmp_path)
     assert v["verdict"] == verdict
-    assert v["effect"] == pytest.approx((sac_q + 1 - 100) / 100) and v["conservative_effect"] == pytest.approx((cql_q + 1 - 100) / 100)
+    assert v["effect"] == pytest.approx((sac_v + 1 - 100) / 100) and v["conservative_effect"] == pytest.approx((cql_v + 1 - 100) / 100)
+    # A policy that gets a negative return: the gap is scaled by its size, so over-estimation stays positive.
+    negative = [valued("sac", "hopper-medium-v0", s, -50.0, -100.0) for s in range(3)]
+    negative += [valued("cql", "hopper-medium-v0", s, -150.0, -100.0) for s in range(3)]
+    v = validity.evaluate_pattern("naive_offpolicy", spec, negative, tmp_path)
+    assert v["effect"] == pytest.approx(0.5) and v["conservative_effect"] == pytest.approx(-0.5)
+    # Runs that predate these records (only the data's Monte-Carlo return): not enough runs, never a verdict.
+    old = [record(a, "hopper-medium-v0", s, score=5.0, mc=100.0) for a in ("sac", "cql") for s in range(3)]
+    assert validity.evaluate_pattern("naive_offpolicy", spec, old, tmp_path)["verdict"] == validity.NOT_ENOUGH
 
 
 def test_a_suite_names_its_checks_and_unknown_names_are_refused(tmp_path):
@@ -129,15 +141,15 @@ def test_the_data_column_is_the_mean_normalized_return_of_the_datasets_episodes(
 
 def test_diverged_naive_runs_count_with_their_q_when_stopped(tmp_path):
     """Every SAC seed diverged (no result, a divergence record with its Q then): the check still has
-    them; a divergence record without its Q is reported as not counted."""
+    them, against the return of their last evaluation; a divergence record without its Q is
+    reported as not counted."""
     from d4rl_lite.files import write_record
 
     spec = validity.load_patterns()["naive_offpolicy"]
-    runs = [record("cql", "hopper-medium-v0", s, score=5.0, mc=100.0) for s in range(3)]
+    runs = [valued("cql", "hopper-medium-v0", s, 80.0 + s, 100.0) for s in range(3)]
     for s in range(3):
-        write_q_log(tmp_path, "cql", "hopper-medium-v0", s, 80.0 + s)
-        write_q_log(tmp_path, "sac", "hopper-medium-v0", s, 150.0)  # logged before it diverged
-        stopped = {**record("sac", "hopper-medium-v0", s, mc=100.0), "diverged": "training diverged: ...",
+        write_log(tmp_path, "sac", "hopper-medium-v0", s, **{"eval/discounted_return": 100.0})  # before it diverged
+        stopped = {**record("sac", "hopper-medium-v0", s), "diverged": "training diverged: ...",
                    "at_divergence": {"train/q_mean": 5e4 + s}}
         write_record(tmp_path / f"sac__hopper-medium-v0__seed{s}" / "diverged.json", stopped)
     v = validity.evaluate_pattern("naive_offpolicy", spec, runs, tmp_path)

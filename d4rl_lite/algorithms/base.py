@@ -179,6 +179,22 @@ class OfflineAlgorithm:
         obs = (obs - self.obs_mean) / self.obs_std
         return self.policy_action(obs).clamp(-1.0, 1.0).cpu().numpy()
 
+    @torch.inference_mode()
+    def predicted_values(self, observations: np.ndarray, member: int | None = None) -> np.ndarray | None:
+        """The critic's value of acting by the deterministic policy, min_i Q_i(s, pi(s)), for raw
+        flat observations (n, obs_dim) -> (n,): member ``member``'s in a population. None for an
+        algorithm without Q critics (``critic``). CQL's theorem bounds this quantity from below by
+        the policy's true value; a naive critic's runs far above it."""
+        critic = getattr(self, "critic", None)
+        if critic is None:
+            return None
+        obs = torch.as_tensor(np.asarray(observations, dtype=np.float32), device=self.device)
+        if self.members:
+            obs = obs.expand(self.members, *obs.shape)
+        obs = (obs - self.obs_mean) / self.obs_std
+        values = critic(obs, self.policy_action(obs).clamp(-1.0, 1.0)).min(0).values.float().cpu().numpy()
+        return values[member or 0] if self.members else values
+
     def member_policy(self, m: int) -> Callable[[np.ndarray], np.ndarray]:
         """Member ``m`` of a population as a policy on (n, obs_dim) batches (every member acts on
         the batch; m's actions are returned)."""

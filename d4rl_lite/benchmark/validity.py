@@ -42,18 +42,37 @@ def applicable(spec: dict[str, Any], datasets: list[str]) -> list[str]:
     return [d for d in datasets if "*" in spec["kinds"] or _kind(d) in spec["kinds"]]
 
 
-def final_q_mean(record: dict[str, Any], results_dir: Path) -> float | None:
-    """The run's last logged ``train/q_mean`` (Q at the data's state-actions), read from the log
-    beside its result under ``results_dir`` (``bench`` layout, else the run named in its result)."""
+def last_logged(record: dict[str, Any], results_dir: Path, key: str) -> float | None:
+    """The run's last logged ``key``, read from the log beside its result under ``results_dir``
+    (``bench`` layout, else the run named in its result)."""
     from d4rl_lite.training.logging import read_log
 
     name = f"{record['algorithm']}__{record['dataset']}__seed{record['train']['seed']}"
     runs = [results_dir / name] + ([results_dir / Path(record["run_dir"]).name] if record.get("run_dir") else [])
     for run in runs:
         if (run / "log.jsonl").is_file():
-            values = [row["train/q_mean"] for row in read_log(run / "log.jsonl") if "train/q_mean" in row]
+            values = [row[key] for row in read_log(run / "log.jsonl") if key in row]
             return float(values[-1]) if values else None
     return None
+
+
+def overestimation(record: dict[str, Any], results_dir: Path) -> float | None:
+    """(V - G) / |G|: the critic's value of its own policy at the final evaluation's first states
+    (``eval/predicted_value``, min over the critics of Q(s, pi(s))) against the discounted return
+    the policy then got from them in the rewards it learned (``eval/discounted_return``), the
+    quantity CQL's theorem bounds. A run stopped for divergence (no final evaluation) counts with
+    its Q at the data's state-actions when it was stopped against its last evaluation's return: an
+    under-statement of an over-estimate that has passed the divergence bound. None when the run
+    predates these records or its return is 0 (no scale to compare with)."""
+    stopped_q = (record.get("at_divergence") or {}).get("train/q_mean")
+    if stopped_q is not None:
+        value, actual = stopped_q, last_logged(record, results_dir, "eval/discounted_return")
+    else:
+        final = record.get("final") or {}
+        value, actual = final.get("eval/predicted_value"), final.get("eval/discounted_return")
+    if value is None or actual is None or actual == 0 or not np.isfinite(value):
+        return None
+    return (float(value) - float(actual)) / abs(float(actual))
 
 
 def diverged_records(results_dir: Path, algorithm: str) -> list[dict[str, Any]]:
@@ -77,14 +96,10 @@ def run_values(spec: dict[str, Any], records: list[dict[str, Any]], results_dir:
         if r.get("sweep"):
             continue  # a sweep member is not the algorithm at its settings
         if spec["check"] == "overestimation":
-            if r["algorithm"] not in (spec["naive"], spec["conservative"]):
-                continue
-            mc = (r.get("data") or {}).get("mc_return")
-            q = (r.get("at_divergence") or {}).get("train/q_mean")  # a diverged run: its Q when it was stopped
-            if q is None:
-                q = final_q_mean(r, results_dir) if mc else None
-            if q is not None and np.isfinite(q):
-                cells[(r["algorithm"], r["dataset"])].append((q - mc) / abs(mc))
+            if r["algorithm"] in (spec["naive"], spec["conservative"]):
+                ratio = overestimation(r, results_dir)
+                if ratio is not None:
+                    cells[(r["algorithm"], r["dataset"])].append(ratio)
         elif spec["metric"] in r["final"] and np.isfinite(r["final"][spec["metric"]]):
             cells[(r["algorithm"], r["dataset"])].append(float(r["final"][spec["metric"]]) * spec.get("scale", 1))
     return cells
@@ -165,8 +180,7 @@ def evaluate_pattern(pattern_id: str, spec: dict[str, Any], records: list[dict[s
     naive, conservative = spec["naive"], spec["conservative"]
     # A naive run whose |Q| passed the divergence bound was stopped and has no result: it counts with
     # its Q at that step (its divergence record keeps it), else the extreme would be left out.
-    counted = sum(1 for r in stopped if (r.get("at_divergence") or {}).get("train/q_mean") is not None
-                  and (r.get("data") or {}).get("mc_return"))
+    counted = sum(1 for r in stopped if overestimation(r, results_dir) is not None)
     lost = len(stopped) - counted
     if stopped:
         out["diverged_naive_runs"] = {"counted_at_divergence": counted, "not_counted": lost}
@@ -175,14 +189,15 @@ def evaluate_pattern(pattern_id: str, spec: dict[str, Any], records: list[dict[s
     out["datasets"] = both
     if not both:
         return not_enough(f"no dataset with {min_seeds}+ seeds of both {naive} and {conservative} whose runs recorded "
-                          "the data's Monte-Carlo return (runs that predate it cannot be checked)"
+                          "their critic's value and their policy's discounted return at evaluation (runs that "
+                          "predate these records cannot be checked)"
                           + (f"; {lost} {naive} run(s) diverged without a record of their Q" if lost else ""))
     n = min(len(cells[(a, d)]) for a in (naive, conservative) for d in both)
     mats = {a: np.array([[cells[(a, d)][s] for d in both] for s in range(n)]) for a in (naive, conservative)}
     point, low, high = _interval(lambda m: float(m.mean()), [mats[naive]])
     c_point, c_low, c_high = _interval(lambda m: float(m.mean()), [mats[conservative]])
     verdict = REPRODUCED if low > spec["threshold"] and c_high < 0 else NOT_REPRODUCED
-    reason = (f"{naive}: Q over the data's MC return by {point:+.0%} [{low:+.0%}, {high:+.0%}] (reproduced above "
+    reason = (f"{naive}: its value of its policy over that policy's return by {point:+.0%} [{low:+.0%}, {high:+.0%}] (reproduced above "
               f"{spec['threshold']:+.0%}); {conservative}: {c_point:+.0%} [{c_low:+.0%}, {c_high:+.0%}] (below 0)"
               + (f"; {counted} {naive} run(s) diverged (Q beyond the bound) and count with their Q then" if counted else "")
               + (f"; {lost} {naive} run(s) diverged without a record of their Q and are not counted" if lost else ""))

@@ -18,6 +18,8 @@ class EvalResult:
     lengths: np.ndarray
     successes: np.ndarray | None  # mazes: goal reached at least once in the episode
     seeds: list[int]
+    discounted_returns: np.ndarray | None = None  # with ``gamma``: sum_t gamma^t r_t of each episode, raw rewards
+    start_observations: np.ndarray | None = None  # (episodes, obs_dim) flat first observation of each episode
 
     def summary(self) -> dict[str, Any]:
         out = {
@@ -44,6 +46,7 @@ def evaluate(
     num_envs: int = EVAL_COPIES,
     reset_options: dict[str, Any] | None = None,
     workers: int | None = None,
+    gamma: float | None = None,
 ) -> EvalResult:
     """Run ``episodes`` episodes of ``task`` under its evaluation protocol.
 
@@ -51,11 +54,13 @@ def evaluate(
     mazes, with the task's fixed goal cell (or ``reset_options``, e.g. a start/goal pair). The
     ``num_envs`` copies step together with one batched policy call per step; a copy that
     finishes starts the next pending episode. ``workers`` processes share the env stepping
-    (default: one per core, see ``default_env_workers``); results do not depend on it.
+    (default: one per core, see ``default_env_workers``); results do not depend on it. With
+    ``gamma``, each episode's discounted return is kept too (the yardstick of a critic's value
+    at the episode's first observation, which is kept as well).
     """
     start_episode = getattr(policy, "start_episode", None)
     return _run_episodes(task, lambda obs: np.asarray(policy(obs[0]))[None], 1, episodes, seed, num_envs,
-                         reset_options, workers, start_episode)[0]
+                         reset_options, workers, start_episode, gamma)[0]
 
 
 def evaluate_population(
@@ -65,15 +70,17 @@ def evaluate_population(
     seed: int | None = None,
     num_envs: int = EVAL_COPIES,
     workers: int | None = None,
+    gamma: float | None = None,
 ) -> list[EvalResult]:
     """``evaluate`` for every member of a population at once: each member runs the episodes (and
     seeds) its solo evaluation runs, on its own env copies, and every step is one policy call for
     the whole population (observations (M, copies, d)). One result per member."""
-    return _run_episodes(task, algo.act, algo.members, episodes, seed, num_envs, None, workers, None)
+    return _run_episodes(task, algo.act, algo.members, episodes, seed, num_envs, None, workers, None, gamma)
 
 
 def _run_episodes(task: Task, act: Any, members: int, episodes: int | None, seed: int | None, num_envs: int,
-                  reset_options: dict[str, Any] | None, workers: int | None, start_episode: Any) -> list[EvalResult]:
+                  reset_options: dict[str, Any] | None, workers: int | None, start_episode: Any,
+                  gamma: float | None = None) -> list[EvalResult]:
     """The evaluation loop: ``members`` groups of copies (member m owns copies [m * n, (m + 1) * n)),
     each running episodes 0..episodes-1 in order; ``act`` maps (M, n, d) observations to (M, n, A)."""
     episodes = task.eval_episodes if episodes is None else episodes
@@ -85,6 +92,8 @@ def _run_episodes(task: Task, act: Any, members: int, episodes: int | None, seed
     returns = np.zeros((members, episodes))
     lengths = np.zeros((members, episodes), dtype=np.int64)
     successes = np.zeros((members, episodes), dtype=bool) if task.domain in GOAL_DOMAINS else None
+    discounted = np.zeros((members, episodes)) if gamma is not None else None
+    starts: np.ndarray | None = None
 
     envs = EnvBatch(task, members * n, workers=workers)
     try:
@@ -98,10 +107,17 @@ def _run_episodes(task: Task, act: Any, members: int, episodes: int | None, seed
         while (slot_episode >= 0).any():
             active = slot_episode >= 0
             obs = task.flatten_observation(envs.obs)
+            if starts is None:
+                starts = np.zeros((members, episodes, obs.shape[-1]), dtype=obs.dtype)
+            first = active.copy()
+            first[active] = lengths[owner[active], slot_episode[active]] == 0
+            starts[owner[first], slot_episode[first]] = obs[first]
             actions = np.asarray(act(obs.reshape(members, n, -1))).reshape(members * n, -1)
             _, rewards, terminations, truncations = envs.step(actions, active)
             who, ep = owner[active], slot_episode[active]
             returns[who, ep] += rewards[active]
+            if discounted is not None:
+                discounted[who, ep] += gamma ** lengths[who, ep] * rewards[active]
             lengths[who, ep] += 1
             if successes is not None:
                 successes[who, ep] |= envs.successes[active]
@@ -118,4 +134,5 @@ def _run_episodes(task: Task, act: Any, members: int, episodes: int | None, seed
     finally:
         envs.close()
     seeds = [seed + i for i in range(episodes)]
-    return [EvalResult(returns[m], lengths[m], None if successes is None else successes[m], seeds) for m in range(members)]
+    return [EvalResult(returns[m], lengths[m], None if successes is None else successes[m], seeds,
+                       None if discounted is None else discounted[m], starts[m]) for m in range(members)]

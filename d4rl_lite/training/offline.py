@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from d4rl_lite.algorithms.base import training_settings
@@ -70,8 +71,22 @@ class TrainConfig:
                              f"({self.log_every}): every checkpoint is preceded by a divergence check")
 
 
-def prepare_data(dataset: OfflineDataset, algo: Any) -> tuple[Any, float]:
-    """Tensors on the algorithm's device, normalized as its config asks; returns (data, max |reward|)."""
+@dataclass(frozen=True)
+class RewardTransform:
+    """The rewards the critics learn: ``multiplier * r + bias`` of the data's (and the env's) rewards."""
+
+    multiplier: float = 1.0
+    bias: float = 0.0
+
+    def discounted(self, raw_discounted: np.ndarray, lengths: np.ndarray, gamma: float) -> np.ndarray:
+        """sum_t gamma^t (multiplier r_t + bias) over episodes of ``lengths`` steps, from their
+        raw ``sum_t gamma^t r_t``: what a critic's value at an episode's first state estimates."""
+        return self.multiplier * raw_discounted + self.bias * (1.0 - gamma ** lengths) / (1.0 - gamma)
+
+
+def prepare_data(dataset: OfflineDataset, algo: Any) -> tuple[Any, float, RewardTransform]:
+    """Tensors on the algorithm's device, normalized as its config asks; returns (data, max
+    |reward| as trained, the reward transform applied)."""
     cfg = training_settings(algo.config)
     data = dataset.to_torch(algo.device)
     t = data.tensors
@@ -83,12 +98,13 @@ def prepare_data(dataset: OfflineDataset, algo: Any) -> tuple[Any, float]:
         algo.obs_std.copy_(std)
         for key in ("observations", "next_observations"):
             t[key] = (t[key] - mean) / std
-    if cfg.normalize_reward:  # IQL on locomotion: returns spread over 1000
-        t["rewards"] = t["rewards"] * dataset.return_range_scale(1000.0)
+    multiplier = dataset.return_range_scale(1000.0) if cfg.normalize_reward else 1.0  # IQL on locomotion: returns spread over 1000
+    if multiplier != 1.0:
+        t["rewards"] = t["rewards"] * multiplier
     scale, bias = cfg.reward_scale, cfg.reward_bias
     if scale != 1.0 or bias != 0.0:
         t["rewards"] = t["rewards"] * scale + bias
-    return data, float(t["rewards"].abs().max())
+    return data, float(t["rewards"].abs().max()), RewardTransform(float(multiplier * scale), float(bias))
 
 
 def default_run_dir(algo: str, dataset_name: str, seed: int, settings: dict[str, Any] | None = None) -> Path:
@@ -217,7 +233,7 @@ def train_population(
 def _train_locked(algo_name, algo, task, name, dataset, tc, seeds, swept, runs, records, states, progress):
     labels = [member_label(s, m) for s, m in zip(seeds, swept)]
     identities = [check_same_run(run, record) for run, record in zip(runs, records)]
-    data, max_abs_reward = prepare_data(dataset, algo)
+    data, max_abs_reward, rewards_as_trained = prepare_data(dataset, algo)
     shared = training_settings(algo.config)
     facts = data_facts(dataset, task, data.tensors["rewards"], shared.gamma)
     records = [{**record, "data": facts} for record in records]  # results and divergence records alike
@@ -234,7 +250,7 @@ def _train_locked(algo_name, algo, task, name, dataset, tc, seeds, swept, runs, 
                           "name": default_run_dir(algo_name, name, seed, settings).name, "config": record, "dir": str(run)}
         logger = RunLogger(run / "log.jsonl", wandb_args)
         hooks.append(_OfflineHooks(algo, m, task, tc, logger, read_evals(run / "log.jsonl"), ckpt_paths[m], gens[m],
-                                   identities[m], step))
+                                   identities[m], step, rewards_as_trained, shared.gamma))
     schedule = Schedule(tc.steps, tc.log_every, tc.eval_every, tc.checkpoint_every)
     guard = DivergenceGuard(ckpt_paths, q_bound, labels=labels)
     bar = None
@@ -350,7 +366,8 @@ class _Members:
         if getattr(algo, "members", 0) > 1:  # every member's episodes at once, one policy call per step
             from d4rl_lite.evaluation.evaluate import evaluate_population
 
-            results = evaluate_population(self.hooks[0].task, algo, episodes=self.hooks[0].tc.eval_episodes)
+            results = evaluate_population(self.hooks[0].task, algo, episodes=self.hooks[0].tc.eval_episodes,
+                                          gamma=self.hooks[0].gamma)
             for hook, result in zip(self.hooks, results):
                 hook.record_evaluation(step, result)
         else:
@@ -364,11 +381,17 @@ class _Members:
 
 class _OfflineHooks:
     """What offline training adds to the loop: JSONL/W&B log lines, evaluations with the task's
-    protocol (kept as ``history`` for the result), and exact-resume checkpoints."""
+    protocol (kept as ``history`` for the result), and exact-resume checkpoints. An evaluation also
+    logs, for an algorithm with Q critics, the critic's value at the episodes' first states
+    (``eval/predicted_value``) next to their discounted return in the rewards it learns
+    (``eval/discounted_return``): the over-estimation check compares the two, as the CQL paper does."""
 
     def __init__(self, algo, member: int, task, tc: TrainConfig, logger: RunLogger, history: list[dict[str, Any]],
-                 ckpt_path: Path, gen: torch.Generator, identity: str, start_step: int):
+                 ckpt_path: Path, gen: torch.Generator, identity: str, start_step: int,
+                 rewards_as_trained: RewardTransform, gamma: float):
         self.algo, self.member, self.task, self.tc, self.logger, self.history = algo, member, task, tc, logger, history
+        self.rewards_as_trained = rewards_as_trained
+        self.gamma = gamma if getattr(algo, "critic", None) is not None else None  # None: no value to compare
         self.ckpt_path, self.gen, self.identity = ckpt_path, gen, identity
         self.bar: Any = None
         self._clock = (time.perf_counter(), start_step)  # (time, step) of the last log line or evaluation
@@ -386,7 +409,8 @@ class _OfflineHooks:
     def evaluate(self, step: int) -> None:
         from d4rl_lite.evaluation.evaluate import evaluate
 
-        self.record_evaluation(step, evaluate(self.task, self.algo.member_policy(self.member), episodes=self.tc.eval_episodes))
+        self.record_evaluation(step, evaluate(self.task, self.algo.member_policy(self.member), episodes=self.tc.eval_episodes,
+                                              gamma=self.gamma))
 
     def record_evaluation(self, step: int, result: Any) -> None:
         ev = {"eval/return_mean": float(result.returns.mean()), "eval/return_std": float(result.returns.std())}
@@ -396,6 +420,11 @@ class _OfflineHooks:
             pass
         if result.successes is not None:
             ev["eval/success_rate"] = float(result.successes.mean())
+        if result.discounted_returns is not None:
+            predicted = self.algo.predicted_values(result.start_observations, self.member)
+            ev["eval/predicted_value"] = float(predicted.mean())
+            ev["eval/discounted_return"] = float(self.rewards_as_trained.discounted(
+                result.discounted_returns, result.lengths, self.gamma).mean())
         self.logger.log(step, ev)
         self.history.append({"step": step, **ev})
         if self.bar is not None and "eval/normalized_score" in ev:
