@@ -105,21 +105,29 @@ class Task:
         """Size of the flat observation used for training (see ``flatten_observation``)."""
         space = self.observation_space
         if isinstance(space, gym.spaces.Dict):
-            return sum(int(np.prod(space[k].shape)) for k in FLAT_OBSERVATION_KEYS)
+            return sum(int(np.prod(space[k].shape)) for k in self.flat_observation_keys)
         return int(np.prod(space.shape))
 
     @property
     def action_dim(self) -> int:
         return int(np.prod(self.action_space.shape))
 
+    @property
+    def flat_observation_keys(self) -> tuple[str, ...]:
+        """The keys of a maze's dict observation, in the order the flat view joins them."""
+        return FLAT_OBSERVATION_KEYS[self.domain] if self.domain in FLAT_OBSERVATION_KEYS else ()
+
     def flatten_observation(self, obs: Any) -> np.ndarray:
         """Native observation (single or batched) -> flat float32 array.
 
-        Maze observations are dicts; the flat view is ``[x, y, vx, vy, goal_x, goal_y]``
-        (``observation`` then ``desired_goal``), so one policy serves every goal.
+        Maze observations are dicts; the flat view holds the position, the rest of the state and
+        the goal (``flat_observation_keys``), so one policy serves every goal: PointMaze's
+        ``[x, y, vx, vy, goal_x, goal_y]``; AntMaze's ``[x, y, 27 ant numbers, goal_x, goal_y]``
+        (its ``observation`` leaves x/y out: they are the ``achieved_goal``; D4RL's antmaze
+        observation also starts with x/y).
         """
         if isinstance(obs, dict):
-            obs = np.concatenate([np.asarray(obs[k]) for k in FLAT_OBSERVATION_KEYS], axis=-1)
+            obs = np.concatenate([np.asarray(obs[k]) for k in self.flat_observation_keys], axis=-1)
         return np.asarray(obs, dtype=np.float32)
 
     # -- reference scores -----------------------------------------------------------------
@@ -144,7 +152,8 @@ class Task:
         return float(scores) if scores.ndim == 0 else scores
 
 
-FLAT_OBSERVATION_KEYS = ("observation", "desired_goal")
+FLAT_OBSERVATION_KEYS = {"maze": ("observation", "desired_goal"),
+                         "antmaze": ("achieved_goal", "observation", "desired_goal")}
 GOAL_DOMAINS = ("maze", "antmaze")  # dict observations with a goal; success is part of the protocol
 
 _LOCOMOTION = {

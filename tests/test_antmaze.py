@@ -13,13 +13,15 @@ from d4rl_lite.tasks import get_task
 @pytest.mark.parametrize("maze, horizon, goal", [("umaze", 700, (3, 1)), ("medium", 1000, (6, 6)), ("large", 1000, (7, 9))])
 def test_d4rl_start_goal_and_noise(maze, horizon, goal):
     task = get_task(f"antmaze-{maze}")
-    assert (task.horizon, task.eval_goal_cell, task.eval_reset_cell, task.observation_dim) == (horizon, goal, (1, 1), 29)
+    assert (task.horizon, task.eval_goal_cell, task.eval_reset_cell, task.observation_dim) == (horizon, goal, (1, 1), 31)
     env = task.make_env()
     grid = env.unwrapped.maze
     offsets, starts = [], []
     for seed in range(20):
         obs, _ = env.reset(seed=seed, options=task.eval_reset_options())
         assert obs["observation"].shape == (27,)  # no contact forces
+        flat = task.flatten_observation(obs)  # where the ant is, its 27 numbers, the goal
+        assert np.array_equal(flat, np.concatenate([obs["achieved_goal"], obs["observation"], obs["desired_goal"]]).astype(np.float32))
         offsets.append(obs["desired_goal"] - grid.cell_rowcol_to_xy(np.array(goal)))
         starts.append(obs["achieved_goal"] - grid.cell_rowcol_to_xy(np.array([1, 1])))
     offsets, starts = np.array(offsets), np.array(starts)

@@ -25,7 +25,7 @@ from d4rl_lite.datasets.offline import OfflineDataset
 from d4rl_lite.datasets.validation import checksum, validate_dataset, verify_checksum
 from d4rl_lite.datasets.workspace import TMP_PREFIX, estimated_bytes, temporary_lock_dir
 from d4rl_lite.errors import ChecksumMismatchError, DatasetError, TaskMismatchError, UnknownNameError
-from d4rl_lite.tasks import FLAT_OBSERVATION_KEYS, Task, get_task
+from d4rl_lite.tasks import Task, get_task
 
 OUR_KEY = "d4rl_lite"  # our block inside Minari's metadata.json
 FLAT_GROUP = "d4rl_lite_flat"  # the flat arrays inside main_data.hdf5
@@ -240,7 +240,7 @@ def write_dataset(
         "dataset_id": dataset_id,
         "task": task.name,
         "checksum": checksum(raw.leaves()),
-        "flat_observation": list(FLAT_OBSERVATION_KEYS) if isinstance(raw.observations, dict) else None,
+        "flat_observation": list(task.flat_observation_keys) if isinstance(raw.observations, dict) else None,
         "reference": _reference_block(task),
     }
     ours["card"] = {**compute_card(flat, task), **ours.pop("card_extras", {})}

@@ -20,6 +20,7 @@ class MazeGrid:
         self.rows, self.cols = self.walls.shape
         self.scaling = scaling
         self.free_cells: list[tuple[int, int]] = [(r, c) for r in range(self.rows) for c in range(self.cols) if not self.walls[r, c]]
+        self.free_cells_array = np.array(self.free_cells, dtype=np.int64).reshape(-1, 2)  # (row, col) per free cell
         self.index = {cell: i for i, cell in enumerate(self.free_cells)}
         n = len(self.free_cells)
         # dist[t, s]: BFS steps from free cell s to free cell t; next_hop[t, s]: first cell on that path.

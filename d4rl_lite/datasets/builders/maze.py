@@ -17,7 +17,7 @@ import numpy as np
 
 from d4rl_lite.datasets.collect import collect_episodes
 from d4rl_lite.datasets.maze.certificate import stitching_certificate
-from d4rl_lite.datasets.maze.controller import ControllerConfig, MazeController
+from d4rl_lite.datasets.maze.controller import ControllerConfig, MazeController, episode_rng
 from d4rl_lite.envs.maze_grid import MazeGrid
 from d4rl_lite.datasets.episodes import EpisodeArrays
 from d4rl_lite.tasks import Task
@@ -33,10 +33,6 @@ STITCH_EPISODE_STEPS = 200  # OGBench: 200-step episodes
 # Human teleoperation: loose gains (overshoot), wandering waypoints, wrong turns later corrected.
 HUMAN = ControllerConfig(kp=6.0, kd=0.3, noise_sigma=0.3, jitter=0.3, detour_prob=0.15)
 HUMAN_PAUSE_PROB, HUMAN_PAUSE_LENGTH = 0.01, 20.0
-
-
-def _rng(seed: int, episode: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng([seed, episode, stream])
 
 
 def _eval_goal_options(task: Task) -> Callable[[int], dict[str, Any]]:
@@ -73,7 +69,7 @@ def build_navigate(task: Task, *, size: int, seed: int, num_envs: int, progress=
     first_targets = {}
 
     def plan(i: int) -> tuple[int, int]:
-        return first_targets.setdefault(i, grid.free_cells[_rng(seed, i, 7).integers(len(grid.free_cells))])
+        return first_targets.setdefault(i, grid.free_cells[episode_rng(seed, i, 7).integers(len(grid.free_cells))])
 
     def on_arrival(_slot: int, _episode: int, _n: int, rng: np.random.Generator) -> tuple[int, int]:
         return grid.free_cells[rng.integers(len(grid.free_cells))]
@@ -95,7 +91,7 @@ def build_stitch(task: Task, *, size: int, seed: int, num_envs: int, progress=No
 
     def plan_of(i: int):
         if i not in plans:
-            rng = _rng(seed, i, 8)
+            rng = episode_rng(seed, i, 8)
             start = grid.free_cells[rng.integers(len(grid.free_cells))]
             targets = grid.cells_at_distance(start, distance)
             if not targets:  # small mazes: the farthest cells short of `distance`
@@ -117,24 +113,27 @@ def build_stitch(task: Task, *, size: int, seed: int, num_envs: int, progress=No
 class _HumanDriver(MazeController):
     """Teleoperation-like: the controller's loose variant, plus pauses (hands off) and a skill per episode."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skill: dict[int, float] = {}  # per copy: this episode's skill, and steps left of a pause
+        self.pause: dict[int, int] = {}
+
     def start_episode(self, slot: int, episode_index: int) -> None:
         super().start_episode(slot, episode_index)
-        s = self.slots[slot]
-        s["skill"] = 1.0 - 0.6 * s["rng"].random()
-        s["pause"] = 0
+        self.skill[slot] = 1.0 - 0.6 * self.rngs[slot].random()
+        self.pause[slot] = 0
 
     def __call__(self, observations: np.ndarray) -> np.ndarray:
         actions = super().__call__(observations)
         for slot in range(len(observations)):
-            s = self.slots[slot]
-            clumsy = 2.0 - s["skill"]
-            if s["pause"] == 0 and s["rng"].random() < HUMAN_PAUSE_PROB * clumsy:
-                s["pause"] = int(s["rng"].geometric(1.0 / HUMAN_PAUSE_LENGTH))
-            if s["pause"] > 0:
-                s["pause"] -= 1
+            rng, clumsy = self.rngs[slot], 2.0 - self.skill[slot]
+            if self.pause[slot] == 0 and rng.random() < HUMAN_PAUSE_PROB * clumsy:
+                self.pause[slot] = int(rng.geometric(1.0 / HUMAN_PAUSE_LENGTH))
+            if self.pause[slot] > 0:
+                self.pause[slot] -= 1
                 actions[slot] = 0.0
             else:  # less skilled episodes push harder and steer worse
-                actions[slot] = np.clip(actions[slot] + s["rng"].normal(0, 0.2 * (clumsy - 1), 2), -1, 1)
+                actions[slot] = np.clip(actions[slot] + rng.normal(0, 0.2 * (clumsy - 1), 2), -1, 1)
         return actions
 
 
@@ -161,7 +160,7 @@ class _Explorer:
         self.slots: dict[int, dict[str, Any]] = {}
 
     def start_episode(self, slot: int, episode_index: int) -> None:
-        self.slots[slot] = {"rng": _rng(self.seed, episode_index, 9), "hold": 0, "heading": np.zeros(2)}
+        self.slots[slot] = {"rng": episode_rng(self.seed, episode_index, 9), "hold": 0, "heading": np.zeros(2)}
 
     def __call__(self, observations: np.ndarray) -> np.ndarray:
         out = np.empty((len(observations), 2), np.float32)

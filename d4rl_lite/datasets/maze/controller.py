@@ -4,6 +4,16 @@ As D4RL's maze2d generator: waypoint = centre of the next cell on a shortest (BF
 small uniform jitter; a = kp * (waypoint - position) - kd * velocity, Gaussian action noise,
 clipped to [-1, 1]. In the target cell the waypoint is the target point itself, so the ball
 settles there. Degraded variants (medium) add detours and imperfect waypoints.
+
+Split in two so that the ant mazes reuse the first half: ``WaypointPlanner`` keeps, for every
+vector-env copy, its episode's target, detour and current waypoint, and returns the waypoints
+of all copies at once; ``MazeController`` turns them into point-mass forces. The state lives in
+arrays and every step is a few array operations: Python only runs for the copies that enter a new
+cell (a new waypoint, maybe a detour) or arrive at their target, a few percent of the steps.
+(A first version looped over the copies in Python at every step: the stitch build ran at 49% of
+raw env stepping on pointmaze-large; ``benchmarks/build_speed.py`` measures it.)
+Random draws come from per-episode streams, so the bytes never depend on which copy runs an
+episode: jitter and detours from one stream, action noise from another, drawn in blocks.
 """
 
 from __future__ import annotations
@@ -14,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from d4rl_lite.envs.maze_grid import MazeGrid
+
+NOISE_BLOCK = 256  # action-noise draws per refill of a copy's block
 
 
 @dataclass
@@ -26,12 +38,20 @@ class ControllerConfig:
     waypoint_error: float = 0.0  # extra jitter on waypoints (imperfect waypoints), in cell widths
 
 
-class MazeController:
-    """Drives each vector-env copy to its episode's target; the Policy protocol of collect_episodes.
+def episode_rng(seed: int, episode: int, stream: int) -> np.random.Generator:
+    """The random stream ``stream`` of episode ``episode`` of a build with ``seed``."""
+    return np.random.default_rng([seed, episode, stream])
 
-    ``plan(episode_index) -> target cell`` (or an (x, y) point via ``target_point``) decides where
-    each episode goes; ``on_arrival(slot, episode_index, arrivals) -> new target cell or None``
-    lets navigation pick a new goal when one is reached.
+
+class WaypointPlanner:
+    """Where each vector-env copy heads next: a waypoint near the centre of the next cell on a
+    shortest path to its episode's target cell (the target point itself once in the target cell
+    and that cell holds the env's goal).
+
+    ``plan(episode_index) -> target cell`` decides where each episode goes; ``on_arrival(slot,
+    episode_index, arrivals, rng) -> new target cell or None`` lets navigation pick a new target
+    when one is reached (within half a cell of its centre). ``continuing``: a copy keeps its
+    target and random streams across episodes (one continuing run per copy).
     """
 
     def __init__(self, grid: MazeGrid, config: ControllerConfig, seed: int,
@@ -39,61 +59,120 @@ class MazeController:
                  on_arrival: Callable[[int, int, int, np.random.Generator], tuple[int, int] | None] | None = None,
                  continuing: bool = False):
         self.grid, self.cfg, self.seed = grid, config, seed
-        self.plan, self.on_arrival = plan, on_arrival
-        self.continuing = continuing  # a continuing run keeps its target and noise stream across episodes
-        self.slots: dict[int, dict] = {}
+        self.plan, self.on_arrival, self.continuing = plan, on_arrival, continuing
+        self.rngs: list[np.random.Generator | None] = []  # per copy: jitter, detours, arrivals
+        self.episode = np.zeros(0, np.int64)
+        self.target = np.zeros(0, np.int64)  # free-cell index of the target
+        self.detour = np.zeros(0, np.int64)  # free-cell index of a detour under way, -1: none
+        self.wp_cell = np.zeros(0, np.int64)  # free-cell index the waypoint belongs to, -1: none yet
+        self.wp = np.zeros((0, 2))
+        self.arrivals = np.zeros(0, np.int64)
+
+    def _grow(self, slots: int) -> None:
+        more = slots - len(self.episode)
+        if more > 0:
+            self.rngs += [None] * more
+            self.episode = np.concatenate([self.episode, np.zeros(more, np.int64)])
+            self.target = np.concatenate([self.target, np.zeros(more, np.int64)])
+            self.detour = np.concatenate([self.detour, np.full(more, -1)])
+            self.wp_cell = np.concatenate([self.wp_cell, np.full(more, -1)])
+            self.wp = np.concatenate([self.wp, np.full((more, 2), np.nan)])
+            self.arrivals = np.concatenate([self.arrivals, np.zeros(more, np.int64)])
 
     def start_episode(self, slot: int, episode_index: int) -> None:
-        if self.continuing and slot in self.slots:
-            self.slots[slot]["episode"] = episode_index
+        self._grow(slot + 1)
+        if self.continuing and self.rngs[slot] is not None:
+            self.episode[slot] = episode_index
             return
-        rng = np.random.default_rng([self.seed, episode_index, 6])
-        target = self.plan(episode_index)
-        self.slots[slot] = {"rng": rng, "episode": episode_index, "target": self.grid.index[tuple(target)],
-                            "wp_cell": -1, "wp": None, "arrivals": 0, "detour": None}
+        self.rngs[slot] = episode_rng(self.seed, episode_index, 6)
+        self.episode[slot] = episode_index
+        self.target[slot] = self.grid.index[tuple(self.plan(episode_index))]
+        self.detour[slot], self.wp_cell[slot], self.wp[slot], self.arrivals[slot] = -1, -1, np.nan, 0
 
-    def _waypoint(self, s: dict, cell: int) -> np.ndarray:
-        g, cfg, rng = self.grid, self.cfg, s["rng"]
-        if s["detour"] is not None and cell == s["detour"]:
-            s["detour"] = None  # detour done: back on the shortest path
-        if cell == s["target"] and s["detour"] is None:
-            nxt = cell
-        elif s["detour"] is not None:
-            nxt = int(g.next_hop[s["detour"], cell])
-        else:
-            nxt = int(g.next_hop[s["target"], cell])
-            if nxt != s["wp_cell"] and cfg.detour_prob > 0 and rng.random() < cfg.detour_prob:
-                options = [g.index[nb] for nb in g.neighbours(g.free_cells[cell])]
-                s["detour"] = int(rng.choice(options))
-                nxt = s["detour"]
-        if nxt != s["wp_cell"]:
+    def waypoints(self, pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """(n, 2) waypoints of copies 0..n-1 at positions ``pos`` with env goals ``goal``."""
+        g, cfg = self.grid, self.cfg
+        cells = g.free_index(g.cell_of(pos))
+        inside = np.flatnonzero(cells >= 0)  # else numerically inside a wall's cell: keep the last waypoint
+        c = cells[inside]
+        if self.on_arrival is not None:
+            near = (c == self.target[inside]) & (self.detour[inside] < 0)
+            if near.any():
+                slots = inside[near]
+                close = np.linalg.norm(pos[slots] - g.cell_center(g.free_cells_array[c[near]]), axis=1) < 0.5 * g.scaling
+                for slot in slots[close]:
+                    self.arrivals[slot] += 1
+                    new = self.on_arrival(int(slot), int(self.episode[slot]), int(self.arrivals[slot]), self.rngs[slot])
+                    if new is not None:
+                        self.target[slot] = g.index[tuple(new)]
+        detour = self.detour[inside]
+        detour[detour == c] = -1  # detour done: back on the shortest path
+        self.detour[inside] = detour
+        target = self.target[inside]
+        home = (c == target) & (detour < 0)
+        nxt = np.where(detour >= 0, g.next_hop[np.maximum(detour, 0), c], g.next_hop[target, c])
+        nxt[home] = c[home]
+        for i in np.flatnonzero(nxt != self.wp_cell[inside]):  # a new cell ahead: a new waypoint
+            slot, rng = inside[i], self.rngs[inside[i]]
+            if detour[i] < 0 and not home[i] and cfg.detour_prob > 0 and rng.random() < cfg.detour_prob:
+                options = [g.index[nb] for nb in g.neighbours(g.free_cells[c[i]])]
+                self.detour[slot] = nxt[i] = int(rng.choice(options))
             spread = cfg.jitter + cfg.waypoint_error
-            s["wp_cell"] = nxt
-            s["wp"] = g.cell_center(np.array(g.free_cells[nxt])) + rng.uniform(-spread, spread, 2) * g.scaling
-        return s["wp"]
+            self.wp_cell[slot] = nxt[i]
+            self.wp[slot] = g.cell_center(np.array(g.free_cells[nxt[i]])) + rng.uniform(-spread, spread, 2) * g.scaling
+        out = self.wp[: len(pos)].copy()
+        unset = np.isnan(out[:, 0])
+        out[unset] = pos[unset]  # never had a waypoint (started inside a wall's cell): hold still
+        goal_cells = g.free_index(g.cell_of(goal))
+        settle = inside[(c == self.target[inside]) & (self.target[inside] == goal_cells[inside]) & (self.detour[inside] < 0)]
+        out[settle] = goal[settle]  # settle on the env's goal point itself
+        return out
+
+
+class MazeController(WaypointPlanner):
+    """Drives each point-mass copy to its episode's target; the Policy protocol of collect_episodes.
+
+    Subclasses drive another body along the same waypoints (``AntMazeController``): they say where
+    the body and the goal are in the flat observation and how to head for a waypoint.
+    """
+
+    action_dim = 2
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.noise_rngs: list[np.random.Generator | None] = []
+        self.noise = np.zeros((0, NOISE_BLOCK, self.action_dim))
+        self.noise_t = np.zeros(0, np.int64)
+
+    def start_episode(self, slot: int, episode_index: int) -> None:
+        kept = self.continuing and slot < len(self.noise_rngs) and self.noise_rngs[slot] is not None
+        super().start_episode(slot, episode_index)
+        more = slot + 1 - len(self.noise_rngs)
+        if more > 0:
+            self.noise_rngs += [None] * more
+            self.noise = np.concatenate([self.noise, np.zeros((more, NOISE_BLOCK, self.action_dim))])
+            self.noise_t = np.concatenate([self.noise_t, np.zeros(more, np.int64)])
+        if not kept:
+            self.noise_rngs[slot] = episode_rng(self.seed, episode_index, 10)
+            self._refill(slot)
+
+    def _refill(self, slot: int) -> None:
+        self.noise[slot] = self.noise_rngs[slot].normal(0.0, self.cfg.noise_sigma, (NOISE_BLOCK, self.action_dim))
+        self.noise_t[slot] = 0
+
+    def position_and_goal(self, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return observations[:, 0:2], observations[:, 4:6]  # [x, y, vx, vy, goal_x, goal_y]
+
+    def drive(self, observations: np.ndarray, waypoints: np.ndarray) -> np.ndarray:
+        """Noise-free actions heading for ``waypoints``: PD control of the point mass."""
+        pos, vel = observations[:, 0:2], observations[:, 2:4]
+        return self.cfg.kp * (waypoints - pos) - self.cfg.kd * vel
 
     def __call__(self, observations: np.ndarray) -> np.ndarray:
-        pos, vel, goal = observations[:, 0:2], observations[:, 2:4], observations[:, 4:6]
-        cells = self.grid.free_index(self.grid.cell_of(pos))
-        goal_cells = self.grid.free_index(self.grid.cell_of(goal))
-        waypoints = np.empty_like(pos)
-        noise = np.empty_like(pos)
-        for slot in range(len(observations)):
-            s = self.slots[slot]
-            cell = int(cells[slot])
-            if cell < 0:  # numerically inside a wall's cell: head back to the last waypoint
-                waypoints[slot] = s["wp"] if s["wp"] is not None else pos[slot]
-            else:
-                if cell == s["target"] and s["detour"] is None and self.on_arrival is not None:
-                    target_xy = self.grid.cell_center(np.array(self.grid.free_cells[cell]))
-                    if np.linalg.norm(pos[slot] - target_xy) < 0.5 * self.grid.scaling:
-                        s["arrivals"] += 1
-                        new = self.on_arrival(slot, s["episode"], s["arrivals"], s["rng"])
-                        if new is not None:
-                            s["target"] = self.grid.index[tuple(new)]
-                waypoints[slot] = self._waypoint(s, cell)
-                if cell == s["target"] == goal_cells[slot] and s["detour"] is None:
-                    waypoints[slot] = goal[slot]  # settle on the env's goal point itself
-            noise[slot] = s["rng"].normal(0.0, self.cfg.noise_sigma, 2)
-        actions = self.cfg.kp * (waypoints - pos) - self.cfg.kd * vel + noise
-        return np.clip(actions, -1.0, 1.0).astype(np.float32)
+        n = len(observations)
+        waypoints = self.waypoints(*self.position_and_goal(observations))
+        noise = self.noise[np.arange(n), self.noise_t[:n]]
+        self.noise_t[:n] += 1
+        for slot in np.flatnonzero(self.noise_t[:n] == NOISE_BLOCK):
+            self._refill(int(slot))
+        return np.clip(self.drive(observations, waypoints) + noise, -1.0, 1.0).astype(np.float32)
