@@ -21,6 +21,8 @@ class MazeGrid:
         self.scaling = scaling
         self.free_cells: list[tuple[int, int]] = [(r, c) for r in range(self.rows) for c in range(self.cols) if not self.walls[r, c]]
         self.free_cells_array = np.array(self.free_cells, dtype=np.int64).reshape(-1, 2)  # (row, col) per free cell
+        self._free_lookup = np.full((self.rows, self.cols), -1, dtype=np.int64)  # row/col -> free-cell index, -1: wall
+        self._free_lookup[self.free_cells_array[:, 0], self.free_cells_array[:, 1]] = np.arange(len(self.free_cells))
         self.index = {cell: i for i, cell in enumerate(self.free_cells)}
         n = len(self.free_cells)
         # dist[t, s]: BFS steps from free cell s to free cell t; next_hop[t, s]: first cell on that path.
@@ -58,17 +60,15 @@ class MazeGrid:
     def cell_of(self, xy: np.ndarray) -> np.ndarray:
         """(..., 2) x/y -> (..., 2) integer row/col (clipped into the map)."""
         xy = np.asarray(xy, dtype=np.float64)
-        row = np.floor((self.rows * self.scaling / 2 - xy[..., 1]) / self.scaling).astype(np.int64)
-        col = np.floor((xy[..., 0] + self.cols * self.scaling / 2) / self.scaling).astype(np.int64)
-        return np.stack([np.clip(row, 0, self.rows - 1), np.clip(col, 0, self.cols - 1)], axis=-1)
+        cells = np.empty(xy.shape, np.int64)  # floor division, then clipped: the controllers call it every step
+        cells[..., 0] = (self.rows * self.scaling / 2 - xy[..., 1]) // self.scaling
+        cells[..., 1] = (xy[..., 0] + self.cols * self.scaling / 2) // self.scaling
+        return np.minimum(np.maximum(cells, 0, out=cells), (self.rows - 1, self.cols - 1), out=cells)
 
     def free_index(self, cells: np.ndarray) -> np.ndarray:
         """Index into ``free_cells`` of each row/col; -1 for walls (a position inside a wall's cell)."""
-        lookup = np.full((self.rows, self.cols), -1, dtype=np.int64)
-        for i, (r, c) in enumerate(self.free_cells):
-            lookup[r, c] = i
         cells = np.asarray(cells)
-        return lookup[cells[..., 0], cells[..., 1]]
+        return self._free_lookup[cells[..., 0], cells[..., 1]]
 
     def cells_at_distance(self, cell: tuple[int, int], k: int) -> list[tuple[int, int]]:
         row = self.dist[:, self.index[cell]]

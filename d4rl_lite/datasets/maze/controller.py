@@ -90,41 +90,44 @@ class WaypointPlanner:
         self.detour[slot], self.wp_cell[slot], self.wp[slot], self.arrivals[slot] = -1, -1, np.nan, 0
 
     def waypoints(self, pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
-        """(n, 2) waypoints of copies 0..n-1 at positions ``pos`` with env goals ``goal``."""
-        g, cfg = self.grid, self.cfg
-        cells = g.free_index(g.cell_of(pos))
-        inside = np.flatnonzero(cells >= 0)  # else numerically inside a wall's cell: keep the last waypoint
-        c = cells[inside]
+        """(n, 2) waypoints of copies 0..n-1 at positions ``pos`` with env goals ``goal``.
+
+        Every copy is computed at once (a handful of array operations on n rows, each costing about
+        as much as for one row); a copy numerically inside a wall's cell keeps its last waypoint.
+        """
+        g, cfg, n = self.grid, self.cfg, len(pos)
+        cells, goal_cells = g.free_index(g.cell_of(np.concatenate([pos, goal]))).reshape(2, n)
+        inside = cells >= 0
+        c = np.where(inside, cells, 0)
+        target, detour = self.target[:n], self.detour[:n]  # views: writes land in the state
         if self.on_arrival is not None:
-            near = (c == self.target[inside]) & (self.detour[inside] < 0)
+            near = inside & (c == target) & (detour < 0)
             if near.any():
-                slots = inside[near]
-                close = np.linalg.norm(pos[slots] - g.cell_center(g.free_cells_array[c[near]]), axis=1) < 0.5 * g.scaling
+                slots = np.flatnonzero(near)
+                close = np.linalg.norm(pos[slots] - g.cell_center(g.free_cells_array[c[slots]]), axis=1) < 0.5 * g.scaling
                 for slot in slots[close]:
                     self.arrivals[slot] += 1
                     new = self.on_arrival(int(slot), int(self.episode[slot]), int(self.arrivals[slot]), self.rngs[slot])
                     if new is not None:
-                        self.target[slot] = g.index[tuple(new)]
-        detour = self.detour[inside]
-        detour[detour == c] = -1  # detour done: back on the shortest path
-        self.detour[inside] = detour
-        target = self.target[inside]
+                        target[slot] = g.index[tuple(new)]
+        detour[inside & (detour == c)] = -1  # detour done: back on the shortest path
         home = (c == target) & (detour < 0)
-        nxt = np.where(detour >= 0, g.next_hop[np.maximum(detour, 0), c], g.next_hop[target, c])
-        nxt[home] = c[home]
-        for i in np.flatnonzero(nxt != self.wp_cell[inside]):  # a new cell ahead: a new waypoint
-            slot, rng = inside[i], self.rngs[inside[i]]
-            if detour[i] < 0 and not home[i] and cfg.detour_prob > 0 and rng.random() < cfg.detour_prob:
-                options = [g.index[nb] for nb in g.neighbours(g.free_cells[c[i]])]
-                self.detour[slot] = nxt[i] = int(rng.choice(options))
+        nxt = np.where(home, c, np.where(detour >= 0, g.next_hop[detour, c], g.next_hop[target, c]))
+        changed = inside & (nxt != self.wp_cell[:n])
+        if changed.any():
             spread = cfg.jitter + cfg.waypoint_error
-            self.wp_cell[slot] = nxt[i]
-            self.wp[slot] = g.cell_center(np.array(g.free_cells[nxt[i]])) + rng.uniform(-spread, spread, 2) * g.scaling
-        out = self.wp[: len(pos)].copy()
+            for slot in np.flatnonzero(changed):  # a new cell ahead: a new waypoint (and maybe a detour first)
+                rng, cell = self.rngs[slot], int(nxt[slot])
+                if detour[slot] < 0 and not home[slot] and cfg.detour_prob > 0 and rng.random() < cfg.detour_prob:
+                    options = [g.index[nb] for nb in g.neighbours(g.free_cells[c[slot]])]
+                    detour[slot] = cell = int(rng.choice(options))
+                self.wp_cell[slot] = cell
+                self.wp[slot] = g.cell_center(g.free_cells_array[cell]) + rng.uniform(-spread, spread, 2) * g.scaling
+        out = self.wp[:n].copy()
         unset = np.isnan(out[:, 0])
-        out[unset] = pos[unset]  # never had a waypoint (started inside a wall's cell): hold still
-        goal_cells = g.free_index(g.cell_of(goal))
-        settle = inside[(c == self.target[inside]) & (self.target[inside] == goal_cells[inside]) & (self.detour[inside] < 0)]
+        if unset.any():
+            out[unset] = pos[unset]  # never had a waypoint (started inside a wall's cell): hold still
+        settle = inside & home & (target == goal_cells)
         out[settle] = goal[settle]  # settle on the env's goal point itself
         return out
 
