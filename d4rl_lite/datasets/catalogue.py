@@ -34,6 +34,16 @@ KINDS: dict[str, dict[str, str]] = {
         "explore": "random-direction wandering with high noise",
         "mixed": "weighted mixture of other kinds (--mix stitch:0.7,random:0.3)",
     },
+    "antmaze": {
+        "random": "uniform random actions",
+        "medium": "degraded controller (medium walking skill, detours) to the evaluation goal",
+        "play": "D4RL antmaze play: hand-picked start and goal cells, a new goal on arrival",
+        "diverse": "D4RL antmaze diverse: random start and goal cells, a new goal on arrival",
+        "navigate": "OGBench navigate: random far goal cells, a new one on arrival",
+        "stitch": "OGBench stitch: short episodes between nearby cells; no episode solves an evaluation task",
+        "explore": "OGBench explore: random headings with heavy action noise",
+        "mixed": "weighted mixture of other kinds (--mix diverse:0.7,random:0.3)",
+    },
 }
 
 

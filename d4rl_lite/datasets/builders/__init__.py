@@ -11,7 +11,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from d4rl_lite.datasets.builders import maze
+from d4rl_lite.datasets.builders import antmaze, maze
 from d4rl_lite.datasets.builders.human import DEFAULT_HUMAN_SIZE, build_human
 from d4rl_lite.datasets.builders.mixed import build_mixed
 from d4rl_lite.datasets.builders.policy import build_expert, build_medium, build_medium_expert
@@ -62,6 +62,16 @@ BUILDERS: dict[str, dict[str, Builder]] = {
         "stitch": Builder("stitch", maze.build_stitch, options=("distance", "episode_steps")),
         "human": Builder("human", maze.build_human, default_size=50_000),
         "explore": Builder("explore", maze.build_explore),
+        "mixed": Builder("mixed", build_mixed, options=("mix",)),
+    },
+    "antmaze": {
+        "random": Builder("random", build_random),
+        "medium": Builder("medium", antmaze.build_medium),
+        "play": Builder("play", antmaze.build_play),
+        "diverse": Builder("diverse", antmaze.build_diverse),
+        "navigate": Builder("navigate", antmaze.build_navigate),
+        "stitch": Builder("stitch", antmaze.build_stitch, options=("distance", "episode_steps")),
+        "explore": Builder("explore", antmaze.build_explore),
         "mixed": Builder("mixed", build_mixed, options=("mix",)),
     },
 }

@@ -82,24 +82,30 @@ def build_navigate(task: Task, *, size: int, seed: int, num_envs: int, progress=
                  "num_envs": num_envs, "description": "D4RL maze2d-style navigation", "card": _certify(raw, task)}
 
 
+def stitch_plan(grid: MazeGrid, seed: int, distance: int) -> Callable[[int], tuple[tuple[int, int], tuple[int, int]]]:
+    """Episode index -> (start cell, target cell): a random free cell and a cell exactly ``distance``
+    BFS steps away (small mazes: the farthest cells short of it), drawn from the episode's stream."""
+    plans: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}
+
+    def plan_of(i: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        if i not in plans:
+            rng = episode_rng(seed, i, 8)
+            start = grid.free_cells[rng.integers(len(grid.free_cells))]
+            targets = grid.cells_at_distance(start, distance)
+            if not targets:
+                targets = grid.cells_at_distance(start, int(grid.dist[:, grid.index[start]].max()))
+            plans[i] = (start, targets[rng.integers(len(targets))])
+        return plans[i]
+
+    return plan_of
+
+
 def build_stitch(task: Task, *, size: int, seed: int, num_envs: int, progress=None,
                  distance: int = STITCH_DISTANCE, episode_steps: int = STITCH_EPISODE_STEPS):
     """OGBench stitch: from a random free cell to a cell exactly ``distance`` BFS steps away, then hold."""
     grid = MazeGrid.for_task(task)
     distance, episode_steps = int(distance), int(episode_steps)
-    plans: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}
-
-    def plan_of(i: int):
-        if i not in plans:
-            rng = episode_rng(seed, i, 8)
-            start = grid.free_cells[rng.integers(len(grid.free_cells))]
-            targets = grid.cells_at_distance(start, distance)
-            if not targets:  # small mazes: the farthest cells short of `distance`
-                far = int(grid.dist[:, grid.index[start]].max())
-                targets = grid.cells_at_distance(start, far)
-            plans[i] = (start, targets[rng.integers(len(targets))])
-        return plans[i]
-
+    plan_of = stitch_plan(grid, seed, distance)
     ctrl = MazeController(grid, STITCH, seed, plan=lambda i: plan_of(i)[1])
     options = lambda i: {**task.eval_reset_options(), "reset_cell": np.array(plan_of(i)[0])}  # noqa: E731
     raw = collect_episodes(task, ctrl, size, seed, num_envs, reset_options=options, progress=progress,
@@ -182,16 +188,17 @@ def build_explore(task: Task, *, size: int, seed: int, num_envs: int, progress=N
 
 
 def relabel_goal(observations: np.ndarray, next_observations: np.ndarray, goal_xy: np.ndarray,
-                 reward_type: str = "sparse") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 reward_type: str = "sparse", radius: float = 0.45) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flat maze transitions re-targeted to ``goal_xy``: (observations, next_observations, rewards).
 
-    Rewards follow gymnasium-robotics on the state after the step: sparse 1 within 0.45 of the
-    goal, dense exp(-distance).
+    A flat maze observation starts with x/y and ends with the goal (PointMaze and AntMaze alike).
+    Rewards follow the environment on the state after the step: sparse 1 within ``radius`` of the
+    goal (PointMaze 0.45; AntMaze, as D4RL, 0.5), dense exp(-distance).
     """
     obs, nxt = observations.copy(), next_observations.copy()
-    obs[:, 4:6] = goal_xy
-    nxt[:, 4:6] = goal_xy
+    obs[:, -2:] = goal_xy
+    nxt[:, -2:] = goal_xy
     d = np.linalg.norm(nxt[:, 0:2] - np.asarray(goal_xy), axis=1)
-    rewards = (d <= 0.45).astype(np.float32) if reward_type == "sparse" else np.exp(-d).astype(np.float32)
+    rewards = (d <= radius).astype(np.float32) if reward_type == "sparse" else np.exp(-d).astype(np.float32)
     return obs, nxt, rewards
 

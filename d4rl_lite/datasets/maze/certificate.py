@@ -24,7 +24,7 @@ def _positions(data: Any) -> np.ndarray:
         ends = np.cumsum(data.episode_lengths)
         return np.insert(data.observations[:, :2], ends, data.next_observations[ends - 1, :2], axis=0)
     obs = data.observations
-    return (obs["observation"] if isinstance(obs, dict) else obs)[:, :2]
+    return obs["achieved_goal"] if isinstance(obs, dict) else obs[:, :2]  # the ant's 27 numbers leave x/y out
 
 
 def episode_cell_sequences(raw: Any, grid: MazeGrid) -> list[np.ndarray]:
