@@ -266,7 +266,7 @@ def test_a_wandb_failure_never_stops_training(maze_data, tmp_path, monkeypatch, 
 # -- behaviour: each algorithm learns, and the mechanisms do what their papers say -----------
 @pytest.mark.parametrize("name", OFFLINE)
 def test_every_algorithm_improves_over_its_untrained_policy(name, maze_data):
-    steps = 2000 if name.startswith("brac") else 1000
+    steps = 5000 if name.startswith("brac") else 1000  # BRAC-v learns slowest here (2000 sufficed on one build of the data, not on the next)
     width = {k: (64, 64) for k in get_algorithm(name).Config.__dataclass_fields__ if k.endswith("hidden")}
     untrained, _ = run_updates(name, maze_data, 0, **width)
     trained, _ = run_updates(name, maze_data, steps, **width)
@@ -459,6 +459,7 @@ def test_reference_settings_per_domain_apply_under_a_runs_own(maze_data, tmp_pat
         make_config(get_algorithm(algo).Config, domain_settings(algo, domain))
     tc = TrainConfig(steps=10, seed=0, device="cpu", log_every=5, eval_every=10, eval_episodes=1, checkpoint_every=5)
     record = train("iql", maze_data, tc, {"hidden": (16,)}, run_dir=tmp_path / "maze")
-    assert record["algo"]["normalize_reward"] is False and record["domain_settings"] == {"normalize_reward": False}
+    assert record["algo"]["normalize_reward"] is False and record["algo"]["expectile"] == 0.9
+    assert record["domain_settings"] == {"normalize_reward": False, "expectile": 0.9, "beta": 10.0}
     record = train("iql", maze_data, tc, {"hidden": (16,), "normalize_reward": "true"}, run_dir=tmp_path / "own")
     assert record["algo"]["normalize_reward"] is True  # the run's own setting wins
