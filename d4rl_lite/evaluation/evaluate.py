@@ -19,7 +19,7 @@ class EvalResult:
     successes: np.ndarray | None  # mazes: goal reached at least once in the episode
     seeds: list[int]
     discounted_returns: np.ndarray | None = None  # with ``gamma``: sum_t gamma^t r_t of each episode, raw rewards
-    start_observations: np.ndarray | None = None  # (episodes, obs_dim) flat first observation of each episode
+    start_observations: np.ndarray | None = None  # with ``gamma``: (episodes, obs_dim) flat first observations
 
     def summary(self) -> dict[str, Any]:
         out = {
@@ -107,11 +107,12 @@ def _run_episodes(task: Task, act: Any, members: int, episodes: int | None, seed
         while (slot_episode >= 0).any():
             active = slot_episode >= 0
             obs = task.flatten_observation(envs.obs)
-            if starts is None:
-                starts = np.zeros((members, episodes, obs.shape[-1]), dtype=obs.dtype)
-            first = active.copy()
-            first[active] = lengths[owner[active], slot_episode[active]] == 0
-            starts[owner[first], slot_episode[first]] = obs[first]
+            if discounted is not None:  # the first observations only serve the discounted-return yardstick
+                if starts is None:
+                    starts = np.zeros((members, episodes, obs.shape[-1]), dtype=obs.dtype)
+                first = active.copy()
+                first[active] = lengths[owner[active], slot_episode[active]] == 0
+                starts[owner[first], slot_episode[first]] = obs[first]
             actions = np.asarray(act(obs.reshape(members, n, -1))).reshape(members * n, -1)
             _, rewards, terminations, truncations = envs.step(actions, active)
             who, ep = owner[active], slot_episode[active]
@@ -135,4 +136,5 @@ def _run_episodes(task: Task, act: Any, members: int, episodes: int | None, seed
         envs.close()
     seeds = [seed + i for i in range(episodes)]
     return [EvalResult(returns[m], lengths[m], None if successes is None else successes[m], seeds,
-                       None if discounted is None else discounted[m], starts[m]) for m in range(members)]
+                       None if discounted is None else discounted[m], None if starts is None else starts[m])
+            for m in range(members)]
