@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 
 from d4rl_lite.datasets.behavior.policies import load_role
-from d4rl_lite.datasets.builders.maze import STITCH_DISTANCE, STITCH_EPISODE_STEPS, _certify, stitch_plan
+from d4rl_lite.datasets.builders.maze import (
+    STITCH_DISTANCE, STITCH_EPISODE_STEPS, _certify, random_heading, start_in, stitch_plan,
+)
 from d4rl_lite.datasets.collect import collect_episodes
 from d4rl_lite.datasets.maze.ant_controller import AntMazeController
 from d4rl_lite.datasets.maze.controller import ControllerConfig, episode_rng
@@ -48,12 +50,19 @@ def _maze_of(task: Task) -> str:
     return task.name.split("-", 1)[1]
 
 
-def _controller(task: Task, role: str, cfg: ControllerConfig, seed: int, plan, on_arrival=None, **kw):
+def _controller(task: Task, role: str, cfg: ControllerConfig, seed: int, plan, on_arrival=None,
+                cls: type[AntMazeController] = AntMazeController):
+    """The ant driven by the committed skill's ``role`` entry, and what the recipe says of it."""
     skill, entry = load_role(SKILL_TASK, role)
-    grid = MazeGrid.for_task(task)
-    ctrl = AntMazeController(grid, cfg, seed, plan=plan, on_arrival=on_arrival, skill=skill, **kw)
+    ctrl = cls(MazeGrid.for_task(task), cfg, seed, plan=plan, on_arrival=on_arrival, skill=skill)
     return ctrl, {"skill": f"committed {SKILL_TASK} {role} (step {entry['step']:,})", "skill_file": entry["file"],
                   "controller": asdict(cfg)}
+
+
+def _random_cells(grid: MazeGrid, seed: int):
+    """Episode index -> a free cell drawn from the episode's own stream (the same for every call)."""
+    drawn: dict[int, tuple[int, int]] = {}
+    return lambda i: drawn.setdefault(i, grid.free_cells[episode_rng(seed, i, 11).integers(len(grid.free_cells))])
 
 
 def _goal_tours(task: Task, cells: list[tuple[int, int]], *, size: int, seed: int, num_envs: int, progress,
@@ -70,8 +79,7 @@ def _goal_tours(task: Task, cells: list[tuple[int, int]], *, size: int, seed: in
 
     ctrl, recipe = _controller(task, "expert", NAVIGATE, seed, plan=lambda i: pick(episode_rng(seed, i, 12), start_of(i)),
                                on_arrival=lambda _slot, _i, _n, rng: pick(rng))
-    options = lambda i: {**task.eval_reset_options(), "reset_cell": np.array(start_of(i))}  # noqa: E731
-    raw = collect_episodes(task, ctrl, size, seed, num_envs, reset_options=options, progress=progress)
+    raw = collect_episodes(task, ctrl, size, seed, num_envs, reset_options=start_in(task, start_of), progress=progress)
     return raw, {**recipe, "cells": [list(c) for c in cells], "num_envs": num_envs, "description": description,
                  "card": _certify(raw, task)}
 
@@ -99,10 +107,7 @@ def build_navigate(task: Task, *, size: int, seed: int, num_envs: int, progress=
         options = np.flatnonzero(column >= far)
         return grid.free_cells[int(options[rng.integers(len(options))])]
 
-    starts = {}
-
-    def start_of(i: int) -> tuple[int, int]:
-        return starts.setdefault(i, grid.free_cells[episode_rng(seed, i, 11).integers(len(grid.free_cells))])
+    start_of = _random_cells(grid, seed)
 
     def on_arrival(slot: int, _i: int, _n: int, rng: np.random.Generator) -> tuple[int, int]:
         return far_from(grid.free_cells[int(ctrl.target[slot])], rng)  # from the target just reached
@@ -111,8 +116,7 @@ def build_navigate(task: Task, *, size: int, seed: int, num_envs: int, progress=
         return far_from(start_of(i), episode_rng(seed, i, 12))
 
     ctrl, recipe = _controller(task, "expert", NAVIGATE, seed, plan=plan, on_arrival=on_arrival)
-    options = lambda i: {**task.eval_reset_options(), "reset_cell": np.array(start_of(i))}  # noqa: E731
-    raw = collect_episodes(task, ctrl, size, seed, num_envs, reset_options=options, progress=progress)
+    raw = collect_episodes(task, ctrl, size, seed, num_envs, reset_options=start_in(task, start_of), progress=progress)
     return raw, {**recipe, "min_goal_distance_cells": far, "num_envs": num_envs,
                  "description": "OGBench-style navigate: random far goal cells, a new one on arrival",
                  "card": _certify(raw, task)}
@@ -124,9 +128,8 @@ def build_stitch(task: Task, *, size: int, seed: int, num_envs: int, progress=No
     grid = MazeGrid.for_task(task)
     plan_of = stitch_plan(grid, seed, int(distance))
     ctrl, recipe = _controller(task, "expert", NAVIGATE, seed, plan=lambda i: plan_of(i)[1])
-    options = lambda i: {**task.eval_reset_options(), "reset_cell": np.array(plan_of(i)[0])}  # noqa: E731
-    raw = collect_episodes(task, ctrl, size, seed, num_envs, reset_options=options, progress=progress,
-                           max_episode_steps=int(episode_steps))
+    raw = collect_episodes(task, ctrl, size, seed, num_envs, reset_options=start_in(task, lambda i: plan_of(i)[0]),
+                           progress=progress, max_episode_steps=int(episode_steps))
     return raw, {**recipe, "distance": int(distance), "episode_steps": int(episode_steps), "num_envs": num_envs,
                  "description": f"OGBench-style stitch ({episode_steps}-step episodes, k = {distance})",
                  "card": _certify(raw, task)}
@@ -160,24 +163,17 @@ class _AntExplorer(AntMazeController):
         out = np.empty_like(pos)
         for slot in range(len(pos)):
             if self.hold[slot] == 0:
-                rng = self.rngs[slot]
-                angle = rng.uniform(0, 2 * np.pi)
-                self.heading[slot] = np.array([np.cos(angle), np.sin(angle)])
-                self.hold[slot] = int(rng.geometric(1.0 / EXPLORE_HOLD))
+                self.heading[slot], self.hold[slot] = random_heading(self.rngs[slot], EXPLORE_HOLD)
             self.hold[slot] -= 1
             out[slot] = pos[slot] + EXPLORE_REACH * self.heading[slot]
         return out
 
 
 def build_explore(task: Task, *, size: int, seed: int, num_envs: int, progress=None):
-    grid = MazeGrid.for_task(task)
-    cfg = ControllerConfig(noise_sigma=EXPLORE_SIGMA)
-    skill, entry = load_role(SKILL_TASK, "expert")
-    ctrl = _AntExplorer(grid, cfg, seed, plan=lambda _i: task.eval_goal_cell, skill=skill)
-    starts = lambda i: grid.free_cells[episode_rng(seed, i, 11).integers(len(grid.free_cells))]  # noqa: E731
-    options = lambda i: {**task.eval_reset_options(), "reset_cell": np.array(starts(i))}  # noqa: E731
-    raw = collect_episodes(task, ctrl, size, seed, num_envs, reset_options=options, progress=progress)
-    return raw, {"skill": f"committed {SKILL_TASK} expert (step {entry['step']:,})", "skill_file": entry["file"],
-                 "noise_sigma": EXPLORE_SIGMA, "heading_hold_mean": EXPLORE_HOLD, "reach_m": EXPLORE_REACH,
+    ctrl, recipe = _controller(task, "expert", ControllerConfig(noise_sigma=EXPLORE_SIGMA), seed,
+                               plan=lambda _i: task.eval_goal_cell, cls=_AntExplorer)
+    start_of = _random_cells(MazeGrid.for_task(task), seed)
+    raw = collect_episodes(task, ctrl, size, seed, num_envs, reset_options=start_in(task, start_of), progress=progress)
+    return raw, {**recipe, "heading_hold_mean": EXPLORE_HOLD, "reach_m": EXPLORE_REACH,
                  "num_envs": num_envs, "description": "OGBench-style explore: random headings, heavy action noise",
                  "card": _certify(raw, task)}

@@ -39,6 +39,17 @@ def _eval_goal_options(task: Task) -> Callable[[int], dict[str, Any]]:
     return lambda _i: task.eval_reset_options()
 
 
+def start_in(task: Task, cell_of: Callable[[int], tuple[int, int]]) -> Callable[[int], dict[str, Any]]:
+    """Reset options of episode i: the task's evaluation goal, the start cell ``cell_of(i)``."""
+    return lambda i: {**task.eval_reset_options(), "reset_cell": np.array(cell_of(i))}
+
+
+def random_heading(rng: np.random.Generator, mean_hold: float) -> tuple[np.ndarray, int]:
+    """A unit direction drawn uniformly and how many steps to hold it (geometric, mean ``mean_hold``)."""
+    angle = rng.uniform(0, 2 * np.pi)
+    return np.array([np.cos(angle), np.sin(angle)]), int(rng.geometric(1 / mean_hold))
+
+
 def _certify(raw: EpisodeArrays, task: Task) -> dict[str, Any]:
     return {"stitching_certificate": stitching_certificate(raw, task)}
 
@@ -107,9 +118,8 @@ def build_stitch(task: Task, *, size: int, seed: int, num_envs: int, progress=No
     distance, episode_steps = int(distance), int(episode_steps)
     plan_of = stitch_plan(grid, seed, distance)
     ctrl = MazeController(grid, STITCH, seed, plan=lambda i: plan_of(i)[1])
-    options = lambda i: {**task.eval_reset_options(), "reset_cell": np.array(plan_of(i)[0])}  # noqa: E731
-    raw = collect_episodes(task, ctrl, size, seed, num_envs, reset_options=options, progress=progress,
-                           max_episode_steps=episode_steps)
+    raw = collect_episodes(task, ctrl, size, seed, num_envs, reset_options=start_in(task, lambda i: plan_of(i)[0]),
+                           progress=progress, max_episode_steps=episode_steps)
     return raw, {"policy": f"controller from a random free cell to a cell {distance} BFS steps away, then hold",
                  "controller": asdict(STITCH), "distance": distance, "episode_steps": episode_steps,
                  "num_envs": num_envs, "description": f"OGBench-style stitch ({episode_steps}-step episodes, k = {distance})",
@@ -173,8 +183,7 @@ class _Explorer:
         for slot in range(len(observations)):
             s = self.slots[slot]
             if s["hold"] == 0:
-                angle = s["rng"].uniform(0, 2 * np.pi)
-                s["heading"], s["hold"] = np.array([np.cos(angle), np.sin(angle)]), int(s["rng"].geometric(1 / self.mean_hold))
+                s["heading"], s["hold"] = random_heading(s["rng"], self.mean_hold)
             s["hold"] -= 1
             out[slot] = np.clip(s["heading"] + s["rng"].normal(0, self.sigma, 2), -1, 1)
         return out
