@@ -233,7 +233,9 @@ def cmd_export_behavior(args: argparse.Namespace) -> int:
         from d4rl_lite.production.export import export_replay
 
         dest = export_replay(args.task, run, zoo_root=args.zoo)
-        print(f"replay of {run} up to the committed medium step exported to {dest / 'replay'} (policies unchanged)")
+        steps = json.loads((dest / "card.json").read_text())["training"]["replay_run"]["steps"]
+        print(f"replay of {run} up to step {steps:,}, where it reached the medium return, exported to "
+              f"{dest / 'replay'} (policies unchanged)")
         return 0
     dest = export_behavior(args.task, run, zoo_root=args.zoo, episodes=args.episodes, store_reference=args.zoo is None)
     card = json.loads((dest / "card.json").read_text())
@@ -566,8 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--episodes", type=int, default=100, help="episodes per measurement (default 100)")
     sp.add_argument("--zoo", metavar="DIR", help="export elsewhere than the package zoo (then ref_max is not stored)")
     sp.add_argument("--replay-only", action="store_true",
-                    help="commit only the run's replay buffer up to the committed medium step (the source of "
-                         "medium-replay), e.g. from a re-run of the recipe; the committed policies stay")
+                    help="commit only the run's replay buffer (the source of medium-replay), e.g. from a re-run "
+                         "of the recipe, up to its first evaluation at or above the committed medium "
+                         "policy's return; the committed policies stay")
     sp.set_defaults(func=cmd_export_behavior)
 
     sp = sub.add_parser("refs", help="show reference scores and how each was measured; measure ref_min",

@@ -251,15 +251,38 @@ def test_committed_replay_is_packed_losslessly_and_a_rerun_can_supply_it(zoo, ro
         original = dict(np.load(zoo / "run/replay" / packed.name))
         restored = load_replay_chunk(packed)  # ... and give back every array exactly
         assert restored.keys() == original.keys() and all(np.array_equal(restored[k], original[k]) for k in original)
-    # A later run's replay replaces the committed one; the policies stay; the card says where it came from.
+    # A later run's replay replaces the committed one, up to that run's first evaluation at or above
+    # the medium policy's return (D4RL: "until the policy reaches medium"); the policies stay; the
+    # card says where it came from. The re-run's curve is rewritten so that this happens at a known step.
     shutil.copytree(zoo / "zoo", tmp_path / "zoo2")
-    dest = export_replay("hopper", zoo / "run", zoo_root=tmp_path / "zoo2")
+    rerun = tmp_path / "rerun"
+    shutil.copytree(zoo / "run", rerun)
+    medium_return = json.loads((tmp_path / "zoo2/hopper/card.json").read_text())["medium"]["return_mean_100"]
+    lines = (rerun / "curve.csv").read_text().splitlines()
+    column = lines[0].split(",").index("eval_sto_mean")
+    steps = [int(line.split(",")[0]) for line in lines[1:]]
+    reached = steps[-2]
+
+    def write_curve(reached_at):
+        rows = [line.split(",") for line in lines[1:]]
+        for row in rows:
+            row[column] = str(medium_return + (1.0 if int(row[0]) >= reached_at else -1.0))
+        (rerun / "curve.csv").write_text("\n".join([lines[0]] + [",".join(r) for r in rows]) + "\n")
+
+    write_curve(reached)
+    dest = export_replay("hopper", rerun, zoo_root=tmp_path / "zoo2")
     card = json.loads((dest / "card.json").read_text())
-    assert card["training"]["replay_run"]["steps"] == card["medium"]["step"] and card["training"]["replay_to_medium_committed"]
+    assert card["training"]["replay_run"]["steps"] == reached and card["training"]["replay_to_medium_committed"]
+    assert max(int(f.stem.split("_")[2]) for f in (dest / "replay").glob("chunk_*.npz")) == reached
     assert (dest / card["medium"]["file"]).read_bytes() == (zoo / "zoo/hopper" / card["medium"]["file"]).read_bytes()
     monkeypatch.setenv("D4RL_LITE_ZOO", str(tmp_path / "zoo2"))  # its manifest checks out when a builder uses it
-    build_dataset("hopper-medium-replay-v0", size=300, root=root, num_envs=2)
-    recipe = d4rl_lite.load_dataset("hopper-medium-replay-v0").metadata["recipe"]
-    assert recipe["source"] == "real replay buffer of the training run (a re-run, see the card)"
+    build_dataset("hopper-medium-replay-v0", size=None, root=root, num_envs=2)
+    data = d4rl_lite.load_dataset("hopper-medium-replay-v0")
+    assert data.metadata["recipe"]["source"] == "real replay buffer of the training run (a re-run, see the card)"
+    assert data.metadata["recipe"]["up_to_step"] == reached and data.num_transitions == reached
+    write_curve(steps[-1] + 1)  # a re-run that never reaches medium is refused, the zoo untouched
+    with pytest.raises(ValueError, match="never reach the medium policy's return"):
+        export_replay("hopper", rerun, zoo_root=tmp_path / "zoo2")
+    assert json.loads((dest / "card.json").read_text()) == card
     with pytest.raises(ValueError, match="trained 'hopper', not walker2d"):
-        export_replay("walker2d", zoo / "run", zoo_root=tmp_path / "zoo2")
+        export_replay("walker2d", rerun, zoo_root=tmp_path / "zoo2")

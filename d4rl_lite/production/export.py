@@ -100,29 +100,39 @@ def export_behavior(task_name: str, run_dir: str | Path, zoo_root: str | Path | 
 
 def export_replay(task_name: str, run: str | Path, zoo_root: str | Path | None = None) -> Path:
     """Commit the replay buffer of ``run`` (a later run of the committed policies' recipe, say after
-    the original run's buffer was lost) up to the committed medium step, next to the committed
-    policies, which stay as they are; the card records where the replay comes from. The replay is
-    then what D4RL's medium-replay is, a SAC run's experience up to medium, though not that of the
-    run whose medium policy is committed."""
+    the original run's buffer was lost) next to the committed policies, which stay as they are; the
+    card records where the replay comes from.
+
+    D4RL's medium-replay is a SAC run's experience "until the policy reaches the medium level", so
+    the replay ends at the first evaluation of ``run`` (10 episodes, sampled actions, as the ladder's
+    ``eval_sto_mean``) at or above the committed medium policy's return. A fixed step would not do:
+    runs of one recipe learn at different speeds (walker2d's re-run was at ~800 where the original
+    reached medium, 2200, so its replay held no medium-level episode)."""
     run = Path(run)
     config = json.loads((run / "config.json").read_text())
     if config.get("task") != task_name:
         raise ValueError(f"{run} trained {config.get('task')!r}, not {task_name}")
     dest = Path(zoo_root) / task_name if zoo_root else zoo_dir(task_name)
     card = read_card(task_name) if zoo_root is None else json.loads((dest / "card.json").read_text())
-    medium_step = card["medium"]["step"]
+    medium_return = card["medium"]["return_mean_100"]
+    end_step = step_reaching(run, medium_return)
+    if end_step is None:
+        raise ValueError(f"{run}'s evaluations never reach the medium policy's return ({medium_return:.1f}); "
+                         f"train it longer (re-run train-behavior with a larger --steps), then export again")
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(dest, tmp)
     shutil.rmtree(tmp / "replay", ignore_errors=True)
-    if not copy_replay_to_medium(run, tmp, medium_step):
+    if not copy_replay_to_medium(run, tmp, end_step):
         shutil.rmtree(tmp)
-        raise ValueError(f"{run}'s replay does not cover steps 0-{medium_step:,} from its start, or exceeds "
-                         f"{REPLAY_COMMIT_LIMIT / 2**20:.0f} MB packed; train it to step {medium_step:,} first")
+        raise ValueError(f"{run}'s replay does not cover steps 0-{end_step:,} from its start, or exceeds "
+                         f"{REPLAY_COMMIT_LIMIT / 2**20:.0f} MB packed")
     card["training"]["replay_to_medium_committed"] = True
-    card["training"]["replay_run"] = {"run_dir": str(run.resolve()), "seed": config["seed"], "steps": medium_step,
+    card["training"]["replay_run"] = {"run_dir": str(run.resolve()), "seed": config["seed"], "steps": end_step,
+                                      "until": f"its evaluation first reached the medium policy's return "
+                                               f"({medium_return:.1f})",
                                       "command": f"d4rl-lite train-behavior {task_name} --seed {config['seed']} "
-                                                 f"--steps {medium_step}",
+                                                 f"--steps {end_step}",
                                       "exported_on": date.today().isoformat(),
                                       "note": "a later run of the same recipe: its replay, not the committed run's"}
     (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
@@ -130,6 +140,18 @@ def export_replay(task_name: str, run: str | Path, zoo_root: str | Path | None =
     shutil.rmtree(dest)
     os.replace(tmp, dest)
     return dest
+
+
+def step_reaching(run: Path, target_return: float) -> int | None:
+    """The first evaluated step of ``run`` whose 10-episode return (sampled actions) is at least
+    ``target_return``, or None."""
+    import csv
+
+    with open(run / "curve.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if float(row["eval_sto_mean"]) >= target_return:
+                return int(row["step"])
+    return None
 
 
 def copy_replay_to_medium(run: Path, dest: Path, medium_step: int, limit: int = REPLAY_COMMIT_LIMIT) -> bool:

@@ -1,8 +1,9 @@
 """``medium-replay``: the experience the behaviour policy collected while it trained up to medium.
 
 Source, in order of preference:
-1. the real replay buffer of the training run, every transition up to the medium checkpoint's
-   step, in collection order (as D4RL): committed with the policies (``zoo/<task>/replay``, when
+1. the real replay buffer of the training run, every transition up to the step where it reached
+   medium, in collection order (as D4RL; for a re-run of the recipe the card's ``replay_run``
+   says that step, else it is the medium checkpoint's): committed with the policies (``zoo/<task>/replay``, when
    small enough) or in the run directory, when that is on this machine;
 2. otherwise the committed ladder's actors up to medium, rolled out in order with sampled
    actions, an equal share each. The recipe says which source was used.
@@ -75,20 +76,21 @@ def build_medium_replay(task: Task, *, size: int | None, seed: int, num_envs: in
                         progress: Callable[[int], None] | None = None) -> tuple[EpisodeArrays, dict[str, Any]]:
     card = read_card(task.name)
     medium_step = card["medium"]["step"]
-    run_dir = Path(card.get("training", {}).get("run_dir", "/nonexistent"))
+    rerun = card.get("training", {}).get("replay_run")  # the replay of a later run of the same recipe
+    replay_end = rerun["steps"] if rerun else medium_step  # where that run reached medium
+    run_dir = Path((rerun or card.get("training", {})).get("run_dir", "/nonexistent"))
     committed = [zoo_file(task.name, f"replay/{f.name}")  # export checked it covers medium
                  for f in sorted((zoo_dir(task.name) / "replay").glob("chunk_*.npz"))]
     chunks = committed or sorted((run_dir / "replay").glob("chunk_*.npz"))
     covered = max((int(c.stem.split("_")[2]) for c in chunks), default=0)
-    complete = card.get("training", {}).get("replay_starts_at_step", 0) == 0  # a warm restart lost the start
-    if complete and covered >= medium_step:
-        raw = replay_to_episodes(chunks, medium_step, size)
+    complete = rerun is not None or card.get("training", {}).get("replay_starts_at_step", 0) == 0  # a warm restart lost the start
+    if complete and covered >= replay_end:
+        raw = replay_to_episodes(chunks, replay_end, size)
         if progress:
             progress(int(raw.episode_lengths.sum()))
-        rerun = card.get("training", {}).get("replay_run")  # the replay of a later run of the same recipe
         return raw, {"source": "real replay buffer of the training run" + (" (a re-run, see the card)" if rerun else ""),
                      "replay_from": "committed with the policies" if committed else str(run_dir),
-                     "up_to_step": medium_step, "description": f"SAC replay buffer up to step {medium_step:,} (medium)"}
+                     "up_to_step": replay_end, "description": f"SAC replay buffer up to step {replay_end:,} (medium)"}
 
     ladder = [e for e in card["ladder"] if e["step"] <= medium_step]
     total = size or medium_step
