@@ -7,6 +7,7 @@ the success rate and the mean episode length. The issue's bar: >= 90% on umaze, 
 
     python benchmarks/ant_maze_controller.py                       # the committed skill (zoo/ant-goal expert)
     python benchmarks/ant_maze_controller.py --weights RUN/ladder/step_00600000.safetensors --mazes umaze
+    python benchmarks/ant_maze_controller.py --max-offset inf --mazes large  # without the offset cap
     python benchmarks/ant_maze_controller.py --write-card          # store the figures in zoo/ant-goal/card.json
 """
 
@@ -17,7 +18,7 @@ import json
 import time
 
 
-def measure(maze: str, skill, episodes: int) -> dict:
+def measure(maze: str, skill, episodes: int, max_offset: float) -> dict:
     from d4rl_lite.datasets.maze.ant_controller import AntMazeController
     from d4rl_lite.datasets.maze.controller import ControllerConfig
     from d4rl_lite.envs.maze_grid import MazeGrid
@@ -26,10 +27,11 @@ def measure(maze: str, skill, episodes: int) -> dict:
 
     task = get_task(f"antmaze-{maze}")
     controller = AntMazeController(MazeGrid.for_task(task), ControllerConfig(noise_sigma=0.0, jitter=0.0), seed=0,
-                                   plan=lambda _i: task.eval_goal_cell, skill=skill)
+                                   plan=lambda _i: task.eval_goal_cell, skill=skill, max_offset=max_offset)
     result = evaluate(task, controller, episodes=episodes, workers=1)
     return {"success": float(result.successes.mean()), "episodes": episodes,
-            "length_mean": float(result.lengths.mean()), "how": "deterministic skill, no jitter, the task's evaluation seeds"}
+            "length_mean": float(result.lengths.mean()), "max_offset_m": max_offset,
+            "how": "deterministic skill, no jitter, the task's evaluation seeds"}
 
 
 def main() -> None:
@@ -38,10 +40,13 @@ def main() -> None:
     p.add_argument("--hidden", default="256,256")
     p.add_argument("--mazes", nargs="+", default=["umaze", "medium", "large"])
     p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--max-offset", type=float, default=None,
+                   help="farthest target shown to the skill, metres (default: the controller's MAX_OFFSET; inf: uncapped)")
     p.add_argument("--write-card", action="store_true", help="record the figures in zoo/ant-goal/card.json")
     args = p.parse_args()
 
     from d4rl_lite.datasets.behavior.policies import load_actor, load_role, write_manifest, zoo_dir
+    from d4rl_lite.datasets.maze.ant_controller import MAX_OFFSET
     from d4rl_lite.tasks import get_task
 
     if args.weights:
@@ -54,7 +59,8 @@ def main() -> None:
     figures = {}
     for maze in args.mazes:
         t0 = time.perf_counter()
-        figures[f"antmaze-{maze}"] = fig = measure(maze, skill, args.episodes)
+        figures[f"antmaze-{maze}"] = fig = measure(maze, skill, args.episodes,
+                                                       MAX_OFFSET if args.max_offset is None else args.max_offset)
         print(f"antmaze-{maze}: success {fig['success']:.0%} over {args.episodes} episodes, "
               f"mean length {fig['length_mean']:.0f} steps ({time.perf_counter() - t0:.0f} s)")
     if args.write_card:

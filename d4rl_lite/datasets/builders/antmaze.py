@@ -36,7 +36,7 @@ SKILL_TASK = "ant-goal"
 NAVIGATE = ControllerConfig(noise_sigma=0.2)
 # Degraded: the medium skill, sloppy waypoints and frequent detours towards the evaluation goal.
 MEDIUM = ControllerConfig(noise_sigma=0.4, waypoint_error=0.2, detour_prob=0.5)
-EXPLORE_SIGMA, EXPLORE_HOLD, EXPLORE_REACH = 0.6, 40.0, 4.0  # noise, steps a heading is held, metres ahead
+EXPLORE_SIGMA, EXPLORE_HOLD = 0.6, 40.0  # action noise, mean steps a heading is held
 
 # D4RL's play datasets head for a few hand-picked cells; ours: the maze's corners and junctions.
 PLAY_CELLS = {
@@ -56,7 +56,7 @@ def _controller(task: Task, role: str, cfg: ControllerConfig, seed: int, plan, o
     skill, entry = load_role(SKILL_TASK, role)
     ctrl = cls(MazeGrid.for_task(task), cfg, seed, plan=plan, on_arrival=on_arrival, skill=skill)
     return ctrl, {"skill": f"committed {SKILL_TASK} {role} (step {entry['step']:,})", "skill_file": entry["file"],
-                  "controller": asdict(cfg)}
+                  "controller": {**asdict(cfg), "max_offset_m": ctrl.max_offset}}
 
 
 def _random_cells(grid: MazeGrid, seed: int):
@@ -146,7 +146,7 @@ def build_medium(task: Task, *, size: int, seed: int, num_envs: int, progress=No
 
 
 class _AntExplorer(AntMazeController):
-    """OGBench explore: the skill heads for a point ``EXPLORE_REACH`` m away in a random direction,
+    """OGBench explore: the skill heads for a point ``max_offset`` m away in a random direction,
     held for a geometric number of steps (mean ``EXPLORE_HOLD``), with heavy action noise; it knows
     nothing of the maze."""
 
@@ -165,7 +165,7 @@ class _AntExplorer(AntMazeController):
             if self.hold[slot] == 0:
                 self.heading[slot], self.hold[slot] = random_heading(self.rngs[slot], EXPLORE_HOLD)
             self.hold[slot] -= 1
-            out[slot] = pos[slot] + EXPLORE_REACH * self.heading[slot]
+            out[slot] = pos[slot] + self.max_offset * self.heading[slot]
         return out
 
 
@@ -174,6 +174,6 @@ def build_explore(task: Task, *, size: int, seed: int, num_envs: int, progress=N
                                plan=lambda _i: task.eval_goal_cell, cls=_AntExplorer)
     start_of = _random_cells(MazeGrid.for_task(task), seed)
     raw = collect_episodes(task, ctrl, size, seed, num_envs, reset_options=start_in(task, start_of), progress=progress)
-    return raw, {**recipe, "heading_hold_mean": EXPLORE_HOLD, "reach_m": EXPLORE_REACH,
+    return raw, {**recipe, "heading_hold_mean": EXPLORE_HOLD,
                  "num_envs": num_envs, "description": "OGBench-style explore: random headings, heavy action noise",
                  "card": _certify(raw, task)}
