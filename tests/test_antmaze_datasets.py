@@ -75,3 +75,20 @@ def test_relabelling_an_ant_transition_moves_the_goal_and_its_reward():
     assert np.all(new_obs[:, -2:] == 2.0) and np.all(new_next[:, -2:] == 2.0)
     assert np.array_equal(new_obs[:, :29], obs[:, :29])  # the ant's own numbers untouched
     assert rewards.tolist() == [1.0, 0.0]  # 0.3 m away: reached; 4.2 m away: not
+
+
+def test_the_committed_skill_walks_the_ant_through_the_umaze_to_its_goal():
+    # The package's own skill (zoo/ant-goal expert) on the planner's waypoints, deterministic, under
+    # the evaluation protocol: the controller every ant dataset is collected with reaches the goal.
+    from d4rl_lite.datasets.behavior.policies import load_role
+    from d4rl_lite.datasets.maze.ant_controller import AntMazeController
+    from d4rl_lite.datasets.maze.controller import ControllerConfig
+    from d4rl_lite.envs.maze_grid import MazeGrid
+    from d4rl_lite.evaluation.evaluate import evaluate
+
+    skill, _ = load_role("ant-goal", "expert")
+    controller = AntMazeController(MazeGrid.for_task(UMAZE), ControllerConfig(noise_sigma=0.0, jitter=0.0), seed=0,
+                                   plan=lambda _i: UMAZE.eval_goal_cell, skill=skill)
+    result = evaluate(UMAZE, controller, episodes=6, workers=1)
+    assert result.successes.sum() >= 5  # 98 of 100 episodes reach it (benchmarks/ant_maze_controller.py)
+    assert result.lengths[result.successes].max() < UMAZE.horizon  # and ends there
