@@ -174,3 +174,13 @@ def test_intervals_are_the_same_on_every_report_and_leave_numpys_generator_alone
     assert (first["low"], first["high"]) == (second["low"], second["high"])
     np.random.seed(1)
     assert np.random.rand() == after  # the caller's stream is where it was
+
+
+def test_the_antmaze_check_concerns_d4rls_ant_maze_kinds_only(tmp_path):
+    spec = validity.load_patterns()["antmaze"]
+    datasets = ["antmaze-umaze-diverse-v0", "antmaze-large-play-v0", "antmaze-medium-stitch-v0",
+                "pointmaze-medium-stitch-v0", "hopper-medium-replay-v0"]
+    assert validity.applicable(spec, datasets) == ["antmaze-umaze-diverse-v0", "antmaze-large-play-v0"]
+    runs = grid({"bc": 0.45, "iql": 0.62}, "antmaze-umaze-diverse-v0", key="success")
+    v = validity.evaluate_pattern("antmaze", spec, runs, tmp_path)
+    assert v["verdict"] == validity.REPRODUCED and v["effect"] == pytest.approx(17.0)  # percentage points
