@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -268,6 +268,13 @@ def _build_registry() -> dict[str, Task]:
             eval_goal_cell=goal,
             eval_reset_cell=(1, 1),
         )
+        for k, (start, task_goal) in enumerate(_MAZE_TASK_PAIRS[maze], start=1):  # the point mazes' maps
+            base = tasks[f"antmaze-{maze}"]
+            tasks[f"antmaze-{maze}-task{k}"] = replace(
+                base, name=f"antmaze-{maze}-task{k}", eval_goal_cell=task_goal, eval_reset_cell=start,
+                variant_of=base.name,
+                description=(f"AntMaze {maze}, task {k} of 5 (OGBench single-task protocol): start cell {start}, "
+                             f"goal cell {task_goal}, success within 0.5 ends the episode"))
     return tasks
 
 

@@ -92,3 +92,32 @@ def test_the_committed_skill_walks_the_ant_through_the_umaze_to_its_goal():
     result = evaluate(UMAZE, controller, episodes=6, workers=1)
     assert result.successes.sum() >= 5  # 98 of 100 episodes reach it (benchmarks/ant_maze_controller.py)
     assert result.lengths[result.successes].max() < UMAZE.horizon  # and ends there
+
+
+def test_ant_single_task_variants_are_the_mazes_five_longest_pairs_and_their_data_carries_the_tasks_goal(root):
+    # OGBench's single-task protocol for the stitch and navigate kinds: antmaze-X-taskK starts in task
+    # K's start cell and must reach its goal cell; a dataset built for it has that goal and its rewards.
+    from d4rl_lite.datasets.behavior.policies import load_role
+    from d4rl_lite.datasets.maze.ant_controller import AntMazeController
+    from d4rl_lite.datasets.maze.controller import ControllerConfig
+    from d4rl_lite.envs.maze_grid import MazeGrid
+    from d4rl_lite.evaluation.evaluate import evaluate
+
+    for maze in ("umaze", "medium", "large"):
+        base = get_task(f"antmaze-{maze}")
+        variants = [get_task(f"antmaze-{maze}-task{k}") for k in range(1, 6)]
+        assert [(v.eval_reset_cell, v.eval_goal_cell) for v in variants] == MazeGrid.for_task(base).longest_pairs(5)
+        assert all(v.variant_of == base.name and v.env_id == base.env_id for v in variants)
+    task = get_task("antmaze-umaze-task2")
+    grid = MazeGrid.for_task(task)
+    skill, _ = load_role("ant-goal", "expert")
+    ctrl = AntMazeController(grid, ControllerConfig(noise_sigma=0.0, jitter=0.0), seed=0,
+                             plan=lambda _i: task.eval_goal_cell, skill=skill)
+    assert evaluate(task, ctrl, episodes=3, workers=1).successes.sum() >= 2  # from its own start to its own goal
+    build_dataset("antmaze-umaze-task2-stitch-v0", size=600, seed=0, root=root, num_envs=2)
+    ds = d4rl_lite.load_dataset("antmaze-umaze-task2-stitch-v0")
+    goal = grid.cell_center(np.array(task.eval_goal_cell))
+    assert np.all(np.abs(ds.observations[:, -2:] - goal) <= 1.5)  # task 2's goal (D4RL's noise: up to 1.5 m an axis)
+    _, _, rewards = relabel_goal(ds.observations, ds.next_observations, ds.observations[0, -2:], radius=SUCCESS_RADIUS)
+    first = ds.episode_lengths[0]  # each episode has its own goal noise
+    assert np.array_equal(rewards[:first], ds.rewards[:first])  # the environment's reward for that goal, on s'
