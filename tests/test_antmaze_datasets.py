@@ -121,3 +121,13 @@ def test_ant_single_task_variants_are_the_mazes_five_longest_pairs_and_their_dat
     _, _, rewards = relabel_goal(ds.observations, ds.next_observations, ds.observations[0, -2:], radius=SUCCESS_RADIUS)
     first = ds.episode_lengths[0]  # each episode has its own goal noise
     assert np.array_equal(rewards[:first], ds.rewards[:first])  # the environment's reward for that goal, on s'
+
+
+def test_play_cells_are_free_cells_of_their_maze():
+    # A wall cell among them fails the first reset that starts there (it did on medium and large).
+    from d4rl_lite.datasets.builders.antmaze import PLAY_CELLS
+    from d4rl_lite.envs.maze_grid import MazeGrid
+
+    for maze, cells in PLAY_CELLS.items():
+        free = {tuple(int(v) for v in c) for c in MazeGrid.for_task(get_task(f"antmaze-{maze}")).free_cells}
+        assert set(cells) <= free, (maze, set(cells) - free)

@@ -41,8 +41,8 @@ EXPLORE_SIGMA, EXPLORE_HOLD = 0.6, 40.0  # action noise, mean steps a heading is
 # D4RL's play datasets head for a few hand-picked cells; ours: the maze's corners and junctions.
 PLAY_CELLS = {
     "umaze": [(1, 1), (1, 3), (2, 3), (3, 3), (3, 1)],
-    "medium": [(1, 1), (1, 6), (3, 4), (4, 3), (5, 6), (6, 1), (6, 6)],
-    "large": [(1, 1), (1, 10), (3, 4), (4, 7), (5, 1), (5, 10), (7, 4), (7, 9)],
+    "medium": [(1, 1), (1, 6), (3, 4), (4, 2), (5, 6), (6, 1), (6, 6)],
+    "large": [(1, 1), (1, 10), (3, 4), (4, 6), (5, 1), (5, 10), (7, 4), (7, 9)],
 }
 
 
