@@ -180,3 +180,28 @@ def test_maze_builds_give_the_same_bytes_whatever_the_number_of_env_copies(kind,
     b = build_dataset(f"pointmaze-umaze-{kind}-v0", size=700, seed=3, root=tmp_path / "b", num_envs=1)
     sums = [json.loads((p / "data/metadata.json").read_text())["d4rl_lite"]["checksum"] for p in (a, b)]
     assert sums[0] == sums[1]
+
+
+@pytest.mark.parametrize("ends_at_goal", [False, True])
+def test_a_tour_to_the_goals_cell_walks_to_the_goal_point_when_episodes_end_there(ends_at_goal):
+    # Navigation tours pick a new target on reaching the current one's cell. When the body's episodes
+    # end at the goal (the ant mazes), a tour whose target is the goal's cell must instead walk to the
+    # goal point, or it turns away up to 1.5 m from it and the data almost never reaches the goal.
+    grid = MazeGrid.for_task(UMAZE)
+    goal_cell = UMAZE.eval_goal_cell
+    arrivals = []
+
+    class Tour(MazeController):
+        pass
+
+    Tour.ends_at_goal = ends_at_goal
+    ctrl = Tour(grid, ControllerConfig(jitter=0.0), seed=0, plan=lambda _i: goal_cell,
+                on_arrival=lambda slot, _i, _n, _rng: arrivals.append(slot) or (1, 1))
+    ctrl.start_episode(0, 0)
+    goal = grid.cell_center(np.array(goal_cell)) + np.array([0.25, -0.2]) * grid.scaling  # noise on the goal point
+    near_centre = grid.cell_center(np.array(goal_cell)) + 0.05 * grid.scaling
+    waypoint = ctrl.waypoints(near_centre[None], goal[None])[0]
+    if ends_at_goal:
+        assert arrivals == [] and np.allclose(waypoint, goal)
+    else:
+        assert arrivals == [0] and not np.allclose(waypoint, goal)  # a new target, (1, 1): away from the goal

@@ -11,7 +11,10 @@ terminal reward of 1, the same MDP the evaluation scores. The behaviour's own ta
 the recipe, not of the observation.
 
 D4RL collected 1000-step episodes with the goal changed on arrival; so do ``play``, ``diverse``
-and ``navigate``, with the task's own horizon (700 steps on umaze).
+and ``navigate``, with the task's own horizon (700 steps on umaze). A tour whose target is the
+goal's cell walks to the goal point itself, where its episode ends (``ends_at_goal``). Per 50k
+transitions (seed 0): large-play 13 of 56 episodes end at the goal, large-diverse 3 of 52,
+umaze-diverse 85 of 120; before, turning away on entering the goal's cell, large-play had 1 in 1M.
 """
 
 from __future__ import annotations

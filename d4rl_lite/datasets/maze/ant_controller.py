@@ -28,6 +28,7 @@ MAX_OFFSET = 1.5  # metres: the farthest target the skill is shown (see above)
 
 class AntMazeController(MazeController):
     action_dim = 8
+    ends_at_goal = True  # AntMaze ends an episode at its goal (D4RL's evaluation MDP)
 
     def __init__(self, *args, skill, max_offset: float = MAX_OFFSET, **kwargs):
         self.skill = NumpyActor(skill)
