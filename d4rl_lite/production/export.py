@@ -29,7 +29,7 @@ def export_behavior(task_name: str, run_dir: str | Path, zoo_root: str | Path | 
     expert = the best of the ladder's top entries by 10-episode stochastic return, re-measured over
     ``episodes`` episodes; medium = the entry whose re-measured return is closest to 1/3 of that.
     Returns are of the stochastic policy (sampled actions), the behaviour that generates datasets.
-    With ``store_reference`` the expert's mean becomes the task's ref_max.
+    With ``store_reference`` the expert's mean becomes the task's ref_max (not for a skill task).
     """
     from d4rl_lite.datasets.behavior.policies import zoo_dir
 
@@ -89,7 +89,7 @@ def export_behavior(task_name: str, run_dir: str | Path, zoo_root: str | Path | 
     if dest.exists():
         shutil.rmtree(dest)
     os.replace(tmp, dest)
-    if store_reference:
+    if store_reference and task.domain != "skill":  # a skill (ant-goal) is not scored by the benchmark
         store_reference_score(task_name, "ref_max", measure(expert)["return_mean_100"],
                               f"committed expert SAC policy (step {expert['step']:,}), mean over {how}",
                               return_std=measure(expert)["return_std_100"], episodes=episodes,
