@@ -252,9 +252,18 @@ def _evaluate_row(task, sac, cfg, step, elapsed, steps_done, recent_returns, met
     }
 
 
+def read_curve(run: Path) -> list[dict[str, str]]:
+    """The rows of the run's curve.csv (one per evaluation; none before the first)."""
+    path = run / "curve.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def _append_curve(run: Path, row: dict[str, Any]) -> None:
     path = run / "curve.csv"
-    rows = list(csv.DictReader(open(path))) if path.exists() else []
+    rows = read_curve(run)
     # After a resume, drop rows from beyond the checkpoint (they will be recomputed).
     rows = [r for r in rows if int(r["step"]) < row["step"]] + [{k: row[k] for k in CURVE_FIELDS}]
     tmp = path.with_suffix(".tmp")
@@ -272,8 +281,7 @@ def _add_ladder_entry(run: Path, sac: SAC, step: int) -> None:
     ladder_dir = run / "ladder"
     ladder_dir.mkdir(exist_ok=True)
     save_file({k: v.contiguous() for k, v in sac.actor.state_dict().items()}, ladder_dir / f"step_{step:08d}.safetensors")
-    rows = list(csv.DictReader(open(run / "curve.csv")))
-    last = next(r for r in reversed(rows) if int(r["step"]) == step)
+    last = next(r for r in reversed(read_curve(run)) if int(r["step"]) == step)
     index_file = run / "ladder.json"
     ladder = json.loads(index_file.read_text()) if index_file.exists() else []
     ladder = [e for e in ladder if e["step"] < step] + [{
@@ -287,10 +295,9 @@ def _plot_curve(run: Path, title: str) -> None:
     from d4rl_lite.plotting import pyplot, save_figure
 
     plt = pyplot()
-    path = run / "curve.csv"
-    if not path.exists():
+    rows = read_curve(run)
+    if not rows:
         return
-    rows = list(csv.DictReader(open(path)))
     steps = [int(r["step"]) for r in rows]
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
     for key, label in (("eval_det_mean", "deterministic"), ("eval_sto_mean", "stochastic (dataset actions)")):

@@ -145,13 +145,9 @@ def export_replay(task_name: str, run: str | Path, zoo_root: str | Path | None =
 def step_reaching(run: Path, target_return: float) -> int | None:
     """The first evaluated step of ``run`` whose 10-episode return (sampled actions) is at least
     ``target_return``, or None."""
-    import csv
+    from d4rl_lite.production.behavior_training import read_curve
 
-    with open(run / "curve.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            if float(row["eval_sto_mean"]) >= target_return:
-                return int(row["step"])
-    return None
+    return next((int(row["step"]) for row in read_curve(run) if float(row["eval_sto_mean"]) >= target_return), None)
 
 
 def copy_replay_to_medium(run: Path, dest: Path, medium_step: int, limit: int = REPLAY_COMMIT_LIMIT) -> bool:
