@@ -237,23 +237,7 @@ def _build_registry() -> dict[str, Task]:
                 env_kwargs={"continuing_task": True, "reset_target": False},
                 eval_goal_cell=goal,
             )
-        for k, (start, task_goal) in enumerate(_MAZE_TASK_PAIRS[maze], start=1):
-            base = tasks[f"pointmaze-{maze}"]
-            tasks[f"pointmaze-{maze}-task{k}"] = Task(
-                name=f"pointmaze-{maze}-task{k}",
-                domain="maze",
-                env_id=base.env_id,
-                horizon=horizon,
-                can_terminate=False,
-                eval_episodes=base.eval_episodes,
-                eval_seed=base.eval_seed,
-                description=(f"PointMaze {maze}, sparse reward, task {k} of 5 (OGBench single-task protocol): "
-                             f"start cell {start}, goal cell {task_goal}"),
-                env_kwargs=base.env_kwargs,
-                eval_goal_cell=task_goal,
-                eval_reset_cell=start,
-                variant_of=base.name,
-            )
+        tasks.update(_single_task_variants(tasks[f"pointmaze-{maze}"], maze, f"PointMaze {maze}, sparse reward"))
     for maze, (_, env_name, horizon, goal) in _ANTMAZES.items():
         tasks[f"antmaze-{maze}"] = Task(
             name=f"antmaze-{maze}",
@@ -268,14 +252,19 @@ def _build_registry() -> dict[str, Task]:
             eval_goal_cell=goal,
             eval_reset_cell=(1, 1),
         )
-        for k, (start, task_goal) in enumerate(_MAZE_TASK_PAIRS[maze], start=1):  # the point mazes' maps
-            base = tasks[f"antmaze-{maze}"]
-            tasks[f"antmaze-{maze}-task{k}"] = replace(
-                base, name=f"antmaze-{maze}-task{k}", eval_goal_cell=task_goal, eval_reset_cell=start,
-                variant_of=base.name,
-                description=(f"AntMaze {maze}, task {k} of 5 (OGBench single-task protocol): start cell {start}, "
-                             f"goal cell {task_goal}, success within 0.5 ends the episode"))
+        tasks.update(_single_task_variants(tasks[f"antmaze-{maze}"], maze, f"AntMaze {maze}",
+                                           ", success within 0.5 ends the episode"))  # the point mazes' maps
     return tasks
+
+
+def _single_task_variants(base: Task, maze: str, what: str, ending: str = "") -> dict[str, Task]:
+    """``base``'s five OGBench single-task variants: the same task, each evaluated from its own start
+    cell to its own goal cell (``_MAZE_TASK_PAIRS``)."""
+    return {f"{base.name}-task{k}": replace(
+        base, name=f"{base.name}-task{k}", eval_goal_cell=task_goal, eval_reset_cell=start, variant_of=base.name,
+        description=(f"{what}, task {k} of 5 (OGBench single-task protocol): start cell {start}, "
+                     f"goal cell {task_goal}{ending}"))
+        for k, (start, task_goal) in enumerate(_MAZE_TASK_PAIRS[maze], start=1)}
 
 
 TASKS: dict[str, Task] = _build_registry()
