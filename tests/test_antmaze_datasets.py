@@ -77,19 +77,24 @@ def test_relabelling_an_ant_transition_moves_the_goal_and_its_reward():
     assert rewards.tolist() == [1.0, 0.0]  # 0.3 m away: reached; 4.2 m away: not
 
 
-def test_the_committed_skill_walks_the_ant_through_the_umaze_to_its_goal():
-    # The package's own skill (zoo/ant-goal expert) on the planner's waypoints, deterministic, under
-    # the evaluation protocol: the controller every ant dataset is collected with reaches the goal.
+def committed_skill_to_goal(task):
+    """The package's own skill (zoo/ant-goal expert) walking the planner's waypoints to ``task``'s
+    evaluation goal, deterministic: the controller every ant dataset is collected with, noise-free."""
     from d4rl_lite.datasets.behavior.policies import load_role
     from d4rl_lite.datasets.maze.ant_controller import AntMazeController
     from d4rl_lite.datasets.maze.controller import ControllerConfig
     from d4rl_lite.envs.maze_grid import MazeGrid
-    from d4rl_lite.evaluation.evaluate import evaluate
 
     skill, _ = load_role("ant-goal", "expert")
-    controller = AntMazeController(MazeGrid.for_task(UMAZE), ControllerConfig(noise_sigma=0.0, jitter=0.0), seed=0,
-                                   plan=lambda _i: UMAZE.eval_goal_cell, skill=skill)
-    result = evaluate(UMAZE, controller, episodes=6, workers=1)
+    return AntMazeController(MazeGrid.for_task(task), ControllerConfig(noise_sigma=0.0, jitter=0.0), seed=0,
+                             plan=lambda _i: task.eval_goal_cell, skill=skill)
+
+
+def test_the_committed_skill_walks_the_ant_through_the_umaze_to_its_goal():
+    # Under the evaluation protocol, the controller every ant dataset is collected with reaches the goal.
+    from d4rl_lite.evaluation.evaluate import evaluate
+
+    result = evaluate(UMAZE, committed_skill_to_goal(UMAZE), episodes=6, workers=1)
     assert result.successes.sum() >= 5  # 98 of 100 episodes reach it (benchmarks/ant_maze_controller.py)
     assert result.lengths[result.successes].max() < UMAZE.horizon  # and ends there
 
@@ -97,9 +102,6 @@ def test_the_committed_skill_walks_the_ant_through_the_umaze_to_its_goal():
 def test_ant_single_task_variants_are_the_mazes_five_longest_pairs_and_their_data_carries_the_tasks_goal(root):
     # OGBench's single-task protocol for the stitch and navigate kinds: antmaze-X-taskK starts in task
     # K's start cell and must reach its goal cell; a dataset built for it has that goal and its rewards.
-    from d4rl_lite.datasets.behavior.policies import load_role
-    from d4rl_lite.datasets.maze.ant_controller import AntMazeController
-    from d4rl_lite.datasets.maze.controller import ControllerConfig
     from d4rl_lite.envs.maze_grid import MazeGrid
     from d4rl_lite.evaluation.evaluate import evaluate
 
@@ -110,10 +112,7 @@ def test_ant_single_task_variants_are_the_mazes_five_longest_pairs_and_their_dat
         assert all(v.variant_of == base.name and v.env_id == base.env_id for v in variants)
     task = get_task("antmaze-umaze-task2")
     grid = MazeGrid.for_task(task)
-    skill, _ = load_role("ant-goal", "expert")
-    ctrl = AntMazeController(grid, ControllerConfig(noise_sigma=0.0, jitter=0.0), seed=0,
-                             plan=lambda _i: task.eval_goal_cell, skill=skill)
-    assert evaluate(task, ctrl, episodes=3, workers=1).successes.sum() >= 2  # from its own start to its own goal
+    assert evaluate(task, committed_skill_to_goal(task), episodes=3, workers=1).successes.sum() >= 2  # own start to own goal
     build_dataset("antmaze-umaze-task2-stitch-v0", size=600, seed=0, root=root, num_envs=2)
     ds = d4rl_lite.load_dataset("antmaze-umaze-task2-stitch-v0")
     goal = grid.cell_center(np.array(task.eval_goal_cell))
