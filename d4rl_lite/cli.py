@@ -330,7 +330,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.list:
         for path in shipped_suites():
             suite = Suite.load(path)
-            print(f"{suite.name:<7} {len(suite.runs()):>4} runs, {suite.steps:,} steps each: {suite.description}")
+            longer = {d: suite.steps_on(d) for d in suite.datasets if suite.steps_on(d) != suite.steps}
+            own = "".join(f", {n:,} on {', '.join(d for d in longer if longer[d] == n)}" for n in sorted(set(longer.values())))
+            print(f"{suite.name:<7} {len(suite.runs()):>4} runs, {suite.steps:,} steps each{own}: {suite.description}")
         return 0
     if not args.suite:
         raise ValueError("name a suite (smoke, lite, d4rl) or a suite file; --list shows them")

@@ -109,6 +109,51 @@ def test_populations_off_gives_the_same_table(tiny_local, tmp_path):
             assert value == close, key
 
 
+def test_a_dataset_with_a_budget_of_its_own(tiny_local, tmp_path, capsys):
+    """A dataset's own steps, eval_every and settings reach its runs (and no other's); bench then
+    counts them finished, the report accepts them and refuses one trained to the suite's budget, and
+    the plan counts each dataset's updates."""
+    from d4rl_lite.benchmark.plan import plan_suite
+    from d4rl_lite.benchmark.table import collect_results
+    from d4rl_lite.files import read_record
+
+    suite, _, root, _ = tiny_local
+    longer = {"size": 2000, "steps": 60, "eval_every": 30, "settings": {"all": {"actor_lr_schedule_steps": 60}}}
+    spec = {**suite.__dict__, "seeds": [0], "datasets": {**suite.datasets, "pointmaze-umaze-random-v0": longer}}
+    path = tmp_path / "budgets.json"
+    path.write_text(json.dumps(spec))
+    mixed = Suite.load(path)
+    assert mixed.steps_on("pointmaze-umaze-random-v0") == 60 and mixed.steps_on("pointmaze-umaze-dense-random-v0") == 40
+    assert run_suite(mixed, tmp_path / "res", workers=2, root=root, log=lambda _: None)["done"] == 4
+    for dataset, steps, every in (("pointmaze-umaze-dense-random-v0", 40, 20), ("pointmaze-umaze-random-v0", 60, 30)):
+        config = read_record(tmp_path / "res" / f"iql__{dataset}__seed0" / "config.json", "run config")
+        assert (config["train"]["steps"], config["train"]["eval_every"], config["algo"]["actor_lr_schedule_steps"]) == (
+            steps, every, steps)
+        log = (tmp_path / "res" / f"bc__{dataset}__seed0" / "log.jsonl").read_text().splitlines()
+        assert [json.loads(row)["step"] for row in log if "eval/return_mean" in row] == [every, 2 * every]
+    assert run_suite(mixed, tmp_path / "res", workers=2, root=root, log=lambda _: None) == {"done": 0, "skipped": 4,
+                                                                                           "failed": 0}
+    results = collect_results(tmp_path / "res")
+    assert results.complete and len(results.records) == 4
+    assert "Final evaluation after 40 updates (60 on pointmaze-umaze-random-v0)," in to_markdown(score_table(results.records))
+    costs, _ = plan_suite(mixed, workers=2, population=True, device="cpu")
+    assert sorted(c.updates for c in costs) == [40, 40, 60, 60]
+
+    # The suite read as if that dataset had the suite's budget: its runs are refused, with the reason.
+    short = {**spec, "datasets": {**spec["datasets"], "pointmaze-umaze-random-v0": {"size": 2000}}}
+    (tmp_path / "res" / "suite.json").write_text(json.dumps(short))
+    refused = collect_results(tmp_path / "res").refused
+    assert len(refused) == 2 and all("trained for 60 steps, the suite asks for 40" in line for line in refused)
+
+    for bad, message in (({"size": 2000, "step": 60}, "unknown key\\(s\\) 'step'"),
+                         ({"steps": 0}, "steps must be a whole number >= 1"),
+                         ({"settings": {"cql": {"cql_weight": 1}}}, "settings for algorithms the suite does not run"),
+                         ({"settings": {"iql": {"expectyle": 0.9}}}, "unknown setting 'expectyle'")):
+        path.write_text(json.dumps({**spec, "datasets": {"pointmaze-umaze-random-v0": bad}}))
+        with pytest.raises(ValueError, match=message):
+            Suite.load(path)
+
+
 def test_report_and_eval_commands(tiny_local, tmp_path, capsys, monkeypatch):
     import shutil
 

@@ -127,17 +127,18 @@ def plan_suite(suite: Any, workers: int = 2, population: bool = True, device: st
             task = get_task(parse_dataset_name(dataset).task)
             episodes = suite.eval_episodes or task.eval_episodes
             copies = max(1, min(EVAL_COPIES, episodes))  # as evaluate_population runs them
-            key = (algo, task.observation_dim, task.action_dim, len(seeds), task.name)
+            steps, eval_every = suite.steps_on(dataset), suite.eval_every_on(dataset)
+            settings = {**domain_settings(algo, task.domain), **suite.algo_settings(algo, dataset)}  # as training applies them
+            key = (algo, task.observation_dim, task.action_dim, len(seeds), task.name, repr(sorted(settings.items())))
             if key not in cache:
-                settings = {**domain_settings(algo, task.domain), **suite.algo_settings(algo)}  # as training applies them
                 update_s, trained = _calibrate_updates(algo, settings, task.observation_dim,
-                                                       task.action_dim, len(seeds), suite.steps, suite.precision, device)
+                                                       task.action_dim, len(seeds), steps, suite.precision, device)
                 cache[key] = (update_s, _calibrate_eval_step(task, trained, copies))
             update_s, eval_step_s = cache[key]
-            evaluations = suite.steps // suite.eval_every + (suite.steps % suite.eval_every > 0)
+            evaluations = steps // eval_every + (steps % eval_every > 0)
             eval_steps = evaluations * -(-episodes // copies) * task.horizon  # batch steps, episodes to the horizon
-            seconds = suite.steps * update_s + eval_steps * eval_step_s + JOB_OVERHEAD_S
-            costs.append(JobCost(algo, dataset, seeds, update_s, eval_step_s, suite.steps * len(seeds),
+            seconds = steps * update_s + eval_steps * eval_step_s + JOB_OVERHEAD_S
+            costs.append(JobCost(algo, dataset, seeds, update_s, eval_step_s, steps * len(seeds),
                                  evaluations * episodes * task.horizon * len(seeds), seconds))
     finally:
         torch.set_num_threads(threads)

@@ -30,10 +30,11 @@ def is_finished(results_dir: Path, suite: Suite, algo: str, dataset: str, seed: 
         steps = read_record(path, "result").get("steps", 0)
     except CorruptFileError:
         return False  # damaged: the run resumes from its checkpoint (itself verified) and rewrites it
-    if isinstance(steps, int) and steps > suite.steps:  # its score would not be the suite's budget's
-        raise ValueError(f"{path.parent} trained for {steps:,} steps, more than the {suite.steps:,} of suite "
-                         f"{suite.name!r}: give the suite its own --results directory or delete that run")
-    return steps == suite.steps
+    budget = suite.steps_on(dataset)
+    if isinstance(steps, int) and steps > budget:  # its score would not be the suite's budget's
+        raise ValueError(f"{path.parent} trained for {steps:,} steps, more than the {budget:,} of suite "
+                         f"{suite.name!r} on {dataset}: give the suite its own --results directory or delete that run")
+    return steps == budget
 
 
 def ensure_datasets(suite: Suite, root: str | os.PathLike | None, log: Callable[[str], None] = print,
@@ -102,11 +103,11 @@ def run_group(suite_dict: dict[str, Any], algo: str, dataset: str, seeds: list[i
     os.environ.setdefault("D4RL_LITE_ENV_WORKERS", "1")
     suite = Suite(**suite_dict)
     suite.import_plugins()  # user algorithms register themselves in this worker too
-    tc = TrainConfig(steps=suite.steps, seed=seeds[0], device=device, log_every=suite.log_every,
-                     eval_every=suite.eval_every, eval_episodes=suite.eval_episodes,
+    tc = TrainConfig(steps=suite.steps_on(dataset), seed=seeds[0], device=device, log_every=suite.log_every,
+                     eval_every=suite.eval_every_on(dataset), eval_episodes=suite.eval_episodes,
                      checkpoint_every=suite.checkpoint_every, wandb=wandb, wandb_project=f"d4rl-lite-{suite.name}",
                      precision=suite.precision)
-    records = train_population(algo, load_dataset(dataset, root=root), tc, suite.algo_settings(algo), seeds,
+    records = train_population(algo, load_dataset(dataset, root=root), tc, suite.algo_settings(algo, dataset), seeds,
                                [Path(results_dir) / run_id(algo, dataset, s) for s in seeds])
     return [{"algorithm": algo, "dataset": dataset, "seed": s, **({"diverged": r["diverged"]} if "diverged" in r else
                                                                   {"final": r["final"]})} for s, r in zip(seeds, records)]

@@ -16,6 +16,14 @@ A suite is a JSON file::
 
 ``settings.all`` applies to every algorithm whose config has the key ("hidden" stands for every
 ``*hidden`` field); per-algorithm settings must exist in that algorithm's config.
+
+A dataset may have a budget of its own, for data that needs longer training than the rest (every
+algorithm on it trains that long; a table row holds one budget)::
+
+    "hopper-medium-replay-v0": {"steps": 60000, "eval_every": 5000,
+                                "settings": {"all": {"actor_lr_schedule_steps": 60000}}}
+
+Its ``settings`` lie over the suite's (``all`` then the algorithm's own, as above).
 The shipped suites are ``smoke``, ``lite`` and ``d4rl`` (``d4rl-lite bench --list``).
 """
 
@@ -28,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from d4rl_lite.errors import UnknownNameError
+
+DATASET_KEYS = ("size", "seed", "steps", "eval_every", "settings")  # what a suite may say about one dataset
 
 
 @dataclass
@@ -101,9 +111,16 @@ class Suite:
              "algorithms must be a list of names")
         need(isinstance(self.datasets, dict) and all(isinstance(v, dict) for v in self.datasets.values()),
              "datasets must map names to {\"size\": N, \"seed\": S} objects")
-        for spec in self.datasets.values():
+        for name, spec in self.datasets.items():
+            unknown = sorted(set(spec) - set(DATASET_KEYS))
+            need(not unknown, f"dataset {name} has unknown key(s) {', '.join(map(repr, unknown))} "
+                              f"(a dataset takes {', '.join(DATASET_KEYS)})")
             need(spec.get("size") is None or whole(spec.get("size"), 1), "a dataset's size must be a whole number >= 1")
             need(whole(spec.get("seed", 0), 0), "a dataset's seed must be a whole number >= 0")
+            for key in ("steps", "eval_every"):
+                need(whole(spec.get(key, 1), 1), f"dataset {name}'s {key} must be a whole number >= 1")
+            need(isinstance(spec.get("settings", {}), dict) and all(isinstance(v, dict) for v in spec.get("settings", {}).values()),
+                 f"dataset {name}'s settings must map algorithm names (or \"all\") to objects")
         need(isinstance(self.seeds, list) and all(whole(x, 0) for x in self.seeds), "seeds must be a list of whole numbers >= 0")
         for key in ("steps", "eval_every", "log_every", "checkpoint_every"):
             need(whole(getattr(self, key), 1), f"{key} must be a whole number >= 1")
@@ -125,6 +142,12 @@ class Suite:
             raise ValueError(f"suite {self.name!r} needs algorithms, datasets and seeds")
         for algo in self.algorithms:
             make_config(get_algorithm(algo).Config, self.algo_settings(algo))  # unknown names/keys raise here
+        for name, spec in self.datasets.items():
+            unknown = set(spec.get("settings", {})) - set(self.algorithms) - {"all"}
+            need(not unknown, f"dataset {name} has settings for algorithms the suite does not run: {sorted(unknown)}")
+            for algo in self.algorithms:
+                if name in self.only_on.get(algo, [name]):
+                    make_config(get_algorithm(algo).Config, self.algo_settings(algo, name))
         for name in self.datasets:
             parse_dataset_name(name)
         need(isinstance(self.only_on, dict) and all(
@@ -135,21 +158,31 @@ class Suite:
         if unknown:
             raise ValueError(f"suite {self.name!r} has settings for algorithms it does not run: {sorted(unknown)}")
 
-    def algo_settings(self, algo: str) -> dict[str, Any]:
+    def algo_settings(self, algo: str, dataset: str | None = None) -> dict[str, Any]:
+        """``algo``'s settings in this suite: ``all``'s, then its own; on ``dataset``, that dataset's over them."""
         from d4rl_lite.algorithms import get_algorithm
         from d4rl_lite.algorithms.base import new_names
 
         fields = get_algorithm(algo).Config.__dataclass_fields__
         out: dict[str, Any] = {}
         cls = get_algorithm(algo).Config
-        for key, value in self.settings.get("all", {}).items():
-            targets = ([f for f in fields if f.endswith("hidden")] if key == "hidden"
-                       else [key] if key in fields else list(new_names(cls, key)))  # old names still apply
-            for f in targets:
-                out[f] = tuple(value) if isinstance(value, list) else value
-        for key, value in self.settings.get(algo, {}).items():
-            out[key] = tuple(value) if isinstance(value, list) else value
+        layers = [self.settings] + ([self.datasets[dataset].get("settings", {})] if dataset is not None else [])
+        for settings in layers:
+            for key, value in settings.get("all", {}).items():
+                targets = ([f for f in fields if f.endswith("hidden")] if key == "hidden"
+                           else [key] if key in fields else list(new_names(cls, key)))  # old names still apply
+                for f in targets:
+                    out[f] = tuple(value) if isinstance(value, list) else value
+            for key, value in settings.get(algo, {}).items():
+                out[key] = tuple(value) if isinstance(value, list) else value
         return out
+
+    def steps_on(self, dataset: str) -> int:
+        """Updates of every run on ``dataset``: its own budget, else the suite's."""
+        return dataset_steps(self.__dict__, dataset)
+
+    def eval_every_on(self, dataset: str) -> int:
+        return int(self.datasets[dataset].get("eval_every", self.eval_every))
 
     def runs(self) -> list[tuple[str, str, int]]:
         """Every (algorithm, dataset, seed) of the suite, datasets outermost."""
@@ -161,6 +194,12 @@ def planned_runs(algorithms: list[str], datasets: list[str], seeds: list[int],
     """(algorithm, dataset, seed) for every run a suite plans, datasets outermost; an algorithm
     named in ``only_on`` runs on those datasets only."""
     return [(a, d, s) for d in datasets for a in algorithms for s in seeds if d in only_on.get(a, [d])]
+
+
+def dataset_steps(suite: dict[str, Any], dataset: str) -> int:
+    """Updates of every run on ``dataset`` in a suite description (a ``suite.json``): the dataset's
+    own ``steps``, else the suite's."""
+    return int((suite["datasets"].get(dataset) or {}).get("steps", suite["steps"]))
 
 
 def run_id(algo: str, dataset: str, seed: int) -> str:

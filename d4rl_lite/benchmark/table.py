@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from d4rl_lite.benchmark.suites import planned_runs, run_id, split_run_id
+from d4rl_lite.benchmark.suites import dataset_steps, planned_runs, run_id, split_run_id
 
 NORMALIZED, RAW = "eval/normalized_score", "eval/return_mean"
 # The column of the data's own episodes (their mean normalized score, recorded by each run as
@@ -49,15 +49,16 @@ def collect_results(results_dir: str | Path) -> ResultSet:
     from d4rl_lite.files import CorruptFileError, read_record
 
     results_dir = Path(results_dir)
-    suite_steps, expected = None, None
+    budgets: dict[str, int] | None = None  # {dataset: the suite's updates on it; "": elsewhere}
+    expected = None
     suite_file = results_dir / "suite.json"
     if suite_file.is_file():
         try:
             suite = json.loads(suite_file.read_text())
-            suite_steps = int(suite["steps"])
+            budgets = {"": int(suite["steps"]), **{d: dataset_steps(suite, d) for d in suite["datasets"]}}
             expected = {run_id(*run) for run in planned_runs(suite["algorithms"], suite["datasets"], suite["seeds"],
                                                              suite.get("only_on") or {})}
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise CorruptFileError(f"{suite_file}: not a suite description (written by `d4rl-lite bench`); "
                                    "delete it to report the results without it") from None
     records, refused = [], []
@@ -68,7 +69,7 @@ def collect_results(results_dir: str | Path) -> ResultSet:
             refused.append(str(e))
             continue
         try:
-            problem = _check_record(record, path, suite_steps)
+            problem = _check_record(record, path, budgets)
         except CorruptFileError as e:  # its log is damaged: this run is refused, the others still count
             problem = str(e)
         if problem:
@@ -92,7 +93,7 @@ def collect_results(results_dir: str | Path) -> ResultSet:
     return ResultSet(records, missing, refused, sorted(expected) if suite_file.is_file() else None)
 
 
-def _check_record(record: dict[str, Any], path: Path, suite_steps: int | None) -> str | None:
+def _check_record(record: dict[str, Any], path: Path, budgets: dict[str, int] | None) -> str | None:
     from d4rl_lite.training.logging import read_log
 
     try:
@@ -104,8 +105,10 @@ def _check_record(record: dict[str, Any], path: Path, suite_steps: int | None) -
         return "not a run result (missing final score, steps, seed, algorithm or dataset)"
     if not (isinstance(score, (int, float)) and math.isfinite(score)):
         return f"final score is {score!r}, not a finite number (a diverged run)"
-    if suite_steps is not None and steps != suite_steps:
-        return f"trained for {steps:,} steps, the suite asks for {suite_steps:,}"
+    budget = None if budgets is None else budgets.get(record["dataset"], budgets[""])
+    if budget is not None and steps != budget:
+        return f"trained for {steps:,} steps, the suite asks for {budget:,}" + (
+            f" on {record['dataset']}" if budget != budgets[""] else "")
     log_path = path.parent / "log.jsonl"
     if not log_path.is_file():
         return "has no log.jsonl beside it to check its score against"
@@ -285,12 +288,25 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {d} | " + " | ".join(cells) + " |")
     seeds = sorted({r["seeds"] for r in rows if r["seeds"]})
     lines.append("")
-    lines.append(f"Final evaluation, mean ± std over {'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''}; "
+    lines.append(f"Final evaluation{_budgets(rows)}, mean ± std over {'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''}; "
                  "D4RL-normalized score "
                  "(100 = reference expert / controller) unless marked raw (task without measured ref_max)."
                  + (f" `{DATA}`: the dataset's own episodes, mean normalized score (episodes under the task's protocol; "
                     "– where that means nothing, e.g. stitch segments, or the runs predate it)." if DATA in algos else ""))
     return "\n".join(lines)
+
+
+def _budgets(rows: list[dict[str, Any]]) -> str:
+    """' after 30,000 updates (100,000 on hopper-medium-replay-v0)': the budget of most datasets' runs
+    and the datasets trained longer or shorter (a suite's per-dataset steps); '' without runs."""
+    cells = [r for r in rows if r["steps"] and "average" not in r["dataset"] and "mean of" not in r["dataset"]]
+    by_dataset = {d: min(r["steps"] for r in cells if r["dataset"] == d) for d in dict.fromkeys(r["dataset"] for r in cells)}
+    if not by_dataset:
+        return ""
+    values = list(by_dataset.values())
+    usual = max(sorted(set(values)), key=values.count)  # a tie: the smaller
+    others = {n: [d for d, m in by_dataset.items() if m == n] for n in sorted(set(values) - {usual})}
+    return f" after {usual:,} updates" + ("".join(f" ({n:,} on {', '.join(ds)})" for n, ds in others.items()))
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
