@@ -142,12 +142,6 @@ class Suite:
             raise ValueError(f"suite {self.name!r} needs algorithms, datasets and seeds")
         for algo in self.algorithms:
             make_config(get_algorithm(algo).Config, self.algo_settings(algo))  # unknown names/keys raise here
-        for name, spec in self.datasets.items():
-            unknown = set(spec.get("settings", {})) - set(self.algorithms) - {"all"}
-            need(not unknown, f"dataset {name} has settings for algorithms the suite does not run: {sorted(unknown)}")
-            for algo in self.algorithms:
-                if name in self.only_on.get(algo, [name]):
-                    make_config(get_algorithm(algo).Config, self.algo_settings(algo, name))
         for name in self.datasets:
             parse_dataset_name(name)
         need(isinstance(self.only_on, dict) and all(
@@ -157,6 +151,12 @@ class Suite:
         unknown = set(self.settings) - set(self.algorithms) - {"all"}
         if unknown:
             raise ValueError(f"suite {self.name!r} has settings for algorithms it does not run: {sorted(unknown)}")
+        for name, spec in self.datasets.items():
+            unknown = set(spec.get("settings", {})) - set(self.algorithms) - {"all"}
+            need(not unknown, f"dataset {name} has settings for algorithms the suite does not run: {sorted(unknown)}")
+            for algo in self.algorithms:
+                if name in self.only_on.get(algo, [name]):
+                    make_config(get_algorithm(algo).Config, self.algo_settings(algo, name))
 
     def algo_settings(self, algo: str, dataset: str | None = None) -> dict[str, Any]:
         """``algo``'s settings in this suite: ``all``'s, then its own; on ``dataset``, that dataset's over them."""
@@ -182,6 +182,7 @@ class Suite:
         return dataset_steps(self.__dict__, dataset)
 
     def eval_every_on(self, dataset: str) -> int:
+        """Updates between evaluations of the runs on ``dataset``: its own, else the suite's."""
         return int(self.datasets[dataset].get("eval_every", self.eval_every))
 
     def runs(self) -> list[tuple[str, str, int]]:
