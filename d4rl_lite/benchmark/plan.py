@@ -129,7 +129,7 @@ def plan_suite(suite: Any, workers: int = 2, population: bool = True, device: st
             copies = max(1, min(EVAL_COPIES, episodes))  # as evaluate_population runs them
             steps, eval_every = suite.steps_on(dataset), suite.eval_every_on(dataset)
             settings = {**domain_settings(algo, task.domain), **suite.algo_settings(algo, dataset)}  # as training applies them
-            key = (algo, task.observation_dim, task.action_dim, len(seeds), task.name, repr(sorted(settings.items())))
+            key = (algo, task.observation_dim, task.action_dim, len(seeds), task.name, steps, repr(sorted(settings.items())))
             if key not in cache:
                 update_s, trained = _calibrate_updates(algo, settings, task.observation_dim,
                                                        task.action_dim, len(seeds), steps, suite.precision, device)

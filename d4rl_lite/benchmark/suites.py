@@ -166,7 +166,7 @@ class Suite:
         fields = get_algorithm(algo).Config.__dataclass_fields__
         out: dict[str, Any] = {}
         cls = get_algorithm(algo).Config
-        layers = [self.settings] + ([self.datasets[dataset].get("settings", {})] if dataset is not None else [])
+        layers = [self.settings] + ([(self.datasets.get(dataset) or {}).get("settings", {})] if dataset is not None else [])
         for settings in layers:
             for key, value in settings.get("all", {}).items():
                 targets = ([f for f in fields if f.endswith("hidden")] if key == "hidden"
@@ -183,7 +183,7 @@ class Suite:
 
     def eval_every_on(self, dataset: str) -> int:
         """Updates between evaluations of the runs on ``dataset``: its own, else the suite's."""
-        return int(self.datasets[dataset].get("eval_every", self.eval_every))
+        return int((self.datasets.get(dataset) or {}).get("eval_every", self.eval_every))
 
     def runs(self) -> list[tuple[str, str, int]]:
         """Every (algorithm, dataset, seed) of the suite, datasets outermost."""
