@@ -325,13 +325,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from d4rl_lite.benchmark.runner import run_suite
-    from d4rl_lite.benchmark.suites import Suite, shipped_suites
+    from d4rl_lite.benchmark.suites import Suite, budgets_apart, shipped_suites
 
     if args.list:
         for path in shipped_suites():
             suite = Suite.load(path)
-            longer = {d: suite.steps_on(d) for d in suite.datasets if suite.steps_on(d) != suite.steps}
-            own = "".join(f", {n:,} on {', '.join(d for d in longer if longer[d] == n)}" for n in sorted(set(longer.values())))
+            apart = budgets_apart({d: suite.steps_on(d) for d in suite.datasets}, suite.steps)
+            own = "".join(f", {n:,} on {', '.join(ds)}" for n, ds in apart.items())
             print(f"{suite.name:<7} {len(suite.runs()):>4} runs, {suite.steps:,} steps each{own}: {suite.description}")
         return 0
     if not args.suite:

@@ -109,7 +109,7 @@ def test_populations_off_gives_the_same_table(tiny_local, tmp_path):
             assert value == close, key
 
 
-def test_a_dataset_with_a_budget_of_its_own(tiny_local, tmp_path, capsys):
+def test_a_dataset_with_a_budget_of_its_own(tiny_local, tmp_path):
     """A dataset's own steps, eval_every and settings reach its runs (and no other's); bench then
     counts them finished, the report accepts them and refuses one trained to the suite's budget, and
     the plan counts each dataset's updates."""

@@ -203,6 +203,12 @@ def dataset_steps(suite: dict[str, Any], dataset: str) -> int:
     return int((suite["datasets"].get(dataset) or {}).get("steps", suite["steps"]))
 
 
+def budgets_apart(by_dataset: dict[str, int], usual: int) -> dict[int, list[str]]:
+    """{budget: its datasets} for the datasets of ``by_dataset`` (dataset: updates) not trained ``usual``
+    updates, budgets ascending: what a listing names besides the usual budget."""
+    return {n: [d for d, m in by_dataset.items() if m == n] for n in sorted(set(by_dataset.values()) - {usual})}
+
+
 def run_id(algo: str, dataset: str, seed: int) -> str:
     return f"{algo}__{dataset}__seed{seed}"
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from d4rl_lite.benchmark.suites import dataset_steps, planned_runs, run_id, split_run_id
+from d4rl_lite.benchmark.suites import budgets_apart, dataset_steps, planned_runs, run_id, split_run_id
 
 NORMALIZED, RAW = "eval/normalized_score", "eval/return_mean"
 # The column of the data's own episodes (their mean normalized score, recorded by each run as
@@ -282,7 +282,7 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
                 cells.append("**MISSING**")
                 continue
             text = _pm(r["final_mean"], r["final_std"]) + (" (raw)" if r["metric"] == "raw" else "")
-            if r["seeds"] < most_seeds and "average" not in d and "mean of" not in d:
+            if r["seeds"] < most_seeds and not _summary_row(d):
                 text += f" (**{r['seeds']}/{most_seeds} seeds**)"
             cells.append(text)
         lines.append(f"| {d} | " + " | ".join(cells) + " |")
@@ -299,14 +299,19 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
 def _budgets(rows: list[dict[str, Any]]) -> str:
     """' after 30,000 updates (100,000 on hopper-medium-replay-v0)': the budget of most datasets' runs
     and the datasets trained longer or shorter (a suite's per-dataset steps); '' without runs."""
-    cells = [r for r in rows if r["steps"] and "average" not in r["dataset"] and "mean of" not in r["dataset"]]
+    cells = [r for r in rows if r["steps"] and not _summary_row(r["dataset"])]
     by_dataset = {d: min(r["steps"] for r in cells if r["dataset"] == d) for d in dict.fromkeys(r["dataset"] for r in cells)}
     if not by_dataset:
         return ""
     values = list(by_dataset.values())
     usual = max(sorted(set(values)), key=values.count)  # a tie: the smaller
-    others = {n: [d for d, m in by_dataset.items() if m == n] for n in sorted(set(values) - {usual})}
-    return f" after {usual:,} updates" + ("".join(f" ({n:,} on {', '.join(ds)})" for n, ds in others.items()))
+    return f" after {usual:,} updates" + "".join(f" ({n:,} on {', '.join(ds)})"
+                                                  for n, ds in budgets_apart(by_dataset, usual).items())
+
+
+def _summary_row(label: str) -> bool:
+    """A row of averages (a domain's, or a single-task dataset's mean over its tasks), not one dataset's runs."""
+    return "average" in label or "mean of" in label
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
