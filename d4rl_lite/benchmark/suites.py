@@ -166,7 +166,7 @@ class Suite:
         fields = get_algorithm(algo).Config.__dataclass_fields__
         out: dict[str, Any] = {}
         cls = get_algorithm(algo).Config
-        layers = [self.settings] + ([(self.datasets.get(dataset) or {}).get("settings", {})] if dataset is not None else [])
+        layers = [self.settings] + ([dataset_entry(self.__dict__, dataset).get("settings", {})] if dataset is not None else [])
         for settings in layers:
             for key, value in settings.get("all", {}).items():
                 targets = ([f for f in fields if f.endswith("hidden")] if key == "hidden"
@@ -183,7 +183,7 @@ class Suite:
 
     def eval_every_on(self, dataset: str) -> int:
         """Updates between evaluations of the runs on ``dataset``: its own, else the suite's."""
-        return int((self.datasets.get(dataset) or {}).get("eval_every", self.eval_every))
+        return int(dataset_entry(self.__dict__, dataset).get("eval_every", self.eval_every))
 
     def runs(self) -> list[tuple[str, str, int]]:
         """Every (algorithm, dataset, seed) of the suite, datasets outermost."""
@@ -197,10 +197,16 @@ def planned_runs(algorithms: list[str], datasets: list[str], seeds: list[int],
     return [(a, d, s) for d in datasets for a in algorithms for s in seeds if d in only_on.get(a, [d])]
 
 
+def dataset_entry(suite: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """``dataset``'s entry in a suite description (its size, own budget, settings); {} for a
+    dataset outside the suite or with nothing of its own, which then gets the suite's."""
+    return suite["datasets"].get(dataset) or {}
+
+
 def dataset_steps(suite: dict[str, Any], dataset: str) -> int:
     """Updates of every run on ``dataset`` in a suite description (a ``suite.json``): the dataset's
     own ``steps``, else the suite's."""
-    return int((suite["datasets"].get(dataset) or {}).get("steps", suite["steps"]))
+    return int(dataset_entry(suite, dataset).get("steps", suite["steps"]))
 
 
 def budgets_apart(by_dataset: dict[str, int], usual: int) -> dict[int, list[str]]:
