@@ -148,7 +148,8 @@ def test_a_dataset_with_a_budget_of_its_own(tiny_local, tmp_path):
     for bad, message in (({"size": 2000, "step": 60}, "unknown key\\(s\\) 'step'"),
                          ({"steps": 0}, "steps must be a whole number >= 1"),
                          ({"settings": {"cql": {"cql_weight": 1}}}, "settings for algorithms the suite does not run"),
-                         ({"settings": {"iql": {"expectyle": 0.9}}}, "unknown setting 'expectyle'")):
+                         ({"settings": {"iql": {"expectyle": 0.9}}}, "unknown setting 'expectyle'"),
+                         ({"settings": {"all": {"hiden": [8, 8]}}}, "settings.all has 'hiden', which no algorithm has")):
         path.write_text(json.dumps({**spec, "datasets": {"pointmaze-umaze-random-v0": bad}}))
         with pytest.raises(ValueError, match=message):
             Suite.load(path)

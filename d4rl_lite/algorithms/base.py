@@ -342,6 +342,19 @@ def domain_settings(algo_name: str, domain: str) -> dict[str, Any]:
     return dict(table.get(algo_name, {}).get(domain, {}).get("settings", {}))
 
 
+def setting_targets(cls: type, key: str) -> tuple[str, ...]:
+    """The fields of config class ``cls`` that setting ``key`` sets: itself, the fields an older name
+    now stands for, or, for the shorthand ``hidden``, every network's layer sizes; empty if none."""
+    fields = [f.name for f in dataclasses.fields(cls)]
+    if key in fields:
+        return (key,)
+    if new_names(cls, key):
+        return new_names(cls, key)
+    if key == "hidden":
+        return tuple(f for f in fields if f.endswith("_hidden"))
+    return ()
+
+
 def make_config(cls: type, overrides: dict[str, Any] | None) -> Any:
     """``cls(**defaults)`` with ``overrides`` (strings from the CLI are converted to the field's type).
 
@@ -350,14 +363,7 @@ def make_config(cls: type, overrides: dict[str, Any] | None) -> Any:
     config = cls()
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key, value in (overrides or {}).items():
-        if key in fields:
-            targets: tuple[str, ...] = (key,)
-        elif new_names(cls, key):
-            targets = new_names(cls, key)
-        elif key == "hidden":  # shorthand (as in suites): every network's layer sizes
-            targets = tuple(f for f in fields if f.endswith("_hidden"))
-        else:
-            targets = ()
+        targets = setting_targets(cls, key)
         if not targets:
             raise ValueError(f"unknown setting {key!r} for {cls.__name__}; settings: {', '.join(fields)}")
         if key != "hidden" and targets != (key,) and (cls.__name__, key) not in _noticed:

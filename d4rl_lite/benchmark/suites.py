@@ -15,7 +15,8 @@ A suite is a JSON file::
     }
 
 ``settings.all`` applies to every algorithm whose config has the key ("hidden" stands for every
-``*hidden`` field); per-algorithm settings must exist in that algorithm's config.
+``*_hidden`` field; a key no registered algorithm has is refused as a misspelling); per-algorithm
+settings must exist in that algorithm's config.
 
 A dataset may have a budget of its own, for data that needs longer training than the rest (every
 algorithm on it trains that long; a table row holds one budget)::
@@ -90,13 +91,11 @@ class Suite:
         return suite
 
     def validate(self) -> None:
-        from d4rl_lite.algorithms import get_algorithm
-        from d4rl_lite.algorithms.base import make_config
+        from d4rl_lite.algorithms import ALGORITHMS, get_algorithm
+        from d4rl_lite.algorithms.base import make_config, setting_targets
         from d4rl_lite.datasets.catalogue import parse_dataset_name
 
         if self.algorithms == "all":  # every registered offline algorithm (not naive baselines)
-            from d4rl_lite.algorithms import ALGORITHMS
-
             self.algorithms = sorted(n for n, cls in ALGORITHMS.items() if not cls.naive_baseline)
 
         def need(ok: bool, what: str) -> None:
@@ -148,6 +147,13 @@ class Suite:
             a in self.algorithms and isinstance(ds, list) and ds and all(d in self.datasets for d in ds)
             for a, ds in self.only_on.items()),
             "only_on must map algorithms of the suite to non-empty lists of its datasets")
+        # An "all" key no registered algorithm has is a misspelling. (One that only algorithms outside
+        # the suite have is fine: a suite narrowed to some of its algorithms keeps its settings.)
+        for where, settings in [("settings", self.settings)] + [
+                (f"dataset {name}'s settings", spec.get("settings", {})) for name, spec in self.datasets.items()]:
+            for key in settings.get("all", {}):
+                need(any(setting_targets(cls.Config, key) for cls in ALGORITHMS.values()),
+                     f"{where}.all has {key!r}, which no algorithm has (`d4rl-lite settings ALGO` lists them)")
         unknown = set(self.settings) - set(self.algorithms) - {"all"}
         if unknown:
             raise ValueError(f"suite {self.name!r} has settings for algorithms it does not run: {sorted(unknown)}")
@@ -161,17 +167,14 @@ class Suite:
     def algo_settings(self, algo: str, dataset: str | None = None) -> dict[str, Any]:
         """``algo``'s settings in this suite: ``all``'s, then its own; on ``dataset``, that dataset's over them."""
         from d4rl_lite.algorithms import get_algorithm
-        from d4rl_lite.algorithms.base import new_names
+        from d4rl_lite.algorithms.base import setting_targets
 
-        fields = get_algorithm(algo).Config.__dataclass_fields__
         out: dict[str, Any] = {}
         cls = get_algorithm(algo).Config
         layers = [self.settings] + ([dataset_entry(self.__dict__, dataset).get("settings", {})] if dataset is not None else [])
         for settings in layers:
             for key, value in settings.get("all", {}).items():
-                targets = ([f for f in fields if f.endswith("hidden")] if key == "hidden"
-                           else [key] if key in fields else list(new_names(cls, key)))  # old names still apply
-                for f in targets:
+                for f in setting_targets(cls, key):  # none: the key is for other algorithms
                     out[f] = tuple(value) if isinstance(value, list) else value
             for key, value in settings.get(algo, {}).items():
                 out[key] = tuple(value) if isinstance(value, list) else value
