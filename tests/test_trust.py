@@ -204,6 +204,20 @@ def test_report_refuses_nan_wrong_budget_and_scores_not_in_the_log(small_results
     assert "trained for 10 steps, the suite asks for 20" in err and "**MISSING**" in out
 
 
+def test_report_says_one_line_about_malformed_suite_and_result_files(small_results, tmp_path, capsys):
+    results = tmp_path / "r"
+    shutil.copytree(small_results, results)
+    odd = results / "bc__pointmaze-umaze-dense-expert-v0__seed1/result.json"
+    record = read_record(odd)
+    record["dataset"] = ["pointmaze-umaze-dense-expert-v0"]  # well-formed JSON, not a dataset name
+    write_record(odd, record)
+    code, out, err = cli(capsys, "report", results)
+    assert code == 1 and "seed1/result.json: not a run result" in err and "Traceback" not in err
+    (results / "suite.json").write_text('{"steps": Infinity, "algorithms": ["bc"], "datasets": {}, "seeds": [0]}')
+    code, out, err = cli(capsys, "report", results)
+    assert code == 2 and "suite.json: not a suite description" in err and len(err.strip().splitlines()) == 1
+
+
 def test_domain_averages_cover_only_datasets_every_algorithm_has(small_results):
     from d4rl_lite.benchmark.table import score_table
 

@@ -58,7 +58,7 @@ def collect_results(results_dir: str | Path) -> ResultSet:
             budgets = {"": int(suite["steps"]), **{d: dataset_steps(suite, d) for d in suite["datasets"]}}
             expected = {run_id(*run) for run in planned_runs(suite["algorithms"], suite["datasets"], suite["seeds"],
                                                              suite.get("only_on") or {})}
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError):  # OverflowError: int(Infinity)
             raise CorruptFileError(f"{suite_file}: not a suite description (written by `d4rl-lite bench`); "
                                    "delete it to report the results without it") from None
     records, refused = [], []
@@ -100,8 +100,11 @@ def _check_record(record: dict[str, Any], path: Path, budgets: dict[str, int] | 
         final, steps = record["final"], int(record["steps"])
         key = NORMALIZED if NORMALIZED in final else RAW
         score = final[key]
-        record["train"]["seed"], record["algorithm"], record["dataset"]  # noqa: B018 - must exist
-    except (KeyError, TypeError, ValueError):
+        well_formed = (isinstance(record["train"]["seed"], int) and isinstance(record["algorithm"], str)
+                 and isinstance(record["dataset"], str))
+    except (KeyError, TypeError, ValueError, OverflowError):
+        well_formed = False
+    if not well_formed:
         return "not a run result (missing final score, steps, seed, algorithm or dataset)"
     if not (isinstance(score, (int, float)) and math.isfinite(score)):
         return f"final score is {score!r}, not a finite number (a diverged run)"
