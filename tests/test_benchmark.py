@@ -322,3 +322,25 @@ def test_the_plan_projects_the_wall_time_of_a_measured_run(tmp_path, capsys):
     assert [c.seeds for c in costs] == [[0, 1], [0, 1]] and sum(c.updates for c in costs) == 4 * suite.steps
     print(f"tiny suite: projected {projected:.1f} s, measured {measured:.0f} s")
     assert measured / 2 <= projected <= measured * 2, (projected, measured)
+
+
+def test_learning_curves_keep_one_colour_per_algorithm_across_panels():
+    # cql on one dataset only (as lite's only_on): the other algorithms keep their colours in both
+    # panels, and the legend names all of them.
+    from d4rl_lite.benchmark.table import NORMALIZED, learning_curves_figure
+    from d4rl_lite.plotting import pyplot
+
+    def run(algo, dataset, seed):
+        curve = [{"step": s, NORMALIZED: float(s * (seed + 1))} for s in (10, 20)]
+        return {"algorithm": algo, "dataset": dataset, "curve": curve}
+
+    records = [run(a, d, s) for d in ("hopper-medium-replay-v0", "walker2d-medium-replay-v0")
+               for a in ("bc", "iql") for s in (0, 1)] + [run("cql", "hopper-medium-replay-v0", s) for s in (0, 1)]
+    fig = learning_curves_figure(records)
+    colours = [{line.get_label(): line.get_color() for line in ax.get_lines()} for ax in fig.axes]
+    assert sorted(colours[0]) == ["bc", "cql", "iql"] and sorted(colours[1]) == ["bc", "iql"]
+    assert all(colours[1][a] == colours[0][a] for a in ("bc", "iql")) and len(set(colours[0].values())) == 3
+    legend = fig.axes[-1].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["bc", "cql", "iql"]
+    assert [h.get_color() for h in legend.legend_handles] == [colours[0][a] for a in ("bc", "cql", "iql")]
+    pyplot().close(fig)

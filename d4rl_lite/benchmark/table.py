@@ -365,11 +365,22 @@ def write_tables(rows: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
 
 
 def plot_learning_curves(records: list[dict[str, Any]], path: str | Path) -> Path:
+    """``learning_curves_figure`` saved to ``path``."""
+    from d4rl_lite.plotting import save_figure
+
+    return save_figure(learning_curves_figure(records), path)
+
+
+def learning_curves_figure(records: list[dict[str, Any]]) -> Any:
     """One panel per dataset: each algorithm's evaluation curve, mean over seeds with min-max band."""
-    from d4rl_lite.plotting import pyplot, save_figure
+    from d4rl_lite.plotting import pyplot
 
     plt = pyplot()
     datasets = sorted({r["dataset"] for r in records})
+    # One colour per algorithm across panels: an algorithm that runs on some datasets only (only_on)
+    # would otherwise shift the colours of the panels it is in, under a legend drawn from another.
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colour = {a: cycle[i % len(cycle)] for i, a in enumerate(sorted({r["algorithm"] for r in records}))}
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.6), dpi=100, squeeze=False)
     for ax, d in zip(axes[0], datasets):
         by_algo: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -380,14 +391,15 @@ def plot_learning_curves(records: list[dict[str, Any]], path: str | Path) -> Pat
             key = [k for k in runs[0]["curve"][0] if k != "step"][0]
             steps = [p["step"] for p in runs[0]["curve"]]
             values = np.array([[p[key] for p in r["curve"]][: len(steps)] for r in runs if len(r["curve"]) >= len(steps)])
-            ax.plot(steps, values.mean(0), label=algo)
+            ax.plot(steps, values.mean(0), label=algo, color=colour[algo])
             if len(values) > 1:
-                ax.fill_between(steps, values.min(0), values.max(0), alpha=0.2)
+                ax.fill_between(steps, values.min(0), values.max(0), alpha=0.2, color=colour[algo])
         ax.set_title(d, fontsize=9)
         ax.set_xlabel("gradient steps")
         ax.set_ylabel("normalized score" if key == NORMALIZED else "return")
-    axes[0][-1].legend(fontsize=7)
-    return save_figure(fig, path)
+    handles = [plt.Line2D([], [], color=c, label=a) for a, c in colour.items()]
+    axes[0][-1].legend(handles=handles, fontsize=7)  # every algorithm, whichever panels it is in
+    return fig
 
 
 def _count(n: int, noun: str) -> str:
