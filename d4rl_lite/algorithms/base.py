@@ -342,16 +342,21 @@ def domain_settings(algo_name: str, domain: str) -> dict[str, Any]:
     return dict(table.get(algo_name, {}).get(domain, {}).get("settings", {}))
 
 
+def hidden_fields(cls: type) -> tuple[str, ...]:
+    """Every network's layer sizes in config class ``cls`` (its ``*_hidden`` fields)."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name.endswith("_hidden"))
+
+
 def setting_targets(cls: type, key: str) -> tuple[str, ...]:
-    """The fields of config class ``cls`` that setting ``key`` sets: itself, the fields an older name
-    now stands for, or, for the shorthand ``hidden``, every network's layer sizes; empty if none."""
-    fields = [f.name for f in dataclasses.fields(cls)]
-    if key in fields:
+    """The fields of config class ``cls`` that setting ``key`` sets (``--set``, a run's config): itself,
+    the fields an older name now stands for, or, for the shorthand ``hidden``, every network's layer
+    sizes; empty if none. (Suites read ``hidden`` as the shorthand first: ``Suite.algo_settings``.)"""
+    if key in {f.name for f in dataclasses.fields(cls)}:
         return (key,)
     if new_names(cls, key):
         return new_names(cls, key)
     if key == "hidden":
-        return tuple(f for f in fields if f.endswith("_hidden"))
+        return hidden_fields(cls)
     return ()
 
 

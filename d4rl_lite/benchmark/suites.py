@@ -167,14 +167,17 @@ class Suite:
     def algo_settings(self, algo: str, dataset: str | None = None) -> dict[str, Any]:
         """``algo``'s settings in this suite: ``all``'s, then its own; on ``dataset``, that dataset's over them."""
         from d4rl_lite.algorithms import get_algorithm
-        from d4rl_lite.algorithms.base import setting_targets
+        from d4rl_lite.algorithms.base import hidden_fields, setting_targets
 
         out: dict[str, Any] = {}
         cls = get_algorithm(algo).Config
         layers = [self.settings] + ([dataset_entry(self.__dict__, dataset).get("settings", {})] if dataset is not None else [])
         for settings in layers:
             for key, value in settings.get("all", {}).items():
-                for f in setting_targets(cls, key):  # none: the key is for other algorithms
+                # In a suite "hidden" is every network's layers, before an algorithm's own old name
+                # "hidden" (BEAR's: its actor and critics only, as --set keeps it).
+                targets = hidden_fields(cls) if key == "hidden" else setting_targets(cls, key)
+                for f in targets:  # none: the key is for other algorithms
                     out[f] = tuple(value) if isinstance(value, list) else value
             for key, value in settings.get(algo, {}).items():
                 out[key] = tuple(value) if isinstance(value, list) else value
