@@ -344,3 +344,24 @@ def test_learning_curves_keep_one_colour_per_algorithm_across_panels():
     assert [t.get_text() for t in legend.get_texts()] == ["bc", "cql", "iql"]
     assert [h.get_color() for h in legend.legend_handles] == [colours[0][a] for a in ("bc", "cql", "iql")]
     pyplot().close(fig)
+
+
+def test_a_suites_hidden_sets_every_network_and_a_misspelt_all_key_is_refused(tmp_path):
+    # "hidden" in a suite's "all" is every network's layers, BEAR's VAE included (BEAR's own old
+    # name "hidden", which --set still reads, meant its actor and critics only).
+    import dataclasses
+
+    from d4rl_lite.algorithms import get_algorithm
+    from d4rl_lite.algorithms.base import make_config
+
+    smoke = Suite.load("smoke")
+    bear = make_config(get_algorithm("bear").Config, smoke.algo_settings("bear"))
+    assert (bear.actor_hidden, bear.critic_hidden, bear.vae_hidden) == ((64, 64),) * 3
+    by_set = make_config(get_algorithm("bear").Config, {"hidden": [32, 32]})
+    default_vae = next(f.default for f in dataclasses.fields(by_set) if f.name == "vae_hidden")
+    assert by_set.actor_hidden == (32, 32) and by_set.vae_hidden == default_vae != (32, 32)
+
+    spec = {**smoke.__dict__, "settings": {"all": {"hidden": [64, 64], "batchsize": 64}}}
+    (tmp_path / "typo.json").write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match="settings.all has 'batchsize', which no algorithm has"):
+        Suite.load(tmp_path / "typo.json")
