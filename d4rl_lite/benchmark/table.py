@@ -100,12 +100,12 @@ def _check_record(record: dict[str, Any], path: Path, budgets: dict[str, int] | 
         final, steps = record["final"], int(record["steps"])
         key = NORMALIZED if NORMALIZED in final else RAW
         score = final[key]
-        well_formed = (isinstance(record["train"]["seed"], int) and isinstance(record["algorithm"], str)
-                 and isinstance(record["dataset"], str))
+        well_formed = (type(record["train"]["seed"]) is int and isinstance(record["algorithm"], str)
+                       and isinstance(record["dataset"], str))
     except (KeyError, TypeError, ValueError, OverflowError):
         well_formed = False
     if not well_formed:
-        return "not a run result (missing final score, steps, seed, algorithm or dataset)"
+        return "not a run result (missing or malformed final score, steps, seed, algorithm or dataset)"
     if not (isinstance(score, (int, float)) and math.isfinite(score)):
         return f"final score is {score!r}, not a finite number (a diverged run)"
     budget = None if budgets is None else budgets.get(record["dataset"], budgets[""])
@@ -373,6 +373,8 @@ def plot_learning_curves(records: list[dict[str, Any]], path: str | Path) -> Pat
 
 def learning_curves_figure(records: list[dict[str, Any]]) -> Any:
     """One panel per dataset: each algorithm's evaluation curve, mean over seeds with min-max band."""
+    from matplotlib.lines import Line2D
+
     from d4rl_lite.plotting import pyplot
 
     plt = pyplot()
@@ -397,7 +399,7 @@ def learning_curves_figure(records: list[dict[str, Any]]) -> Any:
         ax.set_title(d, fontsize=9)
         ax.set_xlabel("gradient steps")
         ax.set_ylabel("normalized score" if key == NORMALIZED else "return")
-    handles = [plt.Line2D([], [], color=c, label=a) for a, c in colour.items()]
+    handles = [Line2D([], [], color=c, label=a) for a, c in colour.items()]
     axes[0][-1].legend(handles=handles, fontsize=7)  # every algorithm, whichever panels it is in
     return fig
 
