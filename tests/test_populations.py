@@ -196,7 +196,7 @@ def test_bf16_is_part_of_a_runs_identity(maze_data, tmp_path):
     config = dict(steps=10, seed=0, device="cpu", log_every=5, eval_every=10, eval_episodes=1, checkpoint_every=5)
     record = train("td3_bc", maze_data, TrainConfig(precision="bf16", **config), {"hidden": (16,)}, run_dir=tmp_path / "r")
     assert record["train"]["precision"] == "bf16" and read_record(tmp_path / "r/config.json")["train"]["precision"] == "bf16"
-    with pytest.raises(ValueError, match="another configuration"):
+    with pytest.raises(ValueError, match=r"another configuration \(train.precision: bf16 -> fp32\)"):
         train("td3_bc", maze_data, TrainConfig(**config), {"hidden": (16,)}, run_dir=tmp_path / "r")
     with pytest.raises(ValueError, match="precision must be fp32 or bf16"):
         train("td3_bc", maze_data, TrainConfig(precision="fp16", **config), {}, run_dir=tmp_path / "s")

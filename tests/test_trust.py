@@ -606,3 +606,13 @@ def test_a_checkpoint_whose_header_length_starts_with_0x80_is_read(tmp_path):
     else:
         raise AssertionError("no padding gave a header length ending in 0x80")
     assert load_state(tmp_path / "c.safetensors")["pad"] == "p" * pad
+
+
+def test_a_refused_resume_names_the_settings_that_differ():
+    from d4rl_lite.training.run_files import config_differences
+
+    old = {"algo": {"a": 1, "b": 2, "c": 3, "d": 4}, "train": {"seed": 0, "steps": 10}, "run_uid": "x"}
+    assert config_differences(old, {**old, "train": {"seed": 0, "steps": 99}, "run_uid": "y"}) == ""  # same run
+    new = {"algo": {"a": 5, "b": 6, "c": 7}, "train": {"seed": 1, "steps": 10}}
+    assert config_differences(old, new) == "algo.a: 1 -> 5; algo.b: 2 -> 6; algo.c: 3 -> 7; and 2 more"
+    assert config_differences(old, new, limit=5).endswith("algo.d: 4 -> (none); train.seed: 0 -> 1")

@@ -89,13 +89,31 @@ def write_result(run: Path, record: dict[str, Any], history: list[dict[str, Any]
     return read_record(run / RESULT, "result")
 
 
+def _identity_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """The config record without what may change between sessions of one run (NOT_IDENTITY)."""
+    plain = {k: v for k, v in json.loads(json.dumps(record)).items() if k not in ("run_uid", "checksum")}
+    plain["train"] = {k: v for k, v in plain["train"].items() if k not in NOT_IDENTITY}
+    return plain
+
+
 def run_identity(record: dict[str, Any]) -> str:
     """What makes two runs the same run: everything in the config record but the NOT_IDENTITY settings."""
     import hashlib
 
-    plain = {k: v for k, v in json.loads(json.dumps(record)).items() if k not in ("run_uid", "checksum")}
-    plain["train"] = {k: v for k, v in plain["train"].items() if k not in NOT_IDENTITY}
-    return "sha256:" + hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(json.dumps(_identity_fields(record), sort_keys=True).encode()).hexdigest()
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any], limit: int = 3) -> str:
+    """The first ``limit`` identity settings two config records disagree on, as ``algo.x: 1 -> 2``."""
+    def leaves(d: Any, prefix: str = "") -> dict[str, Any]:
+        if not isinstance(d, dict):
+            return {prefix: d}
+        return {k: v for key, value in d.items() for k, v in leaves(value, f"{prefix}{key}.").items()}
+
+    a, b = leaves(_identity_fields(old)), leaves(_identity_fields(new))
+    diffs = [f"{k.rstrip('.')}: {a.get(k, '(none)')} -> {b.get(k, '(none)')}"
+             for k in sorted(set(a) | set(b)) if a.get(k, "(none)") != b.get(k, "(none)")]
+    return "; ".join(diffs[:limit]) + (f"; and {len(diffs) - limit} more" if len(diffs) > limit else "")
 
 
 def check_same_run(run: Path, record: dict[str, Any]) -> str:
@@ -111,7 +129,8 @@ def check_same_run(run: Path, record: dict[str, Any]) -> str:
     if path.exists():
         old = read_record(path, "run config")
         if run_identity(old) != run_identity(record):
-            raise ValueError(f"{run} holds a run with another configuration; use another --run-dir or delete it")
+            raise ValueError(f"{run} holds a run with another configuration ({config_differences(old, record)}); "
+                             "train it elsewhere (train: --run-dir, bench: --results) or delete that run")
         uid = str(old.get("run_uid", ""))
     write_record(path, {**record, "run_uid": uid})  # the latest steps/device/wandb, same identity
     return checkpoint_identity({**record, "run_uid": uid})
