@@ -366,11 +366,11 @@ def make_config(cls: type, overrides: dict[str, Any] | None) -> Any:
     Unknown keys and wrong types raise ValueError naming the field and the known ones.
     """
     config = cls()
-    fields = {f.name: f for f in dataclasses.fields(cls)}
     for key, value in (overrides or {}).items():
         targets = setting_targets(cls, key)
         if not targets:
-            raise ValueError(f"unknown setting {key!r} for {cls.__name__}; settings: {', '.join(fields)}")
+            known = ", ".join(f.name for f in dataclasses.fields(cls))
+            raise ValueError(f"unknown setting {key!r} for {cls.__name__}; settings: {known}")
         if key != "hidden" and targets != (key,) and (cls.__name__, key) not in _noticed:
             _noticed.add((cls.__name__, key))
             print(f"d4rl-lite: note: setting {key!r} of {cls.__name__} is now called {' and '.join(targets)}; "
