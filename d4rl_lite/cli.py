@@ -108,17 +108,23 @@ def cmd_info(args: argparse.Namespace) -> int:
     }
     print(format_card(card, header))
     plot = Path(args.plot) if args.plot else Path(meta["path"]) / "returns.png"
+    if plot.is_dir():  # --plot DIR: the picture goes inside it
+        plot = plot / "returns.png"
     try:
         out = plot_return_histogram(ds, task, plot, meta.get("name", "dataset"))
     except OSError as e:
-        fallback = Path.cwd() / f"{meta.get('name', 'dataset')}-returns.png"
+        from d4rl_lite.paths import path_name
+
+        fallback = Path.cwd() / f"{path_name(meta.get('name', 'dataset'), 'the name in its metadata')}-returns.png"
         print(f"(cannot write {plot}: {e.strerror}; writing {fallback} instead)", file=sys.stderr)
         out = plot_return_histogram(ds, task, fallback, meta.get("name", "dataset"))
     print(f"{'return histogram':<18} {out}")
-    if task.domain == "maze":
+    from d4rl_lite.tasks import GOAL_DOMAINS
+
+    if task.domain in GOAL_DOMAINS:  # point and ant mazes alike
         from d4rl_lite.datasets.maze.certificate import plot_maze_dataset
 
-        maze_png = out.with_name("maze.png") if not args.plot else Path(args.plot).with_suffix(".maze.png")
+        maze_png = out.with_name("maze.png") if not args.plot else out.with_name(out.stem + ".maze.png")
         print(f"{'maze picture':<18} {plot_maze_dataset(ds, task, maze_png, meta.get('name', 'dataset'))}")
     return 0
 
@@ -126,8 +132,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from d4rl_lite.datasets.builders import build_dataset, builder_for
+    from d4rl_lite.datasets.builders import build_dataset, builder_for, built_as_asked
     from d4rl_lite.datasets.card import format_card
+    from d4rl_lite.datasets.locations import dataset_dir_for_id
     from d4rl_lite.datasets.catalogue import parse_dataset_name
     from d4rl_lite.datasets.storage import load_from_dir
     from d4rl_lite.tasks import get_task
@@ -136,16 +143,22 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.mix:
         options["mix"] = args.mix
     builder = builder_for(parse_dataset_name(args.name))
-    total = args.size if args.size is not None else (builder.default_size if builder else None)
-    with tqdm(total=total, unit="tr", unit_scale=True, desc=f"build {args.name}",
-              disable=args.quiet, dynamic_ncols=True, delay=0.5) as bar:  # no bar for a build refused at once
-        path = build_dataset(args.name, size=args.size, seed=args.seed, root=args.root,
-                             overwrite=args.force, num_envs=args.num_envs, progress=bar.update, **options)
-    ds = load_from_dir(path / "data", verify=False)  # write_dataset has verified it already
-    print(f"wrote {path}")
+    if not args.force and built_as_asked(args.name, args.size, args.seed, options, args.root):
+        path = dataset_dir_for_id(parse_dataset_name(args.name).dataset_id, args.root)
+        print(f"already built (every array verified just now): {path}")
+    else:
+        total = args.size if args.size is not None else (builder.default_size if builder else None)
+        with tqdm(total=total, unit="tr", unit_scale=True, desc=f"build {args.name}",
+                  disable=args.quiet, dynamic_ncols=True, delay=0.5) as bar:  # no bar for a build refused at once
+            path = build_dataset(args.name, size=args.size, seed=args.seed, root=args.root,
+                                 overwrite=args.force, num_envs=args.num_envs, progress=bar.update, **options)
+        print(f"wrote {path}")
+    ds = load_from_dir(path / "data", verify=False)  # verified when written, or just above
     print(format_card(ds.metadata["card"], {"name": ds.metadata["name"], "minari id": ds.metadata["dataset_id"]}))
     task = get_task(ds.metadata["task"])
-    if task.domain == "maze":
+    from d4rl_lite.tasks import GOAL_DOMAINS
+
+    if task.domain in GOAL_DOMAINS:  # point and ant mazes alike
         from d4rl_lite.datasets.maze.certificate import plot_maze_dataset
 
         print(f"{'maze picture':<18} {plot_maze_dataset(ds, task, path / 'maze.png', ds.metadata['name'])}")
@@ -247,17 +260,35 @@ def cmd_export_behavior(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_SEED = 2**32 - 1  # the range every generator here takes (torch's would overflow past 2**63)
+MAX_MEMBERS = 1000  # seeds in one --seeds list
+
+
+def _seed(text: str) -> int:
+    """A --seed: a whole number in [0, 2**32 - 1]; argparse turns the error into one line."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seeds are whole numbers from 0 to {MAX_SEED:,}, got {text}")
+    return seed
+
+
 def _parse_seeds(text: str) -> list[int]:
     """"0,1,2" or "0-4" (or a mix, "0-2,7") -> seeds; argparse turns the ValueError into one line."""
     seeds: list[int] = []
     try:
         for part in text.split(","):
             lo, sep, hi = part.strip().partition("-")
+            if sep and int(hi) - int(lo) >= MAX_MEMBERS:
+                raise argparse.ArgumentTypeError(f"{part.strip()} is more than {MAX_MEMBERS:,} seeds; a population "
+                                                 "that large does not fit in memory")
             seeds += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected seeds like 0,1,2 or 0-4, got {text!r}") from None
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise argparse.ArgumentTypeError(f"seeds must be distinct whole numbers >= 0, got {text!r}")
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0 or max(seeds) > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seeds must be distinct whole numbers from 0 to {MAX_SEED:,}, got {text!r}")
     return seeds
 
 
@@ -352,7 +383,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
     counts = run_suite(suite, results, executor=args.executor, workers=args.workers, address=args.address,
                        root=args.root, device=args.device, wandb=args.wandb, force=args.force,
-                       population=args.population == "on")
+                       population=args.population == "on", allow_imports=args.allow_imports)
     from d4rl_lite.benchmark.report import print_report
 
     complete = print_report(results, wandb=args.wandb, suite_name=suite.name)
@@ -412,6 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    import d4rl_lite
+
+    p.add_argument("--version", action="version", version=f"d4rl-lite {d4rl_lite.__version__}")
     sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     # Defaults and names come from where they are declared: the training config and the registry.
     from d4rl_lite.algorithms import ALGORITHMS
@@ -455,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--size", type=_count, default=None,
                     help="transitions (default: 1,000,000 as D4RL; medium-expert 2M; human 25k; "
                          "medium-replay the whole replay up to medium)")
-    sp.add_argument("--seed", type=int, default=0, help="seed of the whole build (default 0)")
+    sp.add_argument("--seed", type=_seed, default=0, help="seed of the whole build (default 0)")
     root_arg(sp)
     sp.add_argument("--num-envs", type=int, default=8, help="environment copies stepped together (default 8)")
     sp.add_argument("--force", action="store_true", help="replace an existing dataset of that name")
@@ -474,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     root_arg(sp)
     sp.add_argument("--steps", type=int, default=train_defaults.steps,
                     help=f"gradient steps (default {train_defaults.steps:,})")
-    sp.add_argument("--seed", type=int, default=train_defaults.seed)
+    sp.add_argument("--seed", type=_seed, default=train_defaults.seed)
     sp.add_argument("--precision", choices=("fp32", "bf16"), default=train_defaults.precision,
                     help="bf16: the updates' matrix products under bf16 autocast (weights, optimizer state and "
                          "losses stay fp32); pays for populations on CPUs with AVX-512 BF16, and on GPUs")
@@ -507,8 +541,10 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Run every algorithm x dataset x seed of a suite (the seeds of an algorithm on "
                                     "a dataset together as one population per worker process; local pool, or Ray "
                                     "with --executor ray), building missing datasets first. "
-                                    "Results are files: re-running skips finished runs and resumes partial ones.")
-    sp.add_argument("suite", nargs="?", metavar="SUITE", help="smoke, lite, d4rl, or a suite JSON file")
+                                    "Results are files: re-running skips finished runs and resumes partial ones "
+                                    "(Ctrl-C stops within seconds; running jobs keep their last checkpoint). "
+                                    "Each job prints a line at each evaluation: updates done, updates/s, score.")
+    sp.add_argument("suite", nargs="?", metavar="SUITE", help="smoke, lite, d4rl, or a suite file's path (./mine.json)")
     sp.add_argument("--list", action="store_true", help="list the shipped suites")
     sp.add_argument("--executor", choices=["local", "ray"], default="local")
     sp.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
@@ -527,6 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--plan", action="store_true",
                     help="run nothing: print the suite's jobs, updates, evaluation steps and projected wall time on "
                          "this machine (each job calibrated for a few seconds; with populations and as solo runs)")
+    sp.add_argument("--allow-imports", action="store_true",
+                    help="run the suite's \"imports\" (Python modules registering your algorithms: their code runs, "
+                         "here and in every worker); without it such a suite is refused. --plan never imports")
     sp.set_defaults(func=cmd_bench)
 
     sp = sub.add_parser("report", help="the table (md, csv, json, tex) and plots of a results directory",
@@ -550,7 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "ladder. Re-running the same command resumes after a kill.")
     sp.add_argument("task", metavar="TASK", help=", ".join(t.name for t in TASKS.values() if t.domain in ("locomotion", "skill")))
     sp.add_argument("--steps", type=int, default=1_000_000, help="environment steps in total (default 1,000,000)")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=_seed, default=0)
     sp.add_argument("--run-dir", metavar="DIR",
                     help="run directory (default: $D4RL_LITE_RUNS or ~/.cache/d4rl_lite/runs, /behavior-TASK-seedS)")
     sp.add_argument("--threads", type=int, default=1, help="torch threads (default 1: run one task per core)")
@@ -565,7 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "medium (closest to 1/3 of expert), copy the ladder into the package zoo with "
                                     "card.json, and store the expert's return as the task's ref_max.")
     sp.add_argument("task", metavar="TASK")
-    sp.add_argument("--seed", type=int, default=0, help="seed of the training run (default 0)")
+    sp.add_argument("--seed", type=_seed, default=0, help="seed of the training run (default 0)")
     sp.add_argument("--run-dir", metavar="DIR", help="training run directory (default: as train-behavior)")
     sp.add_argument("--episodes", type=int, default=100, help="episodes per measurement (default 100)")
     sp.add_argument("--zoo", metavar="DIR", help="export elsewhere than the package zoo (then ref_max is not stored)")
@@ -598,6 +637,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (D4RLLiteError, FileExistsError, ValueError) as e:
         print(f"d4rl-lite {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the machine said no (read-only directory, a file where a directory goes, a name too long)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"d4rl-lite {args.verb}: error: {where}{e.strerror or e} (nothing half-written was kept; "
+              "check the path and its permissions)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"d4rl-lite {args.verb}: interrupted; nothing half-written was kept", file=sys.stderr)

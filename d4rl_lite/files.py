@@ -11,6 +11,10 @@ every read. JSON records (``result.json``) carry the SHA-256 of their own canoni
 Every failure to read (missing, truncated, bit-flipped, wrong format, pickle) is a
 ``CorruptFileError`` naming the file: one clear line, never a traceback.
 
+Records, checkpoints, logs, dataset metadata, reference-score files and suites are read through
+``read_regular_file`` (or ``read_json``): only a regular file of a bounded size is read, so a FIFO
+never blocks a command and ``/dev/zero`` (or a sparse giant) never fills the memory.
+
 Writes are atomic (a temporary file in the same directory, then ``os.replace``), so a kill at
 any moment leaves the old file or the new one, never half of one.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +39,106 @@ _TENSOR, _TUPLE, _ITEMS = "$tensor", "$tuple", "$items"
 
 class CorruptFileError(D4RLLiteError, ValueError):
     """A file the project wrote does not read back intact (truncated, altered, or not ours)."""
+
+
+# -- bounded reads of regular files ------------------------------------------------------------
+# Our files are kilobytes (JSON) to megabytes (logs, checkpoints); the limits only stop a hostile
+# or damaged file from making a command allocate without bound.
+MAX_JSON_BYTES = 64 * 2**20  # metadata, records, suites, reference files, cards
+MAX_LOG_BYTES = 2**30  # a run's JSONL log: one line per logged step
+MAX_CHECKPOINT_BYTES = 8 * 2**30
+MAX_JSON_DEPTH = 64  # ours nest about 10 deep; a deeper file is not ours (and 100k deep overflows the stack)
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
+
+
+class UnreadableFileError(CorruptFileError):
+    """Not a regular file of a plausible size (a FIFO, a device, a directory, a giant), or unreadable."""
+
+    def __init__(self, path: Path, what: str, problem: str):
+        self.path, self.problem = path, problem
+        super().__init__(f"{path}: {what} {problem}")
+
+
+def _not_regular(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    return f"is {kind}, not a regular file; d4rl-lite reads only regular files (replace it with the file itself)"
+
+
+def regular_file_size(path: str | Path, what: str = "file") -> int:
+    """The size of ``path`` if it is a regular file, looked at without opening it (for readers that
+    open the file themselves, as h5py does). Missing: ``FileNotFoundError``; else ``UnreadableFileError``."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise UnreadableFileError(path, what, f"cannot be read ({e.strerror or e})") from None
+    problem = _not_regular(st.st_mode)
+    if problem:
+        raise UnreadableFileError(path, what, problem)
+    return st.st_size
+
+
+def read_regular_file(path: str | Path, limit: int, what: str = "file") -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes.
+
+    Checked before opening (opening some devices has effects) and again on the descriptor, opened
+    non-blocking (a FIFO would block ``open`` until a writer appears). A missing file raises
+    ``FileNotFoundError`` as ``open`` would; anything else wrong is an ``UnreadableFileError``.
+    """
+    path = Path(path)
+    regular_file_size(path, what)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            problem = _not_regular(st.st_mode)
+            if problem:  # swapped between the two looks
+                raise UnreadableFileError(path, what, problem)
+            if st.st_size > limit:
+                raise UnreadableFileError(path, what, f"is {st.st_size:,} bytes, more than the {limit:,} such a file "
+                                                      "can hold; not read (it is damaged or not ours)")
+            data = f.read(st.st_size + 1)  # one byte more: a file growing while read is caught below
+    except (FileNotFoundError, UnreadableFileError):
+        raise
+    except OSError as e:
+        raise UnreadableFileError(path, what, f"cannot be read ({e.strerror or e})") from None
+    if len(data) > st.st_size:
+        raise UnreadableFileError(path, what, "grew while it was read (another process is writing it); try again")
+    return data
+
+
+def json_depth_exceeds(obj: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``obj`` nests containers more than ``limit`` deep (iterative: no recursion to overflow)."""
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return False
+
+
+def read_json(path: str | Path, what: str = "file", advice: str = "", limit: int = MAX_JSON_BYTES) -> Any:
+    """Parse a JSON file read with ``read_regular_file``; not JSON, or nested deeper than any file
+    of ours, is one ``CorruptFileError`` (``advice`` appended). A missing file raises FileNotFoundError."""
+    path = Path(path)
+    data = read_regular_file(path, limit, what)
+    try:
+        obj = json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        kind = "nested too deep" if isinstance(e, RecursionError) else type(e).__name__
+        raise CorruptFileError(f"{path}: {what} is not valid JSON ({kind}). {advice}".rstrip()) from None
+    if json_depth_exceeds(obj):
+        raise CorruptFileError(f"{path}: {what} nests more than {MAX_JSON_DEPTH} levels deep, which no file of "
+                               f"d4rl-lite does (damaged or not ours). {advice}".rstrip())
+    return obj
 
 
 # -- atomic writes --------------------------------------------------------------------------
@@ -119,7 +224,7 @@ def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> di
     path = Path(path)
     advice = "It cannot be used: delete it (or the run directory) and train again, or restore it from a copy."
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path, MAX_CHECKPOINT_BYTES, "checkpoint")
     except FileNotFoundError:
         raise CorruptFileError(f"{path}: checkpoint not found") from None
     # A safetensors file is an 8-byte header length, then the JSON header ("{"). Its first byte is
@@ -139,7 +244,10 @@ def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> di
         if _digest(skeleton, tensors) != metadata["sha256"]:
             raise CorruptFileError(f"{path}: checksum mismatch: the checkpoint was altered or damaged after it was "
                                    f"written. {advice}")
-        state = _decode(json.loads(skeleton), tensors)
+        structure = json.loads(skeleton)
+        if json_depth_exceeds(structure):  # _decode recurses
+            raise ValueError(f"its state nests more than {MAX_JSON_DEPTH} levels deep")
+        state = _decode(structure, tensors)
     except CorruptFileError:
         raise
     except (SafetensorError, ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError,
@@ -180,12 +288,9 @@ def read_record(path: str | Path, what: str = "record") -> dict[str, Any]:
     """Read and verify a JSON object written by ``write_record``; defects are one ``CorruptFileError``."""
     path = Path(path)
     try:
-        record = json.loads(path.read_text())
+        record = read_json(path, what, "It was truncated or damaged: re-run the run that wrote it.")
     except FileNotFoundError:
         raise CorruptFileError(f"{path}: {what} not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise CorruptFileError(f"{path}: {what} is not valid JSON ({type(e).__name__}); it was truncated or damaged. "
-                               "Re-run the run that wrote it.") from None
     if not isinstance(record, dict):
         raise CorruptFileError(f"{path}: {what} must be a JSON object, found {type(record).__name__}. "
                                "Re-run the run that wrote it.")

@@ -17,7 +17,10 @@ def pyplot() -> Any:
 
 
 def save_figure(fig: Any, path: str | Path) -> Path:
+    """Save ``fig`` as ``path`` (a PNG when the name has no suffix) and return the file written."""
     path = Path(path)
+    if not path.suffix:
+        path = path.with_suffix(".png")  # what matplotlib would write: say so, rather than the name given
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path)

@@ -353,19 +353,38 @@ def user_reference_file() -> Path:
 def _load_reference_file() -> dict[str, dict[str, Any]]:
     global _reference_cache
     if _reference_cache is None:
-        shipped = json.loads(resources.files("d4rl_lite").joinpath(REFERENCE_SCORES_FILE).read_text())
+        from d4rl_lite.files import CorruptFileError
+        from d4rl_lite.schema import reference_pair_problem
+
+        shipped = Path(str(resources.files("d4rl_lite").joinpath(REFERENCE_SCORES_FILE)))
+        merged = _read_reference_file(shipped)
         user = user_reference_file()
-        if user.is_file():
-            try:
-                overrides = json.loads(user.read_text())
-                if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
-                    raise ValueError("not an object of task entries")
-            except ValueError as e:
-                raise ValueError(f"{user}: not a reference-score file ({e}); fix or delete it") from None
-            for task, entry in overrides.items():
-                shipped[task] = {**shipped.get(task, {}), **{k: {**v, "source": str(user)} for k, v in entry.items()}}
-        _reference_cache = shipped
+        if user.exists():  # a FIFO or a directory there is refused, not skipped
+            for task, entry in _read_reference_file(user).items():
+                merged[task] = {**merged.get(task, {}), **{k: {**v, "source": str(user)} for k, v in entry.items()}}
+        for task, entry in merged.items():  # checked merged: a user's ref_min may clash with a shipped ref_max
+            refs = [entry.get(k) or {} for k in ("ref_min", "ref_max")]
+            problem = reference_pair_problem(*(r.get("value") for r in refs))
+            if problem:
+                files = " and ".join(sorted({str(r.get("source", shipped)) for r in refs}))
+                raise CorruptFileError(f"{files}: reference scores of {task!r}: {problem}. {_REFERENCE_ADVICE}")
+        _reference_cache = merged
     return _reference_cache
+
+
+_REFERENCE_ADVICE = "Fix or delete it (`d4rl-lite refs --help`: how reference scores are measured)."
+
+
+def _read_reference_file(path: Path) -> dict[str, dict[str, Any]]:
+    from d4rl_lite.files import CorruptFileError, read_json
+    from d4rl_lite.schema import TASK_REFERENCES, mismatch
+
+    data = read_json(path, "reference-score file", _REFERENCE_ADVICE)
+    problem = mismatch(data, dict) or next((p for task, entry in data.items() if (p := mismatch(entry, TASK_REFERENCES, task))),
+                                           None)
+    if problem:
+        raise CorruptFileError(f"{path}: not a reference-score file ({problem}). {_REFERENCE_ADVICE}")
+    return data
 
 
 def reference_scores(task_name: str) -> dict[str, ReferenceScore]:
@@ -386,7 +405,7 @@ def store_reference_score(task_name: str, key: str, value: float, how: str, **de
     returns that file. To ship it, copy the entry into the package's reference_scores.json and commit."""
     get_task(task_name)
     path = user_reference_file()
-    data = json.loads(path.read_text()) if path.is_file() else {}
+    data = _read_reference_file(path) if path.exists() else {}
     data.setdefault(task_name, {})[key] = {"value": value, "how": how, **details}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

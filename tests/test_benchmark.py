@@ -8,6 +8,7 @@ import pytest
 from d4rl_lite.benchmark.runner import run_suite
 from d4rl_lite.benchmark.suites import Suite
 from d4rl_lite.benchmark.table import read_results, score_table, to_json, to_latex, to_markdown
+from d4rl_lite.files import write_record
 
 
 def tiny_suite(tmp_path):
@@ -37,7 +38,7 @@ def test_suite_errors_are_clear(tmp_path):
     with pytest.raises(ValueError, match="unknown setting 'hiddden'"):
         Suite.load(bad)
     bad.write_text("{not json")
-    with pytest.raises(ValueError, match="not a valid suite file"):
+    with pytest.raises(ValueError, match="suite file is not valid JSON"):
         Suite.load(bad)
 
 
@@ -52,7 +53,7 @@ def test_only_on_limits_an_algorithm_to_some_datasets(tmp_path):
     from d4rl_lite.benchmark.table import collect_results
 
     (tmp_path / "results").mkdir()
-    (tmp_path / "results" / "suite.json").write_text(json.dumps(spec))  # a report expects what the suite plans
+    write_record(tmp_path / "results" / "suite.json", spec)  # a report expects what the suite plans (bench writes it so)
     assert sorted(collect_results(tmp_path / "results").missing) == sorted(f"{a}__{d}__seed{s}" for a, d, s in runs)
     for only_on in ({"cql": ["ant-random-v0"]}, {"iql": ["hopper-random-v0"]}, {"cql": []}):
         path.write_text(json.dumps({**spec, "only_on": only_on}))
@@ -141,7 +142,7 @@ def test_a_dataset_with_a_budget_of_its_own(tiny_local, tmp_path):
 
     # The suite read as if that dataset had the suite's budget: its runs are refused, with the reason.
     short = {**spec, "datasets": {**spec["datasets"], "pointmaze-umaze-random-v0": {"size": 2000}}}
-    (tmp_path / "res" / "suite.json").write_text(json.dumps(short))
+    write_record(tmp_path / "res" / "suite.json", short)
     refused = collect_results(tmp_path / "res").refused
     assert len(refused) == 2 and all("trained for 60 steps, the suite asks for 40" in line for line in refused)
 
@@ -300,7 +301,10 @@ class MyBC(OfflineAlgorithm):
     suite = tiny_suite(tmp_path)
     spec = {**suite.__dict__, "algorithms": ["my_bc"], "seeds": [0], "imports": ["my_algo"], "settings": {}}
     (tmp_path / "mine.json").write_text(json.dumps(spec))
-    counts = run_suite(Suite.load(tmp_path / "mine.json"), tmp_path / "res", workers=1, root=root, log=lambda _: None)
+    with pytest.raises(ValueError, match="imports my_algo.*allow_imports=True"):  # code runs only when asked
+        run_suite(Suite.load(tmp_path / "mine.json"), tmp_path / "res", workers=1, root=root, log=lambda _: None)
+    counts = run_suite(Suite.load(tmp_path / "mine.json"), tmp_path / "res", workers=1, root=root, log=lambda _: None,
+                       allow_imports=True)
     assert counts == {"done": 1, "skipped": 0, "failed": 0}
     assert read_results(tmp_path / "res")[0]["algorithm"] == "my_bc"
 
@@ -326,7 +330,7 @@ def test_the_plan_projects_the_wall_time_of_a_measured_run(tmp_path, capsys):
 
 def test_learning_curves_keep_one_colour_per_algorithm_across_panels():
     # cql on one dataset only (as lite's only_on): the other algorithms keep their colours in both
-    # panels, and the legend names all of them.
+    # panels, and each panel's legend names what it shows, with its seed count.
     from d4rl_lite.benchmark.table import NORMALIZED, learning_curves_figure
     from d4rl_lite.plotting import pyplot
 
@@ -337,12 +341,12 @@ def test_learning_curves_keep_one_colour_per_algorithm_across_panels():
     records = [run(a, d, s) for d in ("hopper-medium-replay-v0", "walker2d-medium-replay-v0")
                for a in ("bc", "iql") for s in (0, 1)] + [run("cql", "hopper-medium-replay-v0", s) for s in (0, 1)]
     fig = learning_curves_figure(records)
-    colours = [{line.get_label(): line.get_color() for line in ax.get_lines()} for ax in fig.axes]
+    colours = [{line.get_label().split(" (")[0]: line.get_color() for line in ax.get_lines()} for ax in fig.axes]
     assert sorted(colours[0]) == ["bc", "cql", "iql"] and sorted(colours[1]) == ["bc", "iql"]
     assert all(colours[1][a] == colours[0][a] for a in ("bc", "iql")) and len(set(colours[0].values())) == 3
-    legend = fig.axes[-1].get_legend()
-    assert [t.get_text() for t in legend.get_texts()] == ["bc", "cql", "iql"]
-    assert [h.get_color() for h in legend.legend_handles] == [colours[0][a] for a in ("bc", "cql", "iql")]
+    legends = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.axes]
+    assert legends == [["bc (2 seeds)", "cql (2 seeds)", "iql (2 seeds)"], ["bc (2 seeds)", "iql (2 seeds)"]]
+    assert "band = lowest to highest seed" in fig._suptitle.get_text()
     pyplot().close(fig)
 
 

@@ -12,7 +12,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "d4rl_lite"
 
 LAYERS = [
     {"errors"},  # exceptions with actionable messages
-    {"device", "files", "locking", "plotting", "profiling"},  # plumbing
+    {"device", "files", "locking", "paths", "plotting", "profiling"},  # plumbing
+    {"schema"},  # what the JSON files the project reads must hold (reads them through files)
     {"tasks"},  # task registry: env factories, protocols, reference scores
     {"envs", "nets"},  # env copies and what drives them; network modules
     {"datasets", "evaluation"},  # storing and building data; evaluating policies

@@ -18,14 +18,14 @@ ONE_FILE = '''
 from dataclasses import dataclass
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import OfflineAlgorithm, optimize
+from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, optimize
 from d4rl_lite.nets import DeterministicActor
 
 
 @dataclass
-class OneFileBCConfig:
-    hidden: tuple[int, ...] = (16, 16)
-    lr: float = 1e-3
+class OneFileBCConfig(AlgorithmConfig):
+    actor_hidden: tuple[int, ...] = (16, 16)
+    actor_lr: float = 1e-3
     batch_size: int = 32
 
 
@@ -34,8 +34,8 @@ class OneFileBC(OfflineAlgorithm):
     Config = OneFileBCConfig
 
     def setup(self):
-        self.actor = DeterministicActor(self.obs_dim, self.act_dim, self.config.hidden).to(self.device)
-        self.opt = __import__("torch").optim.Adam(self.actor.parameters(), lr=self.config.lr)
+        self.actor = DeterministicActor(self.obs_dim, self.act_dim, self.config.actor_hidden).to(self.device)
+        self.opt = __import__("torch").optim.Adam(self.actor.parameters(), lr=self.config.actor_lr)
 
     def update(self, batch):
         loss = ((self.actor(batch["observations"]) - batch["actions"]) ** 2).mean()

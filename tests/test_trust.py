@@ -196,8 +196,8 @@ def test_report_refuses_nan_wrong_budget_and_scores_not_in_the_log(small_results
     record = read_record(short)
     record["steps"] = 10
     write_record(short, record)
-    (results / "suite.json").write_text(json.dumps({"steps": 20, "algorithms": ["bc", "td3_bc"],
-                                                    "datasets": {"pointmaze-umaze-dense-expert-v0": {}}, "seeds": [0, 1]}))
+    write_record(results / "suite.json", {"steps": 20, "algorithms": ["bc", "td3_bc"],
+                                          "datasets": {"pointmaze-umaze-dense-expert-v0": {}}, "seeds": [0, 1]})
     code, out, err = cli(capsys, "report", results)
     assert code == 1
     assert "not a finite number" in err and "does not match its own log.jsonl" in err
@@ -213,7 +213,7 @@ def test_report_says_one_line_about_malformed_suite_and_result_files(small_resul
     write_record(odd, record)
     code, out, err = cli(capsys, "report", results)
     assert code == 1 and "seed1/result.json: not a run result" in err
-    (results / "suite.json").write_text('{"steps": Infinity, "algorithms": ["bc"], "datasets": {}, "seeds": [0]}')
+    write_record(results / "suite.json", {"steps": math.inf, "algorithms": ["bc"], "datasets": {}, "seeds": [0]})
     code, out, err = cli(capsys, "report", results)
     assert code == 2 and "suite.json: not a suite description" in one_error_line(err)
 
@@ -305,11 +305,12 @@ def test_bad_devices_and_seeds_name_the_flag(maze_root, tmp_path, capsys):
     base = ["train", "bc", "pointmaze-umaze-dense-expert-v0", "--root", maze_root, "--run-dir", tmp_path / "r", "--quiet"]
     code, _, err = cli(capsys, *base, "--device", "banana")
     assert code == 2 and "unknown device 'banana'" in one_error_line(err)
-    code, _, err = cli(capsys, *base, "--seed", "-1")
-    assert code == 2 and "--seed must be >= 0" in one_error_line(err)
+    for argv in ([*base, "--seed", "-1"], ["build", "pointmaze-umaze-dense-expert-v0", "--seed", "-1", "--root", tmp_path]):
+        with pytest.raises(SystemExit) as e:  # refused while the command line is read
+            main([str(a) for a in argv])
+        line = one_error_line(capsys.readouterr().err)
+        assert e.value.code == 2 and "argument --seed: seeds are whole numbers from 0 to" in line
     assert not (tmp_path / "r" / "config.json").exists()
-    code, _, err = cli(capsys, "build", "pointmaze-umaze-dense-expert-v0", "--seed", "-1", "--root", tmp_path)
-    assert code == 2 and "--seed must be >= 0" in one_error_line(err)
 
 
 def test_a_partial_last_log_line_is_cut_on_resume(maze, tmp_path, capfd):
@@ -434,7 +435,7 @@ def test_a_pool_worker_exits_when_its_parent_is_killed(tmp_path):
     script = textwrap.dedent(f"""
         import os, subprocess, sys, time
         if len(sys.argv) > 1:  # the worker
-            from d4rl_lite.benchmark.runner import _exit_when_orphaned
+            from d4rl_lite.benchmark.executors import _exit_when_orphaned
             _exit_when_orphaned(int(sys.argv[1]), period_s=0.1)
             open({str(tmp_path / 'worker.pid')!r}, 'w').write(str(os.getpid()))
             time.sleep(120)
@@ -498,6 +499,46 @@ def _json_type_damages(text: str) -> dict[str, bytes]:
     return out
 
 
+def _wrong_types_with_checksum(text: str) -> dict[str, bytes]:
+    """Fields of our metadata block of the wrong type, the metadata checksum recomputed (anyone can)."""
+    from d4rl_lite.datasets.storage import metadata_checksum
+
+    out = {}
+    for key, value in (("task", 7), ("checksum", 7), ("recipe", 7), ("name", 7), ("card", "x"), ("max_episode_steps", "9")):
+        meta = json.loads(text)
+        meta["d4rl_lite"][key] = value
+        meta["d4rl_lite"]["metadata_checksum"] = metadata_checksum(meta)
+        out[f"d4rl_lite.{key}={value!r}+checksum"] = json.dumps(meta).encode()
+    return out
+
+
+def _crafted_hdf5(path: Path, work: Path) -> dict[str, bytes]:
+    """The dataset's HDF5 file made to read another file, or to declare far more than it holds."""
+    import h5py
+
+    secret, other = work / "secret", work / "other.h5"
+    secret.write_bytes(b"root:x:0:0:root:/root:/bin/bash\n" * 400)
+    out = {}
+    for label in ("external-storage", "external-link", "declared-41GiB"):
+        copy = work / f"{label}.hdf5"
+        shutil.copy(path, copy)
+        with h5py.File(copy, "r+") as f:
+            flat = f["d4rl_lite_flat"]
+            actions = flat["actions"][()]
+            del flat["actions"]
+            if label == "external-storage":  # no data given: HDF5 would write it into the secret
+                flat.create_dataset("actions", shape=actions.shape, dtype=actions.dtype,
+                                    external=[(str(secret), 0, h5py.h5f.UNLIMITED)])
+            elif label == "external-link":
+                with h5py.File(other, "w") as o:
+                    o["a"] = actions
+                flat["actions"] = h5py.ExternalLink(str(other), "a")
+            else:
+                flat.create_dataset("actions", shape=(10**9, 11), dtype="f4")
+        out[label] = copy.read_bytes()
+    return out
+
+
 def test_fuzz_every_verb_with_damaged_files(maze_root, trained_run, small_results, tmp_path, capsys):
     cases = 0
     # datasets: info, train, make via eval of ... (info and train read them)
@@ -512,7 +553,11 @@ def test_fuzz_every_verb_with_damaged_files(maze_root, trained_run, small_result
                 changed = json.loads(original)
                 changed["d4rl_lite"][key] = 7
                 damages[f"d4rl_lite.{key}=7"] = json.dumps(changed).encode()
+            damages.update(_wrong_types_with_checksum(original.decode()))
+            damages["nested-100k"] = b"[" * 100_000 + b"]" * 100_000
             assert meta
+        else:
+            damages.update(_crafted_hdf5(src / fname, tmp_path))
         for label, data in damages.items():
             root = tmp_path / f"ds-{fname}-{label}"
             shutil.copytree(maze_root, root)

@@ -112,7 +112,9 @@ def plan_suite(suite: Any, workers: int = 2, population: bool = True, device: st
     the projected wall time on ``workers`` workers. ``cache``: calibrations to reuse and extend."""
     import torch
 
-    from d4rl_lite.algorithms.base import domain_settings
+    from d4rl_lite.algorithms import get_algorithm
+    from d4rl_lite.algorithms.base import domain_settings, make_config
+    from d4rl_lite.benchmark import suite_checks
     from d4rl_lite.benchmark.runner import population_groups
     from d4rl_lite.datasets.catalogue import parse_dataset_name
     from d4rl_lite.evaluation.evaluate import EVAL_COPIES
@@ -130,6 +132,10 @@ def plan_suite(suite: Any, workers: int = 2, population: bool = True, device: st
             steps, eval_every = suite.steps_on(dataset), suite.eval_every_on(dataset)
             settings = {**domain_settings(algo, task.domain), **suite.algo_settings(algo, dataset)}  # as training applies them
             key = (algo, task.observation_dim, task.action_dim, len(seeds), task.name, steps, repr(sorted(settings.items())))
+            too_big = suite_checks.too_big(algo, dataset, make_config(get_algorithm(algo).Config, settings),
+                                           task.observation_dim, len(seeds) if get_algorithm(algo).supports_population else 1)
+            if too_big:  # before the calibration allocates it
+                raise ValueError(too_big)
             if key not in cache:
                 update_s, trained = _calibrate_updates(algo, settings, task.observation_dim,
                                                        task.action_dim, len(seeds), steps, suite.precision, device)
@@ -179,9 +185,20 @@ def duration(seconds: float) -> str:
 
 def print_plan(suite: Any, workers: int, population: bool, device: str, todo: list[tuple[str, str, int]] | None = None,
                log: Any = print) -> float:
-    """Print the plan; returns the projected wall time in seconds."""
+    """Print the plan; returns the projected wall time in seconds. It runs none of the suite's
+    imports: the algorithms only they register are named as not measured."""
     import torch
 
+    from d4rl_lite.algorithms import ALGORITHMS
+    from d4rl_lite.benchmark.runner import check_workers
+
+    check_workers(workers)
+    todo = suite.runs() if todo is None else todo
+    unknown = sorted({algo for algo, _, _ in todo} - set(ALGORITHMS))
+    if unknown:
+        log(f"not measured: {', '.join(unknown)}, which the suite's imports register; --plan never runs a suite's "
+            "imports (bench runs them with --allow-imports)")
+        todo = [run for run in todo if run[0] not in unknown]
     log(f"plan of suite {suite.name} on this machine ({os.cpu_count()} CPU cores, {device}, {workers} workers, "
         f"{suite.precision}; calibrating each job for a few seconds ...)")
     cache: dict[tuple[Any, ...], tuple[float, float]] = {}

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from d4rl_lite.benchmark import stats
-from d4rl_lite.benchmark.table import (collect_results, partial_algorithms, plot_learning_curves, score_table, to_markdown,
+from d4rl_lite.benchmark.table import (collect_results, read_suite_description, partial_algorithms, plot_learning_curves, score_table, to_markdown,
                                       write_tables)
 from d4rl_lite.errors import DatasetNotFoundError
 from d4rl_lite.training.logging import RunLogger
@@ -70,8 +70,7 @@ def _validity_section(results: Path, records: list[dict[str, Any]]) -> list[Path
     validity.json and validity.md."""
     from d4rl_lite.benchmark import validity
 
-    suite_file = results / "suite.json"
-    names = json.loads(suite_file.read_text()).get("patterns") if suite_file.is_file() else None
+    names = (read_suite_description(results) or {}).get("patterns")
     try:
         verdicts = validity.check_validity(results, records, names)
     except (ImportError, ValueError) as e:  # rliable missing; a suite.json naming checks this version lacks
@@ -94,7 +93,7 @@ def log_benchmark_to_wandb(suite: str, rows: list[dict[str, Any]], images: list[
 
     Returns the W&B run directory, or None when W&B failed (reported, never fatal).
     """
-    logger = RunLogger(results_dir / "wandb_report.jsonl",
+    logger = RunLogger(None,
                        {"project": project, "group": "benchmark", "name": f"{suite}-table", "dir": str(results_dir),
                         "job_type": "report"})
     if logger._wandb is None:
@@ -103,8 +102,8 @@ def log_benchmark_to_wandb(suite: str, rows: list[dict[str, Any]], images: list[
     try:
         import wandb
 
-        columns = list(rows[0])
-        payload: dict[str, Any] = {"benchmark/table": wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])}
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        payload: dict[str, Any] = {"benchmark/table": wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in rows])}
         for img in images:
             payload[f"benchmark/{img.stem}"] = wandb.Image(str(img))
         logger._wandb.log(payload)

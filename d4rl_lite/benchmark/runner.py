@@ -6,7 +6,6 @@ and leaves ``RESULTS/<run id>/`` with config.json, log.jsonl, checkpoint.safeten
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from d4rl_lite.benchmark.suites import Suite, run_id
+from d4rl_lite.files import write_record
 
 
 def result_path(results_dir: Path, algo: str, dataset: str, seed: int) -> Path:
@@ -84,17 +84,11 @@ def built_recipe(name: str, root: str | os.PathLike | None) -> dict[str, Any]:
 
 
 def run_group(suite_dict: dict[str, Any], algo: str, dataset: str, seeds: list[int], results_dir: str,
-              root: str | None, device: str, wandb: bool, parent_pid: int | None = None) -> list[dict[str, Any]]:
+              root: str | None, device: str, wandb: bool) -> list[dict[str, Any]]:
     """The runs of one algorithm on one dataset for ``seeds`` (in a worker process), trained as one
-    population (``train_population``; one seed is a solo run); each resumes from its checkpoint.
-
-    ``parent_pid``: the local pool's main process; the worker exits as soon as that process is
-    gone (killed with -9, say) instead of training on, unseen, for minutes.
-    """
+    population (``train_population``; one seed is a solo run); each resumes from its checkpoint."""
     import torch
 
-    if parent_pid is not None:
-        _exit_when_orphaned(parent_pid)
     from d4rl_lite.datasets.d4rl_compat import load_dataset
     from d4rl_lite.training.offline import TrainConfig, train_population
 
@@ -102,11 +96,11 @@ def run_group(suite_dict: dict[str, Any], algo: str, dataset: str, seeds: list[i
     # ... so its evaluations step their env copies in-process too (unless the user says otherwise).
     os.environ.setdefault("D4RL_LITE_ENV_WORKERS", "1")
     suite = Suite(**suite_dict)
-    suite.import_plugins()  # user algorithms register themselves in this worker too
+    suite.import_plugins()  # user algorithms register themselves in this worker too (run_suite allowed it)
     tc = TrainConfig(steps=suite.steps_on(dataset), seed=seeds[0], device=device, log_every=suite.log_every,
                      eval_every=suite.eval_every_on(dataset), eval_episodes=suite.eval_episodes,
                      checkpoint_every=suite.checkpoint_every, wandb=wandb, wandb_project=f"d4rl-lite-{suite.name}",
-                     precision=suite.precision)
+                     precision=suite.precision, suite=suite.name)
     records = train_population(algo, load_dataset(dataset, root=root), tc, suite.algo_settings(algo, dataset), seeds,
                                [Path(results_dir) / run_id(algo, dataset, s) for s in seeds])
     return [{"algorithm": algo, "dataset": dataset, "seed": s, **({"diverged": r["diverged"]} if "diverged" in r else
@@ -119,7 +113,6 @@ def population_groups(suite: Suite, runs: list[tuple[str, str, int]], population
     and ``population=False``, keep one job per seed)."""
     from d4rl_lite.algorithms import get_algorithm
 
-    suite.import_plugins()
     groups: dict[tuple[Any, ...], list[int]] = {}
     for algo, dataset, seed in runs:
         together = population and get_algorithm(algo).supports_population
@@ -127,39 +120,32 @@ def population_groups(suite: Suite, runs: list[tuple[str, str, int]], population
     return [(key[0], key[1], seeds) for key, seeds in groups.items()]
 
 
-def _tally(job: tuple, records: list[dict[str, Any]]) -> tuple[int, int, str]:
-    """(runs finished, runs diverged, progress line) of a job that returned ``records``."""
-    lost = sum("diverged" in r for r in records)
-    return len(job[3]) - lost, lost, f"finished {_job_name(job)}" + (f" ({lost} diverged)" if lost else "")
-
-
-def _job_name(a: tuple) -> str:
-    algo, dataset, seeds = a[1], a[2], a[3]
-    return run_id(algo, dataset, seeds[0]) if len(seeds) == 1 else f"{algo}__{dataset}__seeds{','.join(map(str, seeds))}"
-
-
-def _exit_when_orphaned(parent_pid: int, period_s: float = 1.0) -> None:
-    import threading
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(period_s)
-        os._exit(3)  # the run's checkpoint and log are consistent on disk: a later bench resumes it
-
-    threading.Thread(target=watch, name="exit-when-orphaned", daemon=True).start()
+def check_workers(workers: int) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"--workers must be a whole number >= 1 (runs in parallel), got {workers!r}")
 
 
 def run_suite(suite: Suite, results_dir: str | Path, *, executor: str = "local", workers: int = 2,
               address: str | None = None, root: str | os.PathLike | None = None, device: str = "auto",
               wandb: bool = False, log: Callable[[str], None] = print, force: bool = False,
-              population: bool = True) -> dict[str, int]:
+              population: bool = True, allow_imports: bool = False) -> dict[str, int]:
     """Run every unfinished run of ``suite``; returns counts of runs done now, skipped and failed.
 
     With ``population`` (default) the unfinished seeds of an algorithm on a dataset train together
-    as one population (one job, one worker); the results are the runs' own either way."""
+    as one population (one job, one worker); the results are the runs' own either way. The suite's
+    ``imports`` (code) run here and in every worker only with ``allow_imports``; without, a suite
+    that has them is refused before anything is written."""
+    from d4rl_lite.benchmark.suite_checks import imports_refused
+
+    check_workers(workers)
+    if suite.imports and not allow_imports:
+        raise ValueError(imports_refused(suite.name, suite.imports))
+    if suite.imports:
+        suite.import_plugins()
+        suite.validate()  # the algorithms the imports registered, checked as the built-in ones were at load
     results = Path(results_dir)
     results.mkdir(parents=True, exist_ok=True)
-    (results / "suite.json").write_text(json.dumps(suite.__dict__, indent=2))
+    write_record(results / "suite.json", suite.__dict__)  # checksummed: an edited plan (a dropped algorithm) is caught
     ensure_datasets(suite, root, log, force=force)
     todo = [r for r in suite.runs() if not is_finished(results, suite, *r)]
     skipped = len(suite.runs()) - len(todo)
@@ -170,63 +156,22 @@ def run_suite(suite: Suite, results_dir: str | Path, *, executor: str = "local",
         return {"done": 0, "skipped": skipped, "failed": 0}
     args = [(suite.__dict__, a, d, seeds, str(results), None if root is None else str(root), device, wandb)
             for a, d, seeds in jobs]
-    runner = _run_local if executor == "local" else _run_ray if executor == "ray" else None
+    from d4rl_lite.benchmark.executors import run_local, run_ray
+    from d4rl_lite.benchmark.progress import JobProgress, job_name
+
+    runner = run_local if executor == "local" else run_ray if executor == "ray" else None
     if runner is None:
         raise ValueError(f"unknown executor {executor!r}: use local or ray")
+    watch = [JobProgress(job_name(a, d, seeds), [results / run_id(a, d, s) for s in seeds], suite.steps_on(d))
+             for a, d, seeds in jobs]
     t0 = time.time()
-    done, failed = runner(args, workers, address, log)
+    try:
+        done, failed = runner(run_group, args, watch, workers, address, log)
+    except KeyboardInterrupt:
+        left = sum(not is_finished(results, suite, *r) for r in todo)
+        log(f"suite {suite.name}: stopped; {len(todo) - left} runs finished now, {left} not: the same command "
+            "trains them, each from its last checkpoint")
+        raise
     log(f"suite {suite.name}: {done} runs finished, {failed} failed, in {time.time() - t0:.0f} s")
     return {"done": done, "skipped": skipped, "failed": failed}
 
-
-def _report(log: Callable[[str], None], n_done: int, n_running: int, n_left: int, last: str) -> None:
-    log(f"[{n_done} done / {n_running} running / {n_left} left] {last}")
-
-
-def _run_local(args: list[tuple], workers: int, _address: str | None, log: Callable[[str], None]) -> tuple[int, int]:
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    done = failed = 0
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(run_group, *a, parent_pid=os.getpid()): a for a in args}
-        total = sum(len(a[3]) for a in args)
-        for fut in as_completed(futures):
-            a = futures[fut]
-            try:
-                ok, lost, last = _tally(a, fut.result())
-            except Exception as e:  # noqa: BLE001 - one failed job must not stop the suite
-                ok, lost, last = 0, len(a[3]), f"FAILED {_job_name(a)}: {type(e).__name__}: {e}"
-            done, failed = done + ok, failed + lost
-            left = total - done - failed
-            _report(log, done, min(workers * len(a[3]), left), max(0, left - workers * len(a[3])), last)
-    return done, failed
-
-
-def _run_ray(args: list[tuple], workers: int, address: str | None, log: Callable[[str], None]) -> tuple[int, int]:
-    import ray
-
-    started_here = not ray.is_initialized()
-    if started_here:
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(num_cpus=1, max_retries=0)(run_group)
-    pending = {remote.remote(*a): a for a in args}
-    done = failed = 0
-    try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            a = pending.pop(ready[0])
-            try:
-                ok, lost, last = _tally(a, ray.get(ready[0]))
-            except Exception as e:  # noqa: BLE001
-                ok, lost, last = 0, len(a[3]), f"FAILED {_job_name(a)}: {e}"
-            done, failed = done + ok, failed + lost
-            left = sum(len(p[3]) for p in pending.values())
-            _report(log, done, min(workers * len(a[3]), left), max(0, left - workers * len(a[3])), last)
-    finally:
-        if started_here:
-            ray.shutdown()
-    return done, failed

@@ -15,8 +15,11 @@ A suite is a JSON file::
     }
 
 ``settings.all`` applies to every algorithm whose config has the key ("hidden" stands for every
-``*_hidden`` field; a key no registered algorithm has is refused as a misspelling); per-algorithm
-settings must exist in that algorithm's config.
+``*_hidden`` field; a key no registered algorithm has is refused as a misspelling). ``hidden`` and
+the shared settings of ``AlgorithmConfig`` are meant for every algorithm: one that none of an
+algorithm's fields takes is refused, naming both. Per-algorithm settings must exist in that
+algorithm's config. ``imports`` run only with ``bench --allow-imports`` (``suite_checks.py`` says
+what a suite file may make d4rl-lite do).
 
 A dataset may have a budget of its own, for data that needs longer training than the rest (every
 algorithm on it trains that long; a table row holds one budget)::
@@ -30,13 +33,12 @@ The shipped suites are ``smoke``, ``lite`` and ``d4rl`` (``d4rl-lite bench --lis
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from d4rl_lite.errors import UnknownNameError
+from d4rl_lite.benchmark import suite_checks
+from d4rl_lite.benchmark.suite_checks import shipped_suites  # noqa: F401 (the shipped suites, listed where suites are)
 
 DATASET_KEYS = ("size", "seed", "steps", "eval_every", "settings")  # what a suite may say about one dataset
 
@@ -54,7 +56,7 @@ class Suite:
     checkpoint_every: int = 5000
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     description: str = ""
-    imports: list[str] = field(default_factory=list)  # modules registering user algorithms, imported in every worker
+    imports: list[str] = field(default_factory=list)  # modules registering user algorithms; run only when allowed
     precision: str = "fp32"  # "bf16": the updates' matrix products under bf16 autocast (train --precision)
     # The validity checks (benchmark/patterns.json) its report evaluates; None: those its datasets allow.
     patterns: list[str] | None = None
@@ -63,29 +65,17 @@ class Suite:
     only_on: dict[str, list[str]] = field(default_factory=dict)
 
     def import_plugins(self) -> None:
-        import importlib
-
-        for module in self.imports:
-            try:
-                importlib.import_module(module)
-            except ImportError as e:
-                raise ValueError(f"suite {self.name!r} imports {module!r}, which cannot be imported ({e}); "
-                                 "put it on PYTHONPATH") from None
+        """Import the suite's modules (running their code: only once the user allowed it)."""
+        suite_checks.import_modules(self.imports, self.name)
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> Suite:
-        path = Path(name_or_path)
-        if not path.is_file():
-            shipped = {p.stem: p for p in shipped_suites()}
-            if str(name_or_path) not in shipped:
-                raise UnknownNameError("suite", str(name_or_path), shipped, "Give a suite name or a path to a suite JSON file.")
-            path = shipped[str(name_or_path)]
+        """Read and check a suite: a shipped suite's name or a suite file's path. Its imports are
+        not run (``run_suite`` runs them when allowed); its algorithms they register are checked then."""
+        path = suite_checks.suite_file(name_or_path)
         try:
-            raw = json.loads(path.read_text())
-            if not isinstance(raw, dict):
-                raise TypeError(f"expected a JSON object, found {type(raw).__name__}")
-            suite = cls(**raw)
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as e:
+            suite = cls(**suite_checks.read_suite(path))
+        except TypeError as e:
             raise ValueError(f"{path}: not a valid suite file ({e}); see d4rl_lite/benchmark/suites.py for the format") from None
         suite.validate()
         return suite
@@ -94,6 +84,8 @@ class Suite:
         from d4rl_lite.algorithms import ALGORITHMS, get_algorithm
         from d4rl_lite.algorithms.base import make_config, setting_targets
         from d4rl_lite.datasets.catalogue import parse_dataset_name
+        from d4rl_lite.paths import path_name
+        from d4rl_lite.tasks import get_task
 
         if self.algorithms == "all":  # every registered offline algorithm (not naive baselines)
             self.algorithms = sorted(n for n, cls in ALGORITHMS.items() if not cls.naive_baseline)
@@ -105,7 +97,13 @@ class Suite:
         def whole(v: Any, low: int) -> bool:
             return isinstance(v, int) and not isinstance(v, bool) and v >= low
 
-        need(isinstance(self.name, str) and bool(self.name), "name must be a non-empty string")
+        def name_of(value: Any, what: str) -> None:  # it names a results directory: it must stay inside
+            try:
+                path_name(value, what)
+            except ValueError as e:
+                raise ValueError(f"suite {self.name!r}: {e}") from None
+
+        name_of(self.name, "name")
         need(isinstance(self.algorithms, list) and all(isinstance(a, str) for a in self.algorithms),
              "algorithms must be a list of names")
         need(isinstance(self.datasets, dict) and all(isinstance(v, dict) for v in self.datasets.values()),
@@ -126,8 +124,8 @@ class Suite:
         need(self.eval_episodes is None or whole(self.eval_episodes, 1), "eval_episodes must be a whole number >= 1")
         need(isinstance(self.settings, dict) and all(isinstance(v, dict) for v in self.settings.values()),
              "settings must map algorithm names (or \"all\") to objects")
-        need(isinstance(self.imports, list) and all(isinstance(m, str) for m in self.imports),
-             "imports must be a list of module names")
+        need(isinstance(self.imports, list) and all(suite_checks.is_module_name(m) for m in self.imports),
+             "imports must be a list of module names (my_algo, package.my_algo)")
         need(isinstance(self.description, str), "description must be a string")
         need(self.precision in ("fp32", "bf16"), f"precision must be \"fp32\" or \"bf16\", got {self.precision!r}")
         if self.patterns is not None:
@@ -136,13 +134,17 @@ class Suite:
             known = load_patterns()
             need(isinstance(self.patterns, list) and all(p in known for p in self.patterns),
                  f"patterns must be a list of validity checks ({', '.join(known)})")
-        self.import_plugins()
         if not self.algorithms or not self.datasets or not self.seeds:
             raise ValueError(f"suite {self.name!r} needs algorithms, datasets and seeds")
+        # Algorithms its imports register are checked once the imports have run (``run_suite``).
+        known = [a for a in self.algorithms if a in ALGORITHMS or not self.imports]
         for algo in self.algorithms:
+            name_of(algo, "algorithm")
+        for algo in known:
             make_config(get_algorithm(algo).Config, self.algo_settings(algo))  # unknown names/keys raise here
         for name in self.datasets:
             parse_dataset_name(name)
+            name_of(name, "dataset (its catalogue name, e.g. hopper-random-v0)")
         need(isinstance(self.only_on, dict) and all(
             a in self.algorithms and isinstance(ds, list) and ds and all(d in self.datasets for d in ds)
             for a, ds in self.only_on.items()),
@@ -152,7 +154,7 @@ class Suite:
         for where, settings in [("settings", self.settings)] + [
                 (f"dataset {name}'s settings", spec.get("settings", {})) for name, spec in self.datasets.items()]:
             for key in settings.get("all", {}):
-                need(any(setting_targets(cls.Config, key) for cls in ALGORITHMS.values()),
+                need(len(known) < len(self.algorithms) or any(setting_targets(cls.Config, key) for cls in ALGORITHMS.values()),
                      f"{where}.all has {key!r}, which no algorithm has (`d4rl-lite settings ALGO` lists them)")
         unknown = set(self.settings) - set(self.algorithms) - {"all"}
         if unknown:
@@ -160,9 +162,17 @@ class Suite:
         for name, spec in self.datasets.items():
             unknown = set(spec.get("settings", {})) - set(self.algorithms) - {"all"}
             need(not unknown, f"dataset {name} has settings for algorithms the suite does not run: {sorted(unknown)}")
-            for algo in self.algorithms:
-                if name in self.only_on.get(algo, [name]):
-                    make_config(get_algorithm(algo).Config, self.algo_settings(algo, name))
+            for algo in known:
+                if name not in self.only_on.get(algo, [name]):
+                    continue
+                cls = get_algorithm(algo).Config
+                own = {**self.settings.get(algo, {}), **spec.get("settings", {}).get(algo, {})}
+                problems = [suite_checks.unreached_shared_setting(where, settings, algo, cls, own) for where, settings
+                            in (("settings", self.settings), (f"{name}'s settings", spec.get("settings", {})))]
+                problems.append(suite_checks.too_big(algo, name, make_config(cls, self.algo_settings(algo, name)),
+                                                     get_task(parse_dataset_name(name).task).observation_dim))
+                for problem in filter(None, problems):
+                    raise ValueError(f"suite {self.name!r}: {problem}")
 
     def algo_settings(self, algo: str, dataset: str | None = None) -> dict[str, Any]:
         """``algo``'s settings in this suite: ``all``'s, then its own; on ``dataset``, that dataset's over them."""
@@ -229,8 +239,3 @@ def split_run_id(run: str) -> tuple[str, str]:
     """(algorithm, dataset) of a run id written by ``run_id``."""
     algo, dataset, _ = run.split("__")
     return algo, dataset
-
-
-def shipped_suites() -> list[Path]:
-    folder = resources.files("d4rl_lite").joinpath("benchmark", "suites")
-    return sorted(Path(str(p)) for p in folder.iterdir() if str(p).endswith(".json"))

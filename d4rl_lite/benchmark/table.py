@@ -19,7 +19,7 @@ import numpy as np
 
 from d4rl_lite.benchmark.suites import budgets_apart, dataset_steps, planned_runs, run_id, split_run_id
 
-NORMALIZED, RAW = "eval/normalized_score", "eval/return_mean"
+NORMALIZED, RAW, SUCCESS = "eval/normalized_score", "eval/return_mean", "eval/success_rate"
 # The column of the data's own episodes (their mean normalized score, recorded by each run as
 # ``data.normalized_return``): which algorithms beat their data is read at a glance.
 DATA = "data"
@@ -52,9 +52,9 @@ def collect_results(results_dir: str | Path) -> ResultSet:
     budgets: dict[str, int] | None = None  # {dataset: the suite's updates on it; "": elsewhere}
     expected = None
     suite_file = results_dir / "suite.json"
-    if suite_file.is_file():
+    suite = read_suite_description(results_dir)
+    if suite is not None:
         try:
-            suite = json.loads(suite_file.read_text())
             budgets = {"": int(suite["steps"]), **{d: dataset_steps(suite, d) for d in suite["datasets"]}}
             expected = {run_id(*run) for run in planned_runs(suite["algorithms"], suite["datasets"], suite["seeds"],
                                                              suite.get("only_on") or {})}
@@ -82,6 +82,11 @@ def collect_results(results_dir: str | Path) -> ResultSet:
                 refused.append(f"{path}: {read_record(path, 'divergence record').get('diverged', 'diverged')}")
             except CorruptFileError as e:
                 refused.append(str(e))
+    named = sorted({str(r["train"].get("suite")) for r in records if r["train"].get("suite")})
+    if suite is None and named:  # deleted: the runs it planned, and so the missing ones, are unknown
+        raise CorruptFileError(f"{suite_file} is missing, but the runs here were trained by suite {', '.join(named)}: "
+                               "without it the table cannot say which runs are missing. Restore it, or run `d4rl-lite "
+                               f"bench {named[0]} --results {results_dir}` (finished runs are kept) to write it again")
     seen = {f"{r['algorithm']}__{r['dataset']}__seed{r['train']['seed']}" for r in records}
     refused_ids = {Path(line.split(":")[0]).parent.name for line in refused}
     if expected is None:  # no suite: the full grid of what is there
@@ -90,12 +95,33 @@ def collect_results(results_dir: str | Path) -> ResultSet:
         seeds = {r["train"]["seed"] for r in records}
         expected = {run_id(a, d, s) for a in algos for d in datasets for s in seeds}
     missing = sorted(expected - seen - refused_ids)
-    return ResultSet(records, missing, refused, sorted(expected) if suite_file.is_file() else None)
+    return ResultSet(records, missing, refused, sorted(expected) if suite is not None else None)
+
+
+def read_suite_description(results_dir: Path) -> dict[str, Any] | None:
+    """The verified ``suite.json`` that ``bench`` wrote into a results directory (None: there is none).
+
+    It carries a checksum: an edited plan (an algorithm taken out, say) would hide missing runs."""
+    from d4rl_lite.files import CorruptFileError, read_record
+
+    path = Path(results_dir) / "suite.json"
+    if not path.exists():
+        return None
+    try:
+        return read_record(path, "suite description")
+    except CorruptFileError as e:
+        raise CorruptFileError(f"{e}".split(". Re-run")[0] + ": the suite's planned runs cannot be trusted. Run "
+                               f"`d4rl-lite bench SUITE --results {results_dir}` again to rewrite it (finished runs are "
+                               "kept), or delete it to report the runs alone") from None
 
 
 def _check_record(record: dict[str, Any], path: Path, budgets: dict[str, int] | None) -> str | None:
+    from d4rl_lite.schema import mismatch
     from d4rl_lite.training.logging import read_log
+    from d4rl_lite.training.run_files import RESULT_SPEC
 
+    if problem := mismatch(record, RESULT_SPEC):  # types first: what follows relies on them
+        return f"not a run result ({problem})"
     try:
         final, steps = record["final"], int(record["steps"])
         key = NORMALIZED if NORMALIZED in final else RAW
@@ -106,12 +132,16 @@ def _check_record(record: dict[str, Any], path: Path, budgets: dict[str, int] | 
         well_formed = False
     if not well_formed:
         return "not a run result (missing or malformed final score, steps, seed, algorithm or dataset)"
+    if any(key not in point for point in record["curve"]):
+        return f"not a run result (curve: a point without {key}, the score of its final evaluation)"
     if not (isinstance(score, (int, float)) and math.isfinite(score)):
         return f"final score is {score!r}, not a finite number (a diverged run)"
     budget = None if budgets is None else budgets.get(record["dataset"], budgets[""])
     if budget is not None and steps != budget:
         return f"trained for {steps:,} steps, the suite asks for {budget:,}" + (
             f" on {record['dataset']}" if budget != budgets[""] else "")
+    if key == NORMALIZED and (problem := _reference_problem(record)):
+        return problem
     log_path = path.parent / "log.jsonl"
     if not log_path.is_file():
         return "has no log.jsonl beside it to check its score against"
@@ -119,6 +149,37 @@ def _check_record(record: dict[str, Any], path: Path, budgets: dict[str, int] | 
     if not evals or not math.isclose(float(evals[-1][key]), float(score), rel_tol=1e-9, abs_tol=1e-9):
         return f"final score {score} does not match its own log.jsonl at step {final.get('step')}"
     return None
+
+
+def _reference_problem(record: dict[str, Any]) -> str | None:
+    """A table normalizes every run of a task with one set of references, the task's current ones:
+    a run normalized with others is refused (its recorded references, or for results written before
+    they were recorded, its final raw return re-normalized)."""
+    from d4rl_lite.errors import UnknownNameError
+    from d4rl_lite.tasks import get_task
+    from d4rl_lite.training.run_files import reference_record
+
+    try:
+        current = reference_record(str(record.get("task")))
+    except UnknownNameError:
+        return None  # a task this version does not know: nothing to compare with
+    if current is None:
+        return f"has normalized scores, but task {record.get('task')} has no measured reference scores here"
+    used = record.get("references")
+    if isinstance(used, dict):
+        same = all(isinstance(used.get(k), (int, float)) and math.isclose(used[k], current[k], rel_tol=1e-12)
+                   for k in ("ref_min", "ref_max"))
+        how = f"ref_min {used.get('ref_min')!r}, ref_max {used.get('ref_max')!r}"
+    else:
+        final = record["final"]
+        expected = get_task(record["task"]).normalized_score(final.get(RAW, math.nan))
+        same = math.isclose(expected, final[NORMALIZED], rel_tol=1e-9, abs_tol=1e-9)
+        how = "other references (its final return does not give its normalized score with the current ones)"
+    if same:
+        return None
+    return (f"was normalized with {how}; this table normalizes every {record['task']} run with ref_min "
+            f"{current['ref_min']:g}, ref_max {current['ref_max']:g} (`d4rl-lite refs` says where they come from): "
+            "re-run it with these, or restore the references it was trained with")
 
 
 def read_results(results_dir: str | Path) -> list[dict[str, Any]]:
@@ -181,6 +242,8 @@ def score_table(records: list[dict[str, Any]], expected: list[str] | None = None
                      "seeds": len(runs), "steps": int(min(r["steps"] for r in runs)),
                      "final_mean": float(final.mean()), "final_std": float(final.std()),
                      "best_mean": float(best.mean()), "best_std": float(best.std())})
+        if all(SUCCESS in r["final"] for r in runs):  # goal tasks: the unit the validity checks read
+            rows[-1]["success_mean"] = 100 * float(np.mean([r["final"][SUCCESS] for r in runs]))
     present = {(r["dataset"], r["algorithm"]) for r in rows}
     for run in expected or []:
         algo, dataset = split_run_id(run)
@@ -254,8 +317,30 @@ def _single_task_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _pm(mean: float, std: float) -> str:
-    return f"{mean:.1f}" if np.isnan(std) else f"{mean:.1f} ± {std:.1f}"
+def _one_decimal(x: float) -> str:
+    text = f"{x:.1f}"
+    return "0.0" if text == "-0.0" else text  # a mean that rounds to zero has no sign worth printing
+
+
+def _pm(mean: float, std: float, seeds: int = 0) -> str:
+    """'12.3 ± 4.5' over seeds; '12.3 (1 seed)' where a spread over one seed would read as '± 0.0'."""
+    if seeds == 1:
+        return f"{_one_decimal(mean)} (1 seed)"
+    return _one_decimal(mean) if np.isnan(std) else f"{_one_decimal(mean)} ± {_one_decimal(std)}"
+
+
+def _md(text: str) -> str:
+    """Text from result files as one markdown table cell: pipes escaped, no line breaks."""
+    return " ".join(str(text).split()).replace("\\", "\\\\").replace("|", "\\|")
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
+                  "^": r"\textasciicircum{}", "_": r"\_", "%": r"\%", "~": r"\textasciitilde{}"}
+
+
+def _tex(text: str) -> str:
+    """Text from result files as LaTeX that prints it literally (no command in it can run)."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in " ".join(str(text).split()))
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[str]:
@@ -269,14 +354,14 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
     algos = _columns(rows)
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     cell = {(r["dataset"], r["algorithm"]): r for r in rows}
-    lines = ["| dataset | " + " | ".join(algos) + " |", "|---|" + "---|" * len(algos)]
+    lines = ["| dataset | " + " | ".join(_md(a) for a in algos) + " |", "|---|" + "---|" * len(algos)]
     most_seeds = max(r["seeds"] for r in rows)
     for d in datasets:
         cells = []
         for a in algos:
             r = cell.get((d, a))
             if a == DATA:
-                cells.append("–" if r is None else f"{r['final_mean']:.1f}")
+                cells.append("–" if r is None else _one_decimal(r['final_mean']))
                 continue
             if r is None:
                 cells.append("–")  # not planned here (a suite's only_on), or left out of an average
@@ -284,11 +369,12 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
             if r["metric"] == "missing":
                 cells.append("**MISSING**")
                 continue
-            text = _pm(r["final_mean"], r["final_std"]) + (" (raw)" if r["metric"] == "raw" else "")
-            if r["seeds"] < most_seeds and not _summary_row(d):
+            short = r["seeds"] < most_seeds and not _summary_row(d)
+            text = _pm(r["final_mean"], r["final_std"], 0 if short else r["seeds"]) + (" (raw)" if r["metric"] == "raw" else "")
+            if short:
                 text += f" (**{r['seeds']}/{most_seeds} seeds**)"
             cells.append(text)
-        lines.append(f"| {d} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_md(d)} | " + " | ".join(cells) + " |")
     seeds = sorted({r["seeds"] for r in rows if r["seeds"]})
     lines.append("")
     lines.append(f"Final evaluation{_budgets(rows)}, mean ± std over {'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''}; "
@@ -296,6 +382,14 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
                  "(100 = reference expert / controller) unless marked raw (task without measured ref_max)."
                  + (f" `{DATA}`: the dataset's own episodes, mean normalized score (episodes under the task's protocol; "
                     "– where that means nothing, e.g. stitch segments, or the runs predate it)." if DATA in algos else ""))
+    success = [r for r in rows if "success_mean" in r]
+    if success:
+        lines.append("")
+        lines.append("Success rate (%) of the final evaluation, mean over seeds (the unit of the validity checks on "
+                     "goal tasks): " + "; ".join(
+                         f"{_md(d)}: " + ", ".join(f"{_md(r['algorithm'])} {r['success_mean']:.0f}"
+                                                   for r in success if r["dataset"] == d)
+                         for d in dict.fromkeys(r["dataset"] for r in success)) + ".")
     return "\n".join(lines)
 
 
@@ -319,7 +413,7 @@ def _summary_row(label: str) -> bool:
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, list(rows[0]))
+    writer = csv.DictWriter(buf, list(dict.fromkeys(k for r in rows for k in r)), restval="")
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
@@ -333,19 +427,18 @@ def to_latex(rows: list[dict[str, Any]]) -> str:
     algos = _columns(rows)
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     cell = {(r["dataset"], r["algorithm"]): r for r in rows}
-    esc = lambda s: s.replace("_", r"\_")  # noqa: E731
     out = [r"\begin{tabular}{l" + "r" * len(algos) + "}", r"\toprule",
-           "dataset & " + " & ".join(esc(a) for a in algos) + r" \\", r"\midrule"]
+           "dataset & " + " & ".join(_tex(a) for a in algos) + r" \\", r"\midrule"]
     for d in datasets:
         cells = []
         for a in algos:
             r = cell.get((d, a))
             if a == DATA:
-                cells.append("--" if r is None else f"{r['final_mean']:.1f}")
+                cells.append("--" if r is None else _one_decimal(r['final_mean']))
                 continue
             cells.append("missing" if r is None or r["metric"] == "missing"
-                         else _pm(r["final_mean"], r["final_std"]).replace("±", r"$\pm$"))
-        out.append(esc(d) + " & " + " & ".join(cells) + r" \\")
+                         else _pm(r["final_mean"], r["final_std"], r["seeds"]).replace("±", r"$\pm$"))
+        out.append(_tex(d) + " & " + " & ".join(cells) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(out)
 
@@ -372,19 +465,22 @@ def plot_learning_curves(records: list[dict[str, Any]], path: str | Path) -> Pat
 
 
 def learning_curves_figure(records: list[dict[str, Any]]) -> Any:
-    """One panel per dataset: each algorithm's evaluation curve, mean over seeds with min-max band."""
-    from matplotlib.lines import Line2D
-
+    """One panel per dataset in a grid of at most three columns (readable at paper size): each
+    algorithm's evaluation curve, mean over seeds, with a band from the lowest to the highest seed."""
     from d4rl_lite.plotting import pyplot
 
     plt = pyplot()
     datasets = sorted({r["dataset"] for r in records})
     # One colour per algorithm across panels: an algorithm that runs on some datasets only (only_on)
-    # would otherwise shift the colours of the panels it is in, under a legend drawn from another.
+    # keeps its colour in every panel it is in.
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     colour = {a: cycle[i % len(cycle)] for i, a in enumerate(sorted({r["algorithm"] for r in records}))}
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.6), dpi=100, squeeze=False)
-    for ax, d in zip(axes[0], datasets):
+    ncols = min(3, len(datasets))
+    nrows = math.ceil(len(datasets) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows + 0.4), dpi=100, squeeze=False)
+    for ax in axes.flat[len(datasets):]:
+        ax.set_visible(False)
+    for ax, d in zip(axes.flat, datasets):
         by_algo: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in records:
             if r["dataset"] == d:
@@ -393,14 +489,15 @@ def learning_curves_figure(records: list[dict[str, Any]]) -> Any:
             key = [k for k in runs[0]["curve"][0] if k != "step"][0]
             steps = [p["step"] for p in runs[0]["curve"]]
             values = np.array([[p[key] for p in r["curve"]][: len(steps)] for r in runs if len(r["curve"]) >= len(steps)])
-            ax.plot(steps, values.mean(0), label=algo, color=colour[algo])
+            ax.plot(steps, values.mean(0), label=f"{algo} ({_count(len(values), 'seed')})", color=colour[algo])
             if len(values) > 1:
                 ax.fill_between(steps, values.min(0), values.max(0), alpha=0.2, color=colour[algo])
         ax.set_title(d, fontsize=9)
         ax.set_xlabel("gradient steps")
         ax.set_ylabel("normalized score" if key == NORMALIZED else "return")
-    handles = [Line2D([], [], color=c, label=a) for a, c in colour.items()]
-    axes[0][-1].legend(handles=handles, fontsize=7)  # every algorithm, whichever panels it is in
+        ax.legend(fontsize=7)  # what this panel shows, and nothing else
+    fig.suptitle("evaluation score: line = mean over seeds, band = lowest to highest seed", fontsize=9)
+    fig.tight_layout()
     return fig
 
 

@@ -101,6 +101,8 @@ def plot_return_histogram(ds: OfflineDataset, task: Task, path: str | Path, titl
     pad = 0.05 * (hi - lo) if hi > lo else max(1.0, abs(hi) * 0.05)
     xlim = (lo - pad, hi + pad)
     ax.set_xlim(xlim)
+    ax.set_ylim(top=ax.get_ylim()[1] * 1.3)  # headroom: the reference labels sit above the bars, not on them
+    box = {"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.9}
     for key, ref, colour in (("min", task.ref_min, "#cc3311"), ("max", task.ref_max, "#228833")):
         if ref.value is None:
             continue
@@ -108,12 +110,12 @@ def plot_return_histogram(ds: OfflineDataset, task: Task, path: str | Path, titl
         if xlim[0] <= ref.value <= xlim[1]:
             ax.axvline(ref.value, color=colour, linestyle="--", linewidth=1.2)
             ax.annotate(label, xy=(ref.value, 0.97), xycoords=("data", "axes fraction"), ha="right", va="top",
-                        rotation=90, fontsize=8, color=colour)
+                        rotation=90, fontsize=8, color=colour, bbox=box, zorder=5)
         else:
             right = ref.value > xlim[1]
             ax.annotate(f"{label} {'→' if right else '←'}" if right else f"← {label}",
                         xy=(0.99 if right else 0.01, 0.97 if key == "max" else 0.90), xycoords="axes fraction",
-                        ha="right" if right else "left", va="top", fontsize=8, color=colour)
+                        ha="right" if right else "left", va="top", fontsize=8, color=colour, bbox=box, zorder=5)
     ax.set_xlabel("episode return (raw)")
     ax.set_ylabel("episodes")
     ax.set_title(f"{title}: {ds.num_episodes} episodes, {ds.num_transitions:,} transitions")

@@ -22,8 +22,10 @@ import numpy as np
 from d4rl_lite.datasets.episodes import EpisodeArrays
 from d4rl_lite.datasets.locations import DATA_DIR, MAIN_FILE, METADATA_FILE, NAMESPACE_FILE, datasets_root, rebuild_advice
 from d4rl_lite.datasets.offline import OfflineDataset
-from d4rl_lite.datasets.validation import checksum, validate_dataset, verify_checksum
+from d4rl_lite.datasets.hdf5_safety import check_hdf5_file
+from d4rl_lite.datasets.validation import check_metadata, checksum, validate_dataset, verify_checksum
 from d4rl_lite.datasets.workspace import TMP_PREFIX, estimated_bytes, temporary_lock_dir
+from d4rl_lite.files import CorruptFileError, read_json, regular_file_size
 from d4rl_lite.errors import ChecksumMismatchError, DatasetError, TaskMismatchError, UnknownNameError
 from d4rl_lite.tasks import Task, get_task
 
@@ -36,12 +38,11 @@ def read_metadata(data_dir: Path) -> dict[str, Any]:
     meta_path = data_dir / METADATA_FILE
     advice = "The metadata file is damaged. " + rebuild_advice(data_dir)
     try:
-        with open(meta_path) as f:
-            meta = json.load(f)
+        meta = read_json(meta_path, "metadata")
     except FileNotFoundError:
         raise DatasetError("metadata file is missing", path=meta_path, advice=advice) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DatasetError(f"metadata is not valid JSON ({e})", path=meta_path, advice=advice) from None
+    except CorruptFileError as e:  # not a regular file, too large, not JSON, nested too deep
+        raise DatasetError(str(e).removeprefix(f"{meta_path}: "), path=meta_path, advice=advice) from None
     if not isinstance(meta, dict):
         raise DatasetError(f"metadata must be a JSON object, found {type(meta).__name__}", path=meta_path, advice=advice)
     if not isinstance(meta.get(OUR_KEY), dict):
@@ -55,18 +56,25 @@ def read_metadata(data_dir: Path) -> dict[str, Any]:
 
 
 # -- reading ---------------------------------------------------------------------------------
-def read_episode_arrays(data_dir: Path, num_episodes: int, advice: str = "") -> EpisodeArrays:
-    """Read the flat arrays straight from HDF5: one contiguous read per array (the fast path)."""
+def read_episode_arrays(data_dir: Path, num_episodes: int, num_steps: int, advice: str = "",
+                        views: bool = True) -> EpisodeArrays:
+    """Read the flat arrays straight from HDF5: one contiguous read per array (the fast path), after
+    ``check_hdf5_file`` has looked at every link and array (and with ``views``, Minari's episode views)."""
     h5_path = data_dir / MAIN_FILE
-    advice = "The file is truncated or corrupt. " + (advice or rebuild_advice(data_dir))
+    rebuild = advice or rebuild_advice(data_dir)
+    advice = "The file is truncated or corrupt. " + rebuild
     try:
+        size = regular_file_size(h5_path, "HDF5 data file")  # h5py would block on a FIFO
         f = h5py.File(h5_path, "r")
     except FileNotFoundError:
         raise DatasetError("HDF5 data file is missing", path=h5_path, advice=advice) from None
+    except CorruptFileError as e:  # not a regular file
+        raise DatasetError(str(e).removeprefix(f"{h5_path}: "), path=h5_path, advice=rebuild) from None
     except OSError as e:
         raise DatasetError(f"cannot open the HDF5 file ({e})", path=h5_path, advice=advice) from None
     with f:
         try:
+            check_hdf5_file(f, h5_path, FLAT_GROUP, num_steps, num_episodes, size, rebuild, views)
             flat = f[FLAT_GROUP]
             if f"episode_{num_episodes - 1}" not in f or f"episode_{num_episodes}" in f:
                 raise DatasetError(f"the file's episode groups do not match the {num_episodes} episodes in the metadata",
@@ -81,6 +89,8 @@ def read_episode_arrays(data_dir: Path, num_episodes: int, advice: str = "") -> 
                 truncations=flat["truncations"][()],
                 episode_lengths=flat["episode_lengths"][()],
             )
+        except DatasetError:
+            raise
         except KeyError as e:
             raise DatasetError(f"array missing from the file ({e})", path=h5_path, field=FLAT_GROUP, advice=advice) from None
         except (OSError, RuntimeError, ValueError, TypeError) as e:
@@ -108,6 +118,7 @@ def read_verified_metadata(data_dir: Path) -> dict[str, Any]:
                    else "metadata was edited or damaged after it was written (its checksum does not match)")
         raise ChecksumMismatchError(problem, path=data_dir / METADATA_FILE, field="d4rl_lite.metadata_checksum",
                                     advice=rebuild_advice(data_dir, ours))
+    check_metadata(meta, data_dir / METADATA_FILE, rebuild_advice(data_dir, ours))
     return meta
 
 
@@ -127,11 +138,8 @@ def load_from_dir(data_dir: Path, expected_task: str | None = None, verify: bool
             field="d4rl_lite.task",
             advice=f"Open it as {task.name!r}, or pick a dataset of task {expected_task!r} (see `d4rl-lite list`).",
         )
-    num_episodes = meta.get("total_episodes")
-    if not isinstance(num_episodes, int) or num_episodes < 1:
-        raise DatasetError(f"metadata total_episodes is {num_episodes!r}", path=data_dir / METADATA_FILE,
-                           field="total_episodes", advice=advice)
-    raw = read_episode_arrays(data_dir, num_episodes, advice)
+    # Counts checked by check_metadata; Minari's episode views (not read here) are checked when verifying.
+    raw = read_episode_arrays(data_dir, meta["total_episodes"], meta["total_steps"], advice, views=verify)
     if not verify:
         flat = raw.to_offline(task, metadata=ours)
     else:

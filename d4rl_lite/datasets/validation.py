@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from d4rl_lite.datasets.offline import OfflineDataset
 from d4rl_lite.errors import ChecksumMismatchError, DatasetError
+from d4rl_lite.schema import REFERENCE, Range, mismatch, reference_pair_problem
 from d4rl_lite.tasks import Task
 
 # Actions may sit on the bound up to float32 rounding.
@@ -157,3 +159,41 @@ def validate_dataset(
         bad = _first(mismatch)
         if bad is not None:
             fail("next_observations[t] differs from observations[t + 1] inside an episode", "next_observations", int(inner[bad]))
+
+
+# -- metadata.json: the fields d4rl_lite reads, with their types -----------------------------------
+_CELL = [int]
+_CERTIFICATE = {"coverage": float, "free_cells": int, "single_episode_solutions": int, "episodes_reaching_eval_goal": int,
+                "tasks": [{"start": _CELL, "goal": _CELL, "shortest_path_cells": int, "single_episode": bool,
+                           "min_segments": (int, None)}]}
+METADATA_SPEC = {
+    "total_episodes": Range(int, 1),
+    "total_steps": Range(int, 1),
+    "dataset_id?": str,
+    "ref_min_score?": float,
+    "ref_max_score?": float,
+    "d4rl_lite": {
+        "format_version?": Range(int, 1),
+        "task": str,
+        **{f"{key}?": str for key in ("name", "kind", "dataset_id", "created", "description", "checksum",
+                                      "metadata_checksum")},
+        "max_episode_steps?": (Range(int, 1), None),
+        "flat_observation?": ([str], None),
+        "recipe?": dict,
+        "versions?": dict,
+        "card?": {"stitching_certificate?": (_CERTIFICATE, None)},
+        "reference?": {"ref_min?": REFERENCE, "ref_max?": REFERENCE},
+    },
+}
+
+
+def check_metadata(meta: dict[str, Any], path: Path, advice: str) -> None:
+    """Refuse metadata whose fields have the wrong type or range, or whose reference scores cannot
+    normalize a score: one ``DatasetError`` naming the field (a checksum, anyone can recompute)."""
+    ours = meta["d4rl_lite"]
+    reference = ours.get("reference") if isinstance(ours.get("reference"), dict) else {}
+    problem = (mismatch(meta, METADATA_SPEC)
+               or reference_pair_problem(meta.get("ref_min_score"), meta.get("ref_max_score"))
+               or reference_pair_problem(*((reference.get(k) or {}).get("value") for k in ("ref_min", "ref_max"))))
+    if problem:
+        raise DatasetError(f"metadata: {problem}", path=path, advice=advice)

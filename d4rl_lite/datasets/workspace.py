@@ -21,7 +21,7 @@ def estimated_bytes(task: Task, size: int) -> int:
 def check_room_for(task: Task, size: int, root: Path) -> None:
     """Refuse, with the figures, a build that cannot fit in memory or on disk."""
     need = estimated_bytes(task, size)
-    avail_mem = _available_memory()
+    avail_mem = available_memory()
     probe = root
     while not probe.exists():
         probe = probe.parent
@@ -35,7 +35,7 @@ def check_room_for(task: Task, size: int, root: Path) -> None:
                          f"under {probe}. Free space, pass another --root, or ask for fewer transitions.")
 
 
-def _available_memory() -> int | None:
+def available_memory() -> int | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):

@@ -21,7 +21,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ from d4rl_lite.tasks import Task, get_task
 from d4rl_lite.training.logging import RunLogger, truncate_log
 from d4rl_lite.training.loop import DivergenceGuard, Schedule, run_loop
 from d4rl_lite.training.online import OnlineExperience, ReplayBuffer
+from d4rl_lite.training.run_files import checked_step
+from d4rl_lite.schema import Range, read_checked_json
 
 LATEST = "latest.safetensors"
 # Behaviour-training evaluations use their own seeds, apart from the benchmark's.
@@ -66,6 +68,18 @@ class BehaviorConfig:
                 raise ValueError(f"{name} ({getattr(self, name)}) must be a multiple of checkpoint_every ({self.checkpoint_every})")
         if self.ladder_every % self.eval_every:  # a ladder entry records its step's evaluation
             raise ValueError(f"ladder_every ({self.ladder_every}) must be a multiple of eval_every ({self.eval_every})")
+
+
+def read_run_config(run: Path) -> tuple[str, dict[str, Any]]:
+    """A behaviour run's config.json: its task, and the rest as ``BehaviorConfig`` arguments."""
+    counts = {f.name: Range(int, 0 if f.name in ("start_steps", "seed") else 1) for f in fields(BehaviorConfig)}
+    spec = {"task": str, "sac": dict, **{f"{name}?": c for name, c in counts.items() if name != "sac"}}
+    saved = read_checked_json(run / "config.json", spec, "behaviour run config", "Delete the run directory and train again.")
+    unknown = sorted(set(saved) - set(counts) - {"task"})
+    if unknown:
+        raise D4RLLiteError(f"{run / 'config.json'}: behaviour run config has settings this version does not know "
+                            f"({', '.join(unknown)}); train it with the version that wrote it, or delete it")
+    return saved["task"], {k: v for k, v in saved.items() if k != "task"}
 
 
 def default_run_dir(task: str, seed: int) -> Path:
@@ -107,8 +121,8 @@ def train_behavior(task_name: str, run_dir: str | Path | None = None, config: Be
 def _train_locked(task: Task, run: Path, cfg: BehaviorConfig, log: Callable[[str], None]) -> Path:
     config_file = run / "config.json"
     if config_file.exists():
-        saved = json.loads(config_file.read_text())
-        if saved.pop("task") != task.name:
+        saved_task, saved = read_run_config(run)
+        if saved_task != task.name:
             raise ValueError(f"{run} holds a run of another task; pick another run directory")
         # A resumed run may be extended, and may run on another number of threads (the machine's
         # business; on CPU the thread count can change float summation order, not the algorithm).
@@ -129,7 +143,7 @@ def _train_locked(task: Task, run: Path, cfg: BehaviorConfig, log: Callable[[str
     if latest.exists():
         state = load_state(latest)
         sac.load_state_dict(state["sac"])
-        step = state["step"]
+        step = checked_step(state.get("step"), latest)
         gen.set_state(state["torch_rng"])
         rng.bit_generator.state = state["numpy_rng"]
         replay_offset = state.get("replay_offset", 0)
@@ -144,7 +158,8 @@ def _train_locked(task: Task, run: Path, cfg: BehaviorConfig, log: Callable[[str
             getattr(sac, name).load_state_dict({k.split(".", 1)[1]: v for k, v in weights.items() if k.startswith(name + ".")})
         with torch.no_grad():
             sac.log_alpha.copy_(weights["log_alpha"])
-        step = replay_offset = json.loads((run / SNAPSHOT_INFO).read_text())["step"]
+        info = read_checked_json(run / SNAPSHOT_INFO, SNAPSHOT_SPEC, "snapshot info", "Restore it with the snapshot's weights.")
+        step = replay_offset = checked_step(info["step"], run / SNAPSHOT_INFO)
         log(f"warm restart of {task.name} at step {step:,} from the snapshot in {run} (replay buffer refills first)")
     replay = ReplayBuffer(cfg.total_steps - replay_offset, task.observation_dim, task.action_dim)
     if latest.exists():
@@ -201,6 +216,7 @@ class _BehaviorHooks:
 SNAPSHOT_WEIGHTS = "weights.safetensors"
 SNAPSHOT_INFO = "snapshot.json"
 SNAPSHOT_FILES = ("config.json", "curve.csv", "curve.png", "ladder.json", SNAPSHOT_WEIGHTS, SNAPSHOT_INFO)
+SNAPSHOT_SPEC = {"step": Range(int, 0), "replay_starts_at_step?": Range(int, 0)}
 
 
 def _save_snapshot_weights(run: Path, sac: SAC, step: int, replay_offset: int) -> None:
@@ -223,8 +239,8 @@ def snapshot_run(run: str | Path, dest: str | Path) -> Path:
     run, dest = Path(run), Path(dest)
     latest = run / LATEST
     if latest.exists() and not (run / SNAPSHOT_WEIGHTS).exists():  # runs started before snapshots existed
-        cfg = BehaviorConfig(**{k: v for k, v in json.loads((run / "config.json").read_text()).items() if k != "task"})
-        task = get_task(json.loads((run / "config.json").read_text())["task"])
+        task_name, saved = read_run_config(run)
+        cfg, task = BehaviorConfig(**saved), get_task(task_name)
         state = load_state(latest)
         sac = SAC(task.observation_dim, task.action_dim, cfg.sac, device="cpu")
         sac.load_state_dict(state["sac"])

@@ -10,12 +10,17 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from d4rl_lite.datasets.behavior.policies import ActorPolicy, load_actor, read_card, write_manifest, zoo_dir
+from d4rl_lite.datasets.behavior.policies import CARD_SPEC, ActorPolicy, load_actor, read_card, write_manifest, zoo_dir
 from d4rl_lite.datasets.builders.replay import load_replay_chunk, pack_replay_chunk
 from d4rl_lite.evaluation.evaluate import evaluate
+from d4rl_lite.paths import relative_path
+from d4rl_lite.schema import Range, read_checked_json
 from d4rl_lite.tasks import get_task, store_reference_score
 
 REFERENCE_EPISODES = 100
+# What export reads of a behaviour run (written by ``train_behavior``).
+RUN_CONFIG_SPEC = {"task": str, "seed": Range(int, 0), "sac": {"actor_hidden?": [Range(int, 1)], "hidden?": [Range(int, 1)]}}
+LADDER_SPEC = [{"step": Range(int, 0), "file": str, "eval_sto_mean": float}]
 EXPORT_EVAL_SEED = 3_000_000  # apart from training-time and benchmark evaluation seeds
 CANDIDATES = 3  # ladder entries re-measured with 100 episodes per role
 REPLAY_COMMIT_LIMIT = 20 * 2**20  # bytes (packed, compressed) of replay per task: walker2d's 200k steps take 16.9 MB
@@ -35,10 +40,12 @@ def export_behavior(task_name: str, run_dir: str | Path, zoo_root: str | Path | 
 
     task = get_task(task_name)
     run = Path(run_dir)
-    config = json.loads((run / "config.json").read_text())
-    ladder = json.loads((run / "ladder.json").read_text())
+    config = read_checked_json(run / "config.json", RUN_CONFIG_SPEC, "behaviour run config")
+    ladder = read_checked_json(run / "ladder.json", LADDER_SPEC, "ladder")
     if not ladder:
         raise ValueError(f"{run} has no ladder entries yet; train longer first")
+    for e in ladder:  # each is read from the run and copied into the export: both stay inside
+        relative_path(e.get("file") if isinstance(e, dict) else e, f"{run / 'ladder.json'}: entry file")
     hidden = tuple(config["sac"].get("actor_hidden", config["sac"].get("hidden")))  # older runs: "hidden"
     dest = Path(zoo_root) / task_name if zoo_root else zoo_dir(task_name)
 
@@ -109,11 +116,11 @@ def export_replay(task_name: str, run: str | Path, zoo_root: str | Path | None =
     runs of one recipe learn at different speeds (walker2d's re-run was at ~800 where the original
     reached medium, 2200, so its replay held no medium-level episode)."""
     run = Path(run)
-    config = json.loads((run / "config.json").read_text())
+    config = read_checked_json(run / "config.json", RUN_CONFIG_SPEC, "behaviour run config")
     if config.get("task") != task_name:
         raise ValueError(f"{run} trained {config.get('task')!r}, not {task_name}")
     dest = Path(zoo_root) / task_name if zoo_root else zoo_dir(task_name)
-    card = read_card(task_name) if zoo_root is None else json.loads((dest / "card.json").read_text())
+    card = read_card(task_name) if zoo_root is None else read_checked_json(dest / "card.json", CARD_SPEC, "behaviour card")
     medium_return = card["medium"]["return_mean_100"]
     end_step = step_reaching(run, medium_return)
     if end_step is None:
@@ -174,4 +181,6 @@ def copy_replay_to_medium(run: Path, dest: Path, medium_step: int, limit: int = 
 def _replay_start(run: Path) -> int:
     """0 unless the run was warm-restarted from a snapshot, which lost the replay before that step."""
     info = run / "snapshot.json"
-    return json.loads(info.read_text()).get("replay_starts_at_step", 0) if info.exists() else 0
+    from d4rl_lite.production.behavior_training import SNAPSHOT_SPEC
+
+    return read_checked_json(info, SNAPSHOT_SPEC, "snapshot info").get("replay_starts_at_step", 0) if info.exists() else 0

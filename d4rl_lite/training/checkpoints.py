@@ -17,7 +17,8 @@ def load_run(checkpoint: str | os.PathLike, device: str = "cpu") -> tuple[Any, d
     """
     from d4rl_lite.algorithms import get_algorithm
     from d4rl_lite.algorithms.base import make_config
-    from d4rl_lite.training.run_files import CHECKPOINT, CONFIG, check_identity, checkpoint_identity
+    from d4rl_lite.training.loop import non_finite_parts
+    from d4rl_lite.training.run_files import CHECKPOINT, CONFIG, check_identity, checked_step, checkpoint_identity
     from d4rl_lite.files import CorruptFileError, load_state, read_record
     from d4rl_lite.tasks import get_task
 
@@ -46,7 +47,10 @@ def load_run(checkpoint: str | os.PathLike, device: str = "cpu") -> tuple[Any, d
         algo.load_state_dict(state["algo"])
     except (KeyError, RuntimeError, ValueError, TypeError) as e:
         raise CorruptFileError(f"{ckpt}: weights do not fit {record['algorithm']} ({str(e).splitlines()[0][:120]})") from None
-    return algo, {**record, "task": task.name, "step": algo.step}
+    if bad := non_finite_parts(algo.state_dict()):
+        raise CorruptFileError(f"{ckpt}: holds non-finite values in {', '.join(bad)} (a diverged run's state, which "
+                               "training never saves); it cannot act. Delete the run directory and train again.")
+    return algo, {**record, "task": task.name, "step": checked_step(state.get("step"), ckpt)}
 
 
 def _task_of(dataset: str) -> str:

@@ -146,10 +146,10 @@ class DivergenceGuard:
         return None
 
     def check_weights(self, algo: Any, step: int) -> None:
-        """Raise naming every run with a non-finite weight or optimizer state."""
+        """Raise naming every run with a non-finite floating tensor anywhere in the state a checkpoint
+        would save: weights, optimizer moments, temperatures, Lagrange multipliers, statistics."""
         whole = algo.state_dict()
-        if all(bool(torch.isfinite(t).all()) for v in whole.values() if isinstance(v, dict)
-               for t in _tensors(v) if t.is_floating_point()):
+        if all(bool(torch.isfinite(t).all()) for t in _tensors(whole) if t.is_floating_point()):
             return  # the usual case: one pass over the stacked tensors, no per-member copies
         members = getattr(algo, "members", 0)
         if members:  # name the members at fault
@@ -160,10 +160,9 @@ class DivergenceGuard:
             states = [whole]
         bad = []
         for m, state in enumerate(states):
-            names = [k for k, v in state.items() if isinstance(v, dict) for t in _tensors(v)
-                     if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+            names = non_finite_parts(state)
             if names:
-                bad.append((m, f"training diverged: {self._who(m)}non-finite weights in {sorted(set(names))[0]} at "
+                bad.append((m, f"training diverged: {self._who(m)}non-finite weights in {names[0]} at "
                                f"step {step:,}; {self._kept(m)}. Lower the learning rate or check the dataset."))
         if bad:
             raise DivergenceError(bad[0][1], [m for m, _ in bad], step, [msg for _, msg in bad])
@@ -176,6 +175,12 @@ class DivergenceGuard:
         if not checkpoint.exists():
             return "no checkpoint was written yet"
         return f"the last good checkpoint is kept at {checkpoint} (step {load_state(checkpoint)['step']:,})"
+
+
+def non_finite_parts(state: dict[str, Any]) -> list[str]:
+    """The top-level entries of a state (``algo.state_dict()``) holding a NaN or infinite float, sorted."""
+    return sorted({k for k, v in state.items() for t in _tensors(v)
+                   if t.is_floating_point() and not bool(torch.isfinite(t).all())})
 
 
 def _tensors(obj: Any):

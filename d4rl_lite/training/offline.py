@@ -33,6 +33,7 @@ from d4rl_lite.training.run_files import (
     CHECKPOINT,
     DIVERGED,
     check_same_run,
+    checked_step,
     read_evals,
     resume_members,
     save_checkpoint,
@@ -53,6 +54,7 @@ class TrainConfig:
     precision: str = "fp32"  # "bf16": matrix products of the updates under bf16 autocast (see training/loop.py)
     wandb: bool = False
     wandb_project: str = "d4rl-lite"
+    suite: str | None = None  # the suite a bench run belongs to: a results table misses no run of it
 
     def validate(self) -> None:
         for name in ("steps", "log_every", "eval_every", "checkpoint_every"):
@@ -109,8 +111,10 @@ def prepare_data(dataset: OfflineDataset, algo: Any) -> tuple[Any, float, Reward
 
 def default_run_dir(algo: str, dataset_name: str, seed: int, settings: dict[str, Any] | None = None) -> Path:
     """``runs/ALGO-DATASET-seedS``; a sweep member's settings go before the seed (``...-cql_weight10-seed0``)."""
+    from d4rl_lite.paths import path_name
+
     swept = "".join(f"-{key}{_shown(value)}" for key, value in sorted((settings or {}).items()))
-    return Path("runs") / f"{algo}-{dataset_name}{swept}-seed{seed}"
+    return Path("runs") / path_name(f"{algo}-{dataset_name}{swept}-seed{seed}", "run directory (from the dataset's name)")
 
 
 def member_label(seed: int, settings: dict[str, Any] | None = None) -> str:
@@ -190,7 +194,7 @@ def train_population(
     if len(set(runs)) != len(runs):
         raise ValueError("every member of a population needs its own run directory")
     states = [load_state(run / CHECKPOINT) if (run / CHECKPOINT).is_file() else None for run in runs]
-    stopped_at = [state["step"] if state else 0 for state in states]
+    stopped_at = [checked_step(state.get("step"), run / CHECKPOINT) if state else 0 for state, run in zip(states, runs)]
     if len(set(stopped_at)) > 1:
         # Members that stopped at different steps (some trained alone before, or a kill between two
         # members' checkpoint writes) continue as one population per step: each still ends exactly

@@ -22,6 +22,7 @@ import torch
 from d4rl_lite.algorithms.population import load_member_state_dicts, member_state_dict
 from d4rl_lite.errors import D4RLLiteError
 from d4rl_lite.files import read_record, save_state, write_record
+from d4rl_lite.schema import Range
 from d4rl_lite.training.logging import truncate_log
 from d4rl_lite.training.loop import DivergenceError
 
@@ -30,7 +31,7 @@ RESULT = "result.json"
 DIVERGED = "diverged.json"  # a population member that diverged (the others went on): its error and step
 CONFIG = "config.json"
 # Settings that do not change what a run computes: a run may be continued with other values.
-NOT_IDENTITY = ("steps", "wandb", "wandb_project", "device")
+NOT_IDENTITY = ("steps", "wandb", "wandb_project", "device", "suite")
 
 
 def resume_members(algo: Any, runs: list[Path], states: list[dict[str, Any] | None], ckpt_paths: list[Path],
@@ -46,7 +47,7 @@ def resume_members(algo: Any, runs: list[Path], states: list[dict[str, Any] | No
             if (run / "log.jsonl").exists():
                 truncate_log(run / "log.jsonl", 0)  # lines of a run killed before its first checkpoint
         return 0
-    steps = sorted({s["step"] if s else 0 for s in states})
+    steps = sorted({checked_step(s.get("step"), ckpt) if s else 0 for s, ckpt in zip(states, ckpt_paths)})
     if len(steps) > 1:  # train_population groups members by step before they get here
         raise D4RLLiteError(f"members at different steps {steps} cannot continue as one population")
     for state, identity, ckpt, gen in zip(states, identities, ckpt_paths, gens):
@@ -76,6 +77,17 @@ def resume_members(algo: Any, runs: list[Path], states: list[dict[str, Any] | No
     return steps[0]
 
 
+MAX_STEP = 2**53  # beyond this a float64 no longer counts whole steps; no run gets near it
+
+
+def checked_step(step: Any, path: Path) -> int:
+    """A checkpoint's step, refused in one line unless a whole number of updates in [0, 2**53)."""
+    if type(step) is not int or not 0 <= step < MAX_STEP:
+        raise D4RLLiteError(f"{path}: its step ({step!r}) is not a whole number of updates between 0 and {MAX_STEP:,}; "
+                            "the checkpoint was forged or damaged. Delete the run directory and train again.")
+    return step
+
+
 def write_result(run: Path, record: dict[str, Any], history: list[dict[str, Any]], step: int) -> dict[str, Any]:
     final = history[-1] if history else {}
     key = "eval/normalized_score" if final and "eval/normalized_score" in final else "eval/return_mean"
@@ -85,8 +97,30 @@ def write_result(run: Path, record: dict[str, Any], history: list[dict[str, Any]
                               "Lower the learning rate or check the dataset.")
     result = {**record, "run_dir": str(run), "steps": step, "final": final, "best": best,
               "curve": [{"step": h["step"], key: h[key]} for h in history]}
+    if key == "eval/normalized_score":  # which references the scores were normalized with: tables never mix two
+        result["references"] = reference_record(record["task"])
     write_record(run / RESULT, result)
     return read_record(run / RESULT, "result")
+
+
+# What a reader may rely on in a result.json (beyond its checksum, which anyone can recompute).
+_SCORES = {"eval/normalized_score?": float, "eval/return_mean?": float}
+RESULT_SPEC = {"algorithm": str, "dataset": str, "steps": Range(int, 0), "train": {"seed": Range(int, 0)},
+               "final": {"step?": Range(int, 0)}, "curve": [{"step": Range(int, 0), **_SCORES}],
+               "references?": (dict, None)}
+
+
+def reference_record(task_name: str) -> dict[str, Any] | None:
+    """The reference scores a task's normalized scores are computed with now, and where they come
+    from ("package", or the user's re-measured file); None while one is not measured."""
+    from d4rl_lite.tasks import get_task
+
+    task = get_task(task_name)
+    lo, hi = task.ref_min, task.ref_max
+    if lo.value is None or hi.value is None:
+        return None
+    return {"ref_min": lo.value, "ref_max": hi.value,
+            "source": {k: ref.details.get("source", "package") for k, ref in (("ref_min", lo), ("ref_max", hi))}}
 
 
 def _identity_fields(record: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,8 @@ import torch
 
 from d4rl_lite.nets import TanhGaussianPolicy
 from d4rl_lite.errors import D4RLLiteError
+from d4rl_lite.files import read_json
+from d4rl_lite.schema import Range, read_checked_json
 from d4rl_lite.tasks import Task, get_task
 
 
@@ -46,7 +48,7 @@ def zoo_file(task_name: str, relative: str) -> Path:
     path = folder / relative
     advice = f"Restore the zoo from the repository (git checkout), or re-export it with `d4rl-lite export-behavior {task_name}`."
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
+        manifest = read_json(folder / MANIFEST, "manifest")
         expected = manifest[relative]
     except (OSError, ValueError, KeyError, TypeError):
         raise D4RLLiteError(f"{path}: not listed in {folder / MANIFEST} (missing or damaged manifest); not used. "
@@ -59,7 +61,11 @@ def zoo_file(task_name: str, relative: str) -> Path:
 def _sha256(path: Path) -> str:
     import hashlib
 
-    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:  # in pieces: a file of any size hashes in bounded memory
+        for block in iter(lambda: f.read(2**20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
 
 
 def read_card(task_name: str) -> dict[str, Any]:
@@ -69,7 +75,16 @@ def read_card(task_name: str) -> dict[str, Any]:
             f"no committed behaviour policies for {task_name!r} yet (expected {path}). Train them with "
             f"`d4rl-lite train-behavior {task_name}` and export with `d4rl-lite export-behavior {task_name}`."
         )
-    return json.loads(zoo_file(task_name, "card.json").read_text())
+    return read_checked_json(zoo_file(task_name, "card.json"), CARD_SPEC, "behaviour card",
+                             f"Restore the zoo from the repository, or re-export it with `d4rl-lite export-behavior {task_name}`.")
+
+
+# What card.json must hold for the builders and export to use it (written by ``export_behavior``).
+_ROLE = {"step": Range(int, 0), "file": str, "return_mean_100?": float, "return_std_100?": float, "episodes?": Range(int, 1)}
+CARD_SPEC = {"hidden": [Range(int, 1)], "expert": _ROLE, "medium": _ROLE,
+             "training?": {"run_dir?": str, "replay_starts_at_step?": Range(int, 0),
+                           "replay_run?": ({"run_dir?": str, "steps": Range(int, 0)}, None)},
+             "ladder?": [{"step": Range(int, 0), "file": str}]}
 
 
 def load_actor(task: Task, weights: str | Path, hidden: tuple[int, ...]) -> TanhGaussianPolicy:

@@ -132,7 +132,10 @@ def build_dataset(
 
     final = dataset_dir_for_id(dname.dataset_id, root)
     if final.exists() and not overwrite:
-        raise FileExistsError(f"dataset {dname.alias} already exists at {final}; pass --force (overwrite=True) to "
+        if built_as_asked(dname, size, seed, options, root):
+            return final  # the same build again: nothing to do (its files were just verified)
+        raise FileExistsError(f"dataset {dname.alias} already exists at {final} with another "
+                              f"{_what_differs(dname, size, seed, options, root)}; pass --force (overwrite=True) to "
                               "replace it")
     if size is not None:
         check_room_for(task, size, datasets_root(root))
@@ -147,6 +150,43 @@ def build_dataset(
         lock.release()
 
 
+def _requested_recipe(size: int | None, seed: int, options: dict[str, Any]) -> dict[str, Any]:
+    """What identifies a build: size, seed and the options given (recorded only when there are some)."""
+    return {"size": size, "seed": seed, **({"options": dict(sorted(options.items()))} if options else {})}
+
+
+def _built_recipe(dname: DatasetName, root: str | os.PathLike | None) -> dict[str, Any] | None:
+    """The identifying part of a built dataset's recipe, read from its verified files (None: none built)."""
+    from d4rl_lite.datasets.catalogue import is_built
+    from d4rl_lite.datasets.locations import dataset_dir_for_id
+    from d4rl_lite.datasets.storage import load_from_dir
+
+    if not is_built(dname, root):
+        return None
+    # Every array is checked here: "already built" is only said of a dataset that reads back intact.
+    recipe = load_from_dir(dataset_dir_for_id(dname.dataset_id, root) / "data").metadata.get("recipe") or {}
+    return {k: recipe[k] for k in ("size", "seed", "options") if k in recipe}
+
+
+def built_as_asked(name: str | DatasetName, size: int | None, seed: int, options: dict[str, Any] | None = None,
+                   root: str | os.PathLike | None = None) -> bool:
+    """True when ``name`` is built (and verified) with this size (None: the kind's default), seed and options."""
+    dname = parse_dataset_name(name) if isinstance(name, str) else name
+    builder = builder_for(dname)
+    if builder is None:
+        return False
+    size = builder.default_size if size is None else size
+    return _built_recipe(dname, root) == _requested_recipe(size, seed, options or {})
+
+
+def _what_differs(dname: DatasetName, size: int | None, seed: int, options: dict[str, Any],
+                  root: str | os.PathLike | None) -> str:
+    built = _built_recipe(dname, root) or {}
+    asked = _requested_recipe(size, seed, options)
+    return ", ".join(f"{k} ({built.get(k)!r}; asked {asked.get(k)!r})" for k in ("size", "seed", "options")
+                     if built.get(k) != asked.get(k)) or "recipe"
+
+
 def _build_locked(dname, builder, task, size, seed, root, overwrite, num_envs, progress, options) -> Path:
     raw, recipe = builder.build(task, size=size, seed=seed, num_envs=num_envs, progress=progress, **options)
     card_extras = recipe.pop("card", {})
@@ -155,7 +195,7 @@ def _build_locked(dname, builder, task, size, seed, root, overwrite, num_envs, p
         "kind": dname.kind,
         "version": dname.version,
         "max_episode_steps": recipe.get("episode_steps", task.horizon),  # stitch segments are shorter
-        "recipe": {"builder": builder.kind, "size": size, "seed": seed, **recipe},
+        "recipe": {"builder": builder.kind, **_requested_recipe(size, seed, options), **recipe},
         "versions": package_versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "description": f"{dname.alias}: {task.description}; {recipe.get('description', dname.kind)}",
