@@ -46,7 +46,7 @@ def bench_setup(name: str, overrides: dict, obs_dim: int, act_dim: int):
     import torch
 
     from d4rl_lite.algorithms import get_algorithm
-    from d4rl_lite.algorithms.base import make_config
+    from d4rl_lite.algorithms.settings import make_config
 
     cls = get_algorithm(name)
     cfg = make_config(cls.Config, overrides)

@@ -39,7 +39,9 @@ def main() -> None:
                 print(f"{name:<34} {load_dataset(name, root=root).metadata['checksum']}", flush=True)
         from d4rl_lite.benchmark.runner import run_suite
         from d4rl_lite.benchmark.suites import Suite
-        from d4rl_lite.benchmark.table import read_results, score_table, to_json
+        from d4rl_lite.benchmark.results import read_results
+        from d4rl_lite.benchmark.table import score_table
+        from d4rl_lite.benchmark.table_formats import to_json
 
         run_suite(Suite.load("smoke"), Path(tmp) / "res", workers=2, root=Path(tmp) / "smoke_root", log=lambda _: None)
         table = to_json(score_table(read_results(Path(tmp) / "res")))

@@ -65,7 +65,7 @@ def hopper_sized_data(n: int = 100_000) -> tuple[object, int, int]:
 
 def bench_config(cls, config: str):
     """``cls``'s config at the ``lite`` or the reference configuration, warm-up phases off."""
-    from d4rl_lite.algorithms.base import make_config
+    from d4rl_lite.algorithms.settings import make_config
 
     fields = cls.Config.__dataclass_fields__
     settings = {**(LITE if config == "lite" else {}), **NO_WARMUP}

@@ -19,6 +19,7 @@ from d4rl_lite.errors import (
     ReferenceScoreUnavailable,
     TaskMismatchError,
     UnknownNameError,
+    UserInputError,
 )
 from d4rl_lite.tasks import Task, get_task, list_tasks
 
@@ -35,6 +36,7 @@ __all__ = [
     "Task",
     "TaskMismatchError",
     "UnknownNameError",
+    "UserInputError",
     "build_dataset",
     "catalogue",
     "get_normalized_score",

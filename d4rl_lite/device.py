@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from d4rl_lite.errors import UserInputError
+
 
 def resolve_device(device: Any = "auto") -> Any:
     """``"auto"`` -> CUDA when available, else CPU; any other value is passed to ``torch.device``."""
@@ -16,7 +18,7 @@ def resolve_device(device: Any = "auto") -> Any:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
+        raise UserInputError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu or auto")
+        raise UserInputError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu or auto")
     return dev

@@ -11,6 +11,14 @@ class D4RLLiteError(Exception):
     """Base class of every error this package raises on purpose."""
 
 
+class UserInputError(D4RLLiteError, ValueError):
+    """A setting, option, name or file the user gave that cannot be used as given.
+
+    The command line prints it as one line (exit 2); any other ValueError is a bug and keeps its
+    traceback. Also a ValueError, so code that caught ValueError before still catches it.
+    """
+
+
 class UnknownNameError(D4RLLiteError, LookupError):
     """A task, dataset, kind or algorithm name that is not registered."""
 

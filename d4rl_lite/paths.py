@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from d4rl_lite.errors import UserInputError
+
 MAX_NAME_CHARS = 200  # file systems allow 255 bytes; the rest is for suffixes and temporary names
 
 
@@ -38,7 +40,7 @@ def path_name(name: Any, what: str) -> str:
     says what (``what``) and why."""
     problem = _problem(name)
     if problem:
-        raise ValueError(f"{what} {_shown(name)} cannot be used as a file name: it {problem} (a name is 1 to "
+        raise UserInputError(f"{what} {_shown(name)} cannot be used as a file name: it {problem} (a name is 1 to "
                          f"{MAX_NAME_CHARS} characters without '/', '\\', '..' or control characters)")
     return name
 
@@ -50,7 +52,7 @@ def relative_path(path: Any, what: str) -> Path:
     for part in parts:
         problem = _problem(part)
         if problem:
-            raise ValueError(f"{what} {_shown(path)} cannot be used as a file name inside its directory: "
+            raise UserInputError(f"{what} {_shown(path)} cannot be used as a file name inside its directory: "
                              f"{'a part of it' if len(parts) > 1 else 'it'} {problem} (parts of 1 to "
                              f"{MAX_NAME_CHARS} characters without '\\', '..' or control characters, joined by '/')")
     return Path(*parts)

@@ -11,7 +11,7 @@ import torch
 
 import d4rl_lite
 from d4rl_lite.algorithms import ALGORITHMS, get_algorithm
-from d4rl_lite.algorithms.base import make_config
+from d4rl_lite.algorithms.settings import make_config
 from d4rl_lite.training.loop import DivergenceError
 from d4rl_lite.training.offline import TrainConfig, prepare_data, train
 from d4rl_lite.datasets.builders import build_dataset
@@ -138,7 +138,7 @@ def test_a_killed_population_resumes_exactly_from_the_command_line(maze_data, tm
     straight = subprocess.run(base + ["--run-dir", str(tmp_path / "a")], capture_output=True, text=True, timeout=600)
     assert straight.returncode == 0, straight.stderr
     proc = subprocess.Popen(base + ["--run-dir", str(tmp_path / "b")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    member = f"td3_bc-{maze_data.metadata['name']}-seed{{}}"
+    member = f"td3_bc__{maze_data.metadata['name']}__seed{{}}"
     ckpt = tmp_path / "b" / member.format(2) / "checkpoint.safetensors"
     deadline, seen, step = time.time() + 300, None, 0
     while step < 300 and time.time() < deadline:
@@ -407,9 +407,9 @@ def test_one_name_per_concept_across_algorithms():
 
 
 def test_old_setting_names_still_work_with_a_notice(capsys, monkeypatch):
-    from d4rl_lite.algorithms import base
+    from d4rl_lite.algorithms import settings
 
-    monkeypatch.setattr(base, "_noticed", set())  # the notice is once per process
+    monkeypatch.setattr(settings, "_noticed", set())  # the notice is once per process
     cfg = make_config(get_algorithm("cql").Config, {"bc_warmup_steps": "7", "alpha_lr": "0.1", "temperature": "2"})
     assert (cfg.warmup_steps, cfg.temperature_lr, cfg.cql_temperature) == (7, 0.1, 2.0)
     brac = make_config(get_algorithm("brac_p").Config, {"alpha": 0.5, "policy_hidden": [8, 8], "warm_start_steps": 3})
@@ -435,7 +435,7 @@ def test_cql_lagrange_averages_the_critics_in_the_alpha_prime_loss(maze_data):
 
 
 def test_every_setting_is_documented_where_it_is_declared():
-    from d4rl_lite.algorithms.base import setting_docs
+    from d4rl_lite.algorithms.settings import setting_docs
 
     undocumented = [f"{name}.{field}" for name, cls in ALGORITHMS.items()
                     for field, doc in setting_docs(cls.Config).items() if not doc]
@@ -450,7 +450,7 @@ def test_the_settings_command_prints_each_default_and_its_documentation():
 
 
 def test_reference_settings_per_domain_apply_under_a_runs_own(maze_data, tmp_path):
-    from d4rl_lite.algorithms.base import domain_settings
+    from d4rl_lite.algorithms.settings import domain_settings
 
     assert domain_settings("cql", "antmaze")["lagrange"] is True and domain_settings("cql", "locomotion") == {}
     assert domain_settings("iql", "antmaze") == {"normalize_reward": False, "reward_bias": -1.0, "expectile": 0.9,

@@ -7,7 +7,9 @@ import pytest
 
 from d4rl_lite.benchmark.runner import run_suite
 from d4rl_lite.benchmark.suites import Suite
-from d4rl_lite.benchmark.table import read_results, score_table, to_json, to_latex, to_markdown
+from d4rl_lite.benchmark.results import read_results
+from d4rl_lite.benchmark.table import score_table
+from d4rl_lite.benchmark.table_formats import to_json, to_latex, to_markdown
 from d4rl_lite.files import write_record
 
 
@@ -50,7 +52,7 @@ def test_only_on_limits_an_algorithm_to_some_datasets(tmp_path):
     runs = Suite.load(path).runs()
     assert sorted({(a, d) for a, d, _ in runs}) == [("bc", "hopper-random-v0"), ("bc", "walker2d-random-v0"),
                                                      ("cql", "walker2d-random-v0")] and len(runs) == 6
-    from d4rl_lite.benchmark.table import collect_results
+    from d4rl_lite.benchmark.results import collect_results
 
     (tmp_path / "results").mkdir()
     write_record(tmp_path / "results" / "suite.json", spec)  # a report expects what the suite plans (bench writes it so)
@@ -115,7 +117,7 @@ def test_a_dataset_with_a_budget_of_its_own(tiny_local, tmp_path):
     counts them finished, the report accepts them and refuses one trained to the suite's budget, and
     the plan counts each dataset's updates."""
     from d4rl_lite.benchmark.plan import plan_suite
-    from d4rl_lite.benchmark.table import collect_results
+    from d4rl_lite.benchmark.results import collect_results
     from d4rl_lite.files import read_record
 
     suite, _, root, _ = tiny_local
@@ -144,7 +146,8 @@ def test_a_dataset_with_a_budget_of_its_own(tiny_local, tmp_path):
     short = {**spec, "datasets": {**spec["datasets"], "pointmaze-umaze-random-v0": {"size": 2000}}}
     write_record(tmp_path / "res" / "suite.json", short)
     refused = collect_results(tmp_path / "res").refused
-    assert len(refused) == 2 and all("trained for 60 steps, the suite asks for 40" in line for line in refused)
+    assert len(refused) == 2 and all("trained for 60 steps, the suite asks for 40" in r.reason for r in refused)
+    assert sorted(r.run_id for r in refused) == sorted(r.path.parent.name for r in refused)  # typed, not parsed
 
     for bad, message in (({"size": 2000, "step": 60}, "unknown key\\(s\\) 'step'"),
                          ({"steps": 0}, "steps must be a whole number >= 1"),
@@ -312,7 +315,7 @@ class MyBC(OfflineAlgorithm):
 def test_the_plan_projects_the_wall_time_of_a_measured_run(tmp_path, capsys):
     # The tiny suite run on the local pool against what --plan projects for it on the same machine:
     # within a factor of 2 either way. (The smoke suite's own run takes minutes; its plan is checked
-    # against a run by hand, see the README.) One worker, so that the run, like the plan's
+    # against a run by hand, see docs/results/speed.md.) One worker, so that the run, like the plan's
     # calibration, is one busy process: with two, the run competed with the other test worker for
     # this machine's two cores (measured 10 s against 4.9 projected) while the calibration did not.
     import re
@@ -331,7 +334,8 @@ def test_the_plan_projects_the_wall_time_of_a_measured_run(tmp_path, capsys):
 def test_learning_curves_keep_one_colour_per_algorithm_across_panels():
     # cql on one dataset only (as lite's only_on): the other algorithms keep their colours in both
     # panels, and each panel's legend names what it shows, with its seed count.
-    from d4rl_lite.benchmark.table import NORMALIZED, learning_curves_figure
+    from d4rl_lite.benchmark.curves import learning_curves_figure
+    from d4rl_lite.benchmark.results import NORMALIZED
     from d4rl_lite.plotting import pyplot
 
     def run(algo, dataset, seed):
@@ -356,7 +360,7 @@ def test_a_suites_hidden_sets_every_network_and_a_misspelt_all_key_is_refused(tm
     import dataclasses
 
     from d4rl_lite.algorithms import get_algorithm
-    from d4rl_lite.algorithms.base import make_config
+    from d4rl_lite.algorithms.settings import make_config
 
     smoke = Suite.load("smoke")
     bear = make_config(get_algorithm("bear").Config, smoke.algo_settings("bear"))

@@ -84,6 +84,26 @@ def test_errors_are_one_clear_line_and_exit_2(cli, root):
     assert out.returncode == 2 and "at least 1 transition" in out.stderr
 
 
+def test_an_internal_value_error_is_a_bug_not_bad_input(cli, root, monkeypatch, capsys):
+    import numpy as np
+
+    from d4rl_lite.cli import dataset_verbs
+    from d4rl_lite.errors import UserInputError
+
+    def broken_list(args):  # a verb hitting an internal NumPy error, as a bug would
+        return np.zeros(3).reshape(2)
+
+    monkeypatch.setattr(dataset_verbs, "cmd_list", broken_list)
+    with pytest.raises(ValueError, match="cannot reshape") as raised:  # it propagates with its traceback
+        cli("list", root=root)
+    assert not isinstance(raised.value, UserInputError)
+    assert "error:" not in capsys.readouterr().err  # nothing printed it as the user's mistake
+    # A user's mistake in the same process is still one line and exit 2.
+    out = cli("train", "bc", "hopper-random-v0", "--sweep", "no_such_setting=1,2", root=root)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert out.stderr.startswith("d4rl-lite train: error: unknown setting 'no_such_setting'")
+
+
 def test_refs_shows_how_each_score_was_measured(cli, root):
     out = cli("refs", root=root)
     assert out.returncode == 0

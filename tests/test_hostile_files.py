@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import d4rl_lite
+import d4rl_lite.references
 import d4rl_lite.tasks
 from d4rl_lite.cli import main
 from d4rl_lite.datasets.builders import build_dataset
@@ -79,9 +80,9 @@ def data_root(maze_root, tmp_path):
 @pytest.fixture
 def fresh_references(monkeypatch):
     """Reference scores are cached per process: each test reads its own file afresh."""
-    monkeypatch.setattr(d4rl_lite.tasks, "_reference_cache", None)
+    monkeypatch.setattr(d4rl_lite.references, "_reference_cache", None)
     yield
-    d4rl_lite.tasks._reference_cache = None
+    d4rl_lite.references._reference_cache = None
 
 
 def edit_metadata(root: Path, edit) -> None:
@@ -289,7 +290,7 @@ def test_unusable_reference_scores_are_refused_naming_the_file(maze_root, tmp_pa
     monkeypatch.setenv("D4RL_LITE_REFERENCE_SCORES", str(refs))
     code, out, err = cli(capsys, "info", NAME, "--root", maze_root)
     assert code == 2 and str(refs) in one_error_line(err) and "nan" not in out and "inf" not in out
-    d4rl_lite.tasks._reference_cache = None
+    d4rl_lite.references._reference_cache = None
     run = tmp_path / "run"
     code, _, err = cli(capsys, "train", "bc", NAME, "--root", maze_root, "--steps", 20, "--eval-every", 10,
                        "--eval-episodes", 1, "--log-every", 10, "--set", "hidden=16,16", "--device", "cpu",

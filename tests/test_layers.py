@@ -1,6 +1,7 @@
 """The package's parts import one way: a module never imports from a layer above its own.
 
-Layers, lowest first (README "Layout"); siblings in one layer do not import each other either.
+Layers, lowest first (docs/reference/layout.md draws them from LAYERS); siblings in one layer do not
+import each other either.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "d4rl_lite"
 
 LAYERS = [
     {"errors"},  # exceptions with actionable messages
-    {"device", "files", "locking", "paths", "plotting", "profiling"},  # plumbing
+    {"device", "files", "locking", "paths", "plotting", "profiling", "records"},  # plumbing; what a run is
     {"schema"},  # what the JSON files the project reads must hold (reads them through files)
-    {"tasks"},  # task registry: env factories, protocols, reference scores
+    {"references"},  # the tasks' reference scores, shipped and re-measured
+    {"tasks"},  # task registry: env factories, protocols, normalized scores
     {"envs", "nets"},  # env copies and what drives them; network modules
     {"datasets", "evaluation"},  # storing and building data; evaluating policies
     {"algorithms"},  # the update math
@@ -69,3 +71,50 @@ def test_the_layering_test_catches_an_upward_import(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("from d4rl_lite.training.loop import train\n")
     assert imports_of(bad) == {"d4rl_lite.training.loop"} and layer_of(part_of("d4rl_lite.training.loop")) > layer_of("datasets")
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Every module of the package and the package modules it imports (at any depth of its code)."""
+    modules = {".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        found = set()
+        for module in imports_of(path):
+            found.add(module if module in modules else module.rsplit(".", 1)[0])
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):  # from d4rl_lite.benchmark import stats: the module stats
+            if isinstance(node, ast.ImportFrom) and node.module in modules:
+                found.update(f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in modules)
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle through each module that can reach itself (depth-first), or none."""
+    found, state = [], {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                found.append(path[path.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return found
+
+
+def test_no_two_modules_import_each_other_even_through_others():
+    package_facade = "d4rl_lite"  # re-exports from every layer, imported by no module of the package
+    graph = {k: v - {package_facade} for k, v in module_graph().items() if k != package_facade}
+    assert not cycles(graph), "\n".join(" -> ".join(c) for c in cycles(graph))
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []

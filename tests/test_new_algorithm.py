@@ -19,14 +19,15 @@ from dataclasses import dataclass
 
 from d4rl_lite.algorithms import register
 from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, optimize
+from d4rl_lite.algorithms.settings import Count, Layers, LearningRate
 from d4rl_lite.nets import DeterministicActor
 
 
 @dataclass
 class OneFileBCConfig(AlgorithmConfig):
-    actor_hidden: tuple[int, ...] = (16, 16)
-    actor_lr: float = 1e-3
-    batch_size: int = 32
+    actor_hidden: Layers = (16, 16)
+    actor_lr: LearningRate = 1e-3
+    batch_size: Count = 32
 
 
 @register("one_file_bc")

@@ -205,7 +205,7 @@ def test_bf16_is_part_of_a_runs_identity(maze_data, tmp_path):
 
 def test_a_populations_evaluation_gives_each_member_its_own_results(maze_data):
     from d4rl_lite.algorithms import get_algorithm
-    from d4rl_lite.algorithms.base import make_config
+    from d4rl_lite.algorithms.settings import make_config
     from d4rl_lite.evaluation.evaluate import evaluate, evaluate_population
     from d4rl_lite.tasks import get_task
 
@@ -227,7 +227,7 @@ def test_a_populations_evaluation_gives_each_member_its_own_results(maze_data):
 
 def test_diverging_members_stop_and_the_others_finish_as_their_solo_runs(maze_data, tmp_path, monkeypatch, capsys):
     from d4rl_lite.algorithms import get_algorithm
-    from d4rl_lite.benchmark.table import collect_results
+    from d4rl_lite.benchmark.results import collect_results
     from d4rl_lite.files import load_state, read_record
     from d4rl_lite.training.offline import TrainConfig, train, train_population
     from d4rl_lite.training.run_files import CHECKPOINT
@@ -258,7 +258,7 @@ def test_diverging_members_stop_and_the_others_finish_as_their_solo_runs(maze_da
         assert load_state(runs[lost] / CHECKPOINT)["step"] == 20  # its last good checkpoint
         assert not (runs[lost] / "result.json").exists()
     refused = collect_results(tmp_path).refused
-    assert len(refused) == 2 and any("member seed 1: train/actor_loss = nan" in line for line in refused)
+    assert len(refused) == 2 and any("member seed 1: train/actor_loss = nan" in r.reason for r in refused)
     monkeypatch.setattr(bc, "update", update)
     for seed in (0, 2):  # the others: as if trained alone, log lines included
         solo = tmp_path / f"solo{seed}"
@@ -273,7 +273,7 @@ def test_diverging_members_stop_and_the_others_finish_as_their_solo_runs(maze_da
 def test_acting_draws_come_from_each_members_own_stream():
     # BCQ acts on VAE samples: member m of a population must draw what its solo run draws.
     from d4rl_lite.algorithms import get_algorithm
-    from d4rl_lite.algorithms.base import make_config
+    from d4rl_lite.algorithms.settings import make_config
 
     cls = get_algorithm("bcq")
     cfg = make_config(cls.Config, {"hidden": (16,), "act_samples": 5})
@@ -382,7 +382,7 @@ def test_a_swept_value_that_blows_up_stops_its_member_and_the_others_finish(maze
 
 def test_a_sweep_refuses_what_it_cannot_vary(maze_data, tmp_path):
     from d4rl_lite.algorithms import get_algorithm
-    from d4rl_lite.algorithms.base import make_config
+    from d4rl_lite.algorithms.settings import make_config
     from d4rl_lite.training.offline import TrainConfig, train_population
 
     tc = TrainConfig(steps=10, device="cpu", log_every=5, eval_every=10, eval_episodes=1, checkpoint_every=5)
@@ -412,13 +412,14 @@ def test_the_train_command_sweeps_every_combination_with_every_seed(maze_root, t
     assert main(base + ["--seeds", "0,1", "--sweep", "expectile=0.6,0.8", "--sweep", "beta=1,3"]) == 0
     out = capsys.readouterr().out
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
-    assert len(runs) == 8 and "iql-pointmaze-umaze-dense-expert-v0-beta1-expectile0.6-seed0" in runs
+    assert len(runs) == 8 and "iql__pointmaze-umaze-dense-expert-v0__beta=1__expectile=0.6__seed0" in runs
     assert "iql on pointmaze-umaze-dense-expert-v0 beta=3 expectile=0.8 seed 1: final" in out
     for run in runs:
         algo = read_record(tmp_path / "runs" / run / "config.json")["algo"]
-        assert f"-beta{algo['beta']:g}-expectile{algo['expectile']:g}-" in run
+        assert f"__beta={algo['beta']:g}__expectile={algo['expectile']:g}__" in run
     # A table of the sweep keeps its members apart: one column per combination, each with its 2 seeds.
-    from d4rl_lite.benchmark.table import read_results, score_table
+    from d4rl_lite.benchmark.results import read_results
+    from d4rl_lite.benchmark.table import score_table
 
     cells = {r["algorithm"]: r["seeds"] for r in score_table(read_results(tmp_path / "runs")) if r["metric"] != "data"
              and "average" not in r["dataset"]}

@@ -90,7 +90,7 @@ def test_the_guard_checks_top_level_tensors_and_optimizer_moments(tmp_path):
 # -- one set of references per table -----------------------------------------------------------
 def test_a_table_never_mixes_reference_scores(tmp_path, monkeypatch, capsys):
     import d4rl_lite
-    from d4rl_lite import tasks
+    from d4rl_lite import references, tasks
     from d4rl_lite.files import read_record, write_record
     from d4rl_lite.training.offline import TrainConfig, train
 
@@ -105,13 +105,13 @@ def test_a_table_never_mixes_reference_scores(tmp_path, monkeypatch, capsys):
     override.write_text(json.dumps({"pointmaze-umaze-dense": {"ref_max": {"value": 2 * shipped["ref_max"].value,
                                                                           "how": "re-measured"}}}))
     monkeypatch.setenv("D4RL_LITE_REFERENCE_SCORES", str(override))
-    monkeypatch.setattr(tasks, "_reference_cache", None)
+    monkeypatch.setattr(references, "_reference_cache", None)
     train("bc", data, TrainConfig(seed=1, **tc), small, run_dir=results / "bc__pointmaze-umaze-dense-expert-v0__seed1")
     second = read_record(results / "bc__pointmaze-umaze-dense-expert-v0__seed1" / "result.json")
     assert second["references"]["ref_max"] == 2 * shipped["ref_max"].value
     assert second["references"]["source"]["ref_max"] == str(override)
     monkeypatch.setenv("D4RL_LITE_REFERENCE_SCORES", str(tmp_path / "none.json"))  # back to the shipped ones
-    monkeypatch.setattr(tasks, "_reference_cache", None)
+    monkeypatch.setattr(references, "_reference_cache", None)
     code, out, err = cli(capsys, "report", results)
     assert code == 1 and "bc__pointmaze-umaze-dense-expert-v0__seed1" in err and "ref_max" in err
     # A result written before references were recorded: its raw return tells.

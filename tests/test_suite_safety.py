@@ -16,7 +16,7 @@ import pytest
 from d4rl_lite.files import write_record
 from test_trust import cli, one_error_line
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+OWN_ALGORITHM_HOWTO = Path(__file__).resolve().parent.parent / "docs/how-to/own-algorithm.md"
 SHIPPED_SMOKE = Path(__file__).resolve().parent.parent / "d4rl_lite/benchmark/suites/smoke.json"
 TINY = {"name": "tiny", "algorithms": ["bc"], "datasets": {"pointmaze-umaze-dense-expert-v0": {"size": 600}},
         "seeds": [0], "steps": 10, "eval_every": 10, "eval_episodes": 1, "log_every": 5, "checkpoint_every": 10,
@@ -242,8 +242,8 @@ def test_a_shared_setting_that_misses_an_algorithm_is_refused_at_load(tmp_path, 
 
     monkeypatch.setattr(registry, "ALGORITHMS", dict(registry.ALGORITHMS))
     exec(compile(OLD_STYLE, "old_style", "exec"), {})
-    # The README's old example: its `hidden` is not a *_hidden field, so bc got 16x16 and it 256x256.
-    with pytest.raises(ValueError, match=r"settings.all.hidden reaches no setting of old_bc.*actor_hidden"):
+    # The README's old example: its `hidden` is not declared Layers, so bc got 16x16 and it 256x256.
+    with pytest.raises(ValueError, match=r"settings.all.hidden reaches no setting of old_bc.*declared Layers"):
         Suite.load(write_suite(tmp_path / "s.json", algorithms=["bc", "old_bc"]))
     # Its config without AlgorithmConfig's fields: the suite's batch_size would not reach it.
     with pytest.raises(ValueError, match=r"settings.all.batch_size reaches no setting of no_shared_bc.*AlgorithmConfig"):
@@ -258,8 +258,9 @@ def test_a_shared_setting_that_misses_an_algorithm_is_refused_at_load(tmp_path, 
                                                                               "settings": {"all": {"hidden": [8]}}}}))
 
 
-def test_the_readmes_own_algorithm_trains_as_a_population_with_the_suites_networks(tmp_path):
-    example = next(b for b in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S) if "@register" in b)
+def test_the_docs_own_algorithm_trains_as_a_population_with_the_suites_networks(tmp_path):
+    example = next(b for b in re.findall(r"```python\n(.*?)```", OWN_ALGORITHM_HOWTO.read_text(), flags=re.S)
+                   if "@register" in b)
     (tmp_path / "mods").mkdir()
     (tmp_path / "mods/my_algo.py").write_text(example)
     write_suite(tmp_path / "mine.json", name="mine", algorithms=["my_bc", "bc"], seeds=[0, 1], imports=["my_algo"])

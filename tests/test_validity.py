@@ -104,7 +104,9 @@ def test_a_suite_names_its_checks_and_unknown_names_are_refused(tmp_path):
 
 def test_the_data_column_is_the_mean_normalized_return_of_the_datasets_episodes(tmp_path):
     import d4rl_lite
-    from d4rl_lite.benchmark.table import DATA, read_results, score_table, to_markdown
+    from d4rl_lite.benchmark.results import read_results
+    from d4rl_lite.benchmark.table import DATA, score_table
+    from d4rl_lite.benchmark.table_formats import to_markdown
     from d4rl_lite.datasets.builders import build_dataset
     from d4rl_lite.tasks import get_task
     from d4rl_lite.training.offline import TrainConfig, train

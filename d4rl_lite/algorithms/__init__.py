@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from d4rl_lite.errors import UnknownNameError
+from d4rl_lite.errors import UnknownNameError, UserInputError
 
 ALGORITHMS: dict[str, Any] = {}
 
@@ -20,7 +20,7 @@ def register(name: str) -> Callable[[Any], Any]:
 
     def add(cls: Any) -> Any:
         if name in ALGORITHMS:
-            raise ValueError(f"algorithm {name!r} is already registered")
+            raise UserInputError(f"algorithm {name!r} is already registered")
         ALGORITHMS[name] = cls
         return cls
 

@@ -13,25 +13,27 @@ import torch
 
 from d4rl_lite.algorithms import register
 from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, adam, optimize
+from d4rl_lite.algorithms.settings import Count, Layers, LearningRate, Rate
+from d4rl_lite.errors import UserInputError
 from d4rl_lite.nets import GaussianPolicy, QEnsemble, randn, soft_update
 
 
 @dataclass
 class AWACConfig(AlgorithmConfig):
     # Official defaults; CORL's variant: weighting="exp", beta=1/3, actor_hidden (256,)*3, batch 256.
-    actor_hidden: tuple[int, ...] = (256, 256, 256, 256)
+    actor_hidden: Layers = (256, 256, 256, 256)
     """Hidden layer sizes of the Gaussian actor (the official AWAC uses 4 x 256; CORL 3 x 256)."""
-    critic_hidden: tuple[int, ...] = (256, 256)
+    critic_hidden: Layers = (256, 256)
     """Hidden layer sizes of each of the two critics."""
-    actor_lr: float = 3e-4
+    actor_lr: LearningRate = 3e-4
     """Adam learning rate of the actor."""
-    critic_lr: float = 3e-4
+    critic_lr: LearningRate = 3e-4
     """Adam learning rate of the critics."""
     actor_weight_decay: float = 1e-4
     """L2 weight decay (Adam's weight_decay) on the actor's parameters, as in the official AWAC."""
-    tau: float = 0.005
+    tau: Rate = 0.005
     """Soft target update rate: the target critics move this fraction towards the online ones per update."""
-    batch_size: int = 1024
+    batch_size: Count = 1024
     """Transitions per update (the official AWAC uses 1024; CORL 256)."""
     beta: float = 2.0
     """Temperature beta (the paper's lambda) of the advantage weights softmax(A / beta) or exp(A / beta); CORL: 1/3."""
@@ -44,9 +46,9 @@ class AWACConfig(AlgorithmConfig):
 
     def validate(self) -> None:
         if self.weighting not in ("softmax", "exp"):
-            raise ValueError(f"weighting must be 'softmax' or 'exp', got {self.weighting!r}")
+            raise UserInputError(f"weighting must be 'softmax' or 'exp', got {self.weighting!r}")
         if self.beta <= 0:
-            raise ValueError(f"beta must be > 0, got {self.beta}")
+            raise UserInputError(f"beta must be > 0, got {self.beta}")
 
 
 @register("awac")

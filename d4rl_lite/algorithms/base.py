@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -16,7 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from d4rl_lite.algorithms.settings import Count, Discount
 from d4rl_lite.device import resolve_device
+from d4rl_lite.errors import UserInputError
 
 
 @dataclasses.dataclass
@@ -30,9 +31,9 @@ class AlgorithmConfig:
     ``renamed`` maps its older names to the new ones (accepted, with a notice).
     """
 
-    batch_size: int = 256
+    batch_size: Count = 256
     """Transitions per gradient update."""
-    gamma: float = 0.99
+    gamma: Discount = 0.99
     """Discount factor."""
     normalize_states: bool = False
     """Standardize observations with the dataset's mean and std (the same statistics when acting)."""
@@ -54,14 +55,6 @@ def training_settings(config: Any) -> AlgorithmConfig:
         return config
     shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(AlgorithmConfig) if hasattr(config, f.name)}
     return AlgorithmConfig(**shared)
-
-
-_noticed: set[tuple[str, str]] = set()
-
-
-def new_names(cls: type, key: str) -> tuple[str, ...]:
-    """The fields an older setting name of ``cls`` stands for (its ``renamed``; empty if none)."""
-    return tuple(getattr(cls, "renamed", {}).get(key, ()))
 
 
 class OfflineAlgorithm:
@@ -124,9 +117,9 @@ class OfflineAlgorithm:
         another's) and every random draw comes from the member's own stream. ``config``: one for
         every member, or a list of one per member differing only in ``sweepable`` settings."""
         if not cls.supports_population:
-            raise ValueError(f"{cls.name} does not train as a population yet; train its seeds one by one")
+            raise UserInputError(f"{cls.name} does not train as a population yet; train its seeds one by one")
         if not seeds:
-            raise ValueError("a population needs at least one seed")
+            raise UserInputError("a population needs at least one seed")
         if isinstance(config, list) and len(config) != len(seeds):
             raise ValueError(f"{len(config)} member configs for {len(seeds)} seeds")
         return cls(obs_dim, act_dim, config, device=device, _population_seeds=list(seeds))
@@ -251,6 +244,8 @@ class DiffersPerMember:
 
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _refuse
     __pow__ = __rpow__ = __neg__ = __lt__ = __le__ = __gt__ = __ge__ = __float__ = __bool__ = _refuse
+    __eq__ = __ne__ = _refuse  # cfg.beta == 3.0 would otherwise be silently False in a sweep
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _shared_config(configs: list[Any], sweepable: tuple[str, ...], algo_name: str) -> tuple[Any, dict[str, list[Any]]]:
@@ -265,7 +260,7 @@ def _shared_config(configs: list[Any], sweepable: tuple[str, ...], algo_name: st
     fixed = sorted(set(swept) - set(sweepable))
     if fixed:
         can = ", ".join(sweepable) if sweepable else "none"
-        raise ValueError(f"{', '.join(fixed)} cannot differ between the members of a {algo_name} population "
+        raise UserInputError(f"{', '.join(fixed)} cannot differ between the members of a {algo_name} population "
                          f"(settings that can: {can}); train such runs separately")
     return dataclasses.replace(shared, **{k: DiffersPerMember(k, v) for k, v in swept.items()}), swept
 
@@ -308,134 +303,3 @@ def frozen(module: nn.Module) -> Iterator[nn.Module]:
         yield module
     finally:
         module.requires_grad_(True)
-
-
-def setting_docs(cls: type) -> dict[str, str]:
-    """Each field of config class ``cls`` -> its docstring (the string right under the field, as
-    CleanRL documents its ``Args``); the nearest declaration along the class hierarchy wins."""
-    import ast
-    import inspect
-    import textwrap
-
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
-        except (OSError, TypeError):  # defined where there is no source (e.g. in an interactive session)
-            continue
-        for node, after in zip(body, body[1:] + [None]):
-            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
-                    and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
-                docs[node.target.id] = " ".join(after.value.value.split())
-    return {f.name: docs.get(f.name, "") for f in dataclasses.fields(cls)}
-
-
-def domain_settings(algo_name: str, domain: str) -> dict[str, Any]:
-    """The settings ``algo_name``'s reference implementation uses on tasks of ``domain`` (data:
-    ``algorithms/domain_settings.json``, each entry with its source); empty if it has none."""
-    import json
-    from importlib import resources
-
-    table = json.loads(resources.files("d4rl_lite.algorithms").joinpath("domain_settings.json").read_text())
-    return dict(table.get(algo_name, {}).get(domain, {}).get("settings", {}))
-
-
-def hidden_fields(cls: type) -> tuple[str, ...]:
-    """Every network's layer sizes in config class ``cls`` (its ``*_hidden`` fields)."""
-    return tuple(f.name for f in dataclasses.fields(cls) if f.name.endswith("_hidden"))
-
-
-def setting_targets(cls: type, key: str) -> tuple[str, ...]:
-    """The fields of config class ``cls`` that setting ``key`` sets (``--set``, a run's config): itself,
-    the fields an older name now stands for, or, for the shorthand ``hidden``, every network's layer
-    sizes; empty if none. (Suites read ``hidden`` as the shorthand first: ``Suite.algo_settings``.)"""
-    if key in {f.name for f in dataclasses.fields(cls)}:
-        return (key,)
-    if new_names(cls, key):
-        return new_names(cls, key)
-    if key == "hidden":
-        return hidden_fields(cls)
-    return ()
-
-
-def make_config(cls: type, overrides: dict[str, Any] | None) -> Any:
-    """``cls(**defaults)`` with ``overrides`` (strings from the CLI are converted to the field's type).
-
-    Unknown keys and wrong types raise ValueError naming the field and the known ones.
-    """
-    config = cls()
-    for key, value in (overrides or {}).items():
-        targets = setting_targets(cls, key)
-        if not targets:
-            known = ", ".join(f.name for f in dataclasses.fields(cls))
-            raise ValueError(f"unknown setting {key!r} for {cls.__name__}; settings: {known}")
-        if key != "hidden" and targets != (key,) and (cls.__name__, key) not in _noticed:
-            _noticed.add((cls.__name__, key))
-            print(f"d4rl-lite: note: setting {key!r} of {cls.__name__} is now called {' and '.join(targets)}; "
-                  "the old name still works", file=sys.stderr)
-        for target in targets:
-            setattr(config, target, _convert(target, value, getattr(config, target)))
-    check_ranges(config)
-    if hasattr(config, "validate"):
-        config.validate()
-    return config
-
-
-def check_ranges(config: Any) -> None:
-    """The ranges every algorithm's settings share, by the field-naming convention of the configs:
-    sizes, counts and steps are whole numbers (``*_steps`` may be 0, the rest >= 1), learning rates
-    and weights positive, discount and averaging rates in (0, 1), every number finite."""
-    import math
-
-    for f in dataclasses.fields(config):
-        name, value = f.name, getattr(config, f.name)
-        if name.endswith("_hidden"):
-            if not isinstance(value, tuple) or not value or not all(isinstance(v, int) and v >= 1 for v in value):
-                raise ValueError(f"setting {name}={value!r}: layer sizes must be whole numbers >= 1")
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue  # strings, None, and whatever a user config holds: its own validate() checks them
-        if not math.isfinite(value):
-            raise ValueError(f"setting {name}={value!r}: must be a finite number")
-        if name == "gamma" and not 0.0 < value < 1.0:
-            raise ValueError(f"setting gamma={value!r}: the discount must be in (0, 1)")
-        if name == "tau" and not 0.0 < value <= 1.0:
-            raise ValueError(f"setting tau={value!r}: the target-network averaging rate must be in (0, 1]")
-        if (name.endswith("_lr") or name == "lr") and value <= 0:
-            raise ValueError(f"setting {name}={value!r}: a learning rate must be > 0")
-        if isinstance(value, int):
-            low = 0 if name.endswith("_steps") and not name.endswith("schedule_steps") else 1
-            if name.endswith("_freq") and value < 1:
-                raise ValueError(f"setting {name}={value!r}: must be >= 1")
-            if (name.endswith(("_size", "_steps", "samples", "_actions", "_critics", "num_qs")) or name.startswith("num_")) \
-                    and value < low:  # (schedule lengths divide: >= 1)
-                raise ValueError(f"setting {name}={value!r}: must be >= {low}")
-
-
-def _convert(key: str, value: Any, current: Any) -> Any:
-    if isinstance(value, list) and isinstance(current, tuple):  # layer sizes from JSON
-        return tuple(value)
-    if not isinstance(value, str):
-        return value
-    try:
-        if isinstance(current, bool):
-            if value.lower() not in ("true", "false", "1", "0"):
-                raise ValueError
-            return value.lower() in ("true", "1")
-        if isinstance(current, tuple):
-            return tuple(int(x) for x in value.replace("x", ",").split(",") if x)
-        if isinstance(current, int):
-            return int(value)
-        if isinstance(current, float):
-            return float(value)
-        if current is None:
-            for conv in (int, float):
-                try:
-                    return conv(value)
-                except ValueError:
-                    pass
-        return value
-    except ValueError:
-        raise ValueError(f"setting {key}={value!r}: expected {type(current).__name__} like {current!r}") from None

@@ -9,15 +9,22 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, adam, mse, optimize
+from d4rl_lite.algorithms.base import (
+    AlgorithmConfig,
+    OfflineAlgorithm,
+    adam,
+    mse,
+    optimize,
+)
+from d4rl_lite.algorithms.settings import Layers, LearningRate
 from d4rl_lite.nets import DeterministicActor
 
 
 @dataclass
 class BCConfig(AlgorithmConfig):
-    actor_hidden: tuple[int, ...] = (256, 256)
+    actor_hidden: Layers = (256, 256)
     """Hidden layer sizes of the actor."""
-    actor_lr: float = 3e-4
+    actor_lr: LearningRate = 3e-4
     """Adam learning rate of the actor."""
     normalize_states: bool = True
     """Standardize observations with the dataset's mean and std (on, as in CORL's BC)."""

@@ -19,7 +19,14 @@ import torch
 from torch import nn
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, adam, frozen, optimize
+from d4rl_lite.algorithms.base import (
+    AlgorithmConfig,
+    OfflineAlgorithm,
+    adam,
+    frozen,
+    optimize,
+)
+from d4rl_lite.algorithms.settings import Count, Layers, LearningRate, Rate
 from d4rl_lite.nets import (
     ConditionalVAE,
     QEnsemble,
@@ -31,29 +38,29 @@ from d4rl_lite.nets import (
 
 @dataclass
 class BCQConfig(AlgorithmConfig):
-    vae_hidden: tuple[int, ...] = (750, 750)
+    vae_hidden: Layers = (750, 750)
     """Hidden layer sizes of the conditional VAE's encoder and decoder (the model of the data's actions)."""
-    actor_hidden: tuple[int, ...] = (400, 300)
+    actor_hidden: Layers = (400, 300)
     """Hidden layer sizes of the perturbation network xi (the actor)."""
-    critic_hidden: tuple[int, ...] = (400, 300)
+    critic_hidden: Layers = (400, 300)
     """Hidden layer sizes of each of the two critics."""
-    vae_lr: float = 1e-3
+    vae_lr: LearningRate = 1e-3
     """Adam learning rate of the VAE."""
-    actor_lr: float = 1e-3
+    actor_lr: LearningRate = 1e-3
     """Adam learning rate of the perturbation network."""
-    critic_lr: float = 1e-3
+    critic_lr: LearningRate = 1e-3
     """Adam learning rate of the critics."""
-    tau: float = 0.005
+    tau: Rate = 0.005
     """Soft target update rate: target actor and critics move this fraction towards the online ones per update."""
-    batch_size: int = 100
+    batch_size: Count = 100
     """Transitions per update (the BCQ reference uses 100)."""
     phi: float = 0.05
     """Phi: max perturbation of a VAE action per dimension, as a fraction of the max action (actions span [-1, 1])."""
     lmbda: float = 0.75
     """lambda: target value = lmbda * min(Q'1, Q'2) + (1 - lmbda) * max(Q'1, Q'2) (soft clipped double Q)."""
-    target_samples: int = 10
+    target_samples: Count = 10
     """Perturbed VAE actions per next state in the target; the target takes the best of them."""
-    act_samples: int = 100
+    act_samples: Count = 100
     """Perturbed VAE actions per state when acting; the one with the highest Q1 is taken."""
     renamed = {"lr": ("vae_lr", "actor_lr", "critic_lr")}
 

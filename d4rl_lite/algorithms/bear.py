@@ -13,7 +13,15 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, adam, frozen, optimize
+from d4rl_lite.algorithms.base import (
+    AlgorithmConfig,
+    OfflineAlgorithm,
+    adam,
+    frozen,
+    optimize,
+)
+from d4rl_lite.algorithms.settings import Count, Layers, LearningRate, Rate, Steps
+from d4rl_lite.errors import UserInputError
 from d4rl_lite.nets import (
     ConditionalVAE,
     QEnsemble,
@@ -25,25 +33,25 @@ from d4rl_lite.nets import (
 
 @dataclass
 class BEARConfig(AlgorithmConfig):
-    actor_hidden: tuple[int, ...] = (256, 256)
+    actor_hidden: Layers = (256, 256)
     """Hidden layer sizes of the tanh-Gaussian actor."""
-    critic_hidden: tuple[int, ...] = (256, 256)
+    critic_hidden: Layers = (256, 256)
     """Hidden layer sizes of each of the two critics."""
-    vae_hidden: tuple[int, ...] = (750, 750)
+    vae_hidden: Layers = (750, 750)
     """Hidden layer sizes of the conditional VAE's encoder and decoder (the model of the behaviour policy)."""
-    actor_lr: float = 1e-4
+    actor_lr: LearningRate = 1e-4
     """Adam learning rate of the actor."""
-    critic_lr: float = 3e-4
+    critic_lr: LearningRate = 3e-4
     """Adam learning rate of the critics."""
-    vae_lr: float = 3e-4
+    vae_lr: LearningRate = 3e-4
     """Adam learning rate of the VAE."""
-    lagrange_lr: float = 1e-3
+    lagrange_lr: LearningRate = 1e-3
     """Adam learning rate of log alpha, the Lagrange multiplier of the MMD constraint (dual ascent)."""
-    tau: float = 0.005
+    tau: Rate = 0.005
     """Soft target update rate: the target critics move this fraction towards the online ones per update."""
     mmd_threshold: float = 0.05
     """epsilon: the constraint MMD(pi, behaviour) <= epsilon; alpha grows while the MMD exceeds it."""
-    mmd_samples: int = 4
+    mmd_samples: Count = 4
     """Policy actions and VAE actions per state in the MMD estimate; the actor's Q term averages the same policy actions."""
     kernel: str = "laplacian"
     """MMD kernel, "laplacian" (L1 distance) or "gaussian" (squared L2); the reference uses "laplacian" on hopper and
@@ -56,18 +64,18 @@ class BEARConfig(AlgorithmConfig):
     """Upper clamp of log alpha, the MMD constraint's Lagrange multiplier, after each dual step."""
     lmbda: float = 0.75
     """lambda: target value = lmbda * min(Q'1, Q'2) + (1 - lmbda) * max(Q'1, Q'2), mixing min and max over critics."""
-    target_samples: int = 10
+    target_samples: Count = 10
     """Policy actions per next state in the target; the target takes the best of them."""
-    act_samples: int = 100
+    act_samples: Count = 100
     """Policy samples per state when acting; the one with the highest Q1 is taken (as the reference)."""
-    warmup_steps: int = 40_000
+    warmup_steps: Steps = 40_000
     """First updates: the actor only keeps the MMD to the behaviour samples under the threshold, without Q."""
     # "hidden" meant the actor's and critics' layers here (the VAE has its own): kept so for --set.
     renamed = {"hidden": ("actor_hidden", "critic_hidden")}
 
     def validate(self) -> None:
         if self.kernel not in ("laplacian", "gaussian"):
-            raise ValueError(f"kernel must be 'laplacian' or 'gaussian', got {self.kernel!r}")
+            raise UserInputError(f"kernel must be 'laplacian' or 'gaussian', got {self.kernel!r}")
 
 
 def mmd(x: torch.Tensor, y: torch.Tensor, kernel: str, sigma: float) -> torch.Tensor:

@@ -19,7 +19,15 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, adam, frozen, optimize
+from d4rl_lite.algorithms.base import (
+    AlgorithmConfig,
+    OfflineAlgorithm,
+    adam,
+    frozen,
+    optimize,
+)
+from d4rl_lite.algorithms.settings import Count, Layers, LearningRate, Rate, Steps
+from d4rl_lite.errors import UserInputError
 from d4rl_lite.nets import QEnsemble, TanhGaussianPolicy, soft_update
 
 
@@ -27,36 +35,36 @@ from d4rl_lite.nets import QEnsemble, TanhGaussianPolicy, soft_update
 class BRACConfig(AlgorithmConfig):
     variant: str = "p"
     """BRAC variant: "p" puts the divergence penalty in the actor's objective only; "v" also in the critic's target."""
-    actor_hidden: tuple[int, ...] = (200, 200)
+    actor_hidden: Layers = (200, 200)
     """Hidden layer sizes of the tanh-Gaussian actor."""
-    critic_hidden: tuple[int, ...] = (300, 300)
+    critic_hidden: Layers = (300, 300)
     """Hidden layer sizes of each of the two critics."""
-    behavior_hidden: tuple[int, ...] = (200, 200)
+    behavior_hidden: Layers = (200, 200)
     """Hidden layer sizes of the behaviour-cloning policy pi_b (tanh-Gaussian)."""
-    actor_lr: float = 3e-5
+    actor_lr: LearningRate = 3e-5
     """Adam learning rate of the actor (the D4RL script's value; 3e-4 is also used)."""
-    critic_lr: float = 1e-3
+    critic_lr: LearningRate = 1e-3
     """Adam learning rate of the critics."""
-    behavior_lr: float = 5e-4
+    behavior_lr: LearningRate = 5e-4
     """Adam learning rate of pi_b (maximum likelihood on the data's actions)."""
-    temperature_lr: float = 3e-4
+    temperature_lr: LearningRate = 3e-4
     """Adam learning rate of the entropy temperature (SAC-style, auto-tuned)."""
-    tau: float = 0.005
+    tau: Rate = 0.005
     """Soft target update rate: the target critics move this fraction towards the online ones per update."""
     divergence_weight: float = 1.0
     """The paper's alpha: weight of the divergence to the behaviour policy (D4RL default; 0.1 in the primal example)."""
-    div_samples: int = 4
+    div_samples: Count = 4
     """Policy samples per state in the estimate of D(s) = KL(pi || pi_b)(s)."""
-    behavior_pretrain_steps: int = 100_000
+    behavior_pretrain_steps: Steps = 100_000
     """First updates: only pi_b is fitted (our choice: the reference pre-trains pi_b in a separate run)."""
-    warmup_steps: int = 20_000
+    warmup_steps: Steps = 20_000
     """Updates after behavior_pretrain_steps in which the actor learns without Q (divergence and entropy only)."""
     renamed = {"policy_hidden": ("actor_hidden",), "policy_lr": ("actor_lr",), "alpha_lr": ("temperature_lr",),
                "alpha": ("divergence_weight",), "warm_start_steps": ("warmup_steps",)}
 
     def validate(self) -> None:
         if self.variant not in ("p", "v"):
-            raise ValueError(f"variant must be 'p' or 'v', got {self.variant!r}")
+            raise UserInputError(f"variant must be 'p' or 'v', got {self.variant!r}")
 
 
 class BRAC(OfflineAlgorithm):

@@ -21,29 +21,36 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, adam, frozen, optimize
+from d4rl_lite.algorithms.base import (
+    AlgorithmConfig,
+    OfflineAlgorithm,
+    adam,
+    frozen,
+    optimize,
+)
+from d4rl_lite.algorithms.settings import Count, Layers, LearningRate, Rate, Steps
 from d4rl_lite.nets import QEnsemble, TanhGaussianPolicy, rand_uniform, soft_update
 
 
 @dataclass
 class CQLConfig(AlgorithmConfig):
-    actor_hidden: tuple[int, ...] = (256, 256, 256)
+    actor_hidden: Layers = (256, 256, 256)
     """Hidden layer sizes of the tanh-Gaussian actor."""
-    critic_hidden: tuple[int, ...] = (256, 256, 256)
+    critic_hidden: Layers = (256, 256, 256)
     """Hidden layer sizes of each of the two critics."""
-    actor_lr: float = 1e-4
+    actor_lr: LearningRate = 1e-4
     """Adam learning rate of the actor (the paper: 3e-5)."""
-    critic_lr: float = 3e-4
+    critic_lr: LearningRate = 3e-4
     """Adam learning rate of the critics."""
-    temperature_lr: float = 1e-4
+    temperature_lr: LearningRate = 1e-4
     """Adam learning rate of SAC's entropy temperature (auto-tuned towards target_entropy)."""
-    tau: float = 0.005
+    tau: Rate = 0.005
     """Soft target update rate: the target critics move this fraction towards the online ones per update."""
     target_entropy: float | None = None
     """Target entropy of the temperature tuning; None: -|A| (minus the action dimension)."""
     cql_weight: float = 5.0
     """alpha of CQL(H) (min_q_weight): weight of the conservative gap in the critic loss; 10 is also common on gym."""
-    num_sampled_actions: int = 10
+    num_sampled_actions: Count = 10
     """Actions per state for the log-sum-exp from each source: uniform random, pi(. | s) and pi(. | s'), valued at s."""
     cql_temperature: float = 1.0
     """Temperature of the log-sum-exp over sampled actions in the CQL(H) term."""
@@ -51,9 +58,9 @@ class CQLConfig(AlgorithmConfig):
     """Weight the gap by alpha' * cql_weight, alpha' tuned by dual ascent (target_action_gap); gym: off, antmaze: on."""
     target_action_gap: float = 5.0
     """tau of Lagrange CQL: the gap (log-sum-exp Q minus data Q) alpha' aims for; only with lagrange (antmaze: 5)."""
-    lagrange_lr: float = 3e-4
+    lagrange_lr: LearningRate = 3e-4
     """Adam learning rate of log alpha', the Lagrange multiplier of the gap (only with lagrange)."""
-    warmup_steps: int = 40_000
+    warmup_steps: Steps = 40_000
     """First updates: the actor learns by behaviour cloning (likelihood of the data), without Q."""
     backup_entropy: bool = False
     """Subtract the entropy term alpha * log pi(a' | s') in the critic's target, as SAC does (off, as in CORL)."""

@@ -13,20 +13,22 @@ import torch
 
 from d4rl_lite.algorithms import register
 from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, adam, optimize
+from d4rl_lite.algorithms.settings import Count, Layers, LearningRate, Rate
+from d4rl_lite.errors import UserInputError
 from d4rl_lite.nets import GaussianPolicy, QEnsemble, ValueNet, soft_update
 
 
 @dataclass
 class IQLConfig(AlgorithmConfig):
-    actor_hidden: tuple[int, ...] = (256, 256)
+    actor_hidden: Layers = (256, 256)
     """Hidden layer sizes of the actor."""
-    critic_hidden: tuple[int, ...] = (256, 256)
+    critic_hidden: Layers = (256, 256)
     """Hidden layer sizes of the two critics and of the value network."""
-    actor_lr: float = 3e-4
+    actor_lr: LearningRate = 3e-4
     """Adam learning rate of the actor, at the start of its cosine decay (actor_lr_schedule_steps)."""
-    critic_lr: float = 3e-4
+    critic_lr: LearningRate = 3e-4
     """Adam learning rate of the critics and the value network."""
-    tau: float = 0.005
+    tau: Rate = 0.005
     """Soft target update rate: the target critics move this fraction towards the online ones per update."""
     expectile: float = 0.7
     """Expectile tau of the value loss (0.5 = mean); the IQL paper uses 0.7 on locomotion (gym), 0.9 on antmaze."""
@@ -34,7 +36,7 @@ class IQLConfig(AlgorithmConfig):
     """Inverse temperature beta of the advantage weights exp(beta * A); 3 on locomotion (gym), 10 on antmaze."""
     max_weight: float = 100.0
     """Upper clip of the advantage weights exp(beta * A)."""
-    actor_lr_schedule_steps: int = 1_000_000
+    actor_lr_schedule_steps: Count = 1_000_000
     """Length, in updates, of the cosine decay of the actor's learning rate to 0 (as the reference)."""
     normalize_states: bool = True
     """Standardize observations with the dataset's mean and std (on, as in CORL's IQL)."""
@@ -44,7 +46,7 @@ class IQLConfig(AlgorithmConfig):
 
     def validate(self) -> None:
         if not 0.0 < self.expectile < 1.0:
-            raise ValueError(f"expectile must be in (0, 1), got {self.expectile}")
+            raise UserInputError(f"expectile must be in (0, 1), got {self.expectile}")
 
 
 @register("iql")

@@ -14,23 +14,30 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, adam, frozen, optimize
+from d4rl_lite.algorithms.base import (
+    AlgorithmConfig,
+    OfflineAlgorithm,
+    adam,
+    frozen,
+    optimize,
+)
+from d4rl_lite.algorithms.settings import Layers, LearningRate, Rate
 from d4rl_lite.nets import QEnsemble, TanhGaussianPolicy, soft_update
 
 
 @dataclass
 class SACConfig(AlgorithmConfig):
-    actor_hidden: tuple[int, ...] = (256, 256)
+    actor_hidden: Layers = (256, 256)
     """Hidden layer sizes of the tanh-Gaussian actor."""
-    critic_hidden: tuple[int, ...] = (256, 256)
+    critic_hidden: Layers = (256, 256)
     """Hidden layer sizes of each of the two critics."""
-    actor_lr: float = 3e-4
+    actor_lr: LearningRate = 3e-4
     """Adam learning rate of the actor."""
-    critic_lr: float = 3e-4
+    critic_lr: LearningRate = 3e-4
     """Adam learning rate of the critics."""
-    temperature_lr: float = 3e-4
+    temperature_lr: LearningRate = 3e-4
     """Adam learning rate of the entropy temperature (auto-tuned towards target_entropy)."""
-    tau: float = 0.005
+    tau: Rate = 0.005
     """Soft target update rate: the target critics move this fraction towards the online ones per update."""
     init_temperature: float = 1.0
     """The entropy temperature (SAC's alpha) at the start."""

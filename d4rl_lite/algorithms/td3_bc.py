@@ -14,21 +14,29 @@ from dataclasses import dataclass
 import torch
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, adam, frozen, mse, optimize
+from d4rl_lite.algorithms.base import (
+    AlgorithmConfig,
+    OfflineAlgorithm,
+    adam,
+    frozen,
+    mse,
+    optimize,
+)
+from d4rl_lite.algorithms.settings import Count, Layers, LearningRate, Rate
 from d4rl_lite.nets import DeterministicActor, QEnsemble, randn, soft_update
 
 
 @dataclass
 class TD3BCConfig(AlgorithmConfig):
-    actor_hidden: tuple[int, ...] = (256, 256)
+    actor_hidden: Layers = (256, 256)
     """Hidden layer sizes of the actor."""
-    critic_hidden: tuple[int, ...] = (256, 256)
+    critic_hidden: Layers = (256, 256)
     """Hidden layer sizes of each of the two critics."""
-    actor_lr: float = 3e-4
+    actor_lr: LearningRate = 3e-4
     """Adam learning rate of the actor."""
-    critic_lr: float = 3e-4
+    critic_lr: LearningRate = 3e-4
     """Adam learning rate of the critics."""
-    tau: float = 0.005
+    tau: Rate = 0.005
     """Soft target update rate: target networks move this fraction towards the online ones at each actor update."""
     rl_weight: float = 2.5
     """The paper's alpha: the Q term's weight relative to behaviour cloning, lambda = rl_weight / mean|Q|."""
@@ -36,7 +44,7 @@ class TD3BCConfig(AlgorithmConfig):
     """sigma: std of the target policy smoothing noise, in action units (actions span [-1, 1])."""
     noise_clip: float = 0.5
     """c: the target policy smoothing noise is clipped to [-c, c]."""
-    policy_freq: int = 2
+    policy_freq: Count = 2
     """Actor and target updates once every this many critic updates."""
     normalize_states: bool = True
     """Standardize observations with the dataset's mean and std, as the TD3+BC paper does."""

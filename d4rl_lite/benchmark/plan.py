@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from d4rl_lite.errors import UserInputError
+
 JOB_OVERHEAD_S = 1.0  # a job's dataset load and env creation in a running worker (0.5-2 s here)
 CALIBRATION_UPDATES = 12
 CALIBRATION_ENV_STEPS = 20
@@ -46,7 +48,8 @@ def _calibrate_updates(algo_name: str, settings: dict[str, Any], obs_dim: int, a
     import torch
 
     from d4rl_lite.algorithms import get_algorithm
-    from d4rl_lite.algorithms.base import make_config, training_settings
+    from d4rl_lite.algorithms.base import training_settings
+    from d4rl_lite.algorithms.settings import make_config
 
     cls = get_algorithm(algo_name)
     config = make_config(cls.Config, settings)
@@ -113,7 +116,7 @@ def plan_suite(suite: Any, workers: int = 2, population: bool = True, device: st
     import torch
 
     from d4rl_lite.algorithms import get_algorithm
-    from d4rl_lite.algorithms.base import domain_settings, make_config
+    from d4rl_lite.algorithms.settings import domain_settings, make_config
     from d4rl_lite.benchmark import suite_checks
     from d4rl_lite.benchmark.runner import population_groups
     from d4rl_lite.datasets.catalogue import parse_dataset_name
@@ -135,7 +138,7 @@ def plan_suite(suite: Any, workers: int = 2, population: bool = True, device: st
             too_big = suite_checks.too_big(algo, dataset, make_config(get_algorithm(algo).Config, settings),
                                            task.observation_dim, len(seeds) if get_algorithm(algo).supports_population else 1)
             if too_big:  # before the calibration allocates it
-                raise ValueError(too_big)
+                raise UserInputError(too_big)
             if key not in cache:
                 update_s, trained = _calibrate_updates(algo, settings, task.observation_dim,
                                                        task.action_dim, len(seeds), steps, suite.precision, device)

@@ -16,14 +16,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from d4rl_lite.benchmark.suites import run_id
+from d4rl_lite.records import population_name
 
 # A job that trains without a new evaluation still gets a line this often (updates, updates/s).
 QUIET_S = 30.0
 
 
 def job_name(algo: str, dataset: str, seeds: list[int]) -> str:
-    return run_id(algo, dataset, seeds[0]) if len(seeds) == 1 else f"{algo}__{dataset}__seeds{','.join(map(str, seeds))}"
+    return population_name(algo, dataset, seeds)
 
 
 def score_text(evaluations: list[dict[str, Any]]) -> str:

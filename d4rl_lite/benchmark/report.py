@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from d4rl_lite.benchmark import stats
-from d4rl_lite.benchmark.table import (collect_results, read_suite_description, partial_algorithms, plot_learning_curves, score_table, to_markdown,
-                                      write_tables)
-from d4rl_lite.errors import DatasetNotFoundError
+from d4rl_lite.benchmark.curves import plot_learning_curves
+from d4rl_lite.benchmark.results import collect_results, read_suite_description
+from d4rl_lite.benchmark.table import partial_algorithms, score_table
+from d4rl_lite.benchmark.table_formats import to_markdown, write_tables
+from d4rl_lite.errors import DatasetNotFoundError, UserInputError
 from d4rl_lite.training.logging import RunLogger
 
 
@@ -24,9 +26,9 @@ def print_report(results: Path, wandb: bool = False, suite_name: str = "report")
     for line in found.refused:
         print(f"d4rl-lite: REFUSED {line}", file=sys.stderr)
     if not records:
-        raise ValueError(f"no usable finished runs under {results} (expected RUN/result.json files written by "
+        raise UserInputError(f"no usable finished runs under {results} (expected RUN/result.json files written by "
                          "`d4rl-lite train` or `bench`)")
-    rows = score_table(records, expected=found.missing + [Path(line.split(":")[0]).parent.name for line in found.refused],
+    rows = score_table(records, expected=found.missing + [r.run_id for r in found.refused],
                        planned=found.planned)
     print(to_markdown(rows))
     paths = write_tables(rows, results)

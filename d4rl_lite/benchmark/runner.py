@@ -12,12 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from d4rl_lite.benchmark.suites import Suite, run_id
+from d4rl_lite.benchmark.suites import Suite
+from d4rl_lite.errors import UserInputError
 from d4rl_lite.files import write_record
+from d4rl_lite.records import RunSpec
 
 
 def result_path(results_dir: Path, algo: str, dataset: str, seed: int) -> Path:
-    return results_dir / run_id(algo, dataset, seed) / "result.json"
+    return results_dir / RunSpec.of(algo, dataset, seed).run_id / "result.json"
 
 
 def is_finished(results_dir: Path, suite: Suite, algo: str, dataset: str, seed: int) -> bool:
@@ -32,7 +34,7 @@ def is_finished(results_dir: Path, suite: Suite, algo: str, dataset: str, seed: 
         return False  # damaged: the run resumes from its checkpoint (itself verified) and rewrites it
     budget = suite.steps_on(dataset)
     if isinstance(steps, int) and steps > budget:  # its score would not be the suite's budget's
-        raise ValueError(f"{path.parent} trained for {steps:,} steps, more than the {budget:,} of suite "
+        raise UserInputError(f"{path.parent} trained for {steps:,} steps, more than the {budget:,} of suite "
                          f"{suite.name!r} on {dataset}: give the suite its own --results directory or delete that run")
     return steps == budget
 
@@ -53,7 +55,7 @@ def ensure_datasets(suite: Suite, root: str | os.PathLike | None, log: Callable[
             if (size is None or built.get("size") == size) and built.get("seed") == seed:
                 continue
             if not force:
-                raise ValueError(f"dataset {name} is built with size {built.get('size')} and seed {built.get('seed')}, "
+                raise UserInputError(f"dataset {name} is built with size {built.get('size')} and seed {built.get('seed')}, "
                                  f"but suite {suite.name!r} asks for size {size} and seed {seed}; pass --force to "
                                  "rebuild it (or point --root elsewhere)")
         log(f"building {name} ({size or 'default size'}, seed {seed})")
@@ -102,7 +104,7 @@ def run_group(suite_dict: dict[str, Any], algo: str, dataset: str, seeds: list[i
                      checkpoint_every=suite.checkpoint_every, wandb=wandb, wandb_project=f"d4rl-lite-{suite.name}",
                      precision=suite.precision, suite=suite.name)
     records = train_population(algo, load_dataset(dataset, root=root), tc, suite.algo_settings(algo, dataset), seeds,
-                               [Path(results_dir) / run_id(algo, dataset, s) for s in seeds])
+                               [Path(results_dir) / RunSpec.of(algo, dataset, s).run_id for s in seeds])
     return [{"algorithm": algo, "dataset": dataset, "seed": s, **({"diverged": r["diverged"]} if "diverged" in r else
                                                                   {"final": r["final"]})} for s, r in zip(seeds, records)]
 
@@ -122,7 +124,7 @@ def population_groups(suite: Suite, runs: list[tuple[str, str, int]], population
 
 def check_workers(workers: int) -> None:
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"--workers must be a whole number >= 1 (runs in parallel), got {workers!r}")
+        raise UserInputError(f"--workers must be a whole number >= 1 (runs in parallel), got {workers!r}")
 
 
 def run_suite(suite: Suite, results_dir: str | Path, *, executor: str = "local", workers: int = 2,
@@ -139,7 +141,7 @@ def run_suite(suite: Suite, results_dir: str | Path, *, executor: str = "local",
 
     check_workers(workers)
     if suite.imports and not allow_imports:
-        raise ValueError(imports_refused(suite.name, suite.imports))
+        raise UserInputError(imports_refused(suite.name, suite.imports))
     if suite.imports:
         suite.import_plugins()
         suite.validate()  # the algorithms the imports registered, checked as the built-in ones were at load
@@ -161,8 +163,8 @@ def run_suite(suite: Suite, results_dir: str | Path, *, executor: str = "local",
 
     runner = run_local if executor == "local" else run_ray if executor == "ray" else None
     if runner is None:
-        raise ValueError(f"unknown executor {executor!r}: use local or ray")
-    watch = [JobProgress(job_name(a, d, seeds), [results / run_id(a, d, s) for s in seeds], suite.steps_on(d))
+        raise UserInputError(f"unknown executor {executor!r}: use local or ray")
+    watch = [JobProgress(job_name(a, d, seeds), [results / RunSpec.of(a, d, s).run_id for s in seeds], suite.steps_on(d))
              for a, d, seeds in jobs]
     t0 = time.time()
     try:

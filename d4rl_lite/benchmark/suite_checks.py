@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from d4rl_lite.errors import UnknownNameError
+from d4rl_lite.errors import UnknownNameError, UserInputError
 
 MAX_SUITE_BYTES = 2**20  # the shipped suites are a few kB
 
@@ -43,7 +43,7 @@ def suite_file(name_or_path: str | os.PathLike) -> Path:
     if isinstance(name_or_path, os.PathLike) or "/" in text or os.sep in text or text.endswith(".json"):
         path = Path(text)
         if not path.is_file():
-            raise ValueError(f"no suite file at {path}" + (" (not a regular file)" if path.exists() else "")
+            raise UserInputError(f"no suite file at {path}" + (" (not a regular file)" if path.exists() else "")
                              + "; give a shipped suite's name (`d4rl-lite bench --list`) or a suite file's path")
         return path
     shipped = {p.stem: p for p in shipped_suites()}
@@ -64,7 +64,7 @@ def read_suite(path: Path) -> dict[str, Any]:
 
     raw = read_json(path, "suite file", "See d4rl_lite/benchmark/suites.py for the format.", limit=MAX_SUITE_BYTES)
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: not a valid suite file (expected a JSON object, found {type(raw).__name__}); "
+        raise UserInputError(f"{path}: not a valid suite file (expected a JSON object, found {type(raw).__name__}); "
                          "see d4rl_lite/benchmark/suites.py for the format")
     raw.pop("checksum", None)  # a results directory's suite.json (written by bench) serves as a suite file too
     return raw
@@ -95,7 +95,7 @@ def import_modules(modules: list[str], suite_name: str) -> None:
             try:
                 importlib.import_module(module)
             except ImportError as e:
-                raise ValueError(f"suite {suite_name!r} imports {module!r}, which cannot be imported ({e}); put it "
+                raise UserInputError(f"suite {suite_name!r} imports {module!r}, which cannot be imported ({e}); put it "
                                  "on PYTHONPATH (the current directory is searched only when PYTHONPATH names it)") from None
     finally:
         for i, p in implicit:
@@ -105,16 +105,18 @@ def import_modules(modules: list[str], suite_name: str) -> None:
 def unreached_shared_setting(where: str, settings: dict[str, Any], algo: str, cls: type, own: dict[str, Any]) -> str | None:
     """Why a setting of ``settings["all"]`` meant for every algorithm reaches none of ``algo``'s
     fields (``own``: the algorithm's own settings there, which make it moot), or None."""
-    from d4rl_lite.algorithms.base import AlgorithmConfig, hidden_fields, setting_targets
+    from d4rl_lite.algorithms.base import AlgorithmConfig
+    from d4rl_lite.algorithms.settings import hidden_fields, setting_targets
 
     shared = {f.name for f in dataclasses.fields(AlgorithmConfig)}
     for key in settings.get("all", {}):
         if key in own or (key != "hidden" and key not in shared):
             continue  # an algorithm-specific key is for the algorithms that have it
         if key == "hidden" and not hidden_fields(cls):
-            return (f"{where}.all.hidden reaches no setting of {algo} (hidden sets every network's *_hidden field "
-                    f"and its config {cls.__name__} has none): name its layer sizes actor_hidden / critic_hidden as "
-                    f"the built-in algorithms do, or give {algo} its own value in {where}.{algo}")
+            return (f"{where}.all.hidden reaches no setting of {algo} (hidden sets every network's layer sizes, the fields declared "
+                    f"Layers, and its config {cls.__name__} has none): declare its layer sizes as "
+                    f"d4rl_lite.algorithms.settings.Layers as the built-in algorithms do, or give {algo} its own value "
+                    f"in {where}.{algo}")
         if key != "hidden" and not setting_targets(cls, key):
             return (f"{where}.all.{key} reaches no setting of {algo} (its config {cls.__name__} does not extend "
                     f"AlgorithmConfig, so it would train with the default {key}): extend "
@@ -125,7 +127,8 @@ def unreached_shared_setting(where: str, settings: dict[str, Any], algo: str, cl
 def least_run_bytes(config: Any, obs_dim: int) -> int:
     """A lower bound on one run's memory: every network's weights once, with their gradients and
     Adam's two moments (16 bytes a weight), and one batch of its inputs and hidden activations."""
-    from d4rl_lite.algorithms.base import hidden_fields, training_settings
+    from d4rl_lite.algorithms.base import training_settings
+    from d4rl_lite.algorithms.settings import hidden_fields
 
     weights = units = 0
     for name in hidden_fields(type(config)):

@@ -15,7 +15,7 @@ A suite is a JSON file::
     }
 
 ``settings.all`` applies to every algorithm whose config has the key ("hidden" stands for every
-``*_hidden`` field; a key no registered algorithm has is refused as a misspelling). ``hidden`` and
+layer-size field (declared ``Layers``); a key no registered algorithm has is refused as a misspelling). ``hidden`` and
 the shared settings of ``AlgorithmConfig`` are meant for every algorithm: one that none of an
 algorithm's fields takes is refused, naming both. Per-algorithm settings must exist in that
 algorithm's config. ``imports`` run only with ``bench --allow-imports`` (``suite_checks.py`` says
@@ -39,6 +39,7 @@ from typing import Any
 
 from d4rl_lite.benchmark import suite_checks
 from d4rl_lite.benchmark.suite_checks import shipped_suites  # noqa: F401 (the shipped suites, listed where suites are)
+from d4rl_lite.errors import UserInputError
 
 DATASET_KEYS = ("size", "seed", "steps", "eval_every", "settings")  # what a suite may say about one dataset
 
@@ -76,13 +77,13 @@ class Suite:
         try:
             suite = cls(**suite_checks.read_suite(path))
         except TypeError as e:
-            raise ValueError(f"{path}: not a valid suite file ({e}); see d4rl_lite/benchmark/suites.py for the format") from None
+            raise UserInputError(f"{path}: not a valid suite file ({e}); see d4rl_lite/benchmark/suites.py for the format") from None
         suite.validate()
         return suite
 
     def validate(self) -> None:
         from d4rl_lite.algorithms import ALGORITHMS, get_algorithm
-        from d4rl_lite.algorithms.base import make_config, setting_targets
+        from d4rl_lite.algorithms.settings import make_config, setting_targets
         from d4rl_lite.datasets.catalogue import parse_dataset_name
         from d4rl_lite.paths import path_name
         from d4rl_lite.tasks import get_task
@@ -92,7 +93,7 @@ class Suite:
 
         def need(ok: bool, what: str) -> None:
             if not ok:
-                raise ValueError(f"suite {self.name!r}: {what}; see d4rl_lite/benchmark/suites.py for the format")
+                raise UserInputError(f"suite {self.name!r}: {what}; see d4rl_lite/benchmark/suites.py for the format")
 
         def whole(v: Any, low: int) -> bool:
             return isinstance(v, int) and not isinstance(v, bool) and v >= low
@@ -100,8 +101,8 @@ class Suite:
         def name_of(value: Any, what: str) -> None:  # it names a results directory: it must stay inside
             try:
                 path_name(value, what)
-            except ValueError as e:
-                raise ValueError(f"suite {self.name!r}: {e}") from None
+            except UserInputError as e:
+                raise UserInputError(f"suite {self.name!r}: {e}") from None
 
         name_of(self.name, "name")
         need(isinstance(self.algorithms, list) and all(isinstance(a, str) for a in self.algorithms),
@@ -129,13 +130,13 @@ class Suite:
         need(isinstance(self.description, str), "description must be a string")
         need(self.precision in ("fp32", "bf16"), f"precision must be \"fp32\" or \"bf16\", got {self.precision!r}")
         if self.patterns is not None:
-            from d4rl_lite.benchmark.validity import load_patterns
+            from d4rl_lite.benchmark.patterns import load_patterns
 
             known = load_patterns()
             need(isinstance(self.patterns, list) and all(p in known for p in self.patterns),
                  f"patterns must be a list of validity checks ({', '.join(known)})")
         if not self.algorithms or not self.datasets or not self.seeds:
-            raise ValueError(f"suite {self.name!r} needs algorithms, datasets and seeds")
+            raise UserInputError(f"suite {self.name!r} needs algorithms, datasets and seeds")
         # Algorithms its imports register are checked once the imports have run (``run_suite``).
         known = [a for a in self.algorithms if a in ALGORITHMS or not self.imports]
         for algo in self.algorithms:
@@ -158,7 +159,7 @@ class Suite:
                      f"{where}.all has {key!r}, which no algorithm has (`d4rl-lite settings ALGO` lists them)")
         unknown = set(self.settings) - set(self.algorithms) - {"all"}
         if unknown:
-            raise ValueError(f"suite {self.name!r} has settings for algorithms it does not run: {sorted(unknown)}")
+            raise UserInputError(f"suite {self.name!r} has settings for algorithms it does not run: {sorted(unknown)}")
         for name, spec in self.datasets.items():
             unknown = set(spec.get("settings", {})) - set(self.algorithms) - {"all"}
             need(not unknown, f"dataset {name} has settings for algorithms the suite does not run: {sorted(unknown)}")
@@ -172,12 +173,12 @@ class Suite:
                 problems.append(suite_checks.too_big(algo, name, make_config(cls, self.algo_settings(algo, name)),
                                                      get_task(parse_dataset_name(name).task).observation_dim))
                 for problem in filter(None, problems):
-                    raise ValueError(f"suite {self.name!r}: {problem}")
+                    raise UserInputError(f"suite {self.name!r}: {problem}")
 
     def algo_settings(self, algo: str, dataset: str | None = None) -> dict[str, Any]:
         """``algo``'s settings in this suite: ``all``'s, then its own; on ``dataset``, that dataset's over them."""
         from d4rl_lite.algorithms import get_algorithm
-        from d4rl_lite.algorithms.base import hidden_fields, setting_targets
+        from d4rl_lite.algorithms.settings import hidden_fields, setting_targets
 
         out: dict[str, Any] = {}
         cls = get_algorithm(algo).Config
@@ -229,13 +230,3 @@ def budgets_apart(by_dataset: dict[str, int], usual: int) -> dict[int, list[str]
     """{budget: its datasets} for the datasets of ``by_dataset`` (dataset: updates) not trained ``usual``
     updates, budgets ascending: what a listing names besides the usual budget."""
     return {n: [d for d, m in by_dataset.items() if m == n] for n in sorted(set(by_dataset.values()) - {usual})}
-
-
-def run_id(algo: str, dataset: str, seed: int) -> str:
-    return f"{algo}__{dataset}__seed{seed}"
-
-
-def split_run_id(run: str) -> tuple[str, str]:
-    """(algorithm, dataset) of a run id written by ``run_id``."""
-    algo, dataset, _ = run.split("__")
-    return algo, dataset

@@ -13,23 +13,19 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from d4rl_lite.benchmark.patterns import load_patterns
 from d4rl_lite.benchmark.table import catalogue_name
+from d4rl_lite.records import RunSpec
+from d4rl_lite.errors import UserInputError
 
 MIN_SEEDS = 3
 REPS = 2000
 REPRODUCED, NOT_REPRODUCED, NOT_ENOUGH = "reproduced", "not reproduced", "not enough runs"
-
-
-def load_patterns() -> dict[str, dict[str, Any]]:
-    """The checks, by id (``patterns.json``; keys starting with ``_`` are notes)."""
-    table = json.loads(resources.files("d4rl_lite.benchmark").joinpath("patterns.json").read_text())
-    return {k: v for k, v in table.items() if not k.startswith("_")}
 
 
 def _kind(dataset: str) -> str | None:
@@ -47,7 +43,7 @@ def last_logged(record: dict[str, Any], results_dir: Path, key: str) -> float | 
     (``bench`` layout, else the run named in its result)."""
     from d4rl_lite.training.logging import read_log
 
-    name = f"{record['algorithm']}__{record['dataset']}__seed{record['train']['seed']}"
+    name = RunSpec.from_record(record).run_id
     runs = [results_dir / name] + ([results_dir / Path(record["run_dir"]).name] if record.get("run_dir") else [])
     for run in runs:
         if (run / "log.jsonl").is_file():
@@ -212,7 +208,7 @@ def check_validity(results_dir: str | Path, records: list[dict[str, Any]], names
     patterns = load_patterns()
     unknown = sorted(set(names or []) - set(patterns))
     if unknown:
-        raise ValueError(f"unknown validity pattern(s) {', '.join(unknown)}; known: {', '.join(patterns)}")
+        raise UserInputError(f"unknown validity pattern(s) {', '.join(unknown)}; known: {', '.join(patterns)}")
     datasets, algos = sorted({r["dataset"] for r in records}), {r["algorithm"] for r in records}
     # Unnamed, a check applies where the suite has its datasets and ran the algorithm it is about.
     about = {"better": "baseline", "near_data": "algorithm", "overestimation": "naive"}

@@ -10,6 +10,7 @@ import numpy as np
 from d4rl_lite.datasets.episodes import EpisodeArrays
 from d4rl_lite.envs.policies import Policy
 from d4rl_lite.envs.vector import EnvBatch
+from d4rl_lite.errors import UserInputError
 from d4rl_lite.tasks import Task
 
 
@@ -94,12 +95,12 @@ def collect_episodes(
     depend on it.
     """
     if size < 1:
-        raise ValueError(f"size must be >= 1 transition, got {size}")
+        raise UserInputError(f"size must be >= 1 transition, got {size}")
     if num_envs < 1:
-        raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        raise UserInputError(f"num_envs must be >= 1, got {num_envs}")
     horizon = max_episode_steps or task.horizon
     if horizon > task.horizon:
-        raise ValueError(f"episodes of {horizon} steps exceed the task horizon of {task.horizon}")
+        raise UserInputError(f"episodes of {horizon} steps exceed the task horizon of {task.horizon}")
     options_for = reset_options if callable(reset_options) else (lambda _i: reset_options)
     start_episode = getattr(policy, "start_episode", None)
     # A continuing run has no time limit of its own; it is cut into episodes here.

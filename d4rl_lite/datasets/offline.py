@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from d4rl_lite.errors import UserInputError
+
 FLAT_FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
 
 
@@ -148,7 +150,7 @@ class OfflineDataset:
         returns = self.episode_returns()
         spread = float(returns.max() - returns.min()) if len(returns) else 0.0
         if spread <= 0:
-            raise ValueError("all episode returns are equal: cannot scale rewards by their range")
+            raise UserInputError("all episode returns are equal: cannot scale rewards by their range")
         return target_range / spread
 
     # -- views ----------------------------------------------------------------------------

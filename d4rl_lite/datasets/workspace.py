@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from d4rl_lite.errors import UserInputError
 from d4rl_lite.tasks import Task
 
 TMP_PREFIX = ".d4rl_lite-tmp-"
@@ -28,10 +29,10 @@ def check_room_for(task: Task, size: int, root: Path) -> None:
     free_disk = shutil.disk_usage(probe).free
     gb = 1e9
     if avail_mem is not None and need > avail_mem:
-        raise ValueError(f"--size {size:,} needs about {need / gb:.1f} GB of memory to build; {avail_mem / gb:.1f} GB "
+        raise UserInputError(f"--size {size:,} needs about {need / gb:.1f} GB of memory to build; {avail_mem / gb:.1f} GB "
                          "is available. Ask for fewer transitions.")
     if need / 3 > free_disk:
-        raise ValueError(f"--size {size:,} needs about {need / 3 / gb:.1f} GB on disk; {free_disk / gb:.1f} GB is free "
+        raise UserInputError(f"--size {size:,} needs about {need / 3 / gb:.1f} GB on disk; {free_disk / gb:.1f} GB is free "
                          f"under {probe}. Free space, pass another --root, or ask for fewer transitions.")
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from d4rl_lite.errors import UserInputError
 from d4rl_lite.tasks import Task
 
 
@@ -33,7 +34,7 @@ def default_env_workers(num_envs: int) -> int:
         try:
             wanted = int(value)
         except ValueError:
-            raise ValueError(f"D4RL_LITE_ENV_WORKERS must be a whole number of processes, got {value!r}") from None
+            raise UserInputError(f"D4RL_LITE_ENV_WORKERS must be a whole number of processes, got {value!r}") from None
     else:
         wanted = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(wanted, num_envs))
@@ -51,10 +52,10 @@ class EnvBatch:
 
     def __init__(self, task: Task, num_envs: int, max_episode_steps: int | None = None, workers: int | None = None):
         if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+            raise UserInputError(f"num_envs must be >= 1, got {num_envs}")
         workers = default_env_workers(num_envs) if workers is None else workers
         if not 1 <= workers <= num_envs:
-            raise ValueError(f"workers must be between 1 and num_envs ({num_envs}), got {workers}")
+            raise UserInputError(f"workers must be between 1 and num_envs ({num_envs}), got {workers}")
         bounds = np.linspace(0, num_envs, workers + 1).astype(int)
         self.num_envs = num_envs
         self.obs: Any = None

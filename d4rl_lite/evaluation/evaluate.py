@@ -9,6 +9,7 @@ import numpy as np
 
 from d4rl_lite.envs.policies import Policy
 from d4rl_lite.envs.vector import EnvBatch
+from d4rl_lite.errors import UserInputError
 from d4rl_lite.tasks import GOAL_DOMAINS, Task
 
 
@@ -86,7 +87,7 @@ def _run_episodes(task: Task, act: Any, members: int, episodes: int | None, seed
     episodes = task.eval_episodes if episodes is None else episodes
     seed = task.eval_seed if seed is None else seed
     if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
+        raise UserInputError(f"episodes must be >= 1, got {episodes}")
     n = max(1, min(num_envs, episodes))  # copies per member
     options = task.eval_reset_options() if reset_options is None else reset_options
     returns = np.zeros((members, episodes))

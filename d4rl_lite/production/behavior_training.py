@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from d4rl_lite.algorithms.base import make_config
+from d4rl_lite.algorithms.settings import make_config
 from d4rl_lite.algorithms.sac import SAC, SACConfig
 from d4rl_lite.evaluation.evaluate import evaluate
-from d4rl_lite.errors import D4RLLiteError
+from d4rl_lite.errors import D4RLLiteError, UserInputError
 from d4rl_lite.files import load_state, save_state
 from d4rl_lite.locking import RunDirLock
 from d4rl_lite.tasks import Task, get_task
@@ -65,9 +65,9 @@ class BehaviorConfig:
             self.sac = make_config(SACConfig, self.sac)
         for name in ("eval_every", "ladder_every"):
             if getattr(self, name) % self.checkpoint_every:
-                raise ValueError(f"{name} ({getattr(self, name)}) must be a multiple of checkpoint_every ({self.checkpoint_every})")
+                raise UserInputError(f"{name} ({getattr(self, name)}) must be a multiple of checkpoint_every ({self.checkpoint_every})")
         if self.ladder_every % self.eval_every:  # a ladder entry records its step's evaluation
-            raise ValueError(f"ladder_every ({self.ladder_every}) must be a multiple of eval_every ({self.eval_every})")
+            raise UserInputError(f"ladder_every ({self.ladder_every}) must be a multiple of eval_every ({self.eval_every})")
 
 
 def read_run_config(run: Path) -> tuple[str, dict[str, Any]]:
@@ -106,7 +106,7 @@ def train_behavior(task_name: str, run_dir: str | Path | None = None, config: Be
     """
     task: Task = get_task(task_name)
     if task.domain not in ("locomotion", "skill"):
-        raise ValueError(f"behaviour policies are trained for locomotion and skill tasks; {task_name!r} is a {task.domain} task")
+        raise UserInputError(f"behaviour policies are trained for locomotion and skill tasks; {task_name!r} is a {task.domain} task")
     cfg = config or BehaviorConfig()
     run = Path(run_dir) if run_dir else default_run_dir(task_name, cfg.seed)
     run.mkdir(parents=True, exist_ok=True)
@@ -123,7 +123,7 @@ def _train_locked(task: Task, run: Path, cfg: BehaviorConfig, log: Callable[[str
     if config_file.exists():
         saved_task, saved = read_run_config(run)
         if saved_task != task.name:
-            raise ValueError(f"{run} holds a run of another task; pick another run directory")
+            raise UserInputError(f"{run} holds a run of another task; pick another run directory")
         # A resumed run may be extended, and may run on another number of threads (the machine's
         # business; on CPU the thread count can change float summation order, not the algorithm).
         cfg = BehaviorConfig(**{**saved, "total_steps": cfg.total_steps, "threads": cfg.threads})

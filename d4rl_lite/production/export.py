@@ -12,10 +12,12 @@ from typing import Any
 
 from d4rl_lite.datasets.behavior.policies import CARD_SPEC, ActorPolicy, load_actor, read_card, write_manifest, zoo_dir
 from d4rl_lite.datasets.builders.replay import load_replay_chunk, pack_replay_chunk
+from d4rl_lite.errors import UserInputError
 from d4rl_lite.evaluation.evaluate import evaluate
 from d4rl_lite.paths import relative_path
 from d4rl_lite.schema import Range, read_checked_json
-from d4rl_lite.tasks import get_task, store_reference_score
+from d4rl_lite.references import store_reference_score
+from d4rl_lite.tasks import get_task
 
 REFERENCE_EPISODES = 100
 # What export reads of a behaviour run (written by ``train_behavior``).
@@ -43,7 +45,7 @@ def export_behavior(task_name: str, run_dir: str | Path, zoo_root: str | Path | 
     config = read_checked_json(run / "config.json", RUN_CONFIG_SPEC, "behaviour run config")
     ladder = read_checked_json(run / "ladder.json", LADDER_SPEC, "ladder")
     if not ladder:
-        raise ValueError(f"{run} has no ladder entries yet; train longer first")
+        raise UserInputError(f"{run} has no ladder entries yet; train longer first")
     for e in ladder:  # each is read from the run and copied into the export: both stay inside
         relative_path(e.get("file") if isinstance(e, dict) else e, f"{run / 'ladder.json'}: entry file")
     hidden = tuple(config["sac"].get("actor_hidden", config["sac"].get("hidden")))  # older runs: "hidden"
@@ -118,13 +120,13 @@ def export_replay(task_name: str, run: str | Path, zoo_root: str | Path | None =
     run = Path(run)
     config = read_checked_json(run / "config.json", RUN_CONFIG_SPEC, "behaviour run config")
     if config.get("task") != task_name:
-        raise ValueError(f"{run} trained {config.get('task')!r}, not {task_name}")
+        raise UserInputError(f"{run} trained {config.get('task')!r}, not {task_name}")
     dest = Path(zoo_root) / task_name if zoo_root else zoo_dir(task_name)
     card = read_card(task_name) if zoo_root is None else read_checked_json(dest / "card.json", CARD_SPEC, "behaviour card")
     medium_return = card["medium"]["return_mean_100"]
     end_step = step_reaching(run, medium_return)
     if end_step is None:
-        raise ValueError(f"{run}'s evaluations never reach the medium policy's return ({medium_return:.1f}); "
+        raise UserInputError(f"{run}'s evaluations never reach the medium policy's return ({medium_return:.1f}); "
                          f"train it longer (re-run train-behavior with a larger --steps), then export again")
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -132,7 +134,7 @@ def export_replay(task_name: str, run: str | Path, zoo_root: str | Path | None =
     shutil.rmtree(tmp / "replay", ignore_errors=True)
     if not copy_replay_to_medium(run, tmp, end_step):
         shutil.rmtree(tmp)
-        raise ValueError(f"{run}'s replay does not cover steps 0-{end_step:,} from its start, or exceeds "
+        raise UserInputError(f"{run}'s replay does not cover steps 0-{end_step:,} from its start, or exceeds "
                          f"{REPLAY_COMMIT_LIMIT / 2**20:.0f} MB packed")
     card["training"]["replay_to_medium_committed"] = True
     card["training"]["replay_run"] = {"run_dir": str(run.resolve()), "seed": config["seed"], "steps": end_step,

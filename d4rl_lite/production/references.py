@@ -6,8 +6,10 @@ from datetime import date
 from typing import Any
 
 from d4rl_lite.envs.policies import UniformRandomPolicy
+from d4rl_lite.errors import UserInputError
 from d4rl_lite.evaluation.evaluate import evaluate
-from d4rl_lite.tasks import Task, store_reference_score
+from d4rl_lite.references import store_reference_score
+from d4rl_lite.tasks import Task
 
 REFERENCE_EPISODES = 100
 REFERENCE_SEED = 0
@@ -20,7 +22,7 @@ def measure_controller_reference(task: Task, episodes: int = REFERENCE_EPISODES,
     from d4rl_lite.envs.maze_grid import MazeGrid
 
     if task.domain != "maze":
-        raise ValueError(f"{task.name} is not a maze: its ref_max comes from `d4rl-lite export-behavior`")
+        raise UserInputError(f"{task.name} is not a maze: its ref_max comes from `d4rl-lite export-behavior`")
     cfg = ControllerConfig()
     controller = MazeController(MazeGrid.for_task(task), cfg, seed=REFERENCE_SEED, plan=lambda _i: task.eval_goal_cell)
     result = evaluate(task, controller, episodes=episodes, seed=REFERENCE_SEED)

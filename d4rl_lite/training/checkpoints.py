@@ -16,7 +16,7 @@ def load_run(checkpoint: str | os.PathLike, device: str = "cpu") -> tuple[Any, d
     describes; either file damaged, edited or swapped is one ``D4RLLiteError`` naming the file.
     """
     from d4rl_lite.algorithms import get_algorithm
-    from d4rl_lite.algorithms.base import make_config
+    from d4rl_lite.algorithms.settings import make_config
     from d4rl_lite.training.loop import non_finite_parts
     from d4rl_lite.training.run_files import CHECKPOINT, CONFIG, check_identity, checked_step, checkpoint_identity
     from d4rl_lite.files import CorruptFileError, load_state, read_record

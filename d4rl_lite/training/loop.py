@@ -127,6 +127,9 @@ class DivergenceGuard:
     checkpoints: list[Path]
     q_bound: float = math.inf
     labels: list[str] | None = None
+    # The metrics that are value estimates (bounded by ``q_bound``): declared by name, so a metric
+    # such as train/cql_gap is never mistaken for one. An algorithm adds its own as ``value_metrics``.
+    value_metrics: tuple[str, ...] = ("train/q_mean", "train/q_max", "train/v_mean")
 
     def check_metrics(self, values: list[dict[str, float]], step: int) -> None:
         """Raise naming every run whose metrics diverged (a population's others may go on)."""
@@ -140,7 +143,7 @@ class DivergenceGuard:
             if not math.isfinite(v):
                 return (f"training diverged: {self._who(m)}{key} = {v} at step {step:,}; {self._kept(m)}. "
                         "Lower the learning rate or check the dataset.")
-            if "q" in key.split("/")[-1].split("_")[0] and abs(v) > self.q_bound:
+            if key in self.value_metrics and abs(v) > self.q_bound:
                 return (f"training diverged: {self._who(m)}{key} = {v:.4g} at step {step:,} exceeds the sane bound "
                         f"{self.q_bound:.4g} (= q_bound_factor x max|r| / (1 - gamma)); {self._kept(m)}.")
         return None

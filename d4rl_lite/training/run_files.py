@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from d4rl_lite.algorithms.population import load_member_state_dicts, member_state_dict
-from d4rl_lite.errors import D4RLLiteError
+from d4rl_lite.errors import D4RLLiteError, UserInputError
 from d4rl_lite.files import read_record, save_state, write_record
 from d4rl_lite.schema import Range
 from d4rl_lite.training.logging import truncate_log
@@ -163,7 +163,7 @@ def check_same_run(run: Path, record: dict[str, Any]) -> str:
     if path.exists():
         old = read_record(path, "run config")
         if run_identity(old) != run_identity(record):
-            raise ValueError(f"{run} holds a run with another configuration ({config_differences(old, record)}); "
+            raise UserInputError(f"{run} holds a run with another configuration ({config_differences(old, record)}); "
                              "train it elsewhere (train: --run-dir, bench: --results) or delete that run")
         uid = str(old.get("run_uid", ""))
     write_record(path, {**record, "run_uid": uid})  # the latest steps/device/wandb, same identity

@@ -20,7 +20,7 @@ from d4rl_lite.datasets.builders.replay import build_medium_replay
 from d4rl_lite.datasets.catalogue import DatasetName, parse_dataset_name
 from d4rl_lite.datasets.episodes import EpisodeArrays
 from d4rl_lite.datasets.storage import write_dataset
-from d4rl_lite.errors import D4RLLiteError
+from d4rl_lite.errors import D4RLLiteError, UserInputError
 from d4rl_lite.tasks import Task, get_task
 
 DEFAULT_SIZE = 1_000_000  # transitions, as D4RL
@@ -52,7 +52,7 @@ BUILDERS: dict[str, dict[str, Builder]] = {
         "medium-expert": Builder("medium-expert", build_medium_expert, default_size=2 * DEFAULT_SIZE),
         "medium-replay": Builder("medium-replay", build_medium_replay, default_size=None),
         "human": Builder("human", build_human, default_size=DEFAULT_HUMAN_SIZE, options=HUMAN_KNOBS),
-        "mixed": Builder("mixed", build_mixed, options=("mix",)),
+        "mixed": Builder("mixed", lambda task, **kw: _build_mixed(task, **kw), options=("mix",)),
     },
     "maze": {
         "random": Builder("random", build_random),
@@ -62,7 +62,7 @@ BUILDERS: dict[str, dict[str, Builder]] = {
         "stitch": Builder("stitch", maze.build_stitch, options=("distance", "episode_steps")),
         "human": Builder("human", maze.build_human, default_size=50_000),
         "explore": Builder("explore", maze.build_explore),
-        "mixed": Builder("mixed", build_mixed, options=("mix",)),
+        "mixed": Builder("mixed", lambda task, **kw: _build_mixed(task, **kw), options=("mix",)),
     },
     "antmaze": {
         "random": Builder("random", build_random),
@@ -72,9 +72,14 @@ BUILDERS: dict[str, dict[str, Builder]] = {
         "navigate": Builder("navigate", antmaze.build_navigate),
         "stitch": Builder("stitch", antmaze.build_stitch, options=("distance", "episode_steps")),
         "explore": Builder("explore", antmaze.build_explore),
-        "mixed": Builder("mixed", build_mixed, options=("mix",)),
+        "mixed": Builder("mixed", lambda task, **kw: _build_mixed(task, **kw), options=("mix",)),
     },
 }
+
+
+def _build_mixed(task: Task, **kwargs: Any) -> tuple[EpisodeArrays, dict[str, Any]]:
+    """A mixture of its domain's other kinds (the registry is handed over: mixed.py imports no registry)."""
+    return build_mixed(task, components=BUILDERS[task.domain], **kwargs)
 
 
 def builder_for(name: DatasetName) -> Builder | None:
@@ -119,13 +124,13 @@ def build_dataset(
         )
     unknown = set(options) - set(builder.options)
     if unknown:
-        raise ValueError(f"{dname.kind} datasets take no option(s) {sorted(unknown)}"
+        raise UserInputError(f"{dname.kind} datasets take no option(s) {sorted(unknown)}"
                          + (f"; they take: {', '.join(builder.options)}" if builder.options else ""))
     size = builder.default_size if size is None else size
     if size is not None and size < 1:
-        raise ValueError(f"--size must be at least 1 transition, got {size}")
+        raise UserInputError(f"--size must be at least 1 transition, got {size}")
     if seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {seed}")
+        raise UserInputError(f"--seed must be >= 0, got {seed}")
     from d4rl_lite.datasets.locations import dataset_dir_for_id, datasets_root
     from d4rl_lite.datasets.workspace import check_room_for, remove_stale_temporaries
     from d4rl_lite.locking import RunDirLock

@@ -20,6 +20,7 @@ import torch
 from d4rl_lite.datasets.behavior.policies import NumpyActor, load_role
 from d4rl_lite.datasets.collect import collect_episodes
 from d4rl_lite.datasets.episodes import EpisodeArrays
+from d4rl_lite.errors import UserInputError
 from d4rl_lite.tasks import Task
 
 DEFAULT_HUMAN_SIZE = 25_000  # D4RL's human sets hold tens of demonstrations
@@ -51,7 +52,7 @@ class HumanProfile:
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
-            raise ValueError(f"human profile: invalid {', '.join(f'{k}={getattr(self, k)}' for k in bad)} "
+            raise UserInputError(f"human profile: invalid {', '.join(f'{k}={getattr(self, k)}' for k in bad)} "
                              "(delays and lengths >= 0 or 1, probabilities in [0, 1], smoothing and correlation in [0, 1))")
 
     @classmethod
@@ -60,7 +61,7 @@ class HumanProfile:
         knob_types = {f.name: type(f.default) for f in fields(cls)}  # int or float: coerces CLI strings
         unknown = set(options) - set(knob_types)
         if unknown:
-            raise ValueError(f"unknown human-profile knob(s) {sorted(unknown)}; knobs: {', '.join(knob_types)}")
+            raise UserInputError(f"unknown human-profile knob(s) {sorted(unknown)}; knobs: {', '.join(knob_types)}")
         merged = {**TASK_DEFAULTS.get(task_name, {}), **options}
         return cls(**{k: knob_types[k](v) for k, v in merged.items()})
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from d4rl_lite.datasets.episodes import EpisodeArrays
+from d4rl_lite.errors import UserInputError
 from d4rl_lite.tasks import Task
 
 
@@ -21,14 +22,14 @@ def parse_mix(spec: str) -> list[tuple[str, float]]:
         except ValueError:
             w = float("nan")
         if not sep or not kind or not np.isfinite(w) or w <= 0:
-            raise ValueError(f"bad mixture item {item!r} in {spec!r}: write KIND:WEIGHT with a positive weight, "
+            raise UserInputError(f"bad mixture item {item!r} in {spec!r}: write KIND:WEIGHT with a positive weight, "
                              "e.g. random:0.5,medium:0.3,expert:0.2")
         parts.append((kind.strip(), w))
     if not parts:
-        raise ValueError(f"empty mixture {spec!r}: write KIND:WEIGHT,..., e.g. random:0.5,expert:0.5")
+        raise UserInputError(f"empty mixture {spec!r}: write KIND:WEIGHT,..., e.g. random:0.5,expert:0.5")
     kinds = [k for k, _ in parts]
     if len(set(kinds)) != len(kinds):
-        raise ValueError(f"mixture {spec!r} names a kind twice")
+        raise UserInputError(f"mixture {spec!r} names a kind twice")
     total = sum(w for _, w in parts)
     return [(k, w / total) for k, w in parts]
 
@@ -49,16 +50,16 @@ def component_seed(seed: int, index: int) -> int:
 
 
 def build_mixed(task: Task, *, size: int, seed: int, num_envs: int, mix: str | None = None,
-                progress: Callable[[int], None] | None = None) -> tuple[EpisodeArrays, dict[str, Any]]:
-    from d4rl_lite.datasets.builders import BUILDERS
-
+                progress: Callable[[int], None] | None = None,
+                components: dict[str, Any]) -> tuple[EpisodeArrays, dict[str, Any]]:
+    """A mixture of the kinds ``components`` (the task domain's builders, by kind) can build."""
     if not mix:
-        raise ValueError("a mixed dataset needs its mixture: --mix KIND:WEIGHT,... (e.g. random:0.5,medium:0.3,expert:0.2)")
+        raise UserInputError("a mixed dataset needs its mixture: --mix KIND:WEIGHT,... (e.g. random:0.5,medium:0.3,expert:0.2)")
     parts = parse_mix(mix)
-    usable = {k: b for k, b in BUILDERS[task.domain].items() if k != "mixed"}
+    usable = {k: b for k, b in components.items() if k != "mixed"}
     for kind, _ in parts:
         if kind not in usable:
-            raise ValueError(f"mixture kind {kind!r} cannot be built for {task.name}; usable kinds: {', '.join(sorted(usable))}")
+            raise UserInputError(f"mixture kind {kind!r} cannot be built for {task.name}; usable kinds: {', '.join(sorted(usable))}")
     sizes = split_sizes(size, [w for _, w in parts])
     arrays, recipes = [], []
     for i, ((kind, weight), n) in enumerate(zip(parts, sizes)):
