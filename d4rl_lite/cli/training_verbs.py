@@ -47,6 +47,10 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                          "population, e.g. --sweep cql_weight=1,5,10; only scalar settings the algorithm lists as "
                          "sweepable (d4rl-lite settings ALGO); each member's run directory and config hold its values")
     sp.add_argument("--device", default=train_defaults.device, help=DEVICE_HELP)
+    sp.add_argument("--threads", type=int, default=train_defaults.threads,
+                    help=f"CPU threads for the updates (default {train_defaults.threads}: small networks gain nothing "
+                         "from more, and lose much when another process shares the cores; recorded in the run's "
+                         "config, not part of its identity)")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="algorithm settings, e.g. --set cql_weight=10 --set hidden=256,256")
     sp.add_argument("--eval-every", type=int, default=train_defaults.eval_every,
@@ -130,7 +134,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     member_settings = [c for c in combos for _ in seeds]
     tc = TrainConfig(steps=args.steps, seed=seeds[0], device=args.device, log_every=args.log_every,
                      eval_every=args.eval_every, eval_episodes=args.eval_episodes,
-                     checkpoint_every=args.checkpoint_every, wandb=args.wandb, precision=args.precision)
+                     checkpoint_every=args.checkpoint_every, wandb=args.wandb, precision=args.precision,
+                     threads=args.threads)
     if (args.seeds or sweeps) and args.run_dir:
         name = dataset.metadata.get("name", "dataset")
         run_dirs = [Path(args.run_dir) / default_run_dir(args.algo, name, s, m).name
