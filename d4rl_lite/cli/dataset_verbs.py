@@ -45,6 +45,10 @@ def add_build(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--num-envs", type=int, default=8, help="environment copies stepped together (default 8)")
     sp.add_argument("--force", action="store_true", help="replace an existing dataset of that name")
     sp.add_argument("--mix", metavar="SPEC", help="mixed datasets: weighted kinds, e.g. random:0.5,medium:0.3,expert:0.2")
+    sp.add_argument("--subsample", metavar="MODE:SIZE",
+                    help="keep whole episodes of NAME by collection order or at random: first:0.1, last:20000, "
+                         "random:0.1 (a fraction or a number of transitions); the result has a name of its own, "
+                         "e.g. hopper-full-replay-first10pct-v0")
     sp.add_argument("--set", action="append", metavar="KNOB=VALUE",
                     help="builder knobs, e.g. human: --set reaction_delay=5 --set pause_prob=0.02")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -79,7 +83,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = [d for d in catalogue() if not TASKS[d.task].variant_of]
     width = max(len(d.alias) for d in rows) + 2
     for d in rows:
-        status = "built" if is_built(d, args.root) else ("buildable" if builder_for(d) else "no builder yet")
+        builder = builder_for(d)
+        status = ("built" if is_built(d, args.root) else "no builder yet" if builder is None
+                  else builder.missing_source(TASKS[d.task]) or "buildable")
         print(f"  {d.alias:<{width}}{status}")
     if variants:
         print("  and every maze kind for each single-task variant: pointmaze-medium-task3-stitch-v0 is built "
@@ -154,7 +160,7 @@ def _print_pictures(ds: Any, task: Any, plot_arg: str | None) -> None:
 def cmd_build(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from d4rl_lite.datasets.builders import build_dataset, builder_for, built_as_asked
+    from d4rl_lite.datasets.builders import build_dataset, builder_for, built_as_asked, subsample_name
     from d4rl_lite.datasets.card import format_card
     from d4rl_lite.datasets.catalogue import parse_dataset_name
     from d4rl_lite.datasets.locations import dataset_dir_for_id
@@ -164,6 +170,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     options = parse_settings(args.set)
     if args.mix:
         options["mix"] = args.mix
+    if args.subsample:  # the subsample's own name from here on
+        args.name = subsample_name(args.name, args.subsample).alias
     builder = builder_for(parse_dataset_name(args.name))
     if not args.force and built_as_asked(args.name, args.size, args.seed, options, args.root):
         path = dataset_dir_for_id(parse_dataset_name(args.name).dataset_id, args.root)

@@ -39,6 +39,10 @@ def add_export_behavior(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--run-dir", metavar="DIR", help="training run directory (default: as train-behavior)")
     sp.add_argument("--episodes", type=int, default=100, help="episodes per measurement (default 100)")
     sp.add_argument("--zoo", metavar="DIR", help="export elsewhere than the package zoo (then ref_max is not stored)")
+    sp.add_argument("--full-replay", action="store_true",
+                    help="commit the run's whole replay up to its expert-level step (the best of its ladder by the "
+                         "rule experts are picked with), and that step's actor as the online agent: the source of "
+                         "TASK-full-replay-v0; the committed policies stay")
     sp.add_argument("--replay-only", action="store_true",
                     help="commit only the run's replay buffer (the source of medium-replay), e.g. from a re-run "
                          "of the recipe, up to its first evaluation at or above the committed medium "
@@ -86,6 +90,15 @@ def cmd_export_behavior(args: argparse.Namespace) -> int:
     from d4rl_lite.production.export import export_behavior
 
     run = args.run_dir or default_run_dir(args.task, args.seed)
+    if args.full_replay:
+        from d4rl_lite.production.full_replay import export_full_replay
+
+        dest = export_full_replay(args.task, run, zoo_root=args.zoo, episodes=args.episodes)
+        block = json.loads((dest / "card.json").read_text())["full_replay"]
+        agent = block["online_agent"]
+        print(f"full replay of {run}: steps 0-{block['steps']:,} ({block['packed_bytes'] / 2**20:.1f} MB packed) exported "
+              f"to {dest / 'full_replay'}; online agent (step {agent['step']:,}): {agent['normalized_score']:.1f} normalized")
+        return 0
     if args.replay_only:
         from d4rl_lite.production.export import export_replay
 

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from d4rl_lite.datasets.subsample import Subsample, split_kind
 from d4rl_lite.errors import DatasetNotFoundError, UnknownNameError
 from d4rl_lite.tasks import TASKS, get_task
 
@@ -20,6 +21,7 @@ KINDS: dict[str, dict[str, str]] = {
         "medium": "stochastic behaviour policy at about 1/3 of expert return",
         "expert": "stochastic expert behaviour policy",
         "medium-replay": "experience collected while the behaviour policy trained up to medium",
+        "full-replay": "the whole experience of one behaviour-training run, from its first step to its expert-level step",
         "medium-expert": "medium and expert together",
         "human": "human-like: reaction delay, smoothing, correlated noise, pauses, corrected mistakes",
         "mixed": "weighted mixture of other kinds (--mix random:0.5,medium:0.3,expert:0.2)",
@@ -55,8 +57,15 @@ class DatasetName:
 
     @property
     def base_kind(self) -> str:
-        """``mixed-<label>`` datasets are built by the ``mixed`` builder."""
-        return "mixed" if self.kind.startswith("mixed-") else self.kind
+        """The kind whose builder makes it: ``mixed-<label>`` datasets the ``mixed`` builder, a subsample
+        (``full-replay-first10pct``) its dataset's kind."""
+        kind = split_kind(self.kind)[0]
+        return "mixed" if kind.startswith("mixed-") else kind
+
+    @property
+    def subsample(self) -> Subsample | None:
+        """The part of its kind's dataset this one keeps (``datasets/subsample.py``), or None."""
+        return split_kind(self.kind)[1]
 
     @property
     def alias(self) -> str:
@@ -115,7 +124,12 @@ _MIXED_LABEL = re.compile(r"^mixed-[a-z0-9_]+$")
 
 def _known_kind(kind: str | None, domain: str) -> bool:
     """A kind of the domain, or ``mixed-<label>`` (several named mixtures of one task)."""
-    return kind is not None and (kind in KINDS.get(domain, {}) or bool(_MIXED_LABEL.match(kind)))
+    if kind is None:
+        return False
+    base, sub = split_kind(kind)
+    if sub is not None:  # a subsample of a kind: full-replay-first10pct
+        return _known_kind(base, domain)
+    return kind in KINDS.get(domain, {}) or bool(_MIXED_LABEL.match(kind))
 
 
 def looks_like_path(name: str | os.PathLike) -> bool:

@@ -16,6 +16,7 @@ from d4rl_lite.datasets.builders.human import DEFAULT_HUMAN_SIZE, build_human
 from d4rl_lite.datasets.builders.mixed import build_mixed
 from d4rl_lite.datasets.builders.policy import build_expert, build_medium, build_medium_expert
 from d4rl_lite.datasets.builders.random import build_random
+from d4rl_lite.datasets.builders.full_replay import build_full_replay, full_replay_missing
 from d4rl_lite.datasets.builders.replay import build_medium_replay
 from d4rl_lite.datasets.catalogue import DatasetName, parse_dataset_name
 from d4rl_lite.datasets.episodes import EpisodeArrays
@@ -38,6 +39,12 @@ class Builder:
     build: BuilderFn
     default_size: int | None = DEFAULT_SIZE  # None: the source decides (medium-replay: the whole replay)
     options: tuple[str, ...] = ()  # keyword options it accepts (--mix, --set knob=value)
+    # Whether its source is here for a task (None: always): a full replay exists only where one was exported.
+    source_for: Callable[[Task], str | None] | None = None
+
+    def missing_source(self, task: Task) -> str | None:
+        """Why this kind cannot be built for ``task`` on this machine, or None when it can."""
+        return self.source_for(task) if self.source_for else None
 
 
 HUMAN_KNOBS = ("reaction_delay", "smoothing", "noise_sigma", "noise_correlation", "pause_prob", "pause_length",
@@ -51,6 +58,7 @@ BUILDERS: dict[str, dict[str, Builder]] = {
         "expert": Builder("expert", build_expert),
         "medium-expert": Builder("medium-expert", build_medium_expert, default_size=2 * DEFAULT_SIZE),
         "medium-replay": Builder("medium-replay", build_medium_replay, default_size=None),
+        "full-replay": Builder("full-replay", build_full_replay, default_size=None, source_for=full_replay_missing),
         "human": Builder("human", build_human, default_size=DEFAULT_HUMAN_SIZE, options=HUMAN_KNOBS),
         "mixed": Builder("mixed", lambda task, **kw: _build_mixed(task, **kw), options=("mix",)),
     },
@@ -105,6 +113,7 @@ def build_dataset(
     overwrite: bool = False,
     num_envs: int = 8,
     progress: Callable[[int], None] | None = None,
+    subsample: str | None = None,
     **options: Any,
 ) -> Path:
     """Generate catalogue dataset ``name`` (alias or Minari id) and write it; return its directory.
@@ -113,7 +122,7 @@ def build_dataset(
     maze human 50k; medium-replay the whole replay). ``options`` go to the builder: ``mix="random:0.5,expert:0.5"``
     for mixed datasets, human-profile knobs (``reaction_delay=5``, ...) for human ones.
     """
-    dname = parse_dataset_name(name)
+    dname = subsample_name(name, subsample) if subsample else parse_dataset_name(name)
     builder = builder_for(dname)
     task: Task = get_task(dname.task)
     if builder is None:
@@ -192,8 +201,24 @@ def _what_differs(dname: DatasetName, size: int | None, seed: int, options: dict
                      if built.get(k) != asked.get(k)) or "recipe"
 
 
+def subsample_name(name: str, spec: str) -> DatasetName:
+    """The catalogue name of ``name``'s subsample ``spec`` (``first:0.1`` -> ``...-first10pct-v0``)."""
+    from d4rl_lite.datasets.subsample import Subsample
+
+    base = parse_dataset_name(name)
+    if base.subsample is not None:
+        raise UserInputError(f"{name} is a subsample already; subsample {base.task}-{base.base_kind}-v{base.version} instead")
+    return DatasetName(base.task, f"{base.kind}-{Subsample.parse(spec).label}", base.version)
+
+
 def _build_locked(dname, builder, task, size, seed, root, overwrite, num_envs, progress, options) -> Path:
     raw, recipe = builder.build(task, size=size, seed=seed, num_envs=num_envs, progress=progress, **options)
+    if dname.subsample is not None:  # whole episodes by collection order or at random, seeded by the build's seed
+        raw, recipe["subsample"] = dname.subsample.apply(raw, seed)
+        recipe["description"] = f"{recipe.get('description', dname.base_kind)}; subsample {dname.subsample.spec}"
+        recipe.setdefault("card", {})["subsample"] = (
+            f"{dname.subsample.spec}: {recipe['subsample']['kept_episodes']:,} of {recipe['subsample']['of_episodes']:,} "
+            f"episodes ({recipe['subsample']['kept_transitions']:,} of {recipe['subsample']['of_transitions']:,} transitions)")
     card_extras = recipe.pop("card", {})
     ours = {
         "name": dname.alias,
