@@ -82,47 +82,46 @@ class Suite:
         return suite
 
     def validate(self) -> None:
-        from d4rl_lite.algorithms import ALGORITHMS, get_algorithm
-        from d4rl_lite.algorithms.settings import make_config, setting_targets
-        from d4rl_lite.datasets.catalogue import parse_dataset_name
-        from d4rl_lite.paths import path_name
-        from d4rl_lite.tasks import get_task
+        """Refuse, with one line, a suite whose fields have the wrong type or range, that names what
+        does not exist, or sets what no algorithm it runs takes; "all" algorithms become their names."""
+        from d4rl_lite.algorithms import ALGORITHMS
 
         if self.algorithms == "all":  # every registered offline algorithm (not naive baselines)
             self.algorithms = sorted(n for n, cls in ALGORITHMS.items() if not cls.naive_baseline)
+        self._check_fields()
+        # Algorithms its imports register are checked once the imports have run (``run_suite``).
+        known = [a for a in self.algorithms if a in ALGORITHMS or not self.imports]
+        self._check_names(known)
+        self._check_shared_settings(known)
+        self._check_own_settings(known)
 
-        def need(ok: bool, what: str) -> None:
-            if not ok:
-                raise UserInputError(f"suite {self.name!r}: {what}; see d4rl_lite/benchmark/suites.py for the format")
+    def _need(self, ok: bool, what: str) -> None:
+        if not ok:
+            raise UserInputError(f"suite {self.name!r}: {what}; see d4rl_lite/benchmark/suites.py for the format")
 
-        def whole(v: Any, low: int) -> bool:
-            return isinstance(v, int) and not isinstance(v, bool) and v >= low
+    def _name_of(self, value: Any, what: str) -> None:
+        """``value`` names a results directory: it must stay inside."""
+        from d4rl_lite.paths import path_name
 
-        def name_of(value: Any, what: str) -> None:  # it names a results directory: it must stay inside
-            try:
-                path_name(value, what)
-            except UserInputError as e:
-                raise UserInputError(f"suite {self.name!r}: {e}") from None
+        try:
+            path_name(value, what)
+        except UserInputError as e:
+            raise UserInputError(f"suite {self.name!r}: {e}") from None
 
-        name_of(self.name, "name")
+    def _check_fields(self) -> None:
+        """Each field's type and range, as the file format says."""
+        need = self._need
+        self._name_of(self.name, "name")
         need(isinstance(self.algorithms, list) and all(isinstance(a, str) for a in self.algorithms),
              "algorithms must be a list of names")
         need(isinstance(self.datasets, dict) and all(isinstance(v, dict) for v in self.datasets.values()),
              "datasets must map names to {\"size\": N, \"seed\": S} objects")
         for name, spec in self.datasets.items():
-            unknown = sorted(set(spec) - set(DATASET_KEYS))
-            need(not unknown, f"dataset {name} has unknown key(s) {', '.join(map(repr, unknown))} "
-                              f"(a dataset takes {', '.join(DATASET_KEYS)})")
-            need(spec.get("size") is None or whole(spec.get("size"), 1), "a dataset's size must be a whole number >= 1")
-            need(whole(spec.get("seed", 0), 0), "a dataset's seed must be a whole number >= 0")
-            for key in ("steps", "eval_every"):
-                need(whole(spec.get(key, 1), 1), f"dataset {name}'s {key} must be a whole number >= 1")
-            need(isinstance(spec.get("settings", {}), dict) and all(isinstance(v, dict) for v in spec.get("settings", {}).values()),
-                 f"dataset {name}'s settings must map algorithm names (or \"all\") to objects")
-        need(isinstance(self.seeds, list) and all(whole(x, 0) for x in self.seeds), "seeds must be a list of whole numbers >= 0")
+            self._check_dataset_entry(name, spec)
+        need(isinstance(self.seeds, list) and all(_whole(x, 0) for x in self.seeds), "seeds must be a list of whole numbers >= 0")
         for key in ("steps", "eval_every", "log_every", "checkpoint_every"):
-            need(whole(getattr(self, key), 1), f"{key} must be a whole number >= 1")
-        need(self.eval_episodes is None or whole(self.eval_episodes, 1), "eval_episodes must be a whole number >= 1")
+            need(_whole(getattr(self, key), 1), f"{key} must be a whole number >= 1")
+        need(self.eval_episodes is None or _whole(self.eval_episodes, 1), "eval_episodes must be a whole number >= 1")
         need(isinstance(self.settings, dict) and all(isinstance(v, dict) for v in self.settings.values()),
              "settings must map algorithm names (or \"all\") to objects")
         need(isinstance(self.imports, list) and all(suite_checks.is_module_name(m) for m in self.imports),
@@ -137,32 +136,66 @@ class Suite:
                  f"patterns must be a list of validity checks ({', '.join(known)})")
         if not self.algorithms or not self.datasets or not self.seeds:
             raise UserInputError(f"suite {self.name!r} needs algorithms, datasets and seeds")
-        # Algorithms its imports register are checked once the imports have run (``run_suite``).
-        known = [a for a in self.algorithms if a in ALGORITHMS or not self.imports]
+
+    def _check_dataset_entry(self, name: str, spec: dict[str, Any]) -> None:
+        """One dataset's entry: only the keys a dataset takes, each of its type and range."""
+        need = self._need
+        unknown = sorted(set(spec) - set(DATASET_KEYS))
+        need(not unknown, f"dataset {name} has unknown key(s) {', '.join(map(repr, unknown))} "
+                          f"(a dataset takes {', '.join(DATASET_KEYS)})")
+        need(spec.get("size") is None or _whole(spec.get("size"), 1), "a dataset's size must be a whole number >= 1")
+        need(_whole(spec.get("seed", 0), 0), "a dataset's seed must be a whole number >= 0")
+        for key in ("steps", "eval_every"):
+            need(_whole(spec.get(key, 1), 1), f"dataset {name}'s {key} must be a whole number >= 1")
+        need(isinstance(spec.get("settings", {}), dict) and all(isinstance(v, dict) for v in spec.get("settings", {}).values()),
+             f"dataset {name}'s settings must map algorithm names (or \"all\") to objects")
+
+    def _check_names(self, known: list[str]) -> None:
+        """Algorithm and dataset names that exist and make safe directory names; the ``known``
+        algorithms' own settings exist in their configs; ``only_on`` names the suite's own."""
+        from d4rl_lite.algorithms import get_algorithm
+        from d4rl_lite.algorithms.settings import make_config
+        from d4rl_lite.datasets.catalogue import parse_dataset_name
+
         for algo in self.algorithms:
-            name_of(algo, "algorithm")
+            self._name_of(algo, "algorithm")
         for algo in known:
             make_config(get_algorithm(algo).Config, self.algo_settings(algo))  # unknown names/keys raise here
         for name in self.datasets:
             parse_dataset_name(name)
-            name_of(name, "dataset (its catalogue name, e.g. hopper-random-v0)")
-        need(isinstance(self.only_on, dict) and all(
+            self._name_of(name, "dataset (its catalogue name, e.g. hopper-random-v0)")
+        self._need(isinstance(self.only_on, dict) and all(
             a in self.algorithms and isinstance(ds, list) and ds and all(d in self.datasets for d in ds)
             for a, ds in self.only_on.items()),
             "only_on must map algorithms of the suite to non-empty lists of its datasets")
-        # An "all" key no registered algorithm has is a misspelling. (One that only algorithms outside
-        # the suite have is fine: a suite narrowed to some of its algorithms keeps its settings.)
+
+    def _check_shared_settings(self, known: list[str]) -> None:
+        """An "all" key no registered algorithm has is a misspelling. (One that only algorithms outside
+        the suite have is fine: a suite narrowed to some of its algorithms keeps its settings.)"""
+        from d4rl_lite.algorithms import ALGORITHMS
+        from d4rl_lite.algorithms.settings import setting_targets
+
         for where, settings in [("settings", self.settings)] + [
                 (f"dataset {name}'s settings", spec.get("settings", {})) for name, spec in self.datasets.items()]:
             for key in settings.get("all", {}):
-                need(len(known) < len(self.algorithms) or any(setting_targets(cls.Config, key) for cls in ALGORITHMS.values()),
-                     f"{where}.all has {key!r}, which no algorithm has (`d4rl-lite settings ALGO` lists them)")
+                self._need(len(known) < len(self.algorithms)
+                           or any(setting_targets(cls.Config, key) for cls in ALGORITHMS.values()),
+                           f"{where}.all has {key!r}, which no algorithm has (`d4rl-lite settings ALGO` lists them)")
+
+    def _check_own_settings(self, known: list[str]) -> None:
+        """Settings only for algorithms the suite runs; on each dataset, every shared setting reaches
+        a field of each ``known`` algorithm and its networks fit the task (``suite_checks``)."""
+        from d4rl_lite.algorithms import get_algorithm
+        from d4rl_lite.algorithms.settings import make_config
+        from d4rl_lite.datasets.catalogue import parse_dataset_name
+        from d4rl_lite.tasks import get_task
+
         unknown = set(self.settings) - set(self.algorithms) - {"all"}
         if unknown:
             raise UserInputError(f"suite {self.name!r} has settings for algorithms it does not run: {sorted(unknown)}")
         for name, spec in self.datasets.items():
             unknown = set(spec.get("settings", {})) - set(self.algorithms) - {"all"}
-            need(not unknown, f"dataset {name} has settings for algorithms the suite does not run: {sorted(unknown)}")
+            self._need(not unknown, f"dataset {name} has settings for algorithms the suite does not run: {sorted(unknown)}")
             for algo in known:
                 if name not in self.only_on.get(algo, [name]):
                     continue
@@ -205,6 +238,11 @@ class Suite:
     def runs(self) -> list[tuple[str, str, int]]:
         """Every (algorithm, dataset, seed) of the suite, datasets outermost."""
         return planned_runs(self.algorithms, self.datasets, self.seeds, self.only_on)
+
+
+def _whole(v: Any, low: int) -> bool:
+    """A whole number (not a bool) of at least ``low``."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
 
 
 def planned_runs(algorithms: list[str], datasets: list[str], seeds: list[int],

@@ -78,6 +78,20 @@ def score_table(records: list[dict[str, Any]], expected: list[str] | None = None
     ``planned``: every run id the suite plans, when known; an algorithm it plans on some of a
     domain's datasets only is left out of that domain's average.
     """
+    rows = _run_rows(records)
+    rows += _missing_rows(rows, expected or [])
+    data_scores = _data_scores(records)
+    rows += [{"dataset": d, "algorithm": DATA, "metric": "data", "seeds": 0, "steps": 0, "final_mean": v,
+              "final_std": float("nan"), "best_mean": v, "best_std": float("nan")} for d, v in data_scores.items()]
+    rows.sort(key=lambda r: (r["dataset"], r["algorithm"] != DATA, r["algorithm"]))
+    rows += _single_task_means(rows)
+    rows += _domain_means(rows, data_scores, {_cell(run) for run in planned} if planned is not None else None)
+    return rows
+
+
+def _run_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A row per (dataset, column) of the runs: final and best score, mean and std over its seeds,
+    normalized when every run has the normalized score, else raw."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         groups[(r["dataset"], column_name(r))].append(r)
@@ -92,31 +106,46 @@ def score_table(records: list[dict[str, Any]], expected: list[str] | None = None
                      "best_mean": float(best.mean()), "best_std": float(best.std())})
         if all(SUCCESS in r["final"] for r in runs):  # goal tasks: the unit the validity checks read
             rows[-1]["success_mean"] = 100 * float(np.mean([r["final"][SUCCESS] for r in runs]))
+    return rows
+
+
+def _missing_rows(rows: list[dict[str, Any]], expected: list[str]) -> list[dict[str, Any]]:
+    """A "missing" row for each (dataset, algorithm) of the ``expected`` run ids that has no row."""
     present = {(r["dataset"], r["algorithm"]) for r in rows}
-    for run in expected or []:
+    missing = []
+    for run in expected:
         algo, dataset = _cell(run)
         if (dataset, algo) not in present:
             present.add((dataset, algo))
-            rows.append({"dataset": dataset, "algorithm": algo, "metric": "missing", "seeds": 0, "steps": 0,
-                         "final_mean": float("nan"), "final_std": float("nan"),
-                         "best_mean": float("nan"), "best_std": float("nan")})
+            missing.append({"dataset": dataset, "algorithm": algo, "metric": "missing", "seeds": 0, "steps": 0,
+                            "final_mean": float("nan"), "final_std": float("nan"),
+                            "best_mean": float("nan"), "best_std": float("nan")})
+    return missing
+
+
+def _data_scores(records: list[dict[str, Any]]) -> dict[str, float]:
+    """{dataset: the data's own normalized score}, as the first run on it that recorded one has it."""
     data_scores: dict[str, float] = {}
     for r in records:
         value = (r.get("data") or {}).get("normalized_return")
         if value is not None:
             data_scores.setdefault(r["dataset"], float(value))
-    rows += [{"dataset": d, "algorithm": DATA, "metric": "data", "seeds": 0, "steps": 0, "final_mean": v,
-              "final_std": float("nan"), "best_mean": v, "best_std": float("nan")} for d, v in data_scores.items()]
-    rows.sort(key=lambda r: (r["dataset"], r["algorithm"] != DATA, r["algorithm"]))
-    rows += _single_task_means(rows)
-    # A domain average compares algorithms only over the datasets every one of them has a row for.
-    # An algorithm the suite runs on some datasets only (its only_on) is not in the average, so that
-    # it does not shrink everyone's to its few datasets.
-    normalized = [r for r in rows if r["metric"] == "normalized"]
-    wanted = {_cell(run) for run in planned} if planned is not None else None
+    return data_scores
+
+
+def _domain_means(rows: list[dict[str, Any]], data_scores: dict[str, float],
+                  wanted: set[tuple[str, str]] | None) -> list[dict[str, Any]]:
+    """Per domain, the mean of each algorithm's normalized rows (and of the data's scores).
+
+    A domain average compares algorithms only over the datasets every one of them has a row for.
+    An algorithm the suite runs on some datasets only (not in its planned cells ``wanted``) is not in
+    the average, so that it does not shrink everyone's to its few datasets.
+    """
     by_domain: dict[str, dict[str, dict[str, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
-    for row in normalized:
-        by_domain[_domain(row["dataset"])][row["dataset"]][row["algorithm"]] = row
+    for row in rows:
+        if row["metric"] == "normalized":
+            by_domain[_domain(row["dataset"])][row["dataset"]][row["algorithm"]] = row
+    out = []
     for domain, per_dataset in sorted(by_domain.items()):
         present = sorted({a for cells in per_dataset.values() for a in cells})
         partial = [a for a in present if wanted is not None and any((a, d) not in wanted for d in per_dataset)]
@@ -130,15 +159,18 @@ def score_table(records: list[dict[str, Any]], expected: list[str] | None = None
         label = f"{domain} average ({count_label(len(shared), 'dataset')}" + "".join(f"; {n}" for n in notes) + ")"
         if all(d in data_scores for d in shared):
             mean = float(np.mean([data_scores[d] for d in shared]))
-            rows.append({SUMMARY: True, "dataset": label, "algorithm": DATA, "metric": "data", "seeds": 0, "steps": 0, "final_mean": mean,
-                         "final_std": float("nan"), "best_mean": mean, "best_std": float("nan")})
-        for algo in algos:
-            rs = [per_dataset[d][algo] for d in shared]
-            rows.append({SUMMARY: True, "dataset": label, "algorithm": algo, "metric": "normalized",
-                         "seeds": min(r["seeds"] for r in rs), "steps": min(r["steps"] for r in rs),
-                         "final_mean": float(np.mean([r["final_mean"] for r in rs])), "final_std": float("nan"),
-                         "best_mean": float(np.mean([r["best_mean"] for r in rs])), "best_std": float("nan")})
-    return rows
+            out.append({SUMMARY: True, "dataset": label, "algorithm": DATA, "metric": "data", "seeds": 0, "steps": 0,
+                        "final_mean": mean, "final_std": float("nan"), "best_mean": mean, "best_std": float("nan")})
+        out += [_mean_row(label, algo, "normalized", [per_dataset[d][algo] for d in shared]) for algo in algos]
+    return out
+
+
+def _mean_row(label: str, algo: str, metric: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A summary row ``label`` of ``algo``: the mean of ``rows``' scores, their fewest seeds and steps."""
+    return {SUMMARY: True, "dataset": label, "algorithm": algo, "metric": metric,
+            "seeds": min(r["seeds"] for r in rows), "steps": min(r["steps"] for r in rows),
+            "final_mean": float(np.mean([r["final_mean"] for r in rows])), "final_std": float("nan"),
+            "best_mean": float(np.mean([r["best_mean"] for r in rows])), "best_std": float("nan")}
 
 
 def _single_task_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -157,11 +189,7 @@ def _single_task_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         label = f"{base}-{kind}-v{version} (mean of {len(tasks)} tasks)"
         for algo, cells in sorted(per_algo.items()):
             if set(cells) == set(tasks):
-                rs = list(cells.values())
-                out.append({SUMMARY: True, "dataset": label, "algorithm": algo, "metric": "task mean",
-                            "seeds": min(r["seeds"] for r in rs), "steps": min(r["steps"] for r in rs),
-                            "final_mean": float(np.mean([r["final_mean"] for r in rs])), "final_std": float("nan"),
-                            "best_mean": float(np.mean([r["best_mean"] for r in rs])), "best_std": float("nan")})
+                out.append(_mean_row(label, algo, "task mean", list(cells.values())))
     return out
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,18 +89,28 @@ def diverged_records(results_dir: Path, algorithm: str) -> list[dict[str, Any]]:
 
 def run_values(spec: dict[str, Any], records: list[dict[str, Any]], results_dir: Path) -> dict[tuple[str, str], list[float]]:
     """{(algorithm, dataset): the per-seed values the check compares}, seeds in order."""
+    value_of = CHECK_KINDS[spec["check"]].value
     cells: dict[tuple[str, str], list[float]] = defaultdict(list)
     for r in sorted(records, key=lambda r: (r["algorithm"], r["dataset"], r["train"]["seed"])):
         if r.get("sweep"):
             continue  # a sweep member is not the algorithm at its settings
-        if spec["check"] == "overestimation":
-            if r["algorithm"] in (spec["naive"], spec["conservative"]):
-                ratio = overestimation(r, results_dir)
-                if ratio is not None:
-                    cells[(r["algorithm"], r["dataset"])].append(ratio)
-        elif spec["metric"] in r["final"] and np.isfinite(r["final"][spec["metric"]]):
-            cells[(r["algorithm"], r["dataset"])].append(float(r["final"][spec["metric"]]) * spec.get("scale", 1))
+        value = value_of(spec, r, results_dir)
+        if value is not None:
+            cells[(r["algorithm"], r["dataset"])].append(value)
     return cells
+
+
+def _final_metric(spec: dict[str, Any], record: dict[str, Any], results_dir: Path) -> float | None:
+    """The run's final ``metric`` in the check's unit (times its ``scale``), None if not finite or not recorded."""
+    final = record["final"]
+    if spec["metric"] in final and np.isfinite(final[spec["metric"]]):
+        return float(final[spec["metric"]]) * spec.get("scale", 1)
+    return None
+
+
+def _overestimation_of_compared(spec: dict[str, Any], record: dict[str, Any], results_dir: Path) -> float | None:
+    """The run's ``overestimation`` when it is of the naive or the conservative algorithm."""
+    return overestimation(record, results_dir) if record["algorithm"] in (spec["naive"], spec["conservative"]) else None
 
 
 def _interval(func: Any, matrices: list[np.ndarray]) -> tuple[float, float, float]:
@@ -118,88 +130,155 @@ def _interval(func: Any, matrices: list[np.ndarray]) -> tuple[float, float, floa
 
 def evaluate_pattern(pattern_id: str, spec: dict[str, Any], records: list[dict[str, Any]], results_dir: Path,
                      min_seeds: int = MIN_SEEDS) -> dict[str, Any]:
-    """One check on the runs of a results directory: its effect, interval and verdict."""
-    check = spec["check"]
+    """One check on the runs of a results directory: its effect, interval and verdict, judged as
+    the check's kind (its ``check`` in patterns.json) says: ``CHECK_KINDS``."""
+    kind = CHECK_KINDS[spec["check"]]
     datasets = applicable(spec, sorted({r["dataset"] for r in records}))
-    out: dict[str, Any] = {"id": pattern_id, "claim": spec["claim"], "source": spec["source"], "check": check,
+    out: dict[str, Any] = {"id": pattern_id, "claim": spec["claim"], "source": spec["source"], "check": spec["check"],
                            "datasets": datasets, "unit": spec["unit"], "threshold": spec["threshold"]}
-    stopped = diverged_records(results_dir, spec["naive"]) if check == "overestimation" else []
+    stopped = kind.stopped_runs(spec, results_dir)
     cells = run_values(spec, records + stopped, results_dir)
-    algos = {"better": lambda: [spec["baseline"], *spec["treatment"]], "near_data": lambda: [spec["algorithm"]],
-             "overestimation": lambda: [spec["naive"], spec["conservative"]]}[check]()
+    algos = kind.algorithms(spec)
     out["cells"] = {a: {d: float(np.mean(cells[(a, d)])) for d in datasets if cells.get((a, d))} for a in algos}
     out["seeds"] = {a: {d: len(cells.get((a, d), [])) for d in datasets} for a in algos}
-
-    def not_enough(reason: str) -> dict[str, Any]:
-        return {**out, "effect": None, "low": None, "high": None, "verdict": NOT_ENOUGH, "reason": reason}
-
+    evidence = _Evidence(spec, out, datasets, cells, records, stopped, results_dir, min_seeds)
     if not datasets:
-        return not_enough(f"the suite has no dataset of kind {', '.join(spec['kinds'])}")
-    if check == "better":
-        present = [t for t in spec["treatment"] if all(len(cells.get((t, d), [])) >= min_seeds for d in datasets)]
-        short = [f"{a} on {d}" for a in [spec["baseline"], *present] for d in datasets if len(cells.get((a, d), [])) < min_seeds]
-        if short or not present:
-            return not_enough("fewer than %d seeds: %s" % (min_seeds, ", ".join(short) if short else
-                                                           f"none of {', '.join(spec['treatment'])} ran"))
-        n = min(len(cells[(a, d)]) for a in [spec["baseline"], *present] for d in datasets)
-        base = np.array([[cells[(spec["baseline"], d)][s] for d in datasets] for s in range(n)])
-        treats = [np.array([[cells[(t, d)][s] for d in datasets] for s in range(n)]) for t in present]
+        return evidence.not_enough(f"the suite has no dataset of kind {', '.join(spec['kinds'])}")
+    return kind.judge(evidence)
 
-        def effect(b: np.ndarray, *ts: np.ndarray) -> float:
-            return float((np.max([t.mean(0) for t in ts], axis=0) - b.mean(0)).mean())
 
-        point, low, high = _interval(effect, [base, *treats])
-        verdict = REPRODUCED if low > spec["threshold"] else NOT_REPRODUCED
-        reason = (f"best of {', '.join(present)} minus {spec['baseline']}: {point:.1f} [{low:.1f}, {high:.1f}]; "
-                  f"reproduced when the interval lies above {spec['threshold']}")
-        return {**out, "effect": point, "low": low, "high": high, "verdict": verdict, "reason": reason}
-    if check == "near_data":
-        algo = spec["algorithm"]
-        data = {d: next(((r.get("data") or {}).get("normalized_return") for r in records if r["dataset"] == d
-                         and (r.get("data") or {}).get("normalized_return") is not None), None) for d in datasets}
-        if any(v is None for v in data.values()):
-            return not_enough("no data score recorded for " + ", ".join(d for d, v in data.items() if v is None)
-                              + " (runs that predate data scores, or episodes outside the task's protocol)")
-        short = [d for d in datasets if len(cells.get((algo, d), [])) < min_seeds]
-        if short:
-            return not_enough(f"fewer than {min_seeds} seeds of {algo} on {', '.join(short)}")
-        n = min(len(cells[(algo, d)]) for d in datasets)
-        runs = np.array([[cells[(algo, d)][s] for d in datasets] for s in range(n)])
-        reference = np.array([data[d] for d in datasets])
-        point, low, high = _interval(lambda m: float((m.mean(0) - reference).mean()), [runs])
-        thr = spec["threshold"]
-        verdict = REPRODUCED if -thr <= low and high <= thr else NOT_REPRODUCED
-        reason = (f"{algo} minus the data's own score: {point:.1f} [{low:.1f}, {high:.1f}]; reproduced when the "
-                  f"interval lies within ±{thr}")
-        return {**out, "effect": point, "low": low, "high": high, "data": data, "verdict": verdict, "reason": reason}
-    # overestimation
+@dataclass
+class _Evidence:
+    """What a check's judge reads: the pattern, its applicable datasets, the runs' per-seed values by
+    (algorithm, dataset), and ``base``, the verdict's fields so far (a judge may amend them)."""
+
+    spec: dict[str, Any]
+    base: dict[str, Any]
+    datasets: list[str]
+    cells: dict[tuple[str, str], list[float]]
+    records: list[dict[str, Any]]
+    stopped: list[dict[str, Any]]  # runs stopped without a result that the check counts
+    results_dir: Path
+    min_seeds: int
+
+    def seeds(self, algo: str, dataset: str) -> int:
+        return len(self.cells.get((algo, dataset), []))
+
+    def fewest_seeds(self, algos: list[str], datasets: list[str]) -> int:
+        return min(len(self.cells[(a, d)]) for a in algos for d in datasets)
+
+    def matrix(self, algo: str, datasets: list[str], n: int) -> np.ndarray:
+        """``algo``'s first ``n`` seeds x ``datasets``: what the bootstrap resamples."""
+        return np.array([[self.cells[(algo, d)][s] for d in datasets] for s in range(n)])
+
+    def not_enough(self, reason: str) -> dict[str, Any]:
+        return {**self.base, "effect": None, "low": None, "high": None, "verdict": NOT_ENOUGH, "reason": reason}
+
+    def judged(self, point: float, low: float, high: float, verdict: str, reason: str, **details: Any) -> dict[str, Any]:
+        return {**self.base, "effect": point, "low": low, "high": high, **details, "verdict": verdict, "reason": reason}
+
+
+def _judge_better(ev: _Evidence) -> dict[str, Any]:
+    """The best of the treatments minus the baseline, mean over the datasets: reproduced when its
+    interval lies above the threshold. A treatment short of seeds somewhere is left out."""
+    spec, datasets, min_seeds = ev.spec, ev.datasets, ev.min_seeds
+    present = [t for t in spec["treatment"] if all(ev.seeds(t, d) >= min_seeds for d in datasets)]
+    short = [f"{a} on {d}" for a in [spec["baseline"], *present] for d in datasets if ev.seeds(a, d) < min_seeds]
+    if short or not present:
+        return ev.not_enough("fewer than %d seeds: %s" % (min_seeds, ", ".join(short) if short else
+                                                          f"none of {', '.join(spec['treatment'])} ran"))
+    n = ev.fewest_seeds([spec["baseline"], *present], datasets)
+    base = ev.matrix(spec["baseline"], datasets, n)
+    treats = [ev.matrix(t, datasets, n) for t in present]
+
+    def effect(b: np.ndarray, *ts: np.ndarray) -> float:
+        return float((np.max([t.mean(0) for t in ts], axis=0) - b.mean(0)).mean())
+
+    point, low, high = _interval(effect, [base, *treats])
+    verdict = REPRODUCED if low > spec["threshold"] else NOT_REPRODUCED
+    reason = (f"best of {', '.join(present)} minus {spec['baseline']}: {point:.1f} [{low:.1f}, {high:.1f}]; "
+              f"reproduced when the interval lies above {spec['threshold']}")
+    return ev.judged(point, low, high, verdict, reason)
+
+
+def _judge_near_data(ev: _Evidence) -> dict[str, Any]:
+    """The algorithm minus the data's own score (recorded by its runs), mean over the datasets:
+    reproduced when its interval lies within ±threshold."""
+    spec, datasets = ev.spec, ev.datasets
+    algo = spec["algorithm"]
+    data = {d: next(((r.get("data") or {}).get("normalized_return") for r in ev.records if r["dataset"] == d
+                     and (r.get("data") or {}).get("normalized_return") is not None), None) for d in datasets}
+    if any(v is None for v in data.values()):
+        return ev.not_enough("no data score recorded for " + ", ".join(d for d, v in data.items() if v is None)
+                             + " (runs that predate data scores, or episodes outside the task's protocol)")
+    short = [d for d in datasets if ev.seeds(algo, d) < ev.min_seeds]
+    if short:
+        return ev.not_enough(f"fewer than {ev.min_seeds} seeds of {algo} on {', '.join(short)}")
+    runs = ev.matrix(algo, datasets, ev.fewest_seeds([algo], datasets))
+    reference = np.array([data[d] for d in datasets])
+    point, low, high = _interval(lambda m: float((m.mean(0) - reference).mean()), [runs])
+    thr = spec["threshold"]
+    verdict = REPRODUCED if -thr <= low and high <= thr else NOT_REPRODUCED
+    reason = (f"{algo} minus the data's own score: {point:.1f} [{low:.1f}, {high:.1f}]; reproduced when the "
+              f"interval lies within ±{thr}")
+    return ev.judged(point, low, high, verdict, reason, data=data)
+
+
+def _diverged_naive_runs(spec: dict[str, Any], results_dir: Path) -> list[dict[str, Any]]:
+    """A naive run whose |Q| passed the divergence bound was stopped and has no result: it counts with
+    its Q at that step (its divergence record keeps it), else the extreme would be left out."""
+    return diverged_records(results_dir, spec["naive"])
+
+
+def _judge_overestimation(ev: _Evidence) -> dict[str, Any]:
+    """The naive algorithm's relative over-estimation, mean over the datasets with enough seeds of
+    both, must lie above the threshold and the conservative one's below 0."""
+    spec, min_seeds = ev.spec, ev.min_seeds
     naive, conservative = spec["naive"], spec["conservative"]
-    # A naive run whose |Q| passed the divergence bound was stopped and has no result: it counts with
-    # its Q at that step (its divergence record keeps it), else the extreme would be left out.
-    counted = sum(1 for r in stopped if overestimation(r, results_dir) is not None)
-    lost = len(stopped) - counted
-    if stopped:
-        out["diverged_naive_runs"] = {"counted_at_divergence": counted, "not_counted": lost}
-    both = [d for d in datasets if len(cells.get((naive, d), [])) >= min_seeds
-            and len(cells.get((conservative, d), [])) >= min_seeds]
-    out["datasets"] = both
+    counted = sum(1 for r in ev.stopped if overestimation(r, ev.results_dir) is not None)
+    lost = len(ev.stopped) - counted
+    if ev.stopped:
+        ev.base["diverged_naive_runs"] = {"counted_at_divergence": counted, "not_counted": lost}
+    both = [d for d in ev.datasets if ev.seeds(naive, d) >= min_seeds and ev.seeds(conservative, d) >= min_seeds]
+    ev.base["datasets"] = both
     if not both:
-        return not_enough(f"no dataset with {min_seeds}+ seeds of both {naive} and {conservative} whose runs recorded "
-                          "their critic's value and their policy's discounted return at evaluation (runs that "
-                          "predate these records cannot be checked)"
-                          + (f"; {lost} {naive} run(s) diverged without a record of their Q" if lost else ""))
-    n = min(len(cells[(a, d)]) for a in (naive, conservative) for d in both)
-    mats = {a: np.array([[cells[(a, d)][s] for d in both] for s in range(n)]) for a in (naive, conservative)}
-    point, low, high = _interval(lambda m: float(m.mean()), [mats[naive]])
-    c_point, c_low, c_high = _interval(lambda m: float(m.mean()), [mats[conservative]])
+        return ev.not_enough(f"no dataset with {min_seeds}+ seeds of both {naive} and {conservative} whose runs recorded "
+                             "their critic's value and their policy's discounted return at evaluation (runs that "
+                             "predate these records cannot be checked)"
+                             + (f"; {lost} {naive} run(s) diverged without a record of their Q" if lost else ""))
+    n = ev.fewest_seeds([naive, conservative], both)
+    point, low, high = _interval(lambda m: float(m.mean()), [ev.matrix(naive, both, n)])
+    c_point, c_low, c_high = _interval(lambda m: float(m.mean()), [ev.matrix(conservative, both, n)])
     verdict = REPRODUCED if low > spec["threshold"] and c_high < 0 else NOT_REPRODUCED
     reason = (f"{naive}: its value of its policy over that policy's return by {point:+.0%} [{low:+.0%}, {high:+.0%}] (reproduced above "
               f"{spec['threshold']:+.0%}); {conservative}: {c_point:+.0%} [{c_low:+.0%}, {c_high:+.0%}] (below 0)"
               + (f"; {counted} {naive} run(s) diverged (Q beyond the bound) and count with their Q then" if counted else "")
               + (f"; {lost} {naive} run(s) diverged without a record of their Q and are not counted" if lost else ""))
-    return {**out, "effect": point, "low": low, "high": high, "naive": naive, "conservative": conservative,
-            "conservative_effect": c_point,
-            "conservative_low": c_low, "conservative_high": c_high, "verdict": verdict, "reason": reason}
+    return ev.judged(point, low, high, verdict, reason, naive=naive, conservative=conservative, conservative_effect=c_point,
+                     conservative_low=c_low, conservative_high=c_high)
+
+
+def _no_stopped_runs(spec: dict[str, Any], results_dir: Path) -> list[dict[str, Any]]:
+    return []
+
+
+@dataclass(frozen=True)
+class CheckKind:
+    """A kind of check (a pattern's ``check`` in patterns.json): what it reads of a run and how it judges."""
+
+    subject: str  # the pattern's key naming the algorithm the check is about (unnamed, it runs where that one ran)
+    algorithms: Callable[[dict[str, Any]], list[str]]  # whose cells the verdict shows
+    value: Callable[[dict[str, Any], dict[str, Any], Path], float | None]  # a run's value, None: not counted
+    judge: Callable[[_Evidence], dict[str, Any]]
+    stopped_runs: Callable[[dict[str, Any], Path], list[dict[str, Any]]] = _no_stopped_runs  # counted without a result
+
+
+CHECK_KINDS = {
+    "better": CheckKind("baseline", lambda spec: [spec["baseline"], *spec["treatment"]], _final_metric, _judge_better),
+    "near_data": CheckKind("algorithm", lambda spec: [spec["algorithm"]], _final_metric, _judge_near_data),
+    "overestimation": CheckKind("naive", lambda spec: [spec["naive"], spec["conservative"]], _overestimation_of_compared,
+                                _judge_overestimation, _diverged_naive_runs),
+}
 
 
 def check_validity(results_dir: str | Path, records: list[dict[str, Any]], names: list[str] | None = None,
@@ -211,9 +290,8 @@ def check_validity(results_dir: str | Path, records: list[dict[str, Any]], names
         raise UserInputError(f"unknown validity pattern(s) {', '.join(unknown)}; known: {', '.join(patterns)}")
     datasets, algos = sorted({r["dataset"] for r in records}), {r["algorithm"] for r in records}
     # Unnamed, a check applies where the suite has its datasets and ran the algorithm it is about.
-    about = {"better": "baseline", "near_data": "algorithm", "overestimation": "naive"}
-    chosen = names if names is not None else [p for p, spec in patterns.items()
-                                              if applicable(spec, datasets) and spec[about[spec["check"]]] in algos]
+    chosen = names if names is not None else [p for p, spec in patterns.items() if applicable(spec, datasets)
+                                              and spec[CHECK_KINDS[spec["check"]].subject] in algos]
     return [evaluate_pattern(p, patterns[p], records, Path(results_dir), min_seeds) for p in chosen]
 
 

@@ -94,6 +94,26 @@ def collect_episodes(
     policy's NumPy/BLAS threads then fighting the env worker for a core); the bytes never
     depend on it.
     """
+    horizon = _episode_horizon(task, size, num_envs, max_episode_steps)
+    # A continuing run has no time limit of its own; it is cut into episodes here.
+    envs = EnvBatch(task, num_envs, max_episode_steps=10**9 if continuing else horizon, workers=workers)
+    done = _FinishedEpisodes(size)
+    try:
+        rollout = _Rollout(task, policy, envs, seed, reset_options, horizon if continuing else None)
+        while not done.complete:
+            for episode, data in rollout.step():
+                done.add(episode, data)
+            counted = done.extend_prefix()
+            if progress and counted:
+                progress(counted)
+    finally:
+        envs.close()
+    return _concatenate(done.prefix(), size)
+
+
+def _episode_horizon(task: Task, size: int, num_envs: int, max_episode_steps: int | None) -> int:
+    """The steps an episode may run (``max_episode_steps``, default the task's horizon), after
+    refusing a request that cannot be collected."""
     if size < 1:
         raise UserInputError(f"size must be >= 1 transition, got {size}")
     if num_envs < 1:
@@ -101,51 +121,84 @@ def collect_episodes(
     horizon = max_episode_steps or task.horizon
     if horizon > task.horizon:
         raise UserInputError(f"episodes of {horizon} steps exceed the task horizon of {task.horizon}")
-    options_for = reset_options if callable(reset_options) else (lambda _i: reset_options)
-    start_episode = getattr(policy, "start_episode", None)
-    # A continuing run has no time limit of its own; it is cut into episodes here.
-    envs = EnvBatch(task, num_envs, max_episode_steps=10**9 if continuing else horizon, workers=workers)
-    finished: dict[int, dict[str, Any]] = {}
-    prefix_episodes = prefix_steps = 0  # episodes 0..prefix_episodes-1 are all finished
-    try:
-        slot_episode = np.arange(num_envs)
-        for i in range(num_envs):
-            envs.reset(i, episode_seed(seed, i), options_for(i))
-            if start_episode:
-                start_episode(i, i)
-        obs = envs.obs
-        buffers = _EpisodeBuffers(task, num_envs, obs)
-        buffers.start(np.arange(num_envs), obs)
-        next_episode = num_envs
-        while prefix_steps < size:
-            actions = np.asarray(policy(task.flatten_observation(obs)), dtype=np.float32)
-            obs, rewards, terms, truncs = envs.step(actions)
-            if continuing:
-                truncs = buffers.t + 1 >= horizon
-            buffers.step(actions, rewards, terms, truncs, obs)
-            ended = terms | truncs
-            if not ended.any():
-                continue
-            ended_slots = np.flatnonzero(ended)
-            for slot in ended_slots:
-                finished[int(slot_episode[slot])] = buffers.finish(int(slot))
-                slot_episode[slot] = next_episode
-                if not continuing:
-                    envs.reset(int(slot), episode_seed(seed, next_episode), options_for(next_episode))
-                if start_episode:
-                    start_episode(int(slot), next_episode)
-                next_episode += 1
-            obs = envs.obs
-            buffers.start(ended_slots, obs)
-            before = prefix_steps
-            while prefix_episodes in finished and prefix_steps < size:
-                prefix_steps += len(finished[prefix_episodes]["rewards"])
-                prefix_episodes += 1
-            if progress and prefix_steps > before:
-                progress(min(prefix_steps, size) - min(before, size))
-    finally:
-        envs.close()
-    return _concatenate([finished[i] for i in range(prefix_episodes)], size)
+    return horizon
+
+
+class _Rollout:
+    """The env copies stepping the policy, each running one episode index at a time: episodes
+    0..num_envs-1 first, then each copy whose episode ends takes the next index."""
+
+    def __init__(self, task: Task, policy: Policy, envs: EnvBatch, seed: int,
+                 reset_options: dict[str, Any] | Callable[[int], dict[str, Any] | None] | None, cut_at: int | None):
+        self.task, self.policy, self.envs, self.seed = task, policy, envs, seed
+        self.options_for = reset_options if callable(reset_options) else (lambda _i: reset_options)
+        self.start_episode = getattr(policy, "start_episode", None)
+        self.cut_at = cut_at  # continuing: copies are never reset, their runs cut into episodes of this many steps
+        n = envs.num_envs
+        self.slot_episode = np.arange(n)
+        for i in range(n):
+            envs.reset(i, episode_seed(seed, i), self.options_for(i))
+            if self.start_episode:
+                self.start_episode(i, i)
+        self.next_episode = n
+        self.obs = envs.obs
+        self.buffers = _EpisodeBuffers(task, n, self.obs)
+        self.buffers.start(np.arange(n), self.obs)
+
+    def step(self) -> list[tuple[int, dict[str, Any]]]:
+        """Step every copy once; return the episodes that ended, (index, arrays), their copies
+        already started on the next indices."""
+        buffers = self.buffers
+        actions = np.asarray(self.policy(self.task.flatten_observation(self.obs)), dtype=np.float32)
+        self.obs, rewards, terms, truncs = self.envs.step(actions)
+        if self.cut_at is not None:
+            truncs = buffers.t + 1 >= self.cut_at
+        buffers.step(actions, rewards, terms, truncs, self.obs)
+        ended = terms | truncs
+        if not ended.any():
+            return []
+        ended_slots = np.flatnonzero(ended)
+        finished = []
+        for slot in ended_slots:
+            finished.append((int(self.slot_episode[slot]), buffers.finish(int(slot))))
+            self.slot_episode[slot] = self.next_episode
+            if self.cut_at is None:
+                self.envs.reset(int(slot), episode_seed(self.seed, self.next_episode), self.options_for(self.next_episode))
+            if self.start_episode:
+                self.start_episode(int(slot), self.next_episode)
+            self.next_episode += 1
+        self.obs = self.envs.obs
+        buffers.start(ended_slots, self.obs)
+        return finished
+
+
+class _FinishedEpisodes:
+    """Finished episodes by index, and the unbroken prefix 0..k-1 of them that the data is taken
+    from (copies finish out of order), until it holds ``size`` transitions."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.by_index: dict[int, dict[str, Any]] = {}
+        self.episodes = self.steps = 0  # episodes 0..episodes-1 are all finished, holding ``steps``
+
+    @property
+    def complete(self) -> bool:
+        return self.steps >= self.size
+
+    def add(self, index: int, episode: dict[str, Any]) -> None:
+        self.by_index[index] = episode
+
+    def extend_prefix(self) -> int:
+        """Extend the prefix over the episodes finished since; return the transitions it gained
+        (up to ``size``), for progress."""
+        before = self.steps
+        while self.episodes in self.by_index and self.steps < self.size:
+            self.steps += len(self.by_index[self.episodes]["rewards"])
+            self.episodes += 1
+        return min(self.steps, self.size) - min(before, self.size)
+
+    def prefix(self) -> list[dict[str, Any]]:
+        return [self.by_index[i] for i in range(self.episodes)]
 
 
 def _concatenate(episodes: list[dict[str, Any]], size: int) -> EpisodeArrays:

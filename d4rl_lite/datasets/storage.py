@@ -1,6 +1,6 @@
 """Minari-format (HDF5) storage: atomic, validated writes and a fast, verified direct-HDF5 load path.
 
-About 320 lines: the write and the verified read of one format, each read against the other.
+About 340 lines: the write and the verified read of one format, each read against the other.
 """
 
 from __future__ import annotations
@@ -228,89 +228,28 @@ def write_dataset(
     of one. Bad data raises before anything is written; an existing dataset is kept unless
     ``overwrite``.
     """
-    from minari import __version__ as minari_version
-    from minari.dataset.minari_storage import MinariStorage
-
-    from d4rl_lite.datasets.card import compute_card
+    from d4rl_lite.locking import RunDirLock
 
     root = datasets_root(root)
     final = root / dataset_id
     if final.exists() and not overwrite:
         raise FileExistsError(f"dataset {dataset_id} already exists at {final}; pass --force (overwrite=True) to replace it")
-
-    flat = raw.to_offline(task)
-    max_steps = our_metadata.get("max_episode_steps")
-    validate_dataset(flat, task, path=f"{dataset_id} (not written)", advice="The builder produced bad data; nothing was written.",
-                     max_episode_steps=max_steps, check_successors=False)
-    ours = {
-        "format_version": FORMAT_VERSION,
-        **our_metadata,
-        "dataset_id": dataset_id,
-        "task": task.name,
-        "checksum": checksum(raw.leaves()),
-        "flat_observation": list(task.flat_observation_keys) if isinstance(raw.observations, dict) else None,
-        "reference": _reference_block(task),
-    }
-    ours["card"] = {**compute_card(flat, task), **ours.pop("card_extras", {})}
-
+    ours = _our_block(dataset_id, task, raw, our_metadata)
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f"{TMP_PREFIX}{uuid.uuid4().hex}"
-    from d4rl_lite.locking import RunDirLock
-
     lock = RunDirLock(temporary_lock_dir(tmp), what="temporary dataset")
     try:
         lock.acquire()  # marks tmp live for remove_stale_temporaries
         tmp.mkdir()
-        storage = MinariStorage.new(
-            tmp / DATA_DIR,
-            observation_space=_float32_space(task.observation_space),
-            action_space=task.action_space,
-            env_spec=task.make_env().spec,
-            data_format="hdf5",
-        )
-        meta = {
-            "dataset_id": dataset_id,
-            "minari_version": minari_version,
-            "author": {"d4rl_lite"},
-            "algorithm_name": str(our_metadata.get("kind", "unknown")),
-            "description": our_metadata.get("description", f"d4rl_lite {dataset_id}"),
-            "num_episodes_average_score": 100,
-            OUR_KEY: ours,
-            **(minari_metadata or {}),
-        }
-        ref = ours["reference"]
-        if ref["ref_min"]["value"] is not None:
-            meta["ref_min_score"] = ref["ref_min"]["value"]
-        if ref["ref_max"]["value"] is not None:
-            meta["ref_max_score"] = ref["ref_max"]["value"]
-        _write_hdf5(tmp / DATA_DIR / MAIN_FILE, raw)
-        meta["total_episodes"] = len(raw.episode_lengths)
-        meta["total_steps"] = int(raw.episode_lengths.sum())
-        storage.update_metadata(meta)
-        on_disk = read_metadata(tmp / DATA_DIR)  # hash what reads back, as Minari serialized it
-        storage.update_metadata({OUR_KEY: {**on_disk[OUR_KEY], "metadata_checksum": metadata_checksum(on_disk)}})
-        storage.update_metadata({"dataset_size": storage.get_size()})
+        _write_minari_dir(tmp / DATA_DIR, dataset_id, task, raw, ours, our_metadata, minari_metadata)
         # Read back what is on disk before it replaces anything.
         load_from_dir(tmp / DATA_DIR, expected_task=task.name, verify=True)
         _fsync_tree(tmp)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists():
-            if not overwrite:  # appeared while this one was built
-                raise FileExistsError(f"dataset {dataset_id} already exists at {final} (written while this build ran); "
-                                      "pass --force (overwrite=True) to replace it")
-            trash = final.parent / f"{TMP_PREFIX}old-{uuid.uuid4().hex}"
-            os.rename(final, trash)
-            os.rename(tmp, final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
+        _move_into_place(tmp, final, dataset_id, overwrite)
         _write_namespace_files(root, dataset_id)
     except OSError as e:
         if e.errno == errno.ENOSPC:
-            need = estimated_bytes(task, int(raw.episode_lengths.sum())) // 3
-            raise DatasetError(f"the disk is full: writing {dataset_id} needs about {need / 1e6:,.0f} MB and "
-                               f"{shutil.disk_usage(root).free / 1e6:,.0f} MB is free; nothing was replaced",
-                               path=root, advice="Free space or pass another --root, then build again.") from None
+            raise _disk_full(dataset_id, task, raw, root) from None
         raise
     finally:
         if tmp.exists():
@@ -320,8 +259,85 @@ def write_dataset(
     return final
 
 
-def _reference_block(task: Task) -> dict[str, Any]:
-    return {
-        key: {"value": ref.value, "provisional": ref.provisional, "how": ref.how, **ref.details}
-        for key, ref in (("ref_min", task.ref_min), ("ref_max", task.ref_max))
+def _our_block(dataset_id: str, task: Task, raw: EpisodeArrays, our_metadata: dict[str, Any]) -> dict[str, Any]:
+    """Validate the arrays (nothing is written yet), then d4rl_lite's block of the metadata: the
+    builder's fields, the arrays' checksum, the observation layout, the reference scores, the card."""
+    from d4rl_lite.datasets.card import compute_card
+
+    flat = raw.to_offline(task)
+    validate_dataset(flat, task, path=f"{dataset_id} (not written)", advice="The builder produced bad data; nothing was written.",
+                     max_episode_steps=our_metadata.get("max_episode_steps"), check_successors=False)
+    ours = {
+        "format_version": FORMAT_VERSION,
+        **our_metadata,
+        "dataset_id": dataset_id,
+        "task": task.name,
+        "checksum": checksum(raw.leaves()),
+        "flat_observation": list(task.flat_observation_keys) if isinstance(raw.observations, dict) else None,
+        "reference": {key: {"value": ref.value, "provisional": ref.provisional, "how": ref.how, **ref.details}
+                      for key, ref in (("ref_min", task.ref_min), ("ref_max", task.ref_max))},
     }
+    ours["card"] = {**compute_card(flat, task), **ours.pop("card_extras", {})}
+    return ours
+
+
+def _write_minari_dir(data_dir: Path, dataset_id: str, task: Task, raw: EpisodeArrays, ours: dict[str, Any],
+                      our_metadata: dict[str, Any], minari_metadata: dict[str, Any] | None) -> None:
+    """Write the arrays and Minari's metadata.json (with ``ours`` in it) into ``data_dir``, then the
+    metadata checksum over the metadata as it reads back."""
+    from minari import __version__ as minari_version
+    from minari.dataset.minari_storage import MinariStorage
+
+    storage = MinariStorage.new(
+        data_dir,
+        observation_space=_float32_space(task.observation_space),
+        action_space=task.action_space,
+        env_spec=task.make_env().spec,
+        data_format="hdf5",
+    )
+    meta = {
+        "dataset_id": dataset_id,
+        "minari_version": minari_version,
+        "author": {"d4rl_lite"},
+        "algorithm_name": str(our_metadata.get("kind", "unknown")),
+        "description": our_metadata.get("description", f"d4rl_lite {dataset_id}"),
+        "num_episodes_average_score": 100,
+        OUR_KEY: ours,
+        **(minari_metadata or {}),
+    }
+    ref = ours["reference"]
+    if ref["ref_min"]["value"] is not None:
+        meta["ref_min_score"] = ref["ref_min"]["value"]
+    if ref["ref_max"]["value"] is not None:
+        meta["ref_max_score"] = ref["ref_max"]["value"]
+    _write_hdf5(data_dir / MAIN_FILE, raw)
+    meta["total_episodes"] = len(raw.episode_lengths)
+    meta["total_steps"] = int(raw.episode_lengths.sum())
+    storage.update_metadata(meta)
+    on_disk = read_metadata(data_dir)  # hash what reads back, as Minari serialized it
+    storage.update_metadata({OUR_KEY: {**on_disk[OUR_KEY], "metadata_checksum": metadata_checksum(on_disk)}})
+    storage.update_metadata({"dataset_size": storage.get_size()})
+
+
+def _move_into_place(tmp: Path, final: Path, dataset_id: str, overwrite: bool) -> None:
+    """Rename the finished ``tmp`` to ``final``; an old dataset there (with ``overwrite``) is renamed
+    aside first and removed after, so ``final`` is always one whole dataset."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        if not overwrite:  # appeared while this one was built
+            raise FileExistsError(f"dataset {dataset_id} already exists at {final} (written while this build ran); "
+                                  "pass --force (overwrite=True) to replace it")
+        trash = final.parent / f"{TMP_PREFIX}old-{uuid.uuid4().hex}"
+        os.rename(final, trash)
+        os.rename(tmp, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.rename(tmp, final)
+
+
+def _disk_full(dataset_id: str, task: Task, raw: EpisodeArrays, root: Path) -> DatasetError:
+    """The error for a write that ran out of disk: about how much it needs and how much is free."""
+    need = estimated_bytes(task, int(raw.episode_lengths.sum())) // 3
+    return DatasetError(f"the disk is full: writing {dataset_id} needs about {need / 1e6:,.0f} MB and "
+                        f"{shutil.disk_usage(root).free / 1e6:,.0f} MB is free; nothing was replaced",
+                        path=root, advice="Free space or pass another --root, then build again.")

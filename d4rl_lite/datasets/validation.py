@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -59,6 +59,14 @@ def _first(mask: np.ndarray) -> int | None:
     return int(hits[0]) if len(hits) else None
 
 
+class _Flaw(NamedTuple):
+    """The first inconsistency a check found: what is wrong, in which array, at which row."""
+
+    problem: str
+    field: str | None = None
+    index: int | None = None
+
+
 def validate_dataset(
     ds: OfflineDataset,
     task: Task,
@@ -74,15 +82,19 @@ def validate_dataset(
     inside episodes: for data derived from stored episodes (``EpisodeArrays.to_offline``) that
     holds by construction, and the comparison is the costliest check.
     """
-
-    def fail(problem: str, field: str | None = None, index: int | None = None) -> None:
-        raise DatasetError(problem, path=path, field=field, index=index, advice=advice)
-
     # The episode lengths say how many transitions there are: an array of another length is the
     # one at fault (not whichever array the count was taken from).
     lengths = np.asarray(ds.episode_lengths)
     n = int(lengths.sum()) if lengths.ndim == 1 and len(lengths) else ds.num_transitions
-    # -- shapes ---------------------------------------------------------------------------
+    limit = task.horizon if max_episode_steps is None else max_episode_steps
+    flaw = (_shape_flaw(ds, task, n) or _length_flaw(ds.episode_lengths, n, limit) or _value_flaw(ds, task)
+            or _episode_end_flaw(ds, task, n, check_successors))
+    if flaw:
+        raise DatasetError(flaw.problem, path=path, field=flaw.field, index=flaw.index, advice=advice)
+
+
+def _shape_flaw(ds: OfflineDataset, task: Task, n: int) -> _Flaw | None:
+    """An array whose shape is not ``n`` rows of the task's sizes, or no transitions at all."""
     expected_shapes = {
         "observations": (n, task.observation_dim),
         "next_observations": (n, task.observation_dim),
@@ -95,70 +107,77 @@ def validate_dataset(
         actual = getattr(ds, name).shape
         if actual != shape:
             what = "observation size" if "observations" in name else "shape"
-            fail(f"{what} mismatch for task {task.name!r}: expected shape {shape}, found {actual}", name)
+            return _Flaw(f"{what} mismatch for task {task.name!r}: expected shape {shape}, found {actual}", name)
     if n == 0:
-        fail("the dataset holds no transitions", "rewards")
-    lengths = ds.episode_lengths
+        return _Flaw("the dataset holds no transitions", "rewards")
+    return None
+
+
+def _length_flaw(lengths: np.ndarray, n: int, limit: int) -> _Flaw | None:
+    """Episode lengths that are empty, do not add up to ``n``, or exceed ``limit`` steps."""
     if lengths.ndim != 1 or (lengths < 1).any():
-        fail("every episode must hold at least one transition", "episode_lengths", _first(lengths < 1))
+        return _Flaw("every episode must hold at least one transition", "episode_lengths", _first(lengths < 1))
     if int(lengths.sum()) != n:
-        fail(f"episode lengths sum to {int(lengths.sum())}, but there are {n} transitions", "episode_lengths")
-    limit = task.horizon if max_episode_steps is None else max_episode_steps
+        return _Flaw(f"episode lengths sum to {int(lengths.sum())}, but there are {n} transitions", "episode_lengths")
     if (lengths > limit).any():
         i = _first(lengths > limit)
-        fail(f"episode {i} has {int(lengths[i])} steps, more than the limit of {limit}", "episode_lengths", i)
+        return _Flaw(f"episode {i} has {int(lengths[i])} steps, more than the limit of {limit}", "episode_lengths", i)
+    return None
 
-    # -- dtypes and values -----------------------------------------------------------------
+
+def _value_flaw(ds: OfflineDataset, task: Task) -> _Flaw | None:
+    """A wrong dtype, a non-finite value, or an action outside the action space."""
     for name in ("observations", "next_observations", "actions", "rewards"):
         arr = getattr(ds, name)
         if arr.dtype != np.float32:
-            fail(f"dtype must be float32, found {arr.dtype}", name)
+            return _Flaw(f"dtype must be float32, found {arr.dtype}", name)
         if np.isfinite(arr).all():  # the common case, without building an index
             continue
         bad = _first(~np.isfinite(arr))
         if bad is not None:
-            fail(f"non-finite value ({arr[bad].ravel()[~np.isfinite(arr[bad].ravel())][0]})", name, bad)
+            return _Flaw(f"non-finite value ({arr[bad].ravel()[~np.isfinite(arr[bad].ravel())][0]})", name, bad)
     for name in ("terminals", "timeouts"):
         if getattr(ds, name).dtype != np.bool_:
-            fail(f"dtype must be bool, found {getattr(ds, name).dtype}", name)
+            return _Flaw(f"dtype must be bool, found {getattr(ds, name).dtype}", name)
     low = task.action_space.low - ACTION_BOUND_TOLERANCE
     high = task.action_space.high + ACTION_BOUND_TOLERANCE
     bad = _first((ds.actions < low) | (ds.actions > high))
     if bad is not None:
-        fail(
-            f"action {np.round(ds.actions[bad], 4).tolist()} outside the action space "
-            f"[{task.action_space.low.min()}, {task.action_space.high.max()}]",
-            "actions",
-            bad,
-        )
+        return _Flaw(f"action {np.round(ds.actions[bad], 4).tolist()} outside the action space "
+                     f"[{task.action_space.low.min()}, {task.action_space.high.max()}]", "actions", bad)
+    return None
 
-    # -- episode ends: exactly one of terminal / timeout, only at the last step ------------
+
+def _episode_end_flaw(ds: OfflineDataset, task: Task, n: int, check_successors: bool) -> _Flaw | None:
+    """Episode ends: exactly one of terminal / timeout, only at an episode's last step (terminal only
+    where the task can terminate); with ``check_successors``, each successor inside an episode is
+    the next step's observation."""
     last = np.zeros(n, dtype=bool)
-    last[np.cumsum(lengths) - 1] = True
+    last[np.cumsum(ds.episode_lengths) - 1] = True
     term, tout = ds.terminals, ds.timeouts
-    bad = _first(term & tout)
-    if bad is not None:
-        fail("transition is marked both terminal and timeout; a real termination is terminal only", "timeouts", bad)
-    bad = _first(term & ~last)
-    if bad is not None:
-        fail("terminal flag inside an episode (not at its last step): episode boundaries are inconsistent", "terminals", bad)
-    bad = _first(tout & ~last)
-    if bad is not None:
-        fail("timeout flag inside an episode (not at its last step): episode boundaries are inconsistent", "timeouts", bad)
-    bad = _first(last & ~(term | tout))
-    if bad is not None:
-        fail("episode ends with neither a terminal nor a timeout flag", "terminals", bad)
+    checks = [
+        (term & tout, "transition is marked both terminal and timeout; a real termination is terminal only", "timeouts"),
+        (term & ~last, "terminal flag inside an episode (not at its last step): episode boundaries are inconsistent",
+         "terminals"),
+        (tout & ~last, "timeout flag inside an episode (not at its last step): episode boundaries are inconsistent",
+         "timeouts"),
+        (last & ~(term | tout), "episode ends with neither a terminal nor a timeout flag", "terminals"),
+    ]
     if not task.can_terminate:
-        bad = _first(term)
+        checks.append((term, f"terminal flag, but task {task.name!r} never terminates (time limits are timeouts)",
+                       "terminals"))
+    for mask, problem, field in checks:
+        bad = _first(mask)
         if bad is not None:
-            fail(f"terminal flag, but task {task.name!r} never terminates (time limits are timeouts)", "terminals", bad)
+            return _Flaw(problem, field, bad)
     # Inside an episode the successor of step t is the observation of step t + 1.
     inner = np.flatnonzero(~last) if check_successors else []
     if len(inner):
-        mismatch = ds.next_observations[inner] != ds.observations[inner + 1]
-        bad = _first(mismatch)
+        bad = _first(ds.next_observations[inner] != ds.observations[inner + 1])
         if bad is not None:
-            fail("next_observations[t] differs from observations[t + 1] inside an episode", "next_observations", int(inner[bad]))
+            return _Flaw("next_observations[t] differs from observations[t + 1] inside an episode", "next_observations",
+                         int(inner[bad]))
+    return None
 
 
 # -- metadata.json: the fields d4rl_lite reads, with their types -----------------------------------

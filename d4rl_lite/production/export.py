@@ -17,7 +17,7 @@ from d4rl_lite.evaluation.evaluate import evaluate
 from d4rl_lite.paths import relative_path
 from d4rl_lite.schema import Range, read_checked_json
 from d4rl_lite.references import store_reference_score
-from d4rl_lite.tasks import get_task
+from d4rl_lite.tasks import Task, get_task
 
 REFERENCE_EPISODES = 100
 # What export reads of a behaviour run (written by ``train_behavior``).
@@ -38,45 +38,15 @@ def export_behavior(task_name: str, run_dir: str | Path, zoo_root: str | Path | 
     Returns are of the stochastic policy (sampled actions), the behaviour that generates datasets.
     With ``store_reference`` the expert's mean becomes the task's ref_max (not for a skill task).
     """
-    from d4rl_lite.datasets.behavior.policies import zoo_dir
-
     task = get_task(task_name)
     run = Path(run_dir)
-    config = read_checked_json(run / "config.json", RUN_CONFIG_SPEC, "behaviour run config")
-    ladder = read_checked_json(run / "ladder.json", LADDER_SPEC, "ladder")
-    if not ladder:
-        raise UserInputError(f"{run} has no ladder entries yet; train longer first")
-    for e in ladder:  # each is read from the run and copied into the export: both stay inside
-        relative_path(e.get("file") if isinstance(e, dict) else e, f"{run / 'ladder.json'}: entry file")
+    config, ladder = _read_behavior_run(run)
     hidden = tuple(config["sac"].get("actor_hidden", config["sac"].get("hidden")))  # older runs: "hidden"
     dest = Path(zoo_root) / task_name if zoo_root else zoo_dir(task_name)
-
-    measured: dict[int, dict[str, float]] = {}
-
-    def measure(entry: dict[str, Any]) -> dict[str, float]:
-        if entry["step"] not in measured:
-            actor = load_actor(task, run / entry["file"], hidden)
-            r = evaluate(task, ActorPolicy(actor, seed=EXPORT_EVAL_SEED), episodes=episodes, seed=EXPORT_EVAL_SEED)
-            measured[entry["step"]] = {"return_mean_100": float(r.returns.mean()), "return_std_100": float(r.returns.std())}
-            log(f"{task_name} step {entry['step']:,}: {episodes}-episode return {r.returns.mean():.1f} ± {r.returns.std():.1f}")
-        return measured[entry["step"]]
-
-    top = sorted(ladder, key=lambda e: -e["eval_sto_mean"])[:CANDIDATES]
-    expert = max(top, key=lambda e: measure(e)["return_mean_100"])
-    target = measure(expert)["return_mean_100"] / 3.0
-    near = sorted(ladder, key=lambda e: abs(e["eval_sto_mean"] - target))[:CANDIDATES]
-    medium = min(near, key=lambda e: abs(measure(e)["return_mean_100"] - target))
-
+    measure = _Remeasured(task, run, hidden, episodes, log)
+    expert, medium = _pick_expert_and_medium(ladder, measure)
     tmp = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "ladder").mkdir(parents=True)
-    for e in ladder:
-        shutil.copy2(run / e["file"], tmp / e["file"])
-    for name in ("curve.csv", "curve.png"):
-        if (run / name).exists():
-            shutil.copy2(run / name, tmp / name)
-    replay_committed = copy_replay_to_medium(run, tmp, medium["step"])
-    state_step = max(e["step"] for e in ladder)
+    replay_committed = _stage_run_files(run, tmp, ladder, medium["step"])
     how = f"{episodes} episodes, actions sampled from the policy, reset seeds {EXPORT_EVAL_SEED}+i"
     card = {
         "task": task_name,
@@ -85,19 +55,15 @@ def export_behavior(task_name: str, run_dir: str | Path, zoo_root: str | Path | 
         "medium": {"step": medium["step"], "file": medium["file"], **measure(medium), "episodes": episodes,
                    "how": how, "target": "closest to 1/3 of the expert's return"},
         "training": {"algorithm": "SAC (d4rl_lite.algorithms.sac), online", "seed": config["seed"],
-                     "steps_trained": state_step, "run_dir": str(run.resolve()),
+                     "steps_trained": max(e["step"] for e in ladder), "run_dir": str(run.resolve()),
                      "replay_starts_at_step": _replay_start(run),
                      "replay_to_medium_committed": replay_committed,
                      "command": f"d4rl-lite train-behavior {task_name} --seed {config['seed']}",
                      "config": config},
-        "ladder": [{**e, **measured.get(e["step"], {})} for e in ladder],
+        "ladder": [{**e, **measure.by_step.get(e["step"], {})} for e in ladder],
         "exported_on": date.today().isoformat(),
     }
-    (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    write_manifest(tmp)  # every file's SHA-256, checked whenever a builder uses the zoo
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
+    _publish(tmp, dest, card)
     if store_reference and task.domain != "skill":  # a skill (ant-goal) is not scored by the benchmark
         store_reference_score(task_name, "ref_max", measure(expert)["return_mean_100"],
                               f"committed expert SAC policy (step {expert['step']:,}), mean over {how}",
@@ -105,6 +71,68 @@ def export_behavior(task_name: str, run_dir: str | Path, zoo_root: str | Path | 
                               measured_on=date.today().isoformat(),
                               command=f"d4rl-lite export-behavior {task_name}")
     return dest
+
+
+def _read_behavior_run(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The run's config and its non-empty ladder, each ladder file a path inside the run (each is
+    read from the run and copied into the export: both stay inside)."""
+    config = read_checked_json(run / "config.json", RUN_CONFIG_SPEC, "behaviour run config")
+    ladder = read_checked_json(run / "ladder.json", LADDER_SPEC, "ladder")
+    if not ladder:
+        raise UserInputError(f"{run} has no ladder entries yet; train longer first")
+    for e in ladder:
+        relative_path(e.get("file") if isinstance(e, dict) else e, f"{run / 'ladder.json'}: entry file")
+    return config, ladder
+
+
+class _Remeasured:
+    """A ladder entry's return over ``episodes`` episodes, measured once per entry (by step) and logged."""
+
+    def __init__(self, task: Task, run: Path, hidden: tuple[int, ...], episodes: int, log: Callable[[str], None]):
+        self.task, self.run, self.hidden, self.episodes, self.log = task, run, hidden, episodes, log
+        self.by_step: dict[int, dict[str, float]] = {}
+
+    def __call__(self, entry: dict[str, Any]) -> dict[str, float]:
+        if entry["step"] not in self.by_step:
+            actor = load_actor(self.task, self.run / entry["file"], self.hidden)
+            r = evaluate(self.task, ActorPolicy(actor, seed=EXPORT_EVAL_SEED), episodes=self.episodes, seed=EXPORT_EVAL_SEED)
+            self.by_step[entry["step"]] = {"return_mean_100": float(r.returns.mean()), "return_std_100": float(r.returns.std())}
+            self.log(f"{self.task.name} step {entry['step']:,}: {self.episodes}-episode return "
+                     f"{r.returns.mean():.1f} ± {r.returns.std():.1f}")
+        return self.by_step[entry["step"]]
+
+
+def _pick_expert_and_medium(ladder: list[dict[str, Any]], measure: _Remeasured) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Expert: the best re-measured of the ladder's ``CANDIDATES`` top entries; medium: of the
+    ``CANDIDATES`` entries nearest 1/3 of the expert's return, the one whose re-measured return is nearest."""
+    top = sorted(ladder, key=lambda e: -e["eval_sto_mean"])[:CANDIDATES]
+    expert = max(top, key=lambda e: measure(e)["return_mean_100"])
+    target = measure(expert)["return_mean_100"] / 3.0
+    near = sorted(ladder, key=lambda e: abs(e["eval_sto_mean"] - target))[:CANDIDATES]
+    medium = min(near, key=lambda e: abs(measure(e)["return_mean_100"] - target))
+    return expert, medium
+
+
+def _stage_run_files(run: Path, tmp: Path, ladder: list[dict[str, Any]], medium_step: int) -> bool:
+    """Copy the run's ladder, its curve and its replay up to the medium policy into a fresh ``tmp``;
+    return whether the replay was committed (``copy_replay_to_medium``)."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "ladder").mkdir(parents=True)
+    for e in ladder:
+        shutil.copy2(run / e["file"], tmp / e["file"])
+    for name in ("curve.csv", "curve.png"):
+        if (run / name).exists():
+            shutil.copy2(run / name, tmp / name)
+    return copy_replay_to_medium(run, tmp, medium_step)
+
+
+def _publish(tmp: Path, dest: Path, card: dict[str, Any]) -> None:
+    """Write the card and the manifest into ``tmp``, then put ``tmp`` in the place of ``dest``."""
+    (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    write_manifest(tmp)  # every file's SHA-256, checked whenever a builder uses the zoo
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
 
 
 def export_replay(task_name: str, run: str | Path, zoo_root: str | Path | None = None) -> Path:
@@ -144,10 +172,7 @@ def export_replay(task_name: str, run: str | Path, zoo_root: str | Path | None =
                                                  f"--steps {end_step}",
                                       "exported_on": date.today().isoformat(),
                                       "note": "a later run of the same recipe: its replay, not the committed run's"}
-    (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    write_manifest(tmp)
-    shutil.rmtree(dest)
-    os.replace(tmp, dest)
+    _publish(tmp, dest, card)
     return dest
 
 
