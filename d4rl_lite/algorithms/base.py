@@ -257,12 +257,17 @@ def _shared_config(configs: list[Any], sweepable: tuple[str, ...], algo_name: st
              if any(getattr(c, f.name) != getattr(shared, f.name) for c in configs)} if dataclasses.is_dataclass(shared) else {}
     if not swept:
         return shared, {}
-    fixed = sorted(set(swept) - set(sweepable))
-    if fixed:
-        can = ", ".join(sweepable) if sweepable else "none"
-        raise UserInputError(f"{', '.join(fixed)} cannot differ between the members of a {algo_name} population "
-                         f"(settings that can: {can}); train such runs separately")
+    check_sweepable(algo_name, sweepable, swept)
     return dataclasses.replace(shared, **{k: DiffersPerMember(k, v) for k, v in swept.items()}), swept
+
+
+def check_sweepable(algo_name: str, sweepable: tuple[str, ...], keys: Any) -> None:
+    """The one rule for what may differ between a population's members: only ``sweepable`` settings
+    (the others shape networks or schedules the members share). Refuses the others in one line."""
+    fixed = sorted(set(keys) - set(sweepable))
+    if fixed:
+        raise UserInputError(f"{', '.join(fixed)} cannot differ between the members of a {algo_name} population "
+                             f"(it can sweep: {', '.join(sweepable) or 'nothing'}); train such runs separately")
 
 
 # How every algorithm's Adam runs. torch's multi-tensor (foreach) implementation: on CPU it rounds

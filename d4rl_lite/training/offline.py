@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from d4rl_lite.algorithms.base import training_settings
+from d4rl_lite.algorithms.base import check_sweepable, training_settings
 from d4rl_lite.algorithms.population import drop_members
 from d4rl_lite.datasets.offline import OfflineDataset
 from d4rl_lite.errors import UserInputError
@@ -165,10 +165,7 @@ def train_population(
     cls = get_algorithm(algo_name)
     if len(seeds) > 1 and not cls.supports_population:
         raise UserInputError(f"{algo_name} does not train as a population; train its seeds one at a time (--seed)")
-    unsweepable = sorted({key for m in swept for key in m} - set(cls.sweepable))
-    if unsweepable:
-        raise UserInputError(f"{', '.join(unsweepable)} cannot differ between the members of a {algo_name} population "
-                         f"(it can sweep: {', '.join(cls.sweepable) or 'nothing'}); train such runs separately")
+    check_sweepable(algo_name, cls.sweepable, {key for m in swept for key in m})
     task = get_task(dataset.metadata["task"])
     by_domain = domain_settings(algo_name, task.domain)  # the reference settings for this kind of task ...
     configs = [make_config(cls.Config, {**by_domain, **(algo_overrides or {}), **m}) for m in swept]  # ... under the run's own
