@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from d4rl_lite.datasets.builders.replay import load_replay_chunk
 from d4rl_lite.errors import D4RLLiteError
 
 
@@ -67,9 +68,9 @@ class ReplayBuffer:
                                     "inconsistent; continue from a snapshot (--resume-from) in a new run directory")
             if end > up_to:
                 break  # written after the checkpoint we resume from
-            with np.load(f, allow_pickle=False) as data:
-                for k, v in self.fields().items():
-                    v[start:end] = torch.from_numpy(data[k])
+            data = load_replay_chunk(f)  # as written, or packed as committed (a staged run on a fresh machine)
+            for k, v in self.fields().items():
+                v[start:end] = torch.from_numpy(data[k])
             self.size = end
         if self.size != up_to:
             raise D4RLLiteError(f"replay chunks in {directory} cover {self.size} steps, the checkpoint is at {up_to}")
