@@ -170,27 +170,33 @@ def _requested_recipe(size: int | None, seed: int, options: dict[str, Any]) -> d
 
 
 def _built_recipe(dname: DatasetName, root: str | os.PathLike | None) -> dict[str, Any] | None:
-    """The identifying part of a built dataset's recipe, read from its verified files (None: none built)."""
+    """The identifying part of a built dataset's recipe, from its verified metadata (None: none built)."""
     from d4rl_lite.datasets.catalogue import is_built
     from d4rl_lite.datasets.locations import dataset_dir_for_id
-    from d4rl_lite.datasets.storage import load_from_dir
+    from d4rl_lite.datasets.storage import OUR_KEY, read_verified_metadata
 
     if not is_built(dname, root):
         return None
-    # Every array is checked here: "already built" is only said of a dataset that reads back intact.
-    recipe = load_from_dir(dataset_dir_for_id(dname.dataset_id, root) / "data").metadata.get("recipe") or {}
+    recipe = read_verified_metadata(dataset_dir_for_id(dname.dataset_id, root) / "data")[OUR_KEY].get("recipe") or {}
     return {k: recipe[k] for k in ("size", "seed", "options") if k in recipe}
 
 
 def built_as_asked(name: str | DatasetName, size: int | None, seed: int, options: dict[str, Any] | None = None,
                    root: str | os.PathLike | None = None) -> bool:
     """True when ``name`` is built (and verified) with this size (None: the kind's default), seed and options."""
+    from d4rl_lite.datasets.locations import dataset_dir_for_id
+    from d4rl_lite.datasets.storage import load_from_dir
+
     dname = parse_dataset_name(name) if isinstance(name, str) else name
     builder = builder_for(dname)
     if builder is None:
         return False
     size = builder.default_size if size is None else size
-    return _built_recipe(dname, root) == _requested_recipe(size, seed, options or {})
+    if _built_recipe(dname, root) != _requested_recipe(size, seed, options or {}):
+        return False  # told from the metadata alone: a dataset of another recipe is not read whole
+    # Every array is checked: "already built" is only said of a dataset that reads back intact.
+    load_from_dir(dataset_dir_for_id(dname.dataset_id, root) / "data")
+    return True
 
 
 def _what_differs(dname: DatasetName, size: int | None, seed: int, options: dict[str, Any],
