@@ -74,6 +74,14 @@ def test_the_full_replay_is_the_runs_experience_in_collection_order(tmp_path, ca
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
     assert minari.load_dataset("d4rl_lite/hopper/full-replay-random50pct-v0").total_steps == sub.num_transitions
     assert path.name == "full-replay-v0"
+    # A run on the subsample records the online agent's score: the table's column and full_replay's line.
+    import torch
+
+    from d4rl_lite.training.data import data_facts
+    from d4rl_lite.tasks import get_task
+
+    facts = data_facts(sub, get_task("hopper"), torch.as_tensor(sub.rewards), 0.99)
+    assert facts["online_agent"] == sub.metadata["recipe"]["online_agent"]["normalized_score"] > 90
 
 
 def test_a_task_without_a_full_replay_says_so(tmp_path, capsys):

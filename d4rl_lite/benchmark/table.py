@@ -18,6 +18,10 @@ from d4rl_lite.records import RunSpec
 # The column of the data's own episodes (their mean normalized score, recorded by each run as
 # ``data.normalized_return``): which algorithms beat their data is read at a glance.
 DATA = "data"
+# The online agent that collected a full replay (its normalized score, ``data.online_agent``), beside
+# the data column: who beats the agent whose experience they learned from is read at a glance.
+AGENT = "online agent"
+REFERENCE_COLUMNS = (DATA, AGENT)
 # Marks a row of averages (a domain's, or a single-task maze dataset's mean over its tasks): the
 # files leave it out, the writers read it instead of guessing from a row's label.
 SUMMARY = "_summary"
@@ -83,7 +87,10 @@ def score_table(records: list[dict[str, Any]], expected: list[str] | None = None
     data_scores = _data_scores(records)
     rows += [{"dataset": d, "algorithm": DATA, "metric": "data", "seeds": 0, "steps": 0, "final_mean": v,
               "final_std": float("nan"), "best_mean": v, "best_std": float("nan")} for d, v in data_scores.items()]
-    rows.sort(key=lambda r: (r["dataset"], r["algorithm"] != DATA, r["algorithm"]))
+    rows += [{"dataset": d, "algorithm": AGENT, "metric": "online agent", "seeds": 0, "steps": 0, "final_mean": v,
+              "final_std": float("nan"), "best_mean": v, "best_std": float("nan")}
+             for d, v in _data_scores(records, "online_agent").items()]
+    rows.sort(key=lambda r: (r["dataset"], r["algorithm"] not in REFERENCE_COLUMNS, r["algorithm"]))
     rows += _single_task_means(rows)
     rows += _domain_means(rows, data_scores, {_cell(run) for run in planned} if planned is not None else None)
     return rows
@@ -123,11 +130,12 @@ def _missing_rows(rows: list[dict[str, Any]], expected: list[str]) -> list[dict[
     return missing
 
 
-def _data_scores(records: list[dict[str, Any]]) -> dict[str, float]:
-    """{dataset: the data's own normalized score}, as the first run on it that recorded one has it."""
+def _data_scores(records: list[dict[str, Any]], fact: str = "normalized_return") -> dict[str, float]:
+    """{dataset: the data's own normalized score (or another of its ``data`` facts)}, as the first run
+    on it that recorded one has it."""
     data_scores: dict[str, float] = {}
     for r in records:
-        value = (r.get("data") or {}).get("normalized_return")
+        value = (r.get("data") or {}).get(fact)
         if value is not None:
             data_scores.setdefault(r["dataset"], float(value))
     return data_scores

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from d4rl_lite.benchmark.suites import budgets_apart
-from d4rl_lite.benchmark.table import DATA, SUMMARY, is_summary
+from d4rl_lite.benchmark.table import AGENT, DATA, REFERENCE_COLUMNS, SUMMARY, is_summary
 
 
 def _one_decimal(x: float) -> str:
@@ -42,8 +42,9 @@ def _tex(text: str) -> str:
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[str]:
-    """The data column first (when any run recorded it), then the algorithms in name order."""
-    return sorted({r["algorithm"] for r in rows}, key=lambda a: (a != DATA, a))
+    """The data column first (when any run recorded it), the online agent's (full replays), then the
+    algorithms in name order."""
+    return sorted({r["algorithm"] for r in rows}, key=lambda a: (a not in REFERENCE_COLUMNS, a != DATA, a))
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
@@ -58,7 +59,7 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
         cells = []
         for a in algos:
             r = cell.get((d, a))
-            if a == DATA:
+            if a in REFERENCE_COLUMNS:
                 cells.append("–" if r is None else _one_decimal(r['final_mean']))
                 continue
             if r is None:
@@ -79,7 +80,9 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
                  "D4RL-normalized score "
                  "(100 = reference expert / controller) unless marked raw (task without measured ref_max)."
                  + (f" `{DATA}`: the dataset's own episodes, mean normalized score (episodes under the task's protocol; "
-                    "– where that means nothing, e.g. stitch segments, or the runs predate it)." if DATA in algos else ""))
+                    "– where that means nothing, e.g. stitch segments, or the runs predate it)." if DATA in algos else "")
+                 + (f" `{AGENT}`: the normalized score of the online agent whose whole replay (or a part of it) "
+                    "the dataset is (100 episodes, deterministic)." if AGENT in algos else ""))
     success = [r for r in rows if "success_mean" in r]
     if success:
         lines.append("")
@@ -132,7 +135,7 @@ def to_latex(rows: list[dict[str, Any]]) -> str:
         cells = []
         for a in algos:
             r = cell.get((d, a))
-            if a == DATA:
+            if a in REFERENCE_COLUMNS:
                 cells.append("--" if r is None else _one_decimal(r['final_mean']))
                 continue
             cells.append("missing" if r is None or r["metric"] == "missing"

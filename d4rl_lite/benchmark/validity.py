@@ -20,14 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from d4rl_lite.benchmark.data_checks import judge_diversity, judge_near_agent
+from d4rl_lite.benchmark.evidence import (MIN_SEEDS, NOT_ENOUGH, NOT_REPRODUCED, REPRODUCED, REPS, Evidence, final_metric,
+                                          interval)
 from d4rl_lite.benchmark.patterns import load_patterns
 from d4rl_lite.benchmark.table import catalogue_name
 from d4rl_lite.records import RunSpec
 from d4rl_lite.errors import UserInputError
 
-MIN_SEEDS = 3
-REPS = 2000
-REPRODUCED, NOT_REPRODUCED, NOT_ENOUGH = "reproduced", "not reproduced", "not enough runs"
 
 
 def _kind(dataset: str) -> str | None:
@@ -100,32 +100,9 @@ def run_values(spec: dict[str, Any], records: list[dict[str, Any]], results_dir:
     return cells
 
 
-def _final_metric(spec: dict[str, Any], record: dict[str, Any], results_dir: Path) -> float | None:
-    """The run's final ``metric`` in the check's unit (times its ``scale``), None if not finite or not recorded."""
-    final = record["final"]
-    if spec["metric"] in final and np.isfinite(final[spec["metric"]]):
-        return float(final[spec["metric"]]) * spec.get("scale", 1)
-    return None
-
-
 def _overestimation_of_compared(spec: dict[str, Any], record: dict[str, Any], results_dir: Path) -> float | None:
     """The run's ``overestimation`` when it is of the naive or the conservative algorithm."""
     return overestimation(record, results_dir) if record["algorithm"] in (spec["naive"], spec["conservative"]) else None
-
-
-def _interval(func: Any, matrices: list[np.ndarray]) -> tuple[float, float, float]:
-    """(point, low, high): ``func`` of the seeds x datasets matrices and its 95% percentile bootstrap CI."""
-    import warnings
-
-    from d4rl_lite.benchmark.stats import _rliable, seeded_bootstrap
-
-    rly, _ = _rliable()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with seeded_bootstrap() as state:
-            boot = rly.StratifiedIndependentBootstrap(*matrices, random_state=state)
-            ci = boot.conf_int(lambda *m: np.array([func(*m)]), reps=REPS, method="percentile")
-    return float(func(*matrices)), float(ci[0][0]), float(ci[1][0])
 
 
 def evaluate_pattern(pattern_id: str, spec: dict[str, Any], records: list[dict[str, Any]], results_dir: Path,
@@ -141,44 +118,13 @@ def evaluate_pattern(pattern_id: str, spec: dict[str, Any], records: list[dict[s
     algos = kind.algorithms(spec)
     out["cells"] = {a: {d: float(np.mean(cells[(a, d)])) for d in datasets if cells.get((a, d))} for a in algos}
     out["seeds"] = {a: {d: len(cells.get((a, d), [])) for d in datasets} for a in algos}
-    evidence = _Evidence(spec, out, datasets, cells, records, stopped, results_dir, min_seeds)
+    evidence = Evidence(spec, out, datasets, cells, records, stopped, results_dir, min_seeds)
     if not datasets:
         return evidence.not_enough(f"the suite has no dataset of kind {', '.join(spec['kinds'])}")
     return kind.judge(evidence)
 
 
-@dataclass
-class _Evidence:
-    """What a check's judge reads: the pattern, its applicable datasets, the runs' per-seed values by
-    (algorithm, dataset), and ``base``, the verdict's fields so far (a judge may amend them)."""
-
-    spec: dict[str, Any]
-    base: dict[str, Any]
-    datasets: list[str]
-    cells: dict[tuple[str, str], list[float]]
-    records: list[dict[str, Any]]
-    stopped: list[dict[str, Any]]  # runs stopped without a result that the check counts
-    results_dir: Path
-    min_seeds: int
-
-    def seeds(self, algo: str, dataset: str) -> int:
-        return len(self.cells.get((algo, dataset), []))
-
-    def fewest_seeds(self, algos: list[str], datasets: list[str]) -> int:
-        return min(len(self.cells[(a, d)]) for a in algos for d in datasets)
-
-    def matrix(self, algo: str, datasets: list[str], n: int) -> np.ndarray:
-        """``algo``'s first ``n`` seeds x ``datasets``: what the bootstrap resamples."""
-        return np.array([[self.cells[(algo, d)][s] for d in datasets] for s in range(n)])
-
-    def not_enough(self, reason: str) -> dict[str, Any]:
-        return {**self.base, "effect": None, "low": None, "high": None, "verdict": NOT_ENOUGH, "reason": reason}
-
-    def judged(self, point: float, low: float, high: float, verdict: str, reason: str, **details: Any) -> dict[str, Any]:
-        return {**self.base, "effect": point, "low": low, "high": high, **details, "verdict": verdict, "reason": reason}
-
-
-def _judge_better(ev: _Evidence) -> dict[str, Any]:
+def _judge_better(ev: Evidence) -> dict[str, Any]:
     """The best of the treatments minus the baseline, mean over the datasets: reproduced when its
     interval lies above the threshold. A treatment short of seeds somewhere is left out."""
     spec, datasets, min_seeds = ev.spec, ev.datasets, ev.min_seeds
@@ -194,14 +140,14 @@ def _judge_better(ev: _Evidence) -> dict[str, Any]:
     def effect(b: np.ndarray, *ts: np.ndarray) -> float:
         return float((np.max([t.mean(0) for t in ts], axis=0) - b.mean(0)).mean())
 
-    point, low, high = _interval(effect, [base, *treats])
+    point, low, high = interval(effect, [base, *treats])
     verdict = REPRODUCED if low > spec["threshold"] else NOT_REPRODUCED
     reason = (f"best of {', '.join(present)} minus {spec['baseline']}: {point:.1f} [{low:.1f}, {high:.1f}]; "
               f"reproduced when the interval lies above {spec['threshold']}")
     return ev.judged(point, low, high, verdict, reason)
 
 
-def _judge_near_data(ev: _Evidence) -> dict[str, Any]:
+def _judge_near_data(ev: Evidence) -> dict[str, Any]:
     """The algorithm minus the data's own score (recorded by its runs), mean over the datasets:
     reproduced when its interval lies within ±threshold."""
     spec, datasets = ev.spec, ev.datasets
@@ -216,7 +162,7 @@ def _judge_near_data(ev: _Evidence) -> dict[str, Any]:
         return ev.not_enough(f"fewer than {ev.min_seeds} seeds of {algo} on {', '.join(short)}")
     runs = ev.matrix(algo, datasets, ev.fewest_seeds([algo], datasets))
     reference = np.array([data[d] for d in datasets])
-    point, low, high = _interval(lambda m: float((m.mean(0) - reference).mean()), [runs])
+    point, low, high = interval(lambda m: float((m.mean(0) - reference).mean()), [runs])
     thr = spec["threshold"]
     verdict = REPRODUCED if -thr <= low and high <= thr else NOT_REPRODUCED
     reason = (f"{algo} minus the data's own score: {point:.1f} [{low:.1f}, {high:.1f}]; reproduced when the "
@@ -230,7 +176,7 @@ def _diverged_naive_runs(spec: dict[str, Any], results_dir: Path) -> list[dict[s
     return diverged_records(results_dir, spec["naive"])
 
 
-def _judge_overestimation(ev: _Evidence) -> dict[str, Any]:
+def _judge_overestimation(ev: Evidence) -> dict[str, Any]:
     """The naive algorithm's relative over-estimation, mean over the datasets with enough seeds of
     both, must lie above the threshold and the conservative one's below 0."""
     spec, min_seeds = ev.spec, ev.min_seeds
@@ -247,8 +193,8 @@ def _judge_overestimation(ev: _Evidence) -> dict[str, Any]:
                              "predate these records cannot be checked)"
                              + (f"; {lost} {naive} run(s) diverged without a record of their Q" if lost else ""))
     n = ev.fewest_seeds([naive, conservative], both)
-    point, low, high = _interval(lambda m: float(m.mean()), [ev.matrix(naive, both, n)])
-    c_point, c_low, c_high = _interval(lambda m: float(m.mean()), [ev.matrix(conservative, both, n)])
+    point, low, high = interval(lambda m: float(m.mean()), [ev.matrix(naive, both, n)])
+    c_point, c_low, c_high = interval(lambda m: float(m.mean()), [ev.matrix(conservative, both, n)])
     verdict = REPRODUCED if low > spec["threshold"] and c_high < 0 else NOT_REPRODUCED
     reason = (f"{naive}: its value of its policy over that policy's return by {point:+.0%} [{low:+.0%}, {high:+.0%}] (reproduced above "
               f"{spec['threshold']:+.0%}); {conservative}: {c_point:+.0%} [{c_low:+.0%}, {c_high:+.0%}] (below 0)"
@@ -266,19 +212,27 @@ def _no_stopped_runs(spec: dict[str, Any], results_dir: Path) -> list[dict[str, 
 class CheckKind:
     """A kind of check (a pattern's ``check`` in patterns.json): what it reads of a run and how it judges."""
 
-    subject: str  # the pattern's key naming the algorithm the check is about (unnamed, it runs where that one ran)
+    subject: str  # the pattern's key naming the algorithm(s) the check is about (unnamed, it runs where one ran)
     algorithms: Callable[[dict[str, Any]], list[str]]  # whose cells the verdict shows
     value: Callable[[dict[str, Any], dict[str, Any], Path], float | None]  # a run's value, None: not counted
-    judge: Callable[[_Evidence], dict[str, Any]]
+    judge: Callable[[Evidence], dict[str, Any]]
     stopped_runs: Callable[[dict[str, Any], Path], list[dict[str, Any]]] = _no_stopped_runs  # counted without a result
 
 
 CHECK_KINDS = {
-    "better": CheckKind("baseline", lambda spec: [spec["baseline"], *spec["treatment"]], _final_metric, _judge_better),
-    "near_data": CheckKind("algorithm", lambda spec: [spec["algorithm"]], _final_metric, _judge_near_data),
+    "better": CheckKind("baseline", lambda spec: [spec["baseline"], *spec["treatment"]], final_metric, _judge_better),
+    "near_data": CheckKind("algorithm", lambda spec: [spec["algorithm"]], final_metric, _judge_near_data),
     "overestimation": CheckKind("naive", lambda spec: [spec["naive"], spec["conservative"]], _overestimation_of_compared,
                                 _judge_overestimation, _diverged_naive_runs),
+    "near_agent": CheckKind("baseline", lambda spec: [spec["baseline"], *spec["treatment"]], final_metric, judge_near_agent),
+    "subsample_order": CheckKind("algorithms", lambda spec: list(spec["algorithms"]), final_metric, judge_diversity),
 }
+
+
+def _about_one_that_ran(spec: dict[str, Any], algos: set[str]) -> bool:
+    """Whether the runs include the algorithm a check is about (its ``subject``; a list: any of them)."""
+    subject = spec[CHECK_KINDS[spec["check"]].subject]
+    return any(a in algos for a in (subject if isinstance(subject, list) else [subject]))
 
 
 def check_validity(results_dir: str | Path, records: list[dict[str, Any]], names: list[str] | None = None,
@@ -291,7 +245,7 @@ def check_validity(results_dir: str | Path, records: list[dict[str, Any]], names
     datasets, algos = sorted({r["dataset"] for r in records}), {r["algorithm"] for r in records}
     # Unnamed, a check applies where the suite has its datasets and ran the algorithm it is about.
     chosen = names if names is not None else [p for p, spec in patterns.items() if applicable(spec, datasets)
-                                              and spec[CHECK_KINDS[spec["check"]].subject] in algos]
+                                              and _about_one_that_ran(spec, algos)]
     return [evaluate_pattern(p, patterns[p], records, Path(results_dir), min_seeds) for p in chosen]
 
 

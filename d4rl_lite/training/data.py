@@ -53,10 +53,14 @@ def data_facts(dataset: OfflineDataset, task: Any, trained_rewards: torch.Tensor
     """What a result compares itself with (the benchmark's data column and validity checks): the
     normalized score of the data's own protocol episodes (None where it means nothing, see the
     data card), and the mean Monte-Carlo return-to-go of the data's transitions in the rewards
-    the critics learn (rescaled as trained) with the run's discount, the yardstick of Q-values."""
+    the critics learn (rescaled as trained) with the run's discount, the yardstick of Q-values; and,
+    for a full replay (or a subsample of one), the normalized score of the online agent that
+    collected it (its recipe's ``online_agent``), the line offline agents are compared with."""
     from d4rl_lite.datasets.card import compute_card
 
     normalized = compute_card(dataset, task).get("normalized_return")
     returns, complete = dataset.discounted_returns(gamma, trained_rewards.detach().cpu().numpy())
+    agent = ((dataset.metadata.get("recipe") or {}).get("online_agent") or {}).get("normalized_score")
     return {"normalized_return": normalized["mean"] if normalized else None,
-            "mc_return": float(returns[complete].mean()) if complete.any() else None}
+            "mc_return": float(returns[complete].mean()) if complete.any() else None,
+            **({"online_agent": float(agent)} if agent is not None else {})}
