@@ -48,7 +48,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import d3rlpy
 from d3rlpy.models.encoders import VectorEncoderFactory
 
-cls_name, settings, obs_dim, act_dim, batch, hidden, seconds = json.loads(sys.argv[1])
+cls_name, settings, obs_dim, act_dim, batch, hidden, seconds, device = json.loads(sys.argv[1])
 torch.set_num_threads(1)
 rng = np.random.default_rng(0)
 n = 20_000
@@ -58,7 +58,7 @@ dataset = d3rlpy.dataset.MDPDataset(
 cfg_cls = getattr(d3rlpy.algos, cls_name)
 fields = set(cfg_cls.__dataclass_fields__)
 enc = {k: VectorEncoderFactory(hidden_units=hidden) for k in fields if k.endswith("encoder_factory")}
-algo = cfg_cls(batch_size=batch, **enc, **settings).create(device="cpu:0")
+algo = cfg_cls(batch_size=batch, **enc, **settings).create(device=device)
 algo.build_with_dataset(dataset)
 batches = [dataset.sample_transition_batch(batch) for _ in range(64)]
 for i in range(5):
@@ -86,12 +86,15 @@ def ours(name: str, seconds: float, precision: str = "fp32") -> tuple[float, flo
     return updates_per_s, flops
 
 
-def peer(python: str, name: str, seconds: float) -> dict:
+def peer(python: str, name: str, seconds: float, device: str = "cpu:0", hidden: list[int] = HIDDEN) -> dict:
+    """d3rlpy's updates/s and FLOPs per update for our algorithm ``name``, run by ``python`` (its venv) on
+    ``device`` ("cpu:0", "cuda:0") with every network ``hidden``. (Each update returns its losses as
+    floats, a host sync per step, so its timing is complete on a GPU too.)"""
     cls_name, settings = PEERS[name]
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(PEER_SCRIPT)
     try:
-        out = subprocess.run([python, f.name, json.dumps([cls_name, settings, OBS_DIM, ACT_DIM, BATCH, HIDDEN, seconds])],
+        out = subprocess.run([python, f.name, json.dumps([cls_name, settings, OBS_DIM, ACT_DIM, BATCH, hidden, seconds, device])],
                              capture_output=True, text=True, timeout=600)
     finally:
         os.unlink(f.name)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 SEP = "__"  # between the parts of a run id: names of algorithms, datasets and settings never hold it
+# A fine-tuning run's directory: its offline parent's name and this (``d4rl-lite finetune``, a suite's "finetune").
+FINETUNE_SUFFIX = SEP + "finetune"
 
 
 def shown(value: Any) -> str:

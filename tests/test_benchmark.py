@@ -27,7 +27,8 @@ def tiny_suite(tmp_path):
 
 def test_shipped_suites_are_valid():
     smoke = Suite.load("smoke")
-    assert set(smoke.algorithms) == {"bc", "td3_bc", "iql", "awac", "cql", "bcq", "bear", "brac_p", "brac_v"}
+    assert set(smoke.algorithms) == {"bc", "td3_bc", "iql", "awac", "cql", "bcq", "bear", "brac_p", "brac_v", "crr", "sac_n",
+                                     "edac", "mopo"}
     assert Suite.load("d4rl").steps == 1_000_000 and len(Suite.load("d4rl").seeds) == 5
     with pytest.raises(LookupError, match="Did you mean 'smoke'"):
         Suite.load("smoek")

@@ -114,7 +114,10 @@ POPULATION_CASES = {"bc": {}, "td3_bc": {}, "iql": {}, "awac": {}, "sac": {}, "c
                     "brac_p": {"behavior_pretrain_steps": 50, "warmup_steps": 50},
                     "brac_v": {"behavior_pretrain_steps": 50, "warmup_steps": 50},
                     "bcq": {"vae_hidden": (32, 32)},
-                    "bear": {"warmup_steps": 50}}
+                    "bear": {"warmup_steps": 50},
+                    "crr": {}, "crr-binary-max": {"filter": "binary", "advantage": "max", "num_critics": 2},
+                    "sac_n": {}, "sac_n-rem": {"target_aggregation": "rem", "num_critics": 5}, "edac": {},
+                    "mopo": {"model_train_steps": 50, "rollout_every": 50, "rollout_batch": 128}}
 # With torch's multi-tensor (foreach) Adam (algorithms.base.adam) every member is bit for bit its solo run here (0.0 after 200
 # updates). Fused Adam rounds the vectorized tail of a tensor differently by the tensor's size, so
 # stacked and solo weights drifted apart by 3e-8, which BEAR's VAE amplified to 1.7e-2.
@@ -323,7 +326,11 @@ SWEEP_CASES = {"iql": ({"expectile": 0.6, "beta": 1.0}, {"expectile": 0.9, "beta
                "brac_p": ({"divergence_weight": 0.1}, {"divergence_weight": 1.0},
                           {"behavior_pretrain_steps": 10, "warmup_steps": 10}),
                "brac_v": ({"divergence_weight": 0.1}, {"divergence_weight": 1.0},
-                          {"behavior_pretrain_steps": 10, "warmup_steps": 10})}
+                          {"behavior_pretrain_steps": 10, "warmup_steps": 10}),
+               "crr": ({"beta": 0.5}, {"beta": 2.0}, {}),
+               "sac_n": ({"diversity_weight": 0.0}, {"diversity_weight": 1.0}, {}),
+               "edac": ({"diversity_weight": 0.5}, {"diversity_weight": 5.0}, {"target_aggregation": "mean"}),
+               "mopo": ({"penalty": 0.5}, {"penalty": 2.0}, {"model_train_steps": 10, "rollout_every": 10, "rollout_batch": 128})}
 
 
 def test_every_sweepable_setting_has_a_sweep_case():

@@ -172,9 +172,14 @@ class OfflineAlgorithm:
         obs = (obs - self.obs_mean) / self.obs_std
         return self.policy_action(obs).clamp(-1.0, 1.0).cpu().numpy()
 
+    def critic_value(self, q: torch.Tensor) -> torch.Tensor:
+        """The value the critics' estimates q (num_q, ...) give: their minimum (an ensemble that
+        aggregates otherwise, e.g. by the mean, overrides this)."""
+        return q.min(0).values
+
     @torch.inference_mode()
     def predicted_values(self, observations: np.ndarray, member: int | None = None) -> np.ndarray | None:
-        """The critic's value of acting by the deterministic policy, min_i Q_i(s, pi(s)), for raw
+        """The critic's value of acting by the deterministic policy, ``critic_value`` (min_i Q_i(s, pi(s))), for raw
         flat observations (n, obs_dim) -> (n,): member ``member``'s in a population. None for an
         algorithm without Q critics (``critic``). CQL's theorem bounds this quantity from below by
         the policy's true value; a naive critic's runs far above it."""
@@ -185,7 +190,7 @@ class OfflineAlgorithm:
         if self.members:
             obs = obs.expand(self.members, *obs.shape)
         obs = (obs - self.obs_mean) / self.obs_std
-        values = critic(obs, self.policy_action(obs).clamp(-1.0, 1.0)).min(0).values.float().cpu().numpy()
+        values = self.critic_value(critic(obs, self.policy_action(obs).clamp(-1.0, 1.0))).float().cpu().numpy()
         return values[member or 0] if self.members else values
 
     def member_policy(self, m: int) -> Callable[[np.ndarray], np.ndarray]:

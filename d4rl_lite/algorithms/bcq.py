@@ -30,8 +30,10 @@ from d4rl_lite.algorithms.settings import Count, Layers, LearningRate, Rate
 from d4rl_lite.nets import (
     ConditionalVAE,
     QEnsemble,
+    batched_call,
     best_of_candidates,
     mlp,
+    repeat_rows,
     soft_update,
 )
 
@@ -102,9 +104,13 @@ class BCQ(OfflineAlgorithm):
         vae_loss = self.vae.loss(obs, act, generator=self.noise)
         optimize(self.vae_opt, vae_loss)
 
+        with torch.no_grad():  # every VAE sample of this update in one pass: the VAE does not change until the next
+            nxt = repeat_rows(next_obs, cfg.target_samples)  # rows grouped by state
+            z_next, z_now = self.vae.prior(nxt, self.noise), self.vae.prior(obs, self.noise)
+            decoded_next, decoded_now = batched_call(self.vae.decode, [(nxt, z_next), (obs, z_now)])
+
         with torch.no_grad():  # soft clipped double Q over perturbed VAE samples, max per next state
-            nxt = next_obs.repeat_interleave(cfg.target_samples, -2)  # rows grouped by state
-            q_t = self.critic_target(nxt, self.actor_target(nxt, self.vae.decode(nxt, generator=self.noise)))
+            q_t = self.critic_target(nxt, self.actor_target(nxt, decoded_next))
             q_min, q_max = q_t.min(0).values, q_t.max(0).values
             lmbda = self.setting("lmbda", like=q_min)
             q_t = lmbda * q_min + (1.0 - lmbda) * q_max
@@ -114,10 +120,8 @@ class BCQ(OfflineAlgorithm):
         critic_loss = (q - target).pow(2).mean(-1).sum(0)  # summed over the two critics
         optimize(self.critic_opt, critic_loss)
 
-        with torch.no_grad():
-            sampled = self.vae.decode(obs, generator=self.noise)
-        with frozen(self.critic):
-            actor_loss = -self.critic(obs, self.actor(obs, sampled))[0].mean(-1)
+        with frozen(self.critic):  # Q_1 alone: the only critic the actor's loss reads
+            actor_loss = -self.critic.first(obs, self.actor(obs, decoded_now)).mean(-1)
         optimize(self.actor_opt, actor_loss)
         soft_update(self.critic_target, self.critic, cfg.tau)
         soft_update(self.actor_target, self.actor, cfg.tau)
@@ -130,3 +134,7 @@ class BCQ(OfflineAlgorithm):
         n = self.config.act_samples
         rep = obs.repeat_interleave(n, -2)
         return best_of_candidates(self.critic, obs, self.actor(rep, self.vae.decode(rep, generator=self.eval_noise)), n)
+
+    def explore(self, obs: torch.Tensor) -> torch.Tensor:
+        """Online exploration (fine-tuning): the acting rule itself, stochastic through its VAE samples."""
+        return self.policy_action(obs)

@@ -27,6 +27,7 @@ from d4rl_lite.nets import (
     QEnsemble,
     TanhGaussianPolicy,
     best_of_candidates,
+    repeat_rows,
     soft_update,
 )
 
@@ -79,14 +80,26 @@ class BEARConfig(AlgorithmConfig):
 
 
 def mmd(x: torch.Tensor, y: torch.Tensor, kernel: str, sigma: float) -> torch.Tensor:
-    """Per-state MMD between sample sets x ([M,] B, n, A) and y ([M,] B, m, A)."""
+    """Per-state MMD between sample sets x ([M,] B, n, A) and y ([M,] B, m, A):
+    sqrt(E k(x, x') + E k(y, y') - 2 E k(x, y)).
 
-    def k(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        d = a.unsqueeze(-2) - b.unsqueeze(-3)  # ([M,] B, n, m, A)
-        dist = d.abs().sum(-1) if kernel == "laplacian" else d.pow(2).sum(-1)
-        return torch.exp(-dist / (2.0 * sigma)).mean((-2, -1))
+    k(x, x') and k(x, y) come from one kernel matrix of x against x and y; k(y, y'), on the VAE's
+    samples (no gradient), stays outside autograd."""
+    n = x.shape[-2]
+    k_x = kernel_matrix(x, torch.cat([x, y], -2), kernel, sigma)  # ([M,] B, n, n + m): k(x, x') | k(x, y)
+    with torch.no_grad():
+        k_yy = kernel_matrix(y, y, kernel, sigma)
+    return (k_x[..., :n].mean((-2, -1)) + k_yy.mean((-2, -1)) - 2 * k_x[..., n:].mean((-2, -1)) + 1e-6).sqrt()
 
-    return (k(x, x) + k(y, y) - 2 * k(x, y) + 1e-6).sqrt()
+
+def kernel_matrix(a: torch.Tensor, b: torch.Tensor, kernel: str, sigma: float) -> torch.Tensor:
+    """k(a_i, b_j) = exp(-d(a_i, b_j) / (2 sigma)) for sample sets a ([M,] B, n, A), b ([M,] B, m, A): ([M,] B, n, m).
+    The Laplacian's L1 distances come from torch.cdist, which keeps no (n, m, A) differences for the backward."""
+    if kernel == "laplacian":
+        dist = torch.cdist(a, b, p=1.0)
+    else:
+        dist = (a.unsqueeze(-2) - b.unsqueeze(-3)).pow(2).sum(-1)
+    return torch.exp(-dist / (2.0 * sigma))
 
 
 @register("bear")
@@ -115,7 +128,7 @@ class BEAR(OfflineAlgorithm):
         with torch.no_grad():
             data_like = self.vae.decode(rep, generator=self.noise).unflatten(-2, (b, cfg.mmd_samples))
         if policy_actions is None:
-            policy_actions = self.actor(rep, generator=self.noise)[0]
+            policy_actions = self.actor(obs, generator=self.noise, samples=cfg.mmd_samples)[0]
         return mmd(policy_actions.unflatten(-2, (b, cfg.mmd_samples)), data_like, cfg.kernel, cfg.kernel_sigma)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -128,8 +141,8 @@ class BEAR(OfflineAlgorithm):
         optimize(self.vae_opt, vae_loss)
 
         with torch.no_grad():
-            nxt = next_obs.repeat_interleave(cfg.target_samples, -2)
-            q_t = self.critic_target(nxt, self.actor(nxt, generator=self.noise)[0])
+            nxt = repeat_rows(next_obs, cfg.target_samples)  # rows grouped by state
+            q_t = self.critic_target(nxt, self.actor(next_obs, generator=self.noise, samples=cfg.target_samples)[0])
             q_min, q_max = q_t.min(0).values, q_t.max(0).values
             lmbda = self.setting("lmbda", like=q_min)
             q_t = lmbda * q_min + (1.0 - lmbda) * q_max
@@ -138,8 +151,8 @@ class BEAR(OfflineAlgorithm):
         critic_loss = (q - target).pow(2).mean(-1).sum(0)  # summed over the two critics
         optimize(self.critic_opt, critic_loss)
 
-        rep = obs.repeat_interleave(cfg.mmd_samples, -2)
-        pi_actions = self.actor(rep, generator=self.noise)[0]
+        rep = repeat_rows(obs, cfg.mmd_samples)
+        pi_actions = self.actor(obs, generator=self.noise, samples=cfg.mmd_samples)[0]  # rows grouped by state
         divergence = self.mmd_to_data(obs, pi_actions)
         alpha = self.log_alpha.exp().detach()
         threshold = self.setting("mmd_threshold", like=divergence)
@@ -165,4 +178,14 @@ class BEAR(OfflineAlgorithm):
     def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
         """Best of ``act_samples`` policy samples under Q1 (as the reference)."""
         n = self.config.act_samples
-        return best_of_candidates(self.critic, obs, self.actor(obs.repeat_interleave(n, -2), generator=self.eval_noise)[0], n)
+        return best_of_candidates(self.critic, obs, self.actor(obs, generator=self.eval_noise, samples=n)[0], n)
+
+    @torch.no_grad()
+    def behavior_log_likelihood(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """How well the VAE (the model of the behaviour policy) explains (s, a), per state ([M,] B): its ELBO
+        as the proxy of log pi_b(a | s), i.e. minus its training loss (reconstruction error + 0.5 KL), taken
+        at the posterior mean so that it draws nothing from any random stream. Fine-tuning logs it."""
+        mean, log_std = self.vae.encoder(torch.cat([obs, act], -1)).chunk(2, -1)
+        std = log_std.clamp(-4, 15).exp()
+        kl = -0.5 * (1 + torch.log(std.pow(2)) - mean.pow(2) - std.pow(2)).mean(-1)
+        return -((self.vae.decode(obs, mean) - act).pow(2).mean(-1) + 0.5 * kl)

@@ -59,6 +59,9 @@ class BRACConfig(AlgorithmConfig):
     """First updates: only pi_b is fitted (our choice: the reference pre-trains pi_b in a separate run)."""
     warmup_steps: Steps = 20_000
     """Updates after behavior_pretrain_steps in which the actor learns without Q (divergence and entropy only)."""
+    refit_behavior: bool = False
+    """Keep fitting pi_b by maximum likelihood on every batch after behavior_pretrain_steps (on in fine-tuning:
+    the behaviour model follows the growing buffer, as Nair et al. 2020 study it; offline: off, as the reference)."""
     renamed = {"policy_hidden": ("actor_hidden",), "policy_lr": ("actor_lr",), "alpha_lr": ("temperature_lr",),
                "alpha": ("divergence_weight",), "warm_start_steps": ("warmup_steps",)}
 
@@ -101,6 +104,11 @@ class BRAC(OfflineAlgorithm):
             behavior_loss = -self.behavior.log_prob(obs, act).mean(-1)
             optimize(self.behavior_opt, behavior_loss)
             return {"train/behavior_loss": behavior_loss.detach()}
+        refit = {}
+        if cfg.refit_behavior:
+            behavior_loss = -self.behavior.log_prob(obs, act).mean(-1)
+            optimize(self.behavior_opt, behavior_loss)
+            refit = {"train/behavior_loss": behavior_loss.detach()}
 
         alpha_ent = self.log_alpha_ent.exp().detach()
         with torch.no_grad():
@@ -129,10 +137,15 @@ class BRAC(OfflineAlgorithm):
         soft_update(self.critic_target, self.critic, cfg.tau)
         return {"train/critic_loss": critic_loss.detach(), "train/actor_loss": actor_loss.detach(),
                 "train/divergence": div.detach().mean(-1), "train/alpha_entropy": alpha_ent,
-                "train/q_mean": q.detach().mean((0, -1)), "train/q_max": q.detach().amax((0, -1))}
+                "train/q_mean": q.detach().mean((0, -1)), "train/q_max": q.detach().amax((0, -1)), **refit}
 
     def policy_action(self, obs: torch.Tensor) -> torch.Tensor:
         return self.actor(obs, deterministic=True)[0]
+
+    @torch.no_grad()
+    def behavior_log_likelihood(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """log pi_b(a | s) of the fitted behaviour policy, per state ([M,] B); fine-tuning logs it."""
+        return self.behavior.log_prob(obs, act)
 
 
 @register("brac_p")

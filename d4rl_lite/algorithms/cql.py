@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -29,7 +30,16 @@ from d4rl_lite.algorithms.base import (
     optimize,
 )
 from d4rl_lite.algorithms.settings import Count, Layers, LearningRate, Rate, Steps
-from d4rl_lite.nets import QEnsemble, TanhGaussianPolicy, rand_uniform, soft_update
+from d4rl_lite.nets import (
+    QEnsemble,
+    TanhGaussianPolicy,
+    batched_call,
+    rand_uniform,
+    randn,
+    repeat_rows,
+    soft_update,
+    tanh_gaussian_sample,
+)
 
 
 @dataclass
@@ -68,6 +78,18 @@ class CQLConfig(AlgorithmConfig):
                "bc_warmup_steps": ("warmup_steps",)}
 
 
+class SampledActions(NamedTuple):
+    """The actions the critic phase samples; the last three blocks hold n per state, rows grouped by state."""
+
+    next: torch.Tensor  # a' ~ pi(s'), one per next state, for the target
+    next_logp: torch.Tensor
+    uniform: torch.Tensor  # uniform on [-1, 1]^|A|
+    current: torch.Tensor  # ~ pi(. | s)
+    current_logp: torch.Tensor
+    following: torch.Tensor  # ~ pi(. | s'), valued at s
+    following_logp: torch.Tensor
+
+
 @register("cql")
 class CQL(OfflineAlgorithm):
     name = "cql"
@@ -88,11 +110,20 @@ class CQL(OfflineAlgorithm):
         self.alpha_opt = adam([self.log_alpha], lr=cfg.temperature_lr)
         self.alpha_prime_opt = adam([self.log_alpha_prime], lr=cfg.lagrange_lr)
 
-    def _policy_q(self, obs_rep: torch.Tensor, act_obs_rep: torch.Tensor, n: int, b: int) -> torch.Tensor:
-        """Q(s, a) - log pi(a | .) for n actions drawn from pi(. | act_obs), shaped (num_q, B, n)."""
-        with torch.no_grad():
-            a, logp = self.actor(act_obs_rep, generator=self.noise)
-        return (self.critic(obs_rep, a) - logp).unflatten(-1, (b, n))
+    @torch.no_grad()
+    def _sample_actions(self, obs: torch.Tensor, next_obs: torch.Tensor, n: int) -> SampledActions:
+        """The critic phase's actions, drawn in the reference order (a' ~ pi(s'), uniform, pi(s), pi(s'));
+        the actor runs once, on s' and s together, each state's n samples sharing its one output."""
+        (mean_next, log_std_next), (mean_now, log_std_now) = batched_call(self.actor.distribution_params,
+                                                                          [(next_obs,), (obs,)])
+        nxt, nxt_logp = tanh_gaussian_sample(mean_next, log_std_next, randn(mean_next.shape, mean_next, self.noise))
+        rows = (*obs.shape[:-2], obs.shape[-2] * n, self.act_dim)
+        uniform = rand_uniform(rows, like=obs, generator=self.noise) * 2 - 1
+        cur, cur_logp = tanh_gaussian_sample(repeat_rows(mean_now, n), repeat_rows(log_std_now, n),
+                                             randn(rows, mean_now, self.noise))
+        fol, fol_logp = tanh_gaussian_sample(repeat_rows(mean_next, n), repeat_rows(log_std_next, n),
+                                             randn(rows, mean_next, self.noise))
+        return SampledActions(nxt, nxt_logp, uniform, cur, cur_logp, fol, fol_logp)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.config
@@ -113,20 +144,21 @@ class CQL(OfflineAlgorithm):
         optimize(self.actor_opt, actor_loss)
 
         # -- critic: Bellman error + CQL(H) ----------------------------------------------------
+        sampled = self._sample_actions(obs, next_obs, n)
         with torch.no_grad():
-            next_act, next_logp = self.actor(next_obs, generator=self.noise)
-            q_next = self.critic_target(next_obs, next_act).min(0).values
+            q_next = self.critic_target(next_obs, sampled.next).min(0).values
             if cfg.backup_entropy:
-                q_next = q_next - alpha * next_logp
+                q_next = q_next - alpha * sampled.next_logp
             target = rew + cfg.gamma * (1.0 - done) * q_next
-        q = self.critic(obs, act)
+        obs_rep = repeat_rows(obs, n)  # every sampled action is valued at s
+        q, q_rand, q_cur, q_nxt = batched_call(self.critic, [  # one pass of the critics over all of them
+            (obs, act), (obs_rep, sampled.uniform), (obs_rep, sampled.current), (obs_rep, sampled.following)], out_rows=-1)
         bellman = (q - target).pow(2).mean(-1).sum(0)  # summed over the two critics
 
-        obs_rep = obs.repeat_interleave(n, -2)  # each state n times, rows grouped by state
-        rand = rand_uniform((*obs_rep.shape[:-1], self.act_dim), like=obs, generator=self.noise) * 2 - 1
-        q_rand = self.critic(obs_rep, rand).unflatten(-1, (b, n)) - self.act_dim * math.log(0.5)  # minus log U(-1, 1)^|A|
-        q_cur = self._policy_q(obs_rep, obs_rep, n, b)  # actions from pi(. | s)
-        q_nxt = self._policy_q(obs_rep, next_obs.repeat_interleave(n, -2), n, b)  # from pi(. | s'), valued at s
+        # each sampled Q minus its log-density: log U(-1, 1)^|A| for uniform ones, log pi for the policy's
+        q_rand = q_rand.unflatten(-1, (b, n)) - self.act_dim * math.log(0.5)
+        q_cur = (q_cur - sampled.current_logp).unflatten(-1, (b, n))
+        q_nxt = (q_nxt - sampled.following_logp).unflatten(-1, (b, n))
         cat = torch.cat([q_rand, q_nxt, q_cur], dim=-1)
         gap = (torch.logsumexp(cat / cfg.cql_temperature, dim=-1) * cfg.cql_temperature - q).mean(-1)  # (num_q[, M])
         metrics = {}

@@ -38,6 +38,9 @@ class IQLConfig(AlgorithmConfig):
     """Upper clip of the advantage weights exp(beta * A)."""
     actor_lr_schedule_steps: Count = 1_000_000
     """Length, in updates, of the cosine decay of the actor's learning rate to 0 (as the reference)."""
+    actor_lr_decay: bool = True
+    """Decay the actor's learning rate (cosine, actor_lr_schedule_steps); off: the actor learns at actor_lr
+    throughout (IQL's fine-tuning: no decay online, so a parent at the end of its decay learns again)."""
     normalize_states: bool = True
     """Standardize observations with the dataset's mean and std (on, as in CORL's IQL)."""
     normalize_reward: bool = True
@@ -95,8 +98,12 @@ class IQL(OfflineAlgorithm):
         adv = (q_target - v.detach())
         weights = torch.exp(self.setting("beta", like=adv) * adv).clamp(max=cfg.max_weight)
         actor_loss = -(weights * self.actor.log_prob(obs, act)).mean(-1)
+        if not cfg.actor_lr_decay:  # pinned (a fine-tuned parent's optimizer holds its decayed rate)
+            for group in self.actor_opt.param_groups:
+                group["lr"] = cfg.actor_lr
         optimize(self.actor_opt, actor_loss)
-        self.actor_sched.step()
+        if cfg.actor_lr_decay:
+            self.actor_sched.step()
         q = q.detach()
         return {"train/value_loss": value_loss.detach(), "train/critic_loss": critic_loss.detach(),
                 "train/actor_loss": actor_loss.detach(), "train/q_mean": q.mean((0, -1)),

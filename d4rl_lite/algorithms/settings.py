@@ -115,14 +115,16 @@ def setting_docs(cls: type) -> dict[str, str]:
     return {f.name: docs.get(f.name, "") for f in dataclasses.fields(cls)}
 
 
-def domain_settings(algo_name: str, domain: str) -> dict[str, Any]:
-    """The settings ``algo_name``'s reference implementation uses on tasks of ``domain`` (data:
+def domain_settings(algo_name: str, domain: str, task: str | None = None) -> dict[str, Any]:
+    """The settings ``algo_name``'s reference implementation uses on tasks of ``domain``, and over
+    them those of the task named ``task`` (e.g. MOPO's termination rule on hopper) (data:
     ``algorithms/domain_settings.json``, each entry with its source); empty if it has none."""
     import json
     from importlib import resources
 
     table = json.loads(resources.files("d4rl_lite.algorithms").joinpath("domain_settings.json").read_text())
-    return dict(table.get(algo_name, {}).get(domain, {}).get("settings", {}))
+    entries = table.get(algo_name, {})
+    return {**entries.get(domain, {}).get("settings", {}), **(entries.get(task, {}).get("settings", {}) if task else {})}
 
 
 def hidden_fields(cls: type) -> tuple[str, ...]:

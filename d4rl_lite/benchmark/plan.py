@@ -7,7 +7,9 @@ algorithm with the suite's settings, on random data of the task's shape, as a wo
 env copies acting through that policy, as an evaluation steps them. Evaluations are counted as
 if every episode ran to the task's horizon (an upper bound where episodes can end early). The
 jobs are then laid on the workers in the order the local pool takes them, each worker starting
-after a measured process start (a new Python importing torch and d4rl_lite). Not counted:
+after a measured process start (a new Python importing torch and d4rl_lite). A suite's online
+fine-tuning counts one update and one env step of every member per env step (the env step timed as
+an evaluation step, which steps more copies: an upper bound), plus its evaluations. Not counted:
 building datasets that are missing.
 """
 
@@ -123,6 +125,9 @@ def plan_suite(suite: Any, workers: int = 2, population: bool = True, device: st
     from d4rl_lite.evaluation.evaluate import EVAL_COPIES
     from d4rl_lite.tasks import get_task
 
+    from d4rl_lite.benchmark.finetune_suite import plan_of
+
+    finetune = plan_of(suite)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as a suite worker runs
     costs = []
@@ -133,7 +138,7 @@ def plan_suite(suite: Any, workers: int = 2, population: bool = True, device: st
             episodes = suite.eval_episodes or task.eval_episodes
             copies = max(1, min(EVAL_COPIES, episodes))  # as evaluate_population runs them
             steps, eval_every = suite.steps_on(dataset), suite.eval_every_on(dataset)
-            settings = {**domain_settings(algo, task.domain), **suite.algo_settings(algo, dataset)}  # as training applies them
+            settings = {**domain_settings(algo, task.domain, task.name), **suite.algo_settings(algo, dataset)}  # as training applies them
             key = (algo, task.observation_dim, task.action_dim, len(seeds), task.name, steps, repr(sorted(settings.items())))
             too_big = suite_checks.too_big(algo, dataset, make_config(get_algorithm(algo).Config, settings),
                                            task.observation_dim, len(seeds) if get_algorithm(algo).supports_population else 1)
@@ -147,8 +152,16 @@ def plan_suite(suite: Any, workers: int = 2, population: bool = True, device: st
             evaluations = steps // eval_every + (steps % eval_every > 0)
             eval_steps = evaluations * -(-episodes // copies) * task.horizon  # batch steps, episodes to the horizon
             seconds = steps * update_s + eval_steps * eval_step_s + JOB_OVERHEAD_S
-            costs.append(JobCost(algo, dataset, seeds, update_s, eval_step_s, steps * len(seeds),
-                                 evaluations * episodes * task.horizon * len(seeds), seconds))
+            updates, env_steps = steps * len(seeds), evaluations * episodes * task.horizon * len(seeds)
+            if finetune is not None and finetune.applies(algo):  # its online phase, after the offline budget
+                online = finetune.env_steps
+                online_evals = online // (finetune.eval_every or eval_every) + 1
+                # One env step of every member per update, counted as an evaluation step (which steps
+                # more copies per member: an upper bound).
+                seconds += online * (update_s + eval_step_s) + online_evals * -(-episodes // copies) * task.horizon * eval_step_s
+                updates += online * len(seeds)
+                env_steps += (online + online_evals * episodes * task.horizon) * len(seeds)
+            costs.append(JobCost(algo, dataset, seeds, update_s, eval_step_s, updates, env_steps, seconds))
     finally:
         torch.set_num_threads(threads)
     return costs, makespan([c.seconds for c in costs], workers, worker_start_seconds())
@@ -213,7 +226,8 @@ def print_plan(suite: Any, workers: int, population: bool, device: str, todo: li
             f"-> {duration(c.seconds)}")
     runs = sum(len(c.seeds) for c in costs)
     log(f"{runs} runs in {len(costs)} jobs: {sum(c.updates for c in costs):,} updates, up to "
-        f"{sum(c.env_steps for c in costs):,} environment steps of evaluation")
+        f"{sum(c.env_steps for c in costs):,} environment steps of evaluation"
+        + (" and online fine-tuning" if getattr(suite, "finetune", None) else ""))
     log(f"projected wall time: {duration(wall)} with {workers} workers "
         f"({duration(sum(c.seconds for c in costs))} of work; missing datasets are built first, not counted)")
     if population and len(costs) < runs:

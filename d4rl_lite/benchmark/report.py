@@ -10,10 +10,13 @@ from typing import Any
 
 from d4rl_lite.benchmark import stats
 from d4rl_lite.benchmark.curves import plot_learning_curves
+from d4rl_lite.benchmark.finetune_report import finetune_table
+from d4rl_lite.benchmark.ope_file import fqe_section
 from d4rl_lite.benchmark.results import collect_results, read_suite_description
 from d4rl_lite.benchmark.table import partial_algorithms, score_table
 from d4rl_lite.benchmark.table_formats import to_markdown, write_tables
 from d4rl_lite.errors import DatasetNotFoundError, UserInputError
+from d4rl_lite.records import FINETUNE_SUFFIX
 from d4rl_lite.training.logging import RunLogger
 
 
@@ -28,13 +31,23 @@ def print_report(results: Path, wandb: bool = False, suite_name: str = "report")
     if not records:
         raise UserInputError(f"no usable finished runs under {results} (expected RUN/result.json files written by "
                          "`d4rl-lite train` or `bench`)")
-    rows = score_table(records, expected=found.missing + [r.run_id for r in found.refused],
-                       planned=found.planned)
+    def offline(ids: list[str]) -> list[str]:  # the table's runs; fine-tuning runs have their own table
+        return [i for i in ids if not i.endswith(FINETUNE_SUFFIX)]
+
+    rows = score_table(records, expected=offline(found.missing + [r.run_id for r in found.refused]),
+                       planned=None if found.planned is None else offline(found.planned))
     print(to_markdown(rows))
+    tuned = finetune_table(found.finetuned)
+    if tuned:
+        print("\n" + tuned)
+        (results / "finetune.md").write_text(tuned + "\n")
+    fqe = fqe_section(results, records, rows)  # the estimates of `d4rl-lite ope`, when there are (fqe_mean: csv/json)
+    if fqe:
+        print("\n" + fqe)
     paths = write_tables(rows, results)
     paths.append(plot_learning_curves(records, results / "learning_curves.png"))
     try:
-        partial = partial_algorithms(found.planned)
+        partial = partial_algorithms(None if found.planned is None else offline(found.planned))
         scores, datasets = stats.score_matrices(records, leave_out=partial)
         if partial:
             print(f"\n(left out of the aggregate: {', '.join(sorted(partial))}, which the suite runs on some datasets only)")
@@ -53,7 +66,7 @@ def print_report(results: Path, wandb: bool = False, suite_name: str = "report")
                       stats.plot_performance_profiles(scores, results / "performance_profiles.png")]
     except ImportError as e:
         print(f"(aggregate statistics skipped: {e})")
-    paths += _validity_section(results, records)
+    paths += _validity_section(results, records + found.finetuned)
     print("written: " + ", ".join(str(p) for p in paths))
     if wandb:
         run_dir = log_benchmark_to_wandb(suite_name, rows, [p for p in paths if p.suffix == ".png"], results)

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from d4rl_lite.benchmark.finetune_suite import finetune_run_id, plan_of
 from d4rl_lite.benchmark.suites import dataset_steps, planned_runs
-from d4rl_lite.records import RunSpec
+from d4rl_lite.errors import UserInputError
+from d4rl_lite.records import FINETUNE_SUFFIX, RunSpec
 
 # The metrics of a result's evaluations that tables and checks read.
 NORMALIZED, RAW, SUCCESS = "eval/normalized_score", "eval/return_mean", "eval/success_rate"
@@ -38,6 +40,7 @@ class ResultSet:
 
     records: list[dict[str, Any]]
     missing: list[str] = field(default_factory=list)
+    finetuned: list[dict[str, Any]] = field(default_factory=list)  # fine-tuning runs (benchmark/finetune_suite.py)
     refused: list[Refusal] = field(default_factory=list)
     planned: list[str] | None = None  # every run id the suite plans (None without a suite.json)
 
@@ -52,18 +55,24 @@ def collect_results(results_dir: str | Path) -> ResultSet:
 
     results_dir = Path(results_dir)
     budgets: dict[str, int] | None = None  # {dataset: the suite's updates on it; "": elsewhere}
+    online_budget: dict[str, int] | None = None  # {"": the env steps of the suite's fine-tuning runs}
     expected = None
     suite_file = results_dir / "suite.json"
     suite = read_suite_description(results_dir)
     if suite is not None:
         try:
             budgets = {"": int(suite["steps"]), **{d: dataset_steps(suite, d) for d in suite["datasets"]}}
-            expected = {RunSpec.of(*run).run_id for run in planned_runs(suite["algorithms"], suite["datasets"], suite["seeds"],
-                                                             suite.get("only_on") or {})}
-        except (ValueError, KeyError, TypeError, AttributeError, OverflowError):  # OverflowError: int(Infinity)
+            runs = planned_runs(suite["algorithms"], suite["datasets"], suite["seeds"], suite.get("only_on") or {})
+            expected = {RunSpec.of(*run).run_id for run in runs}
+            plan = plan_of(suite)
+            if plan is not None:
+                online_budget = {"": plan.env_steps}
+                expected |= {finetune_run_id(*run) for run in runs if plan.applies(run[0])}
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, UserInputError):  # int(Infinity)
             raise CorruptFileError(f"{suite_file}: not a suite description (written by `d4rl-lite bench`); "
                                    "delete it to report the results without it") from None
     records: list[dict[str, Any]] = []
+    finetuned: list[dict[str, Any]] = []
     refused: list[Refusal] = []
     for path in sorted(results_dir.glob("*/result.json")):
         try:
@@ -71,14 +80,15 @@ def collect_results(results_dir: str | Path) -> ResultSet:
         except CorruptFileError as e:
             refused.append(Refusal(path.parent.name, path, _without_path(e, path)))
             continue
+        online = isinstance(record.get("finetune"), dict)
         try:
-            problem = _check_record(record, path, budgets)
+            problem = _check_record(record, path, online_budget if online else budgets)
         except CorruptFileError as e:  # its log is damaged: this run is refused, the others still count
             problem = str(e)
         if problem:
             refused.append(Refusal(path.parent.name, path, problem))
         else:
-            records.append(record)
+            (finetuned if online else records).append(record)
     for path in sorted(results_dir.glob("*/diverged.json")):  # a population member that diverged
         if not (path.parent / "result.json").exists():
             try:
@@ -91,7 +101,8 @@ def collect_results(results_dir: str | Path) -> ResultSet:
         raise CorruptFileError(f"{suite_file} is missing, but the runs here were trained by suite {', '.join(named)}: "
                                "without it the table cannot say which runs are missing. Restore it, or run `d4rl-lite "
                                f"bench {named[0]} --results {results_dir}` (finished runs are kept) to write it again")
-    seen = {RunSpec.from_record(r).run_id for r in records}
+    seen = {RunSpec.from_record(r).run_id for r in records} | {RunSpec.from_record(r).run_id + FINETUNE_SUFFIX
+                                                               for r in finetuned}
     refused_ids = {r.run_id for r in refused}
     if expected is None:  # no suite: the full grid of what is there (a sweep's members are columns of their own)
         specs = [RunSpec.from_record(r) for r in records]
@@ -100,7 +111,7 @@ def collect_results(results_dir: str | Path) -> ResultSet:
         seeds = {spec.seed for spec in specs}
         expected = {RunSpec(a, d, s, sweep).run_id for a, sweep in columns for d in datasets for s in seeds}
     missing = sorted(expected - seen - refused_ids)
-    return ResultSet(records, missing, refused, sorted(expected) if suite is not None else None)
+    return ResultSet(records, missing, finetuned, refused, sorted(expected) if suite is not None else None)
 
 
 def _without_path(error: Exception, path: Path) -> str:

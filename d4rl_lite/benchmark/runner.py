@@ -91,6 +91,7 @@ def run_group(suite_dict: dict[str, Any], algo: str, dataset: str, seeds: list[i
     population (``train_population``; one seed is a solo run); each resumes from its checkpoint."""
     import torch
 
+    from d4rl_lite.benchmark.finetune_suite import finetune_group
     from d4rl_lite.datasets.d4rl_compat import load_dataset
     from d4rl_lite.training.offline import TrainConfig, train_population
 
@@ -105,8 +106,10 @@ def run_group(suite_dict: dict[str, Any], algo: str, dataset: str, seeds: list[i
                      precision=suite.precision, suite=suite.name)
     records = train_population(algo, load_dataset(dataset, root=root), tc, suite.algo_settings(algo, dataset), seeds,
                                [Path(results_dir) / RunSpec.of(algo, dataset, s).run_id for s in seeds])
+    tuned = finetune_group(suite, algo, dataset, seeds, Path(results_dir), root, device, wandb)  # the suite's online phase
     return [{"algorithm": algo, "dataset": dataset, "seed": s, **({"diverged": r["diverged"]} if "diverged" in r else
-                                                                  {"final": r["final"]})} for s, r in zip(seeds, records)]
+                                                                  {"final": r["final"]}),
+             **({"finetuned": tuned[s]} if s in tuned else {})} for s, r in zip(seeds, records)]
 
 
 def population_groups(suite: Suite, runs: list[tuple[str, str, int]], population: bool) -> list[tuple[str, str, list[int]]]:
@@ -137,6 +140,7 @@ def run_suite(suite: Suite, results_dir: str | Path, *, executor: str = "local",
     as one population (one job, one worker); the results are the runs' own either way. The suite's
     ``imports`` (code) run here and in every worker only with ``allow_imports``; without, a suite
     that has them is refused before anything is written."""
+    from d4rl_lite.benchmark.finetune_suite import is_finetuned, plan_of
     from d4rl_lite.benchmark.suite_checks import imports_refused
 
     check_workers(workers)
@@ -149,7 +153,9 @@ def run_suite(suite: Suite, results_dir: str | Path, *, executor: str = "local",
     results.mkdir(parents=True, exist_ok=True)
     write_record(results / "suite.json", suite.__dict__)  # checksummed: an edited plan (a dropped algorithm) is caught
     ensure_datasets(suite, root, log, force=force)
-    todo = [r for r in suite.runs() if not is_finished(results, suite, *r)]
+    plan = plan_of(suite)
+    todo = [r for r in suite.runs() if not is_finished(results, suite, *r)
+            or (plan is not None and plan.applies(r[0]) and not is_finetuned(results, plan, *r))]
     skipped = len(suite.runs()) - len(todo)
     jobs = population_groups(suite, todo, population)
     log(f"suite {suite.name}: {len(suite.runs())} runs, {skipped} already finished, {len(todo)} to run "

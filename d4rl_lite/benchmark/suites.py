@@ -11,7 +11,8 @@ A suite is a JSON file::
       "steps": 1000, "eval_every": 500, "eval_episodes": 5, "log_every": 250, "checkpoint_every": 500,
       "settings": {"all": {"hidden": [64, 64]}, "cql": {"cql_weight": 5}},
       "only_on": {"cql": ["hopper-random-v0"]},                 # optional: an algorithm runs on these datasets only
-      "imports": ["my_algo"]                                     # optional: modules registering your algorithms
+      "imports": ["my_algo"],                                    # optional: modules registering your algorithms
+      "finetune": {"env_steps": 20000}                           # optional: online fine-tuning after (finetune_suite.py)
     }
 
 ``settings.all`` applies to every algorithm whose config has the key ("hidden" stands for every
@@ -64,6 +65,8 @@ class Suite:
     # {algorithm: the datasets it runs on}: for an algorithm too costly to run everywhere (its other
     # cells stay empty in the table); algorithms not named run on every dataset.
     only_on: dict[str, list[str]] = field(default_factory=dict)
+    # Online fine-tuning after the offline budget ({"env_steps": N, ...}: benchmark/finetune_suite.py); None: none.
+    finetune: dict[str, Any] | None = None
 
     def import_plugins(self) -> None:
         """Import the suite's modules (running their code: only once the user allowed it)."""
@@ -136,6 +139,9 @@ class Suite:
                  f"patterns must be a list of validity checks ({', '.join(known)})")
         if not self.algorithms or not self.datasets or not self.seeds:
             raise UserInputError(f"suite {self.name!r} needs algorithms, datasets and seeds")
+        from d4rl_lite.benchmark.finetune_suite import plan_of
+
+        plan_of(self)  # its fine-tuning block, checked (one line if wrong)
 
     def _check_dataset_entry(self, name: str, spec: dict[str, Any]) -> None:
         """One dataset's entry: only the keys a dataset takes, each of its type and range."""

@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 
 from d4rl_lite.benchmark.data_checks import judge_diversity, judge_near_agent
-from d4rl_lite.benchmark.evidence import (MIN_SEEDS, NOT_ENOUGH, NOT_REPRODUCED, REPRODUCED, REPS, Evidence, final_metric,
-                                          interval)
+from d4rl_lite.benchmark.finetune_suite import improvement
+from d4rl_lite.benchmark.evidence import (  # noqa: F401 (the verdicts are read as validity.REPRODUCED, ...)
+    MIN_SEEDS, NOT_ENOUGH, NOT_REPRODUCED, REPRODUCED, REPS, Evidence, final_metric, interval)
+from d4rl_lite.benchmark.ope_file import OPE_FILE, judge_ope_ranking
 from d4rl_lite.benchmark.patterns import load_patterns
 from d4rl_lite.benchmark.table import catalogue_name
 from d4rl_lite.records import RunSpec
@@ -89,12 +91,14 @@ def diverged_records(results_dir: Path, algorithm: str) -> list[dict[str, Any]]:
 
 def run_values(spec: dict[str, Any], records: list[dict[str, Any]], results_dir: Path) -> dict[tuple[str, str], list[float]]:
     """{(algorithm, dataset): the per-seed values the check compares}, seeds in order."""
-    value_of = CHECK_KINDS[spec["check"]].value
+    kind = CHECK_KINDS[spec["check"]]
     cells: dict[tuple[str, str], list[float]] = defaultdict(list)
     for r in sorted(records, key=lambda r: (r["algorithm"], r["dataset"], r["train"]["seed"])):
         if r.get("sweep"):
             continue  # a sweep member is not the algorithm at its settings
-        value = value_of(spec, r, results_dir)
+        if isinstance(r.get("finetune"), dict) != kind.online:
+            continue  # a check reads offline runs, or fine-tuning runs (``online``), never both
+        value = kind.value(spec, r, results_dir)
         if value is not None:
             cells[(r["algorithm"], r["dataset"])].append(value)
     return cells
@@ -217,20 +221,32 @@ class CheckKind:
     value: Callable[[dict[str, Any], dict[str, Any], Path], float | None]  # a run's value, None: not counted
     judge: Callable[[Evidence], dict[str, Any]]
     stopped_runs: Callable[[dict[str, Any], Path], list[dict[str, Any]]] = _no_stopped_runs  # counted without a result
+    present: Callable[[Path], bool] = lambda results_dir: True  # unnamed, the check runs only where this holds
+    online: bool = False  # it reads the fine-tuning runs (benchmark/finetune_suite.py) instead of the offline ones
 
 
 CHECK_KINDS = {
-    "better": CheckKind("baseline", lambda spec: [spec["baseline"], *spec["treatment"]], final_metric, _judge_better),
+    "better": CheckKind("treatment", lambda spec: [spec["baseline"], *spec["treatment"]], final_metric, _judge_better),
     "near_data": CheckKind("algorithm", lambda spec: [spec["algorithm"]], final_metric, _judge_near_data),
     "overestimation": CheckKind("naive", lambda spec: [spec["naive"], spec["conservative"]], _overestimation_of_compared,
                                 _judge_overestimation, _diverged_naive_runs),
-    "near_agent": CheckKind("baseline", lambda spec: [spec["baseline"], *spec["treatment"]], final_metric, judge_near_agent),
+    "near_agent": CheckKind("treatment", lambda spec: [spec["baseline"], *spec["treatment"]], final_metric, judge_near_agent),
     "subsample_order": CheckKind("algorithms", lambda spec: list(spec["algorithms"]), final_metric, judge_diversity),
+    # The best treatment's improvement by fine-tuning (its final score minus its offline parent's) minus the baseline's.
+    "better_improvement": CheckKind("treatment", lambda spec: [spec["baseline"], *spec["treatment"]],
+                                    lambda spec, record, _: improvement(spec["metric"], record, spec.get("scale", 1)),
+                                    _judge_better, online=True),
+    # About every run of a results directory that `d4rl-lite ope` estimated (no algorithm of its own).
+    "rank_correlation": CheckKind("", lambda spec: [], lambda spec, record, results_dir: None, judge_ope_ranking,
+                                  present=lambda results_dir: (results_dir / OPE_FILE).is_file()),
 }
 
 
 def _about_one_that_ran(spec: dict[str, Any], algos: set[str]) -> bool:
-    """Whether the runs include the algorithm a check is about (its ``subject``; a list: any of them)."""
+    """Whether the runs include the algorithm a check is about (its ``subject``; a list: any of them;
+    a check about no algorithm in particular: always)."""
+    if not CHECK_KINDS[spec["check"]].subject:
+        return True
     subject = spec[CHECK_KINDS[spec["check"]].subject]
     return any(a in algos for a in (subject if isinstance(subject, list) else [subject]))
 
@@ -242,10 +258,14 @@ def check_validity(results_dir: str | Path, records: list[dict[str, Any]], names
     unknown = sorted(set(names or []) - set(patterns))
     if unknown:
         raise UserInputError(f"unknown validity pattern(s) {', '.join(unknown)}; known: {', '.join(patterns)}")
-    datasets, algos = sorted({r["dataset"] for r in records}), {r["algorithm"] for r in records}
+    datasets = sorted({r["dataset"] for r in records})
+    # {online: the algorithms with runs of that kind}: offline runs, and fine-tuning runs (``online``).
+    algos = {online: {r["algorithm"] for r in records if isinstance(r.get("finetune"), dict) == online}
+             for online in (False, True)}
     # Unnamed, a check applies where the suite has its datasets and ran the algorithm it is about.
     chosen = names if names is not None else [p for p, spec in patterns.items() if applicable(spec, datasets)
-                                              and _about_one_that_ran(spec, algos)]
+                                              and _about_one_that_ran(spec, algos[CHECK_KINDS[spec["check"]].online])
+                                              and CHECK_KINDS[spec["check"]].present(Path(results_dir))]
     return [evaluate_pattern(p, patterns[p], records, Path(results_dir), min_seeds) for p in chosen]
 
 

@@ -1,4 +1,5 @@
-"""The benchmark verbs: ``bench`` (run a suite, or list or plan it) and ``report`` (a results directory's table)."""
+"""The benchmark verbs: ``bench`` (run a suite, or list or plan it), ``report`` (a results directory's table) and
+``ope`` (FQE estimates of its runs, ranked against their true scores)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,48 @@ def add_report(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("results", metavar="RESULTS_DIR")
     sp.add_argument("--wandb", action="store_true", help="also log the table and plots to W&B (offline without a key)")
     sp.set_defaults(func=cmd_report)
+
+
+def add_ope(sub: argparse._SubParsersAction) -> None:
+    from d4rl_lite.training.fqe import FQEConfig
+
+    defaults = FQEConfig()
+    sp = sub.add_parser("ope", help="estimate finished runs' values from their datasets alone (FQE) and rank them",
+                        description="Off-policy evaluation: for each finished run under PATH (a run directory or a "
+                                    "results directory), fit Fitted Q Evaluation (Le et al. 2019) of its final policy "
+                                    "on the dataset it was trained on, print the estimate next to the run's true final "
+                                    "score, and the rank correlation (Spearman, Kendall, 95% intervals) per dataset and "
+                                    "overall. Estimates are discounted values in the dataset's raw rewards: compare "
+                                    "rankings. Writes PATH/ope.json, which `report` shows as a column FQE.")
+    sp.add_argument("path", metavar="PATH", help="a run directory (`train`) or a results directory (`bench`)")
+    sp.add_argument("--steps", type=int, default=defaults.steps, help=f"FQE updates per run (default {defaults.steps:,})")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="an FQE setting: hidden, lr, batch_size, target_update_every, gamma (default: each run's), "
+                         "normalize_states, seed")
+    sp.add_argument("--stack", type=int, default=8, help="runs of one dataset fitted together in one process (default 8)")
+    sp.add_argument("--device", default="auto", help=DEVICE_HELP)
+    sp.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    root_arg(sp)
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_ope)
+
+
+def cmd_ope(args: argparse.Namespace) -> int:
+    import torch
+
+    from d4rl_lite.algorithms.settings import make_config
+    from d4rl_lite.benchmark.ope import estimate_runs
+    from d4rl_lite.cli.arguments import parse_settings
+    from d4rl_lite.device import resolve_device
+    from d4rl_lite.training.fqe import FQEConfig
+
+    if args.threads < 1:
+        raise UserInputError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    config = make_config(FQEConfig, {"steps": args.steps, **parse_settings(args.set)})
+    estimate_runs(args.path, config, root=args.root, device=str(resolve_device(args.device)), stack=args.stack,
+                  progress=not args.quiet)
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

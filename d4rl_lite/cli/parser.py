@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from d4rl_lite.cli.arguments import OneLineErrors
-from d4rl_lite.cli.benchmark_verbs import add_bench, add_report
+from d4rl_lite.cli.benchmark_verbs import add_bench, add_ope, add_report
 from d4rl_lite.cli.dataset_verbs import add_build, add_info, add_list
+from d4rl_lite.cli.finetune_verbs import add_finetune
 from d4rl_lite.cli.production_verbs import add_export_behavior, add_refs, add_train_behavior
 from d4rl_lite.cli.training_verbs import add_eval, add_settings, add_train
 
@@ -23,7 +24,7 @@ so minari.load_dataset("d4rl_lite/hopper/random-v0") reads what d4rl-lite builds
 """
 
 # Each adds one verb (its arguments, help and command function); this order is the order of --help.
-VERBS = (add_list, add_settings, add_info, add_build, add_train, add_bench, add_report, add_eval,
+VERBS = (add_list, add_settings, add_info, add_build, add_train, add_finetune, add_bench, add_report, add_ope, add_eval,
          add_train_behavior, add_export_behavior, add_refs)
 
 

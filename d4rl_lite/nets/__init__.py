@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -47,15 +48,17 @@ class EnsembleLinear(nn.Module):
         layer.bias = nn.Parameter(bias.clone())
         return layer
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.weight.shape[-1] == 1:
+    def forward(self, x: torch.Tensor, first: int | None = None) -> torch.Tensor:
+        """``first``: only the first ``first`` of the n layers (x: (first, B, in))."""
+        weight, bias = (self.weight, self.bias) if first is None else (self.weight[:first], self.bias[:first])
+        if weight.shape[-1] == 1:
             # A Q head: a batched matrix-vector product. CPU bmm/baddbmm with one output column
             # (and its backward) runs at ~1.5 GFLOP/s here, slower than a 256x256 layer; multiply
             # and sum does the same arithmetic without it (updates 3-11% faster).
-            return (x * self.weight.transpose(1, 2)).sum(-1, keepdim=True) + self.bias
+            return (x * weight.transpose(1, 2)).sum(-1, keepdim=True) + bias
         # Under bf16 autocast (--precision bf16) the product runs in bf16; what leaves the layer is
         # fp32 again, so only matrix products change precision.
-        return torch.baddbmm(self.bias, x, self.weight).float()
+        return torch.baddbmm(bias, x, weight).float()
 
 
 class QEnsemble(nn.Module):
@@ -83,6 +86,17 @@ class QEnsemble(nn.Module):
             x = x.unsqueeze(0).expand(self.num_q, -1, -1)
         return self.net(x).squeeze(-1)
 
+    def first(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Q_1(s, a) alone, ([M,] B): what ``forward(obs, actions)[0]`` gives, computing only the first
+        critic (critic-major layers: its rows come first), for losses and choices that read Q_1 only."""
+        x = torch.cat([obs, actions], dim=-1)
+        rows = self.members or 1
+        x = x if self.members else x.unsqueeze(0)
+        for layer in self.net:
+            x = layer(x, first=rows) if isinstance(layer, EnsembleLinear) else layer(x)
+        q1 = x.squeeze(-1)  # (M, B), or (1, B) for a solo run
+        return q1 if self.members else q1[0]
+
 
 class TanhGaussianPolicy(nn.Module):
     """SAC's policy: a = tanh(mu + sigma * eps), with the tanh change of variables in log pi."""
@@ -98,17 +112,17 @@ class TanhGaussianPolicy(nn.Module):
         mean, log_std = self.trunk(obs).chunk(2, dim=-1)
         return mean, log_std.clamp(self.log_std_min, self.log_std_max)
 
-    def forward(self, obs: torch.Tensor, deterministic: bool = False,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(action, log_prob) with the reparameterisation trick; deterministic gives tanh(mean)."""
+    def forward(self, obs: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None,
+                samples: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """(action, log_prob) with the reparameterisation trick; deterministic gives tanh(mean).
+
+        ``samples`` actions per state, rows grouped by state: the draws and results of
+        ``forward(obs.repeat_interleave(samples, -2))``, with the network run once per state."""
         mean, log_std = self.distribution_params(obs)
         if deterministic:
-            pre_tanh = mean
-        else:
-            eps = randn(mean.shape, like=mean, generator=generator)
-            pre_tanh = mean + log_std.exp() * eps
-        log_prob = _gaussian_log_prob(pre_tanh, mean, log_std) - _tanh_log_det(pre_tanh)
-        return torch.tanh(pre_tanh), log_prob
+            return tanh_gaussian_sample(mean, log_std, None)
+        mean, log_std = repeat_rows(mean, samples), repeat_rows(log_std, samples)
+        return tanh_gaussian_sample(mean, log_std, randn(mean.shape, like=mean, generator=generator))
 
     def log_prob(self, obs: torch.Tensor, actions: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
         """log pi(a | s) of given actions in (-1, 1) (clipped away from the bounds for atanh)."""
@@ -134,6 +148,39 @@ def rand_uniform(shape: Sequence[int], like: torch.Tensor, generator=None) -> to
     if hasattr(generator, "generators"):
         return generator.rand(tuple(shape), like)
     return torch.rand(tuple(shape), device=like.device, dtype=like.dtype, generator=generator)
+
+
+def repeat_rows(x: torch.Tensor, n: int) -> torch.Tensor:
+    """Each row (dim -2) n times, rows grouped by state: the layout of every sampled-action block."""
+    return x if n == 1 else x.repeat_interleave(n, -2)
+
+
+def tanh_gaussian_sample(mean: torch.Tensor, log_std: torch.Tensor,
+                         eps: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tanh(mean + std * eps), its log-density) of a tanh-Gaussian; eps None: the mode, tanh(mean)."""
+    pre_tanh = mean if eps is None else mean + log_std.exp() * eps
+    log_prob = _gaussian_log_prob(pre_tanh, mean, log_std) - _tanh_log_det(pre_tanh)
+    return torch.tanh(pre_tanh), log_prob
+
+
+# Devices on which batched_call concatenates. A GPU update is launch-bound: one call per layer instead of
+# several pays. On the CPU (one thread) it measured slower (issue 35: CQL's critics' forward and backward
+# on data, uniform, pi(s) and pi(s') actions in one call, 0.70x at 2x128 with 5 members, 0.93x at 2x256
+# solo): the larger activations leave the caches. There the groups run one by one.
+CONCATENATE_ON = {"cuda"}
+
+
+def batched_call(fn: Callable[..., Any], groups: Sequence[tuple[torch.Tensor, ...]], out_rows: int = -2) -> list[Any]:
+    """``[fn(*group) for group in groups]``, on the devices of ``CONCATENATE_ON`` as one call of ``fn``
+    on the groups' rows concatenated (inputs' rows on dim -2, the output's on ``out_rows``; a tuple
+    output is split item by item). Only for networks whose rows do not interact (every MLP here)."""
+    if groups[0][0].device.type not in CONCATENATE_ON:
+        return [fn(*group) for group in groups]
+    sizes = [group[0].shape[-2] for group in groups]
+    out = fn(*[torch.cat(parts, -2) for parts in zip(*groups)])
+    if isinstance(out, tuple):
+        return list(zip(*[item.split(sizes, out_rows) for item in out]))
+    return list(out.split(sizes, out_rows))
 
 
 def _gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
@@ -220,10 +267,15 @@ class ConditionalVAE(nn.Module):
         z = mean + std * randn(std.shape, like=std, generator=generator)
         return self.decode(obs, z), mean, std
 
+    def prior(self, obs: torch.Tensor, generator=None) -> torch.Tensor:
+        """One latent per row of ``obs`` from the prior, clipped: BCQ's choice to stay near likely actions."""
+        z = randn((*obs.shape[:-1], self.latent_dim), like=obs, generator=generator)
+        return z.clamp(-self.latent_clip, self.latent_clip)
+
     def decode(self, obs: torch.Tensor, z: torch.Tensor | None = None, generator=None) -> torch.Tensor:
-        if z is None:  # sample the prior, clipped: BCQ's choice to stay near likely actions
-            z = randn((*obs.shape[:-1], self.latent_dim), like=obs, generator=generator)
-            z = z.clamp(-self.latent_clip, self.latent_clip)
+        """Actions decoded from latents ``z`` (None: drawn from the ``prior``)."""
+        if z is None:
+            z = self.prior(obs, generator)
         return torch.tanh(self.decoder(torch.cat([obs, z], -1)))
 
     def loss(self, obs: torch.Tensor, actions: torch.Tensor, generator=None) -> torch.Tensor:
@@ -236,7 +288,7 @@ class ConditionalVAE(nn.Module):
 def best_of_candidates(critic: QEnsemble, obs: torch.Tensor, candidates: torch.Tensor, n: int) -> torch.Tensor:
     """Per state, the one of ``n`` candidate actions (rows grouped by state) with the highest Q1."""
     b = obs.shape[-2]
-    best = critic(obs.repeat_interleave(n, -2), candidates)[0].unflatten(-1, (b, n)).argmax(-1)  # ([M,] B)
+    best = critic.first(obs.repeat_interleave(n, -2), candidates).unflatten(-1, (b, n)).argmax(-1)  # ([M,] B)
     grouped = candidates.unflatten(-2, (b, n))  # ([M,] B, n, A)
     index = best[..., None, None].expand(*best.shape, 1, grouped.shape[-1])
     return grouped.gather(-2, index).squeeze(-2)

@@ -167,7 +167,7 @@ def train_population(
         raise UserInputError(f"{algo_name} does not train as a population; train its seeds one at a time (--seed)")
     check_sweepable(algo_name, cls.sweepable, {key for m in swept for key in m})
     task = get_task(dataset.metadata["task"])
-    by_domain = domain_settings(algo_name, task.domain)  # the reference settings for this kind of task ...
+    by_domain = domain_settings(algo_name, task.domain, task.name)  # the reference settings for this kind of task ...
     configs = [make_config(cls.Config, {**by_domain, **(algo_overrides or {}), **m}) for m in swept]  # ... under the run's own
     name = dataset.metadata.get("name", "dataset")
     specs = [RunSpec.of(algo_name, name, s, {key: getattr(cfg, key) for key in m})  # swept values as numbers ("5" -> 5.0)
@@ -259,7 +259,7 @@ def _train_locked(algo: Any, task: Any, dataset: OfflineDataset, tc: TrainConfig
         bar = members[0].hooks.bar = tqdm(total=tc.steps, initial=step, desc=label, unit="upd", dynamic_ncols=True)
     active = list(members)  # the members still training
     diverged: dict[int, dict[str, Any]] = {}  # id(member) -> its divergence record
-    guard = _guard(active, q_bound, algo)
+    guard = member_guard(active, q_bound, algo)
     try:
         while True:
             if algo.members:
@@ -275,7 +275,7 @@ def _train_locked(algo: Any, task: Any, dataset: OfflineDataset, tc: TrainConfig
                 if not e.members:
                     raise
                 if len(e.members) == len(active):  # every member is lost: record each, then stop
-                    _record_divergence(e, active, diverged)
+                    record_divergence(e, active, diverged)
                     raise
                 algo, active, guard, values = _drop_diverged(e, algo, active, q_bound, diverged)
                 step = e.step
@@ -295,13 +295,13 @@ def _train_locked(algo: Any, task: Any, dataset: OfflineDataset, tc: TrainConfig
     return [diverged.get(id(m)) or write_result(m.run, m.record, m.hooks.history, step) for m in members]
 
 
-def _guard(members: list[Member], q_bound: float, algo: Any) -> DivergenceGuard:
+def member_guard(members: list[Member], q_bound: float, algo: Any) -> DivergenceGuard:
     declared = DivergenceGuard.value_metrics + tuple(getattr(algo, "value_metrics", ()))
     return DivergenceGuard([m.checkpoint for m in members], q_bound, labels=[m.spec.label for m in members],
                            value_metrics=declared)
 
 
-def _record_divergence(error: DivergenceError, active: list[Member], diverged: dict[int, dict[str, Any]]) -> None:
+def record_divergence(error: DivergenceError, active: list[Member], diverged: dict[int, dict[str, Any]]) -> None:
     """Write diverged.json for each member ``error`` names: its record, the error, the step and,
     when the metrics tripped the guard, their values then (a naive run's Q at divergence is what
     the validity report's over-estimation check reads)."""
@@ -321,7 +321,7 @@ def _drop_diverged(error: DivergenceError, algo: Any, active: list[Member], q_bo
     that step or None)."""
     values = error.values
     while True:
-        _record_divergence(error, active, diverged)
+        record_divergence(error, active, diverged)
         print("\n".join(f"d4rl-lite: {message} The other members go on." for message in error.messages), file=sys.stderr)
         keep = [j for j in range(len(active)) if j not in error.members]
         values = None if values is None else [values[j] for j in keep]
@@ -329,7 +329,7 @@ def _drop_diverged(error: DivergenceError, algo: Any, active: list[Member], q_bo
         algo = drop_members(algo, error.members, [m.spec.seed for m in active])
         for index, m in enumerate(active):
             m.hooks.algo, m.hooks.member = algo, index
-        guard = _guard(active, q_bound, algo)
+        guard = member_guard(active, q_bound, algo)
         try:
             if values is not None:
                 guard.check_metrics(values, error.step)

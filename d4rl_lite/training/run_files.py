@@ -50,6 +50,17 @@ def resume_members(algo: Any, runs: list[Path], states: list[dict[str, Any] | No
     steps = sorted({checked_step(s.get("step"), ckpt) if s else 0 for s, ckpt in zip(states, ckpt_paths)})
     if len(steps) > 1:  # train_population groups members by step before they get here
         raise D4RLLiteError(f"members at different steps {steps} cannot continue as one population")
+    load_member_states(algo, states, identities, ckpt_paths, gens)
+    for run in runs:
+        truncate_log(run / "log.jsonl", steps[0])
+    return steps[0]
+
+
+def load_member_states(algo: Any, states: list[dict[str, Any]], identities: list[str], ckpt_paths: list[Path],
+                       gens: list[torch.Generator]) -> None:
+    """Put the members' checkpoint ``states`` into ``algo`` (weights, optimizers, its step), their batch
+    generators ``gens`` and their random streams; each state must carry its run's ``identities``
+    entry. What resuming a run and starting a fine-tuning run from its parents share."""
     for state, identity, ckpt, gen in zip(states, identities, ckpt_paths, gens):
         check_identity(state, identity, ckpt)
         drawn_on = state.get("generator_device", "cpu")
@@ -72,9 +83,6 @@ def resume_members(algo: Any, runs: list[Path], states: list[dict[str, Any] | No
     torch.set_rng_state(states[0]["torch_rng"].cpu())
     if torch.cuda.is_available() and states[0].get("cuda_rng") is not None:
         torch.cuda.set_rng_state_all([t.cpu() for t in states[0]["cuda_rng"]])
-    for run in runs:
-        truncate_log(run / "log.jsonl", steps[0])
-    return steps[0]
 
 
 MAX_STEP = 2**53  # beyond this a float64 no longer counts whole steps; no run gets near it
@@ -180,10 +188,12 @@ def check_identity(state: dict[str, Any], identity: str, path: Path) -> None:
                             "than its directory's config.json; it is not used. Delete the run directory and train again.")
 
 
-def save_checkpoint(path: Path, algo: Any, member: int, gen: torch.Generator, step: int, identity: str) -> None:
+def save_checkpoint(path: Path, algo: Any, member: int, gen: torch.Generator, step: int, identity: str,
+                    extra: dict[str, Any] | None = None) -> None:
     """A run's exact-resume state. A population's member saves its state in the solo layout
     (``algorithms/population.py``) and its random streams as ``member_rng`` (updates) and
-    ``eval_rng`` (acting)."""
+    ``eval_rng`` (acting). ``extra``: what else the run needs to continue exactly (a fine-tuning
+    run's online transitions and episode), kept under ``extra``."""
     state = {"algo": member_state_dict(algo, member) if algo.members else algo.state_dict(), "generator": gen.get_state(),
              "torch_rng": torch.get_rng_state(),
              "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, "step": step,
@@ -191,6 +201,8 @@ def save_checkpoint(path: Path, algo: Any, member: int, gen: torch.Generator, st
     if algo.members:
         state["member_rng"] = algo.noise.generators[member].get_state()
         state["eval_rng"] = algo.eval_noise.generators[member].get_state()
+    if extra is not None:
+        state["extra"] = extra
     save_state(path, state)
 
 

@@ -1,0 +1,36 @@
+"""The report's fine-tuning table (a suite's ``finetune``: ``finetune_suite.py``)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from d4rl_lite.benchmark.results import NORMALIZED, RAW
+from d4rl_lite.benchmark.table_formats import _md
+
+
+def finetune_table(records: list[dict[str, Any]]) -> str | None:
+    """The report's fine-tuning table: per dataset and algorithm, the offline score, the score after
+    fine-tuning and the improvement, mean ± std over seeds (each seed against its own parent)."""
+    tuned = [r for r in records if isinstance(r.get("finetune"), dict)]
+    if not tuned:
+        return None
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in sorted(tuned, key=lambda r: (r["dataset"], r["algorithm"], r["train"]["seed"])):
+        cells.setdefault((r["dataset"], r["algorithm"]), []).append(r)
+    lines = ["| dataset | algorithm | offline | after fine-tuning | improvement | seeds |", "|---|---|---|---|---|---|"]
+    for (dataset, algorithm), runs in cells.items():
+        metric = NORMALIZED if all(NORMALIZED in r["final"] for r in runs) else RAW
+        before = [r["finetune"]["offline_final"].get(metric, math.nan) for r in runs]
+        after = [r["final"][metric] for r in runs]
+        gains = np.array(after) - np.array(before)
+        unit = "" if metric == NORMALIZED else " (raw)"
+        lines.append(f"| {_md(dataset)} | {_md(algorithm)} | {np.mean(before):.1f} ± {np.std(before):.1f}{unit} | "
+                     f"{np.mean(after):.1f} ± {np.std(after):.1f} | {gains.mean():+.1f} ± {gains.std():.1f} | {len(runs)} |")
+    steps = sorted({int(r["steps"]) for r in tuned})
+    lines += ["", f"Fine-tuning: {'/'.join(f'{s:,}' for s in steps)} env steps (one update each) from each run's final "
+                  "offline policy; offline = the parent run's final evaluation, improvement = each seed's own after - "
+                  "offline, mean ± std over seeds."]
+    return "\n".join(lines)

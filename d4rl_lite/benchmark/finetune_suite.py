@@ -1,0 +1,131 @@
+"""Fine-tuning in a suite: after its offline budget, each run of the named algorithms continues online
+(``training/finetune.py``) in a run directory of its own beside it, ``<run id>__finetune``::
+
+    "finetune": {"env_steps": 20000, "eval_every": 2000, "algorithms": ["awac", "iql", "bear"],
+                 "sampling": "uniform", "online_fraction": 0.5}
+
+``algorithms`` (default: every algorithm of the suite), ``eval_every`` (default: the suite's),
+``sampling`` and ``online_fraction`` (``training/finetune_experience.Mix``) are optional. The report
+shows, per dataset and algorithm, the offline score, the score after fine-tuning and the
+improvement (each seed's own, paired); the ``finetune`` validity check compares improvements.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from d4rl_lite.errors import UserInputError
+from d4rl_lite.records import FINETUNE_SUFFIX, RunSpec
+
+KEYS = ("env_steps", "eval_every", "algorithms", "sampling", "online_fraction")
+
+
+@dataclass(frozen=True)
+class FinetunePlan:
+    """What a suite's ``finetune`` block asks for (module docstring)."""
+
+    env_steps: int
+    eval_every: int | None = None
+    algorithms: tuple[str, ...] | None = None
+    sampling: str = "uniform"
+    online_fraction: float = 0.5
+
+    @classmethod
+    def from_suite(cls, block: Any, suite_name: str, suite_algorithms: list[str]) -> FinetunePlan:
+        """The checked plan of a suite's ``finetune`` block; one line naming what is wrong otherwise."""
+        def need(ok: bool, what: str) -> None:
+            if not ok:
+                raise UserInputError(f"suite {suite_name!r}: finetune {what}; see d4rl_lite/benchmark/finetune_suite.py")
+
+        need(isinstance(block, dict), "must be an object such as {\"env_steps\": 20000}")
+        unknown = sorted(set(block) - set(KEYS))
+        need(not unknown, f"has unknown key(s) {', '.join(map(repr, unknown))} (it takes {', '.join(KEYS)})")
+        for key in ("env_steps", "eval_every"):
+            value = block.get(key, 1)
+            need(isinstance(value, int) and not isinstance(value, bool) and value >= 1, f"{key} must be a whole number >= 1")
+        need("env_steps" in block, "needs env_steps")
+        algorithms = block.get("algorithms")
+        need(algorithms is None or (isinstance(algorithms, list) and algorithms and all(a in suite_algorithms for a in algorithms)),
+             "algorithms must be a non-empty list of the suite's algorithms")
+        fraction = block.get("online_fraction", 0.5)
+        need(isinstance(fraction, (int, float)) and not isinstance(fraction, bool), "online_fraction must be a number")
+        plan = cls(block["env_steps"], block.get("eval_every"), tuple(algorithms) if algorithms else None,
+                   block.get("sampling", "uniform"), float(fraction))
+        try:
+            plan.mix().validate()
+        except UserInputError as e:
+            need(False, str(e))
+        return plan
+
+    def mix(self) -> Any:
+        from d4rl_lite.training.finetune_experience import Mix
+
+        return Mix(self.sampling, self.online_fraction)
+
+    def applies(self, algorithm: str) -> bool:
+        return self.algorithms is None or algorithm in self.algorithms
+
+
+def plan_of(suite: Any) -> FinetunePlan | None:
+    """The fine-tuning plan of a suite (a ``Suite`` or its description), None when it has none."""
+    block = suite.get("finetune") if isinstance(suite, dict) else getattr(suite, "finetune", None)
+    if block is None:
+        return None
+    name = suite.get("name", "?") if isinstance(suite, dict) else suite.name
+    algorithms = suite.get("algorithms", []) if isinstance(suite, dict) else suite.algorithms
+    return FinetunePlan.from_suite(block, name, list(algorithms))
+
+
+def finetune_run_id(algorithm: str, dataset: str, seed: int) -> str:
+    return RunSpec.of(algorithm, dataset, seed).run_id + FINETUNE_SUFFIX
+
+
+def is_finetuned(results_dir: Path, plan: FinetunePlan, algorithm: str, dataset: str, seed: int) -> bool:
+    """Whether the fine-tuning run of (algorithm, dataset, seed) finished its env steps."""
+    from d4rl_lite.files import CorruptFileError, read_record
+
+    path = Path(results_dir) / finetune_run_id(algorithm, dataset, seed) / "result.json"
+    if not path.exists():
+        return False
+    try:
+        return read_record(path, "result").get("steps") == plan.env_steps
+    except CorruptFileError:
+        return False
+
+
+def finetune_group(suite: Any, algorithm: str, dataset: str, seeds: list[int], results_dir: Path, root: Any,
+                   device: str, wandb: bool) -> dict[int, dict[str, Any]]:
+    """Fine-tune the finished offline runs of ``seeds`` (in a worker, after their offline training) as
+    one population; {seed: its final evaluation} for those fine-tuned."""
+    from d4rl_lite.training.finetune import finetune_population
+    from d4rl_lite.training.offline import TrainConfig
+
+    plan = plan_of(suite)
+    if plan is None or not plan.applies(algorithm):
+        return {}
+    ready = [s for s in seeds if (results_dir / RunSpec.of(algorithm, dataset, s).run_id / "result.json").is_file()]
+    if not ready:  # every member diverged offline: nothing to fine-tune
+        return {}
+    tc = TrainConfig(steps=plan.env_steps, seed=ready[0], device=device, log_every=suite.log_every,
+                     eval_every=plan.eval_every or suite.eval_every, eval_episodes=suite.eval_episodes,
+                     checkpoint_every=suite.checkpoint_every, wandb=wandb, wandb_project=f"d4rl-lite-{suite.name}",
+                     precision=suite.precision, suite=suite.name)
+    records = finetune_population([results_dir / RunSpec.of(algorithm, dataset, s).run_id for s in ready], tc, plan.mix(),
+                                  [results_dir / finetune_run_id(algorithm, dataset, s) for s in ready], root=root)
+    return {s: r["final"] for s, r in zip(ready, records)}
+
+
+# -- what the validity checks read (the report's table: finetune_report.py) --------------------------------
+def improvement(metric: str, record: dict[str, Any], scale: float = 1.0) -> float | None:
+    """A fine-tuning run's final ``metric`` minus its offline parent's (times ``scale``); None for an
+    offline run or a metric either lacks."""
+    tune = record.get("finetune")
+    if not isinstance(tune, dict):
+        return None
+    after, before = (record.get("final") or {}).get(metric), (tune.get("offline_final") or {}).get(metric)
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (after, before)):
+        return None
+    return (float(after) - float(before)) * scale

@@ -1,0 +1,202 @@
+"""``d4rl-lite ope``: FQE estimates of finished runs, next to their true scores, with rank correlations.
+
+A PATH is a run directory (``train``'s) or a results directory of several (``bench``'s). Each
+finished run's final policy (its checkpoint at the result's step) is evaluated by FQE
+(``training/fqe.py``) on the dataset it was trained on (by name under the datasets root, checked against
+the checksum the run recorded); the runs of one dataset are fitted together, ``stack`` critics at
+a time. The estimates and their rank correlations with the true scores go to PATH/ope.json
+(``ope_file.py``), where ``report`` finds them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from d4rl_lite.benchmark.ope_file import correlation_block, describe, write_ope
+from d4rl_lite.errors import D4RLLiteError, UserInputError
+from d4rl_lite.training.fqe import FQEConfig, config_record, fitted_q_evaluation
+
+NORMALIZED, RAW = "eval/normalized_score", "eval/return_mean"
+
+
+@dataclass
+class FinishedRun:
+    """A run whose result is verified: its directory and result record."""
+
+    run_dir: Path
+    result: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        from d4rl_lite.records import RunSpec
+
+        return RunSpec.from_record(self.result).run_id
+
+    @property
+    def score(self) -> tuple[float, str]:
+        final = self.result["final"]
+        return (float(final[NORMALIZED]), "normalized") if NORMALIZED in final else (float(final[RAW]), "raw")
+
+
+def finished_runs(path: str | os.PathLike) -> list[FinishedRun]:
+    """The finished runs at ``path`` (a run directory, or a results directory of them); what is not
+    finished or not trusted is said on stderr (and is an error for a single run, or when nothing is left)."""
+    from d4rl_lite.files import read_record
+    from d4rl_lite.training.run_files import CONFIG, DIVERGED, RESULT
+
+    path = Path(path)
+    if not path.is_dir():
+        raise UserInputError(f"{path} is not a directory: give a run directory (`d4rl-lite train`'s) or a results "
+                             "directory (`d4rl-lite bench`'s)")
+    if (path / CONFIG).is_file() or (path / RESULT).is_file():  # one run
+        if not (path / RESULT).is_file():
+            why = "diverged (diverged.json)" if (path / DIVERGED).is_file() else "is not finished (no result.json)"
+            raise UserInputError(f"run {path} {why}; only a finished run's final policy can be evaluated "
+                                 "(finish it with the same `d4rl-lite train` command)")
+        result = read_record(path / RESULT, "result")
+        _check_result(result, path / RESULT)
+        return [FinishedRun(path, result)]
+    runs = [d for d in sorted(path.iterdir()) if d.is_dir() and (d / CONFIG).is_file()]
+    if not runs:
+        raise UserInputError(f"{path} is neither a run directory (with config.json) nor a results directory (with "
+                             "RUN/config.json): give the directory `d4rl-lite train` or `bench` wrote")
+    from d4rl_lite.benchmark.results import collect_results
+
+    found = collect_results(path)  # verified results: checksum, budget, score against the run's log
+    for refusal in found.refused:
+        print(f"d4rl-lite ope: REFUSED {refusal}", file=sys.stderr)
+    verified = {r["checksum"] for r in found.records}
+    out, unfinished = [], []
+    for run in runs:
+        if not (run / RESULT).is_file():
+            if not (run / DIVERGED).is_file():
+                unfinished.append(run.name)
+            continue
+        result = read_record(run / RESULT, "result") if run.name not in {r.run_id for r in found.refused} else None
+        if result is not None and result.get("checksum") in verified:
+            out.append(FinishedRun(run, result))
+    if unfinished:
+        print(f"d4rl-lite ope: {len(unfinished)} run(s) not finished, left out: {', '.join(unfinished[:5])}"
+              + (", ..." if len(unfinished) > 5 else ""), file=sys.stderr)
+    if not out:
+        raise UserInputError(f"no finished runs under {path} to evaluate (finish them with `d4rl-lite bench` or `train`)")
+    return out
+
+
+def _check_result(result: dict[str, Any], path: Path) -> None:
+    from d4rl_lite.files import CorruptFileError
+    from d4rl_lite.schema import mismatch
+    from d4rl_lite.training.run_files import RESULT_SPEC
+
+    if problem := mismatch(result, RESULT_SPEC):
+        raise CorruptFileError(f"{path}: not a run result ({problem})")
+    if NORMALIZED not in result["final"] and RAW not in result["final"]:
+        raise CorruptFileError(f"{path}: has no final score")
+
+
+def load_policy(run: FinishedRun, device: str) -> tuple[Any, float]:
+    """(the run's final algorithm, the gamma it was trained with); refused unless its checkpoint is
+    the final one (the step its result reports)."""
+    from d4rl_lite.algorithms.base import training_settings
+    from d4rl_lite.training.checkpoints import load_run
+
+    algo, record = load_run(run.run_dir, device=device)
+    if record["step"] != run.result["steps"]:
+        raise D4RLLiteError(f"{run.run_dir}: its checkpoint is at step {record['step']:,}, its result at step "
+                            f"{run.result['steps']:,}; the final policy is not there to evaluate (train it again)")
+    return algo, float(training_settings(algo.config).gamma)
+
+
+def load_run_dataset(name: str, runs: list[FinishedRun], root: str | os.PathLike | None) -> Any:
+    """The dataset ``runs`` were trained on, by name under ``root``; refused when its checksum is not
+    the one they recorded (the dataset was rebuilt with another size or seed since)."""
+    from d4rl_lite.datasets.d4rl_compat import load_dataset
+
+    dataset = load_dataset(name, root=root)
+    for run in runs:
+        trained_on = run.result.get("dataset_checksum")
+        if trained_on and trained_on != dataset.metadata.get("checksum"):
+            raise D4RLLiteError(f"dataset {name} under the datasets root is not the one {run.run_id} was trained on "
+                                "(its checksum differs: rebuilt since?); point --root at the datasets the runs used")
+    return dataset
+
+
+def estimate_runs(path: str | os.PathLike, config: FQEConfig | None = None, root: str | os.PathLike | None = None,
+                  device: str = "cpu", stack: int = 8, progress: bool = True) -> dict[str, Any]:
+    """FQE of every finished run at ``path``; prints a table per dataset and writes PATH/ope.json.
+    Returns the record written."""
+    cfg = config or FQEConfig()
+    cfg.validate()
+    if stack < 1:
+        raise UserInputError(f"--stack must be >= 1, got {stack}")
+    runs = finished_runs(path)
+    by_dataset: dict[str, list[FinishedRun]] = defaultdict(list)
+    for run in runs:
+        by_dataset[run.result["dataset"]].append(run)
+    entries, blocks = [], []
+    print(f"FQE of {len(runs)} run(s): {cfg.steps:,} updates each, critic {'x'.join(map(str, cfg.hidden))}, "
+          f"seed {cfg.seed}. Estimates are discounted values in the dataset's raw rewards (not normalized "
+          "scores): compare rankings.")
+    for name, group in sorted(by_dataset.items()):
+        dataset = load_run_dataset(name, group, root)
+        estimates = []
+        for start in range(0, len(group), stack):
+            chunk = group[start:start + stack]
+            loaded = [load_policy(run, device) for run in chunk]
+            label = f"FQE {name} " + (f"{len(chunk)} runs" if len(chunk) > 1 else chunk[0].run_id)
+            estimates += fitted_q_evaluation(dataset, [algo.act for algo, _ in loaded], cfg,
+                                             gammas=[g for _, g in loaded], device=device,
+                                             progress=label if progress else False)
+        data_value = _data_value(dataset, estimates[0].gamma)
+        entries_here = [_entry(run, est) for run, est in zip(group, estimates)]
+        entries += entries_here
+        block = {"dataset": name, "data_value": data_value,
+                 **correlation_block([e["fqe_value"] for e in entries_here], [e["score"] for e in entries_here])}
+        blocks.append(block)
+        _print_dataset(block, entries_here)
+    overall = correlation_block([e["fqe_value"] for e in entries], [e["score"] for e in entries])
+    if len(blocks) > 1:
+        print(f"\nall datasets pooled (estimates of different datasets are in different units): {describe(overall)}")
+    written = write_ope(Path(path), {"fqe": config_record(cfg), "runs": entries, "datasets": blocks, "overall": overall})
+    print(f"written: {written}")
+    return {"runs": entries, "datasets": blocks, "overall": overall}
+
+
+def _finite(x: float) -> float | None:
+    import math
+
+    return float(x) if math.isfinite(x) else None
+
+
+def _entry(run: FinishedRun, estimate: Any) -> dict[str, Any]:
+    score, metric = run.score
+    return {"run_id": run.run_id, "dataset": run.result["dataset"], "algorithm": run.result["algorithm"],
+            "seed": int(run.result["train"]["seed"]), "result_checksum": run.result["checksum"], "score": score,
+            "score_metric": metric, "fqe_value": _finite(estimate.value), "gamma": estimate.gamma,
+            "td_loss": _finite(estimate.td_loss)}
+
+
+def _data_value(dataset: Any, gamma: float) -> float | None:
+    """The data's own discounted value from its episode starts (raw rewards), where its episodes are
+    long enough to tell (``OfflineDataset.discounted_returns``): the behaviour's yardstick."""
+    returns, complete = dataset.discounted_returns(gamma)
+    starts = dataset.episode_starts
+    usable = complete[starts]
+    return float(returns[starts][usable].mean()) if usable.any() else None
+
+
+def _print_dataset(block: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+    data = f"{block['data_value']:.1f}" if block["data_value"] is not None else "n/a"
+    print(f"\n{block['dataset']} (the data's own discounted value from its episode starts: {data})")
+    width = max(len(e["run_id"]) for e in entries)
+    print(f"  {'run':<{width}}  {'final score':>12}  {'FQE value':>10}")
+    for e in sorted(entries, key=lambda e: -e["score"]):
+        score = f"{e['score']:.1f}" + (" (raw)" if e["score_metric"] == "raw" else "")
+        value = f"{e['fqe_value']:.1f}" if e["fqe_value"] is not None else "diverged"
+        print(f"  {e['run_id']:<{width}}  {score:>12}  {value:>10}")
+    print(f"  rank correlation, FQE vs final score: {describe(block)} (95% Fisher-z intervals)")

@@ -1,0 +1,105 @@
+"""Fine-tuning in a suite: the plan's checks, a real tiny bench that trains offline then online, the
+report's fine-tuning table, and the ``finetune`` validity check on results whose verdict is known."""
+
+import json
+
+import pytest
+
+from d4rl_lite.benchmark import validity
+from d4rl_lite.benchmark.finetune_suite import FinetunePlan, finetune_run_id, improvement
+from d4rl_lite.benchmark.suites import Suite
+from d4rl_lite.errors import UserInputError
+
+DATASET = "pointmaze-umaze-dense-random-v0"
+
+
+def suite_file(tmp_path, **finetune):
+    spec = {"name": "tiny_ft", "algorithms": ["bc", "awac"], "seeds": [0, 1], "datasets": {DATASET: {"size": 2000}},
+            "steps": 40, "eval_every": 20, "eval_episodes": 2, "log_every": 10, "checkpoint_every": 20,
+            "settings": {"all": {"hidden": [32, 32], "batch_size": 64}},
+            "finetune": {"env_steps": 60, "eval_every": 30, "algorithms": ["awac"], **finetune}}
+    path = tmp_path / "tiny_ft.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+@pytest.mark.parametrize("block, message", [({"env_steps": 0}, "env_steps must be a whole number >= 1"),
+                                            ({"eval_every": 5}, "needs env_steps"),
+                                            ({"env_steps": 10, "algorithms": ["iql"]}, "algorithms must be a non-empty list"),
+                                            ({"env_steps": 10, "sampling": "half"}, "sampling must be one of"),
+                                            ({"env_steps": 10, "online_fraction": 2}, "online fraction must be between"),
+                                            ({"env_steps": 10, "budget": 3}, "unknown key(s) 'budget'")])
+def test_a_bad_finetune_block_is_one_line(block, message):
+    with pytest.raises(UserInputError, match="suite 'x': finetune") as e:
+        FinetunePlan.from_suite(block, "x", ["bc", "awac"])
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_suite_trains_offline_then_fine_tunes_and_reports_both(tmp_path, capsys):
+    from d4rl_lite.benchmark.report import print_report
+    from d4rl_lite.benchmark.results import collect_results
+    from d4rl_lite.benchmark.runner import run_suite
+    from d4rl_lite.files import read_record
+
+    suite, results, root = Suite.load(suite_file(tmp_path)), tmp_path / "res", tmp_path / "root"
+    assert run_suite(suite, results, workers=1, root=root, log=lambda _: None)["done"] == 4
+    for seed in (0, 1):  # awac's runs went on online, bc's did not (the block names awac only)
+        tuned = read_record(results / finetune_run_id("awac", DATASET, seed) / "result.json", "result")
+        parent = read_record(results / f"awac__{DATASET}__seed{seed}" / "result.json", "result")
+        assert tuned["steps"] == 60 and tuned["finetune"]["offline_final"] == parent["final"]
+        assert tuned["finetune"]["parent"].endswith(f"awac__{DATASET}__seed{seed}")
+    assert not (results / finetune_run_id("bc", DATASET, 0)).exists()
+    found = collect_results(results)
+    assert found.complete and len(found.records) == 4 and len(found.finetuned) == 2
+    assert run_suite(suite, results, workers=1, root=root, log=lambda _: None) == {"done": 0, "skipped": 4, "failed": 0}
+    capsys.readouterr()
+    assert print_report(results) is True
+    out = capsys.readouterr().out
+    assert "| dataset | algorithm | offline | after fine-tuning | improvement | seeds |" in out
+    assert f"| {DATASET} | awac |" in out and "60 env steps" in out and (results / "finetune.md").is_file()
+    # A fine-tuning run that is gone is missing, by its own name; the offline table is unchanged.
+    import shutil
+
+    shutil.rmtree(results / finetune_run_id("awac", DATASET, 1))
+    assert collect_results(results).missing == [finetune_run_id("awac", DATASET, 1)]
+    assert print_report(results) is False
+    assert "INCOMPLETE TABLE: 1 run(s) missing (awac__pointmaze-umaze-dense-random-v0__seed1__finetune)" in capsys.readouterr().err
+
+
+def _tuned(algo, seed, before, after, dataset="hopper-medium-replay-v0"):
+    return {"algorithm": algo, "dataset": dataset, "train": {"seed": seed}, "steps": 100,
+            "final": {"eval/normalized_score": after}, "data": {},
+            "finetune": {"offline_final": {"eval/normalized_score": before}}}
+
+
+def _offline(algo, seed, score, dataset="hopper-medium-replay-v0"):
+    return {"algorithm": algo, "dataset": dataset, "train": {"seed": seed}, "steps": 100,
+            "final": {"eval/normalized_score": score}, "data": {}}
+
+
+@pytest.mark.parametrize("iql_gain, bear_gain, verdict", [(30.0, 2.0, validity.REPRODUCED),
+                                                         (5.0, 5.0, validity.NOT_REPRODUCED),
+                                                         (-10.0, 3.0, validity.NOT_REPRODUCED)])
+def test_the_finetune_check_compares_improvements_seed_by_seed(iql_gain, bear_gain, verdict, tmp_path):
+    spec = validity.load_patterns()["finetune"]
+    runs = []
+    for s in range(3):  # offline scores differ per seed; each seed is compared with its own parent
+        runs += [_tuned("iql", s, 40.0 + 10 * s, 40.0 + 10 * s + iql_gain + (s - 1)),
+                 _tuned("bear", s, 60.0 - 5 * s, 60.0 - 5 * s + bear_gain + (s - 1))]
+        runs += [_offline("iql", s, 40.0 + 10 * s), _offline("bear", s, 60.0 - 5 * s)]  # not what it reads
+    v = validity.evaluate_pattern("finetune", spec, runs, tmp_path)
+    assert v["verdict"] == verdict and v["effect"] == pytest.approx(iql_gain - bear_gain)
+    assert v["cells"]["iql"]["hopper-medium-replay-v0"] == pytest.approx(iql_gain)
+    assert improvement("eval/normalized_score", _offline("iql", 0, 40.0)) is None
+    # The offline checks never count a fine-tuning run as a seed of its algorithm.
+    replay = validity.evaluate_pattern("replay", validity.load_patterns()["replay"],
+                                       runs + [_offline("bc", s, 10.0) for s in range(3)], tmp_path)
+    assert replay["seeds"]["iql"]["hopper-medium-replay-v0"] == 3  # its offline runs only
+    assert replay["cells"]["iql"]["hopper-medium-replay-v0"] == pytest.approx(50.0)
+
+
+def test_the_finetune_check_runs_unnamed_only_where_runs_were_fine_tuned(tmp_path):
+    offline = [_offline(a, s, 50.0) for a in ("iql", "bear", "bc") for s in range(3)]
+    assert "finetune" not in [v["id"] for v in validity.check_validity(tmp_path, offline)]
+    tuned = offline + [_tuned(a, s, 50.0, 60.0) for a in ("iql", "bear") for s in range(3)]
+    assert "finetune" in [v["id"] for v in validity.check_validity(tmp_path, tuned)]
