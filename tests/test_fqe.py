@@ -155,6 +155,30 @@ def test_ope_prints_estimates_writes_them_and_report_shows_the_column(tiny_runs,
     assert "Spearman n/a" in capsys.readouterr().out and len(read_ope(run_dir)["runs"]) == 1
 
 
+def test_ope_keeps_the_estimates_of_unchanged_results_and_redoes_the_others(tiny_runs, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from d4rl_lite.benchmark import ope as ope_module
+    from d4rl_lite.benchmark.ope_file import read_ope
+    from d4rl_lite.cli import main
+
+    results = tmp_path / "results"
+    shutil.copytree(tiny_runs[0], results)
+    args = ["--steps", "100", "--set", "hidden=32,32", "--root", str(tiny_runs[1]), "--quiet"]
+    assert main(["ope", str(results), *args]) == 0
+    first = {r["run_id"]: r for r in read_ope(results)["runs"]}
+    fitted = []
+    real = ope_module.fitted_q_evaluation
+    monkeypatch.setattr(ope_module, "fitted_q_evaluation", lambda ds, policies, *a, **k: fitted.append(len(policies))
+                        or real(ds, policies, *a, **k))
+    assert main(["ope", str(results), *args]) == 0  # nothing changed: nothing fitted again, the same estimates
+    assert fitted == [] and "4 estimate(s) of ope.json kept" in capsys.readouterr().out
+    assert {r["run_id"]: r for r in read_ope(results)["runs"]} == first
+    assert main(["ope", str(results), *args[:1], "200", *args[2:]]) == 0  # other settings: every run again
+    assert fitted == [4]
+    assert all(r["fqe_value"] != first[r["run_id"]]["fqe_value"] for r in read_ope(results)["runs"])
+
+
 def test_ope_refuses_bad_input_in_one_line(tiny_runs, tmp_path, capsys):
     import shutil
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from d4rl_lite.benchmark.ope_file import correlation_block, describe, write_ope
+from d4rl_lite.benchmark.ope_file import correlation_block, describe, read_ope, write_ope
 from d4rl_lite.errors import D4RLLiteError, UserInputError
 from d4rl_lite.training.fqe import FQEConfig, config_record, fitted_q_evaluation
 
@@ -139,32 +139,64 @@ def estimate_runs(path: str | os.PathLike, config: FQEConfig | None = None, root
     for run in runs:
         by_dataset[run.result["dataset"]].append(run)
     entries, blocks = [], []
+    done = _earlier_estimates(Path(path), cfg)
     print(f"FQE of {len(runs)} run(s): {cfg.steps:,} updates each, critic {'x'.join(map(str, cfg.hidden))}, "
           f"seed {cfg.seed}. Estimates are discounted values in the dataset's raw rewards (not normalized "
-          "scores): compare rankings.")
+          "scores): compare rankings."
+          + (f" {sum(r.result['checksum'] in done for r in runs)} estimate(s) of ope.json kept (same results, same "
+             "settings)." if done else ""))
     for name, group in sorted(by_dataset.items()):
+        todo = [run for run in group if run.result["checksum"] not in done]
         dataset = load_run_dataset(name, group, root)
         estimates = []
-        for start in range(0, len(group), stack):
-            chunk = group[start:start + stack]
+        for start in range(0, len(todo), stack):
+            chunk = todo[start:start + stack]
             loaded = [load_policy(run, device) for run in chunk]
             label = f"FQE {name} " + (f"{len(chunk)} runs" if len(chunk) > 1 else chunk[0].run_id)
             estimates += fitted_q_evaluation(dataset, [algo.act for algo, _ in loaded], cfg,
                                              gammas=[g for _, g in loaded], device=device,
                                              progress=label if progress else False)
-        data_value = _data_value(dataset, estimates[0].gamma)
-        entries_here = [_entry(run, est) for run, est in zip(group, estimates)]
+        fresh = {run.result["checksum"]: _entry(run, est) for run, est in zip(todo, estimates)}
+        entries_here = [fresh.get(run.result["checksum"]) or done[run.result["checksum"]] for run in group]
+        data_value = _data_value(dataset, entries_here[0]["gamma"])
         entries += entries_here
         block = {"dataset": name, "data_value": data_value,
                  **correlation_block([e["fqe_value"] for e in entries_here], [e["score"] for e in entries_here])}
         blocks.append(block)
         _print_dataset(block, entries_here)
+        # Written after each dataset: a stopped `ope` keeps what it finished, and the next one reuses it.
+        _write(path, cfg, entries + [e for c, e in done.items() if c not in {x["result_checksum"] for x in entries}],
+               blocks)
     overall = correlation_block([e["fqe_value"] for e in entries], [e["score"] for e in entries])
     if len(blocks) > 1:
         print(f"\nall datasets pooled (estimates of different datasets are in different units): {describe(overall)}")
-    written = write_ope(Path(path), {"fqe": config_record(cfg), "runs": entries, "datasets": blocks, "overall": overall})
+    written = _write(path, cfg, entries, blocks, overall)
     print(f"written: {written}")
     return {"runs": entries, "datasets": blocks, "overall": overall}
+
+
+def _write(path: Any, cfg: FQEConfig, entries: list[dict[str, Any]], blocks: list[dict[str, Any]],
+           overall: dict[str, Any] | None = None) -> Path:
+    overall = overall or correlation_block([e["fqe_value"] for e in entries], [e["score"] for e in entries])
+    return write_ope(Path(path), {"fqe": config_record(cfg), "runs": entries, "datasets": blocks, "overall": overall})
+
+
+def _earlier_estimates(path: Path, cfg: FQEConfig) -> dict[str, dict[str, Any]]:
+    """{result checksum: its estimate} from an ope.json already at ``path`` made with the same FQE
+    settings: a run's estimate does not depend on the runs fitted beside it (``training/fqe.py``), so
+    it is kept for the same result. Damaged or of other settings: nothing is kept (said once)."""
+    from d4rl_lite.files import CorruptFileError
+
+    try:
+        earlier = read_ope(path)
+    except CorruptFileError as e:
+        print(f"d4rl-lite: the existing estimates are not reused ({e})")
+        return {}
+    import json
+
+    if earlier is None or earlier["fqe"] != json.loads(json.dumps(config_record(cfg))):  # as the file holds it
+        return {}
+    return {e["result_checksum"]: e for e in earlier["runs"]}
 
 
 def _finite(x: float) -> float | None:
