@@ -227,3 +227,17 @@ def test_online_settings_are_applied_and_recorded(data_root, tmp_path):
     assert online_lr == record["algo"]["actor_lr"]
     config = json.loads((tmp_path / "ft" / "config.json").read_text())
     assert config["finetune"]["parent_step"] == 50 and config["train"]["steps"] == 25
+
+
+def test_a_finetune_run_logs_its_online_curve_to_its_own_offline_wandb_run(parents, data_root, tmp_path, monkeypatch):
+    from wandb_reader import read_wandb_offline
+
+    for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "wandb_home"))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    run = tmp_path / "tuned"
+    finetune(parents / "td3_bc_1", TrainConfig(steps=100, wandb=True, **SMALL), run_dir=run, root=data_root)
+    (offline,) = run.glob("wandb/offline-run-*")
+    logged = [h for h in read_wandb_offline(offline) if "train/critic_loss" in h]
+    mine = [r for r in read_log(run / "log.jsonl") if "train/critic_loss" in r]
+    assert len(mine) == 2 and [h["train/critic_loss"] for h in logged] == pytest.approx([r["train/critic_loss"] for r in mine])
