@@ -103,3 +103,50 @@ def test_the_finetune_check_runs_unnamed_only_where_runs_were_fine_tuned(tmp_pat
     assert "finetune" not in [v["id"] for v in validity.check_validity(tmp_path, offline)]
     tuned = offline + [_tuned(a, s, 50.0, 60.0) for a in ("iql", "bear") for s in range(3)]
     assert "finetune" in [v["id"] for v in validity.check_validity(tmp_path, tuned)]
+
+
+def test_improvements_of_runs_fine_tuned_differently_are_not_compared(tmp_path):
+    spec = validity.load_patterns()["finetune"]
+    runs = [_tuned("iql", s, 40.0, 70.0) for s in range(3)]
+    longer = [{**_tuned("bear", s, 40.0, 42.0), "steps": 5000} for s in range(3)]  # another online budget
+    v = validity.evaluate_pattern("finetune", spec, runs + longer, tmp_path)
+    assert v["verdict"] == validity.NOT_ENOUGH and "fine-tuned differently (100 env steps" in v["reason"]
+    alike = [_tuned("bear", s, 40.0, 42.0) for s in range(3)]
+    assert validity.evaluate_pattern("finetune", spec, runs + alike, tmp_path)["verdict"] == validity.REPRODUCED
+
+
+def test_the_fine_tuning_table_keeps_budgets_and_sweep_members_apart():
+    from d4rl_lite.benchmark.finetune_report import finetune_table
+
+    runs = [_tuned("iql", s, 40.0, 70.0) for s in range(2)] + [{**_tuned("iql", s, 40.0, 50.0), "steps": 5000}
+                                                                for s in range(2)]
+    runs += [{**_tuned("iql", s, 40.0, 45.0), "sweep": {"beta": 10.0}} for s in range(2)]
+    table = finetune_table(runs)
+    assert "| iql (100 env steps) | 40.0 ± 0.0 | 70.0 ± 0.0 | +30.0 ± 0.0 | 2 |" in table
+    assert "| iql (5,000 env steps) | 40.0 ± 0.0 | 50.0 ± 0.0 | +10.0 ± 0.0 | 2 |" in table
+    assert "| iql[beta=10.0] (100 env steps) |" in table
+
+
+def test_a_suite_does_not_retry_a_run_that_diverged_online_and_refuses_one_tuned_otherwise(tmp_path):
+    from d4rl_lite.benchmark.finetune_suite import is_finetuned, plan_of
+    from d4rl_lite.benchmark.results import collect_results
+    from d4rl_lite.benchmark.runner import run_suite
+    from d4rl_lite.files import read_record, write_record
+
+    suite, results, root = Suite.load(suite_file(tmp_path)), tmp_path / "res", tmp_path / "root"
+    lost = results / finetune_run_id("awac", DATASET, 1)
+    lost.mkdir(parents=True)
+    write_record(lost / "diverged.json", {"algorithm": "awac", "dataset": DATASET, "diverged": "Q beyond the bound",
+                                          "finetune": {}, "train": {"seed": 1}})
+    assert run_suite(suite, results, workers=1, root=root, log=lambda _: None)["done"] == 4
+    assert (results / finetune_run_id("awac", DATASET, 0) / "result.json").is_file()
+    assert not (lost / "result.json").exists() and is_finetuned(results, plan_of(suite), "awac", DATASET, 1)
+    found = collect_results(results)
+    assert [r.run_id for r in found.refused] == [lost.name] and "Q beyond the bound" in found.refused[0].reason
+    # A suite asking for another sampling rule refuses the run tuned by the first (and would train it again).
+    other = Suite.load(suite_file(tmp_path, sampling="online_fraction"))
+    assert not is_finetuned(results, plan_of(other), "awac", DATASET, 0)
+    write_record(results / "suite.json", other.__dict__)
+    refused = {r.run_id: r.reason for r in collect_results(results).refused}
+    assert "fine-tuned with sampling 'uniform'" in refused[finetune_run_id("awac", DATASET, 0)]
+    assert read_record(results / finetune_run_id("awac", DATASET, 0) / "result.json", "result")["steps"] == 60

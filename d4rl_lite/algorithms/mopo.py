@@ -130,6 +130,10 @@ class MOPO(SAC):
     Config = MOPOConfig
     supports_population = True
     sweepable = ("penalty",)
+    # What `bench --plan` cannot time from a few updates (it times SAC's updates after the models are fit).
+    plan_caveat = ("--plan times its SAC updates only: fitting the dynamics models (the first model_train_steps "
+                   "updates, measured ~55-90 ms each per run at reference sizes) and the rollouts (every rollout_every "
+                   "updates, ~25-30 s each per run at rollout_batch 50,000) come on top")
 
     def setup(self) -> None:
         super().setup()  # SAC's actor, critics, temperature and optimizers

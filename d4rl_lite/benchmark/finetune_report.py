@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from d4rl_lite.benchmark.results import NORMALIZED, RAW
+from d4rl_lite.benchmark.table import column_name
 from d4rl_lite.benchmark.table_formats import _md
 
 
@@ -17,11 +18,14 @@ def finetune_table(records: list[dict[str, Any]]) -> str | None:
     tuned = [r for r in records if isinstance(r.get("finetune"), dict)]
     if not tuned:
         return None
-    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in sorted(tuned, key=lambda r: (r["dataset"], r["algorithm"], r["train"]["seed"])):
-        cells.setdefault((r["dataset"], r["algorithm"]), []).append(r)
+    cells: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for r in sorted(tuned, key=lambda r: (r["dataset"], column_name(r), int(r["steps"]), r["train"]["seed"])):
+        # A row per dataset, column (a sweep member's settings apart) and online budget: never pooled.
+        cells.setdefault((r["dataset"], column_name(r), int(r["steps"])), []).append(r)
+    several = len({steps for _, _, steps in cells}) > 1
     lines = ["| dataset | algorithm | offline | after fine-tuning | improvement | seeds |", "|---|---|---|---|---|---|"]
-    for (dataset, algorithm), runs in cells.items():
+    for (dataset, algorithm, steps), runs in cells.items():
+        algorithm = f"{algorithm} ({steps:,} env steps)" if several else algorithm
         metric = NORMALIZED if all(NORMALIZED in r["final"] for r in runs) else RAW
         before = [r["finetune"]["offline_final"].get(metric, math.nan) for r in runs]
         after = [r["final"][metric] for r in runs]

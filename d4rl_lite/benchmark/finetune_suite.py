@@ -87,13 +87,26 @@ def is_finetuned(results_dir: Path, plan: FinetunePlan, algorithm: str, dataset:
     """Whether the fine-tuning run of (algorithm, dataset, seed) finished its env steps."""
     from d4rl_lite.files import CorruptFileError, read_record
 
-    path = Path(results_dir) / finetune_run_id(algorithm, dataset, seed) / "result.json"
-    if not path.exists():
+    run = Path(results_dir) / finetune_run_id(algorithm, dataset, seed)
+    if (run / "diverged.json").is_file() and not (run / "result.json").exists():
+        return True  # diverged online: not tried again (the table lists it as refused, with its reason)
+    if not (run / "result.json").exists():
         return False
     try:
-        return read_record(path, "result").get("steps") == plan.env_steps
+        record = read_record(run / "result.json", "result")
     except CorruptFileError:
         return False
+    return record.get("steps") == plan.env_steps and plan_mismatch(plan, record) is None
+
+
+def plan_mismatch(plan: FinetunePlan, record: dict[str, Any]) -> str | None:
+    """How a fine-tuning run's sampling rule differs from the plan's, None when it does not."""
+    ran = record.get("finetune") or {}
+    want = plan.mix().record()
+    if {k: ran.get(k) for k in want} != want:
+        return (f"fine-tuned with sampling {ran.get('sampling')!r} (online fraction {ran.get('online_fraction')}), "
+                f"the suite asks for {want['sampling']!r} (online fraction {want['online_fraction']})")
+    return None
 
 
 def finetune_group(suite: Any, algorithm: str, dataset: str, seeds: list[int], results_dir: Path, root: Any,
@@ -101,21 +114,39 @@ def finetune_group(suite: Any, algorithm: str, dataset: str, seeds: list[int], r
     """Fine-tune the finished offline runs of ``seeds`` (in a worker, after their offline training) as
     one population; {seed: its final evaluation} for those fine-tuned."""
     from d4rl_lite.training.finetune import finetune_population
+    from d4rl_lite.training.loop import DivergenceError
     from d4rl_lite.training.offline import TrainConfig
 
     plan = plan_of(suite)
     if plan is None or not plan.applies(algorithm):
         return {}
-    ready = [s for s in seeds if (results_dir / RunSpec.of(algorithm, dataset, s).run_id / "result.json").is_file()]
-    if not ready:  # every member diverged offline: nothing to fine-tune
+    def diverged(s: int) -> bool:
+        return (results_dir / finetune_run_id(algorithm, dataset, s) / "diverged.json").is_file()
+
+    # Seeds whose offline run finished (not diverged) and whose fine-tuning has not diverged before.
+    ready = [s for s in seeds if (results_dir / RunSpec.of(algorithm, dataset, s).run_id / "result.json").is_file()
+             and not diverged(s)]
+    if not ready:
         return {}
     tc = TrainConfig(steps=plan.env_steps, seed=ready[0], device=device, log_every=suite.log_every,
                      eval_every=plan.eval_every or suite.eval_every, eval_episodes=suite.eval_episodes,
                      checkpoint_every=suite.checkpoint_every, wandb=wandb, wandb_project=f"d4rl-lite-{suite.name}",
                      precision=suite.precision, suite=suite.name)
-    records = finetune_population([results_dir / RunSpec.of(algorithm, dataset, s).run_id for s in ready], tc, plan.mix(),
-                                  [results_dir / finetune_run_id(algorithm, dataset, s) for s in ready], root=root)
-    return {s: r["final"] for s, r in zip(ready, records)}
+    while True:
+        try:
+            records = finetune_population([results_dir / RunSpec.of(algorithm, dataset, s).run_id for s in ready], tc,
+                                          plan.mix(), [results_dir / finetune_run_id(algorithm, dataset, s) for s in ready],
+                                          root=root)
+            return {s: r["final"] for s, r in zip(ready, records)}
+        except DivergenceError:
+            # A member that diverged keeps its diverged.json (the table lists it as refused); the others
+            # go on from their last checkpoints, exactly as they would have (members are independent).
+            lost = [s for s in ready if diverged(s)]
+            if not lost:
+                raise
+            ready = [s for s in ready if s not in lost]
+            if not ready:
+                return {}
 
 
 # -- what the validity checks read (the report's table: finetune_report.py) --------------------------------
@@ -129,3 +160,15 @@ def improvement(metric: str, record: dict[str, Any], scale: float = 1.0) -> floa
     if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (after, before)):
         return None
     return (float(after) - float(before)) * scale
+
+
+def online_budgets(records: list[dict[str, Any]]) -> set[str]:
+    """The distinct ways ``records``' fine-tuning runs were fine-tuned (env steps, sampling rule, the
+    parent's updates), each as text; offline runs are left out."""
+    out = set()
+    for r in records:
+        tune = r.get("finetune")
+        if isinstance(tune, dict):
+            rule = tune.get("sampling") if tune.get("online_fraction") is None else f"{tune.get('sampling')} {tune.get('online_fraction')}"
+            out.add(f"{r.get('steps')} env steps, {rule} sampling, after {tune.get('parent_step')} updates")
+    return out

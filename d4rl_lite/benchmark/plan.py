@@ -224,6 +224,10 @@ def print_plan(suite: Any, workers: int, population: bool, device: str, todo: li
                                                     if len(c.seeds) > 1 else f"seed {c.seeds[0]}")
         log(f"  {who}: {c.update_s * 1e3:.1f} ms/update, {c.eval_step_s * 1e3:.1f} ms/evaluation step "
             f"-> {duration(c.seconds)}")
+    for algo in sorted({c.algorithm for c in costs}):
+        caveat = getattr(ALGORITHMS[algo], "plan_caveat", None)
+        if caveat:
+            log(f"  NOT COUNTED for {algo}: {caveat}")
     runs = sum(len(c.seeds) for c in costs)
     log(f"{runs} runs in {len(costs)} jobs: {sum(c.updates for c in costs):,} updates, up to "
         f"{sum(c.env_steps for c in costs):,} environment steps of evaluation"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from d4rl_lite.benchmark.finetune_suite import finetune_run_id, plan_of
+from d4rl_lite.benchmark.finetune_suite import finetune_run_id, plan_mismatch, plan_of
 from d4rl_lite.benchmark.suites import dataset_steps, planned_runs
 from d4rl_lite.errors import UserInputError
 from d4rl_lite.records import FINETUNE_SUFFIX, RunSpec
@@ -56,6 +56,7 @@ def collect_results(results_dir: str | Path) -> ResultSet:
     results_dir = Path(results_dir)
     budgets: dict[str, int] | None = None  # {dataset: the suite's updates on it; "": elsewhere}
     online_budget: dict[str, int] | None = None  # {"": the env steps of the suite's fine-tuning runs}
+    plan = None  # the suite's fine-tuning plan, if any
     expected = None
     suite_file = results_dir / "suite.json"
     suite = read_suite_description(results_dir)
@@ -85,6 +86,8 @@ def collect_results(results_dir: str | Path) -> ResultSet:
             problem = _check_record(record, path, online_budget if online else budgets)
         except CorruptFileError as e:  # its log is damaged: this run is refused, the others still count
             problem = str(e)
+        if online and plan is not None and not problem:
+            problem = plan_mismatch(plan, record)
         if problem:
             refused.append(Refusal(path.parent.name, path, problem))
         else:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from d4rl_lite.benchmark.data_checks import judge_diversity, judge_near_agent
-from d4rl_lite.benchmark.finetune_suite import improvement
+from d4rl_lite.benchmark.finetune_suite import improvement, online_budgets
 from d4rl_lite.benchmark.evidence import (  # noqa: F401 (the verdicts are read as validity.REPRODUCED, ...)
     MIN_SEEDS, NOT_ENOUGH, NOT_REPRODUCED, REPRODUCED, REPS, Evidence, final_metric, interval)
 from d4rl_lite.benchmark.ope_file import OPE_FILE, judge_ope_ranking
@@ -86,7 +86,7 @@ def diverged_records(results_dir: Path, algorithm: str) -> list[dict[str, Any]]:
                 out.append(read_record(path, "divergence record"))
             except CorruptFileError:
                 continue  # the table lists it as refused
-    return [r for r in out if r.get("algorithm") == algorithm and not r.get("sweep")]
+    return [r for r in out if r.get("algorithm") == algorithm and not r.get("sweep") and not r.get("finetune")]
 
 
 def run_values(spec: dict[str, Any], records: list[dict[str, Any]], results_dir: Path) -> dict[tuple[str, str], list[float]]:
@@ -208,6 +208,16 @@ def _judge_overestimation(ev: Evidence) -> dict[str, Any]:
                      conservative_low=c_low, conservative_high=c_high)
 
 
+def judge_same_online_budget(ev: Evidence) -> dict[str, Any] | None:
+    """Improvements compare only when every compared run was fine-tuned alike (env steps, sampling
+    rule, parent's budget): "not enough runs" naming the budgets when they differ, else None."""
+    compared = set(CHECK_KINDS[ev.spec["check"]].algorithms(ev.spec))
+    budgets = online_budgets([r for r in ev.records if r["algorithm"] in compared and r["dataset"] in ev.datasets])
+    if len(budgets) > 1:
+        return ev.not_enough("the compared runs were fine-tuned differently (" + "; ".join(sorted(budgets)) + ")")
+    return None
+
+
 def _no_stopped_runs(spec: dict[str, Any], results_dir: Path) -> list[dict[str, Any]]:
     return []
 
@@ -235,7 +245,7 @@ CHECK_KINDS = {
     # The best treatment's improvement by fine-tuning (its final score minus its offline parent's) minus the baseline's.
     "better_improvement": CheckKind("treatment", lambda spec: [spec["baseline"], *spec["treatment"]],
                                     lambda spec, record, _: improvement(spec["metric"], record, spec.get("scale", 1)),
-                                    _judge_better, online=True),
+                                    lambda ev: judge_same_online_budget(ev) or _judge_better(ev), online=True),
     # About every run of a results directory that `d4rl-lite ope` estimated (no algorithm of its own).
     "rank_correlation": CheckKind("", lambda spec: [], lambda spec, record, results_dir: None, judge_ope_ranking,
                                   present=lambda results_dir: (results_dir / OPE_FILE).is_file()),
