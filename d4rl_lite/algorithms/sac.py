@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from d4rl_lite.algorithms import register
 from d4rl_lite.algorithms.base import (
@@ -55,8 +57,15 @@ class SAC(OfflineAlgorithm):
 
     def setup(self) -> None:
         cfg = self.config
-        self.actor = self.network(lambda: TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden))
-        self.critic = self.network(lambda: QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2))
+        self.build(lambda: TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden),
+                   lambda: QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=2))
+
+    def build(self, actor: Callable[[], nn.Module], critic: Callable[[], nn.Module]) -> None:
+        """SAC's parts from these network factories (in this order: the members' random streams
+        depend on it): actor, critics and their targets, the temperature, the three optimizers."""
+        cfg = self.config
+        self.actor = self.network(actor)
+        self.critic = self.network(critic)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = self.member_tensor(math.log(cfg.init_temperature), requires_grad=True)
         self.target_entropy = -float(self.act_dim) if cfg.target_entropy is None else cfg.target_entropy

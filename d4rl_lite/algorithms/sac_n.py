@@ -22,15 +22,13 @@ actor, then critics step), the hidden layers' biases start at 0.1 and the output
 
 from __future__ import annotations
 
-import copy
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from d4rl_lite.algorithms import register
-from d4rl_lite.algorithms.base import adam, frozen, optimize
+from d4rl_lite.algorithms.base import frozen, optimize
 from d4rl_lite.algorithms.sac import SAC, SACConfig
 from d4rl_lite.algorithms.settings import Count, Layers
 from d4rl_lite.errors import UserInputError
@@ -127,16 +125,10 @@ class SACN(SAC):
 
     def setup(self) -> None:
         cfg = self.config
-        self.actor = self.network(lambda: _reference_init(
-            TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden, log_std_min=-5.0), 1e-3))
-        self.critic = self.network(lambda: _reference_init(
-            QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden, num_q=cfg.num_critics), 3e-3))
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = self.member_tensor(math.log(cfg.init_temperature), requires_grad=True)
-        self.target_entropy = -float(self.act_dim) if cfg.target_entropy is None else cfg.target_entropy
-        self.actor_opt = adam(self.actor.parameters(), lr=cfg.actor_lr)
-        self.critic_opt = adam(self.critic.parameters(), lr=cfg.critic_lr)
-        self.alpha_opt = adam([self.log_alpha], lr=cfg.temperature_lr)
+        self.build(lambda: _reference_init(TanhGaussianPolicy(self.obs_dim, self.act_dim, cfg.actor_hidden,
+                                                              log_std_min=-5.0), 1e-3),
+                   lambda: _reference_init(QEnsemble(self.obs_dim, self.act_dim, cfg.critic_hidden,
+                                                     num_q=cfg.num_critics), 3e-3))
 
     def critic_value(self, q: torch.Tensor) -> torch.Tensor:
         """What the actor maximises: the minimum over the critics, or their mean (mean, rem)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from d4rl_lite.errors import UserInputError
 
@@ -22,6 +22,19 @@ class OneLineErrors(argparse.ArgumentParser):
 def root_arg(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--root", "--out", dest="root", metavar="DIR",
                     help="datasets directory (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)")
+
+
+def schedule_args(sp: argparse.ArgumentParser, defaults: Any, unit: str = "steps") -> None:
+    """--eval-every, --eval-episodes, --log-every, --checkpoint-every of a verb that trains, with
+    ``defaults`` (a TrainConfig) and ``unit`` (what its steps count: updates, env steps)."""
+    sp.add_argument("--eval-every", type=int, default=defaults.eval_every,
+                    help=f"{unit} between evaluations (default {defaults.eval_every})")
+    sp.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes,
+                    help="episodes per evaluation (default: the task's)")
+    sp.add_argument("--log-every", type=int, default=defaults.log_every,
+                    help=f"{unit} between log lines (default {defaults.log_every})")
+    sp.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every,
+                    help=f"{unit} between checkpoints (default {defaults.checkpoint_every})")
 
 
 def transition_count(text: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from d4rl_lite.cli.arguments import DEVICE_HELP, root_arg
+from d4rl_lite.cli.arguments import DEVICE_HELP, root_arg, schedule_args
 from d4rl_lite.errors import UserInputError
 
 
@@ -37,14 +37,7 @@ def add_finetune(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--run-dir", action="append", metavar="DIR",
                     help="where a fine-tuning run writes, one per RUN_DIR in order (default RUN_DIR__finetune)")
     root_arg(sp)
-    sp.add_argument("--eval-every", type=int, default=defaults.eval_every,
-                    help=f"env steps between evaluations (default {defaults.eval_every})")
-    sp.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes,
-                    help="episodes per evaluation (default: the task's)")
-    sp.add_argument("--log-every", type=int, default=defaults.log_every,
-                    help=f"env steps between log lines (default {defaults.log_every})")
-    sp.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every,
-                    help=f"env steps between checkpoints (default {defaults.checkpoint_every})")
+    schedule_args(sp, defaults, unit="env steps")
     sp.add_argument("--device", default=defaults.device, help=DEVICE_HELP)
     sp.add_argument("--precision", choices=("fp32", "bf16"), default=defaults.precision,
                     help="bf16: the updates' matrix products under bf16 autocast")

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from d4rl_lite.cli.arguments import DEVICE_HELP, parse_settings, root_arg, seed_list, seed_number, sweep_values
+from d4rl_lite.cli.arguments import (DEVICE_HELP, parse_settings, root_arg, schedule_args, seed_list, seed_number,
+                                     sweep_values)
 from d4rl_lite.errors import UserInputError
 
 
@@ -53,14 +54,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                          "config, not part of its identity)")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="algorithm settings, e.g. --set cql_weight=10 --set hidden=256,256")
-    sp.add_argument("--eval-every", type=int, default=train_defaults.eval_every,
-                    help=f"steps between evaluations (default {train_defaults.eval_every})")
-    sp.add_argument("--eval-episodes", type=int, default=train_defaults.eval_episodes,
-                    help="episodes per evaluation (default: the task's)")
-    sp.add_argument("--log-every", type=int, default=train_defaults.log_every,
-                    help=f"steps between log lines (default {train_defaults.log_every})")
-    sp.add_argument("--checkpoint-every", type=int, default=train_defaults.checkpoint_every,
-                    help=f"steps between checkpoints (default {train_defaults.checkpoint_every})")
+    schedule_args(sp, train_defaults)
     sp.add_argument("--run-dir", metavar="DIR", help="default: runs/ALGO-DATASET-seedS (with --seeds or --sweep: the "
                                                         "folder holding the members' ALGO-DATASET[-KEYVALUE]-seedS "
                                                         "directories)")
