@@ -468,3 +468,26 @@ def test_reference_settings_per_domain_apply_under_a_runs_own(maze_data, tmp_pat
     assert record["domain_settings"] == {"normalize_reward": False, "expectile": 0.9, "beta": 10.0}
     record = train("iql", maze_data, tc, {"hidden": (16,), "normalize_reward": "true"}, run_dir=tmp_path / "own")
     assert record["algo"]["normalize_reward"] is True  # the run's own setting wins
+
+
+@pytest.mark.parametrize("name, key, value, message", [
+    ("sac", "init_temperature", 0.0, "a positive number must be > 0"),
+    ("crr", "max_weight", 1e308, "a weight clip must be > 0 and <= 1e+06"),
+    ("iql", "max_weight", 1e308, "a weight clip must be > 0 and <= 1e+06"),
+    ("mopo", "penalty", -1.0, "a weight must be >= 0")])
+def test_settings_outside_their_declared_range_are_one_line(name, key, value, message):
+    # Each was a traceback (math domain error, float32 overflow) or a silent misuse before its range was declared.
+    import re
+
+    with pytest.raises(ValueError, match=re.escape(f"setting {key}={value!r}: {message}")):
+        make_config(get_algorithm(name).Config, {key: value})
+
+
+@pytest.mark.parametrize("name, settings", [("mopo", {"rollout_batch": 10**8}), ("sac_n", {"num_critics": 10**6}),
+                                            ("crr", {"action_samples": 10**9}), ("mopo", {"ensemble_size": 10**6})])
+def test_a_run_too_big_for_this_machine_is_refused_before_anything_is_allocated(name, settings, maze_data, tmp_path):
+    # Each of these took all of this machine's memory (the kernel killed the process) or died in an allocation.
+    with pytest.raises(ValueError, match=f"one run of {name} on .* needs at least .* GiB of memory for its networks, "
+                                         "batch and buffers, more than the .* GiB this machine has free"):
+        train(name, maze_data, TrainConfig(steps=10, device="cpu"), settings, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -135,8 +135,11 @@ def test_edac_is_sac_n_with_edacs_defaults_and_bad_settings_are_refused():
     assert sac_n.Config().critic_hidden == (256, 256, 256) and sac_n.Config().target_aggregation == "min"
     with pytest.raises(ValueError, match="target_aggregation must be one of min, rem, mean, got 'max'"):
         make_config(sac_n.Config, {"target_aggregation": "max"})
-    with pytest.raises(ValueError, match="diversity_weight needs num_critics >= 2"):
-        make_config(edac.Config, {"num_critics": 1})
+    for algo in (sac_n, edac):  # one critic is no ensemble (its spread, train/q_std, would be NaN)
+        with pytest.raises(ValueError, match="num_critics must be >= 2 for an ensemble, got 1"):
+            make_config(algo.Config, {"num_critics": 1})
+    with pytest.raises(ValueError, match="diversity_weight=-1: a weight must be >= 0"):
+        make_config(edac.Config, {"diversity_weight": -1})
     with pytest.raises(ValueError, match="num_critics=0: a count must be >= 1"):
         make_config(sac_n.Config, {"num_critics": 0})
 

@@ -13,7 +13,7 @@ import torch
 
 from d4rl_lite.algorithms import register
 from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, adam, optimize
-from d4rl_lite.algorithms.settings import Count, Layers, LearningRate, Rate
+from d4rl_lite.algorithms.settings import Count, Layers, LearningRate, Rate, WeightClip
 from d4rl_lite.errors import UserInputError
 from d4rl_lite.nets import GaussianPolicy, QEnsemble, randn, soft_update
 
@@ -40,7 +40,7 @@ class AWACConfig(AlgorithmConfig):
     weighting: str = "softmax"
     """Advantage weights: "softmax" = batch size x softmax of A / beta over the batch (official); "exp" = exp(A / beta)
     clipped at max_weight (CORL)."""
-    max_weight: float = 100.0
+    max_weight: WeightClip = 100.0
     """Upper clip of the "exp" advantage weights (unused with weighting="softmax")."""
     renamed = {"lr": ("actor_lr", "critic_lr")}
 

@@ -29,7 +29,7 @@ from torch import nn
 
 from d4rl_lite.algorithms import register
 from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, adam, optimize
-from d4rl_lite.algorithms.settings import Count, Layers, LearningRate, Rate
+from d4rl_lite.algorithms.settings import Count, Layers, LearningRate, Rate, WeightClip
 from d4rl_lite.errors import UserInputError
 from d4rl_lite.nets import GaussianPolicy, QEnsemble, rand_uniform, randn, soft_update
 
@@ -60,7 +60,7 @@ class CRRConfig(AlgorithmConfig):
     """m: policy actions per state for the advantage's baseline and for acting by "cwp" (paper and d3rlpy: 4)."""
     beta: float = 1.0
     """Temperature beta of the "exp" filter exp(A / beta) (paper and d3rlpy: 1; unused by "binary")."""
-    max_weight: float = 20.0
+    max_weight: WeightClip = 20.0
     """Upper clip of the "exp" filter's weights (paper and d3rlpy: 20)."""
     target_update_interval: Count = 100
     """Updates between target network updates (d3rlpy's hard updates: every 100; 1 for soft updates)."""
@@ -103,6 +103,14 @@ class CRR(OfflineAlgorithm):
     Config = CRRConfig
     supports_population = True
     sweepable = ("beta",)
+
+    @staticmethod
+    def memory_bytes(cfg: CRRConfig, obs_dim: int, act_dim: int) -> int:
+        """The critics' activations on action_samples policy actions per state, and the extra critics
+        (``algorithms/memory.py``)."""
+        widths = [obs_dim + act_dim, *cfg.critic_hidden, 1]
+        weights = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+        return (cfg.num_critics - 1) * 20 * weights + 4 * cfg.num_critics * cfg.batch_size * cfg.action_samples * sum(widths)
 
     def setup(self) -> None:
         cfg = self.config

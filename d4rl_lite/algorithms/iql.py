@@ -13,7 +13,7 @@ import torch
 
 from d4rl_lite.algorithms import register
 from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, adam, optimize
-from d4rl_lite.algorithms.settings import Count, Layers, LearningRate, Rate
+from d4rl_lite.algorithms.settings import Count, Layers, LearningRate, Rate, WeightClip
 from d4rl_lite.errors import UserInputError
 from d4rl_lite.nets import GaussianPolicy, QEnsemble, ValueNet, soft_update
 
@@ -34,7 +34,7 @@ class IQLConfig(AlgorithmConfig):
     """Expectile tau of the value loss (0.5 = mean); the IQL paper uses 0.7 on locomotion (gym), 0.9 on antmaze."""
     beta: float = 3.0
     """Inverse temperature beta of the advantage weights exp(beta * A); 3 on locomotion (gym), 10 on antmaze."""
-    max_weight: float = 100.0
+    max_weight: WeightClip = 100.0
     """Upper clip of the advantage weights exp(beta * A)."""
     actor_lr_schedule_steps: Count = 1_000_000
     """Length, in updates, of the cosine decay of the actor's learning rate to 0 (as the reference)."""

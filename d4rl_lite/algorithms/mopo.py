@@ -31,7 +31,7 @@ import torch
 from d4rl_lite.algorithms import register
 from d4rl_lite.algorithms.base import adam, optimize
 from d4rl_lite.algorithms.sac import SAC, SACConfig
-from d4rl_lite.algorithms.settings import Count, Layers, LearningRate, Steps
+from d4rl_lite.algorithms.settings import Count, Layers, LearningRate, Steps, Weight
 from d4rl_lite.envs.termination import TERMINATION_RULES
 from d4rl_lite.errors import UserInputError
 from d4rl_lite.nets import rand_uniform, randn
@@ -68,7 +68,7 @@ class MOPOConfig(SACConfig):
     walker2d-random, -mixed and -medium-expert)."""
     retain_rollouts: Count = 5
     """Rollouts the model-data ring holds (the reference's model_retain_epochs): rollout_batch x rollout_horizon x this."""
-    penalty: float = 1.0
+    penalty: Weight = 1.0
     """lambda, the weight of the uncertainty max_i ||Sigma_i(s, a)|| subtracted from model rewards (the reference's
     penalty_coeff per D4RL dataset: 1, but 0.5 on halfcheetah-random, 5 on hopper-medium, walker2d-medium and
     halfcheetah-medium-expert, 2 on walker2d-medium-expert)."""
@@ -85,8 +85,6 @@ class MOPOConfig(SACConfig):
             raise UserInputError(f"real_ratio must be in [0, 1], got {self.real_ratio}")
         if not 0.0 < self.holdout_fraction < 1.0:
             raise UserInputError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
-        if self.penalty < 0:
-            raise UserInputError(f"penalty must be >= 0, got {self.penalty}")
         if self.termination not in TERMINATION_RULES:
             raise UserInputError(f"termination must be one of {', '.join(TERMINATION_RULES)}, got {self.termination!r}")
 
@@ -130,6 +128,17 @@ class MOPO(SAC):
     Config = MOPOConfig
     supports_population = True
     sweepable = ("penalty",)
+    @staticmethod
+    def memory_bytes(cfg: MOPOConfig, obs_dim: int, act_dim: int) -> int:
+        """What MOPO keeps besides its SAC (``algorithms/memory.py``): the model-data ring (float32 rows of
+        s, a, r, s', done), the dynamics ensemble's weights with gradients and Adam moments, and one
+        rollout chunk's activations through every model."""
+        ring = (cfg.rollout_batch * cfg.rollout_horizon * cfg.retain_rollouts + 1) * (2 * obs_dim + act_dim + 2) * 4
+        widths = [obs_dim + act_dim, *cfg.dynamics_hidden, 2 * (obs_dim + 1)]
+        models = 16 * cfg.ensemble_size * sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+        chunk = 4 * min(cfg.rollout_batch, 10_000) * cfg.ensemble_size * sum(widths)
+        return ring + models + chunk
+
     # What `bench --plan` cannot time from a few updates (it times SAC's updates after the models are fit).
     plan_caveat = ("--plan times its SAC updates only: fitting the dynamics models (the first model_train_steps "
                    "updates, measured ~55-90 ms each per run at reference sizes) and the rollouts (every rollout_every "

@@ -23,7 +23,7 @@ from d4rl_lite.algorithms.base import (
     frozen,
     optimize,
 )
-from d4rl_lite.algorithms.settings import Layers, LearningRate, Rate
+from d4rl_lite.algorithms.settings import Layers, LearningRate, Positive, Rate
 from d4rl_lite.nets import QEnsemble, TanhGaussianPolicy, soft_update
 
 
@@ -41,7 +41,7 @@ class SACConfig(AlgorithmConfig):
     """Adam learning rate of the entropy temperature (auto-tuned towards target_entropy)."""
     tau: Rate = 0.005
     """Soft target update rate: the target critics move this fraction towards the online ones per update."""
-    init_temperature: float = 1.0
+    init_temperature: Positive = 1.0
     """The entropy temperature (SAC's alpha) at the start."""
     target_entropy: float | None = None
     """Target entropy of the temperature tuning; None: -|A| (minus the action dimension)."""

@@ -30,7 +30,7 @@ from torch import nn
 from d4rl_lite.algorithms import register
 from d4rl_lite.algorithms.base import frozen, optimize
 from d4rl_lite.algorithms.sac import SAC, SACConfig
-from d4rl_lite.algorithms.settings import Count, Layers
+from d4rl_lite.algorithms.settings import Count, Layers, Weight
 from d4rl_lite.errors import UserInputError
 from d4rl_lite.nets import (
     EnsembleLinear,
@@ -56,20 +56,20 @@ class SACNConfig(SACConfig):
     target_aggregation: str = "min"
     """How the critics' values combine in the target and the actor's objective: "min" (SAC-N, EDAC),
     "mean", or "rem" (a random convex mixture per batch, as REM; the actor maximises the mean)."""
-    diversity_weight: float = 0.0
+    diversity_weight: Weight = 0.0
     """EDAC's eta: weight of the critics' action-gradient similarity in their loss (0 = SAC-N)."""
 
     def validate(self) -> None:
         if self.target_aggregation not in AGGREGATIONS:
             raise UserInputError(f"target_aggregation must be one of {', '.join(AGGREGATIONS)}, "
                                  f"got {self.target_aggregation!r}")
-        if self.num_critics < 2 and self.diversity_weight != 0:
-            raise UserInputError("diversity_weight needs num_critics >= 2 (it compares the critics' gradients)")
+        if self.num_critics < 2:  # a min, mixture or spread over one critic is no ensemble (and its std is undefined)
+            raise UserInputError(f"num_critics must be >= 2 for an ensemble, got {self.num_critics}")
 
 
 @dataclass
 class EDACConfig(SACNConfig):
-    diversity_weight: float = 1.0
+    diversity_weight: Weight = 1.0
     """EDAC's eta: weight of the critics' action-gradient similarity in their loss. An et al. (D4RL-v2):
     1 on halfcheetah, hopper and walker2d, 5 on their medium-expert sets; 0 is SAC-N."""
 
@@ -122,6 +122,14 @@ class SACN(SAC):
     # Only the ensemble's diversity weight: the learning rates and tau are one value per optimizer
     # or fused update, N shapes the networks and the aggregation chooses code.
     sweepable = ("diversity_weight",)
+
+    @staticmethod
+    def memory_bytes(cfg: SACNConfig, obs_dim: int, act_dim: int) -> int:
+        """The N - 1 critics ``least_run_bytes`` counts once too few (weights, gradients, Adam moments,
+        targets) and their batch activations (``algorithms/memory.py``)."""
+        widths = [obs_dim + act_dim, *cfg.critic_hidden, 1]
+        weights = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+        return (cfg.num_critics - 1) * 20 * weights + 3 * 4 * cfg.num_critics * cfg.batch_size * sum(widths)
 
     def setup(self) -> None:
         cfg = self.config

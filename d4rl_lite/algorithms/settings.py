@@ -3,7 +3,8 @@ and how ``--set`` / suite / config-file values become a config.
 
 A field's range is declared with its type (``batch_size: Count = 256``), so renaming the field
 keeps its check: ``Count`` (a whole number >= 1), ``Steps`` (>= 0), ``LearningRate`` (> 0),
-``Discount`` (in (0, 1)), ``Rate`` (in (0, 1]), ``Layers`` (layer sizes, each >= 1). Every
+``Discount`` (in (0, 1)), ``Rate`` (in (0, 1]), ``Layers`` (layer sizes, each >= 1), ``Weight``
+(>= 0), ``Positive`` (> 0), ``WeightClip`` (in (0, 1e6]). Every
 number is also checked finite. A config's own ``validate()`` checks what is special to it.
 """
 
@@ -49,6 +50,10 @@ LearningRate = Annotated[float, Bounds(0, low_inclusive=False, what="a learning 
 Discount = Annotated[float, Bounds(0, 1, low_inclusive=False, high_inclusive=False, what="the discount")]
 Rate = Annotated[float, Bounds(0, 1, low_inclusive=False, what="an averaging rate")]
 Layers = Annotated[tuple[int, ...], LayerSizes()]
+Weight = Annotated[float, Bounds(0, what="a weight")]
+Positive = Annotated[float, Bounds(0, low_inclusive=False, what="a positive number")]
+# An upper clip of exp weights: beyond float32's range it could not be applied (1e6 is far past any use).
+WeightClip = Annotated[float, Bounds(0, 1e6, low_inclusive=False, what="a weight clip")]
 
 
 def declared(cls: type) -> dict[str, Any]:

@@ -27,7 +27,8 @@ FORMAT = "d4rl_lite.ope/1"
 CONFIDENCE = 0.95
 _FIELLER_VARIANCE = {"spearman": (1.06, 3), "kendall": (0.437, 4)}  # var(atanh r) = c / (n - k)
 
-_CORRELATION = ({"statistic": (float, None), "p_value": (float, None), "low": (float, None), "high": (float, None),
+_UNIT = (Range(float, -1, 1), None)  # a rank correlation or one of its bounds
+_CORRELATION = ({"statistic": _UNIT, "p_value": (Range(float, 0, 1), None), "low": _UNIT, "high": _UNIT,
                  "runs": Range(int, 0)}, None)
 _STATS = {"runs": Range(int, 0), "spearman": _CORRELATION, "kendall": _CORRELATION}
 OPE_SPEC = {
@@ -79,7 +80,8 @@ def describe(block: dict[str, Any]) -> str:
         if c is None or c["statistic"] is None:
             parts.append(f"{kind.capitalize()} n/a")
             continue
-        interval = f" [{c['low']:.2f}, {c['high']:.2f}]" if c["low"] is not None else " (too few runs for an interval)"
+        both = c["low"] is not None and c["high"] is not None
+        interval = f" [{c['low']:.2f}, {c['high']:.2f}]" if both else " (too few runs for an interval)"
         p = f" (p {c['p_value']:.2g})" if c["p_value"] is not None else ""
         parts.append(f"{kind.capitalize()} {c['statistic']:.2f}{interval}{p}")
     return ", ".join(parts) + f" over {block['runs']} runs"
@@ -149,10 +151,13 @@ def fqe_section(results: Path, records: list[dict[str, Any]], rows: list[dict[st
                    f"{f'{steps:,}' if isinstance(steps, int) else '?'} updates), mean ± std over seeds; a discounted "
                    f"return (gamma {gammas}) in the dataset's raw rewards, not a normalized score: compare rankings, "
                    "not numbers.")]
-    for block in ope["datasets"]:
-        lines.append(f"- {_md(block['dataset'])}: {describe(block)}")
-    if len(ope["datasets"]) > 1:
-        lines.append(f"- all datasets pooled: {describe(ope['overall'])}")
+    # The correlations of the current runs' estimates, computed here (not the file's: some may be stale).
+    by_dataset: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for run in ope["runs"]:
+        if run["result_checksum"] in current:
+            by_dataset[run["dataset"]].append(run)
+    for dataset, runs in sorted(by_dataset.items()):
+        lines.append(f"- {_md(dataset)}: {describe(correlation_block([r['fqe_value'] for r in runs], [r['score'] for r in runs]))}")
     if stale:
         lines.append(f"({stale} estimate(s) in {OPE_FILE} are of results no longer here or trained again; not shown)")
     return "\n".join(lines)

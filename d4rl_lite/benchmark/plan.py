@@ -119,7 +119,7 @@ def plan_suite(suite: Any, workers: int = 2, population: bool = True, device: st
 
     from d4rl_lite.algorithms import get_algorithm
     from d4rl_lite.algorithms.settings import domain_settings, make_config
-    from d4rl_lite.benchmark import suite_checks
+    from d4rl_lite.algorithms import memory
     from d4rl_lite.benchmark.runner import population_groups
     from d4rl_lite.datasets.catalogue import parse_dataset_name
     from d4rl_lite.evaluation.evaluate import EVAL_COPIES
@@ -140,8 +140,8 @@ def plan_suite(suite: Any, workers: int = 2, population: bool = True, device: st
             steps, eval_every = suite.steps_on(dataset), suite.eval_every_on(dataset)
             settings = {**domain_settings(algo, task.domain, task.name), **suite.algo_settings(algo, dataset)}  # as training applies them
             key = (algo, task.observation_dim, task.action_dim, len(seeds), task.name, steps, repr(sorted(settings.items())))
-            too_big = suite_checks.too_big(algo, dataset, make_config(get_algorithm(algo).Config, settings),
-                                           task.observation_dim, len(seeds) if get_algorithm(algo).supports_population else 1)
+            too_big = memory.too_big(algo, dataset, make_config(get_algorithm(algo).Config, settings), task.observation_dim,
+                                     len(seeds) if get_algorithm(algo).supports_population else 1, task.action_dim)
             if too_big:  # before the calibration allocates it
                 raise UserInputError(too_big)
             if key not in cache:

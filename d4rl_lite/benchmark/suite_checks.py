@@ -123,35 +123,3 @@ def unreached_shared_setting(where: str, settings: dict[str, Any], algo: str, cl
                     "d4rl_lite.algorithms.base.AlgorithmConfig, which every built-in config extends")
     return None
 
-
-def least_run_bytes(config: Any, obs_dim: int) -> int:
-    """A lower bound on one run's memory: every network's weights once, with their gradients and
-    Adam's two moments (16 bytes a weight), and one batch of its inputs and hidden activations."""
-    from d4rl_lite.algorithms.base import training_settings
-    from d4rl_lite.algorithms.settings import hidden_fields
-
-    weights = units = 0
-    for name in hidden_fields(type(config)):
-        widths = [obs_dim, *getattr(config, name), 1]  # the smallest input and output any network has
-        weights += sum((a + 1) * b for a, b in zip(widths, widths[1:]))
-        units += sum(getattr(config, name))
-    return 16 * weights + 4 * training_settings(config).batch_size * (obs_dim + units)
-
-
-def machine_memory_bytes() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # not a POSIX system: no check
-        return None
-
-
-def too_big(algo: str, dataset: str, config: Any, obs_dim: int, members: int = 1) -> str | None:
-    """Why one run of ``config`` (a population of ``members`` runs) cannot fit in this machine's
-    memory, or None."""
-    need, have = members * least_run_bytes(config, obs_dim), machine_memory_bytes()
-    if have is None or need <= have:
-        return None
-    who = f"one run of {algo}" if members == 1 else f"{algo}'s population of {members} seeds"
-    return (f"{who} on {dataset} needs at least {need / 2**30:,.1f} GiB of memory for its networks and batch, more "
-            f"than this machine's {have / 2**30:,.1f} GiB; use smaller layers (hidden) or batches"
-            + ("" if members == 1 else ", or fewer seeds (--population off: one at a time)"))

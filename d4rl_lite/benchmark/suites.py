@@ -192,6 +192,7 @@ class Suite:
         """Settings only for algorithms the suite runs; on each dataset, every shared setting reaches
         a field of each ``known`` algorithm and its networks fit the task (``suite_checks``)."""
         from d4rl_lite.algorithms import get_algorithm
+        from d4rl_lite.algorithms.memory import too_big
         from d4rl_lite.algorithms.settings import make_config
         from d4rl_lite.datasets.catalogue import parse_dataset_name
         from d4rl_lite.tasks import get_task
@@ -209,10 +210,16 @@ class Suite:
                 own = {**self.settings.get(algo, {}), **spec.get("settings", {}).get(algo, {})}
                 problems = [suite_checks.unreached_shared_setting(where, settings, algo, cls, own) for where, settings
                             in (("settings", self.settings), (f"{name}'s settings", spec.get("settings", {})))]
-                problems.append(suite_checks.too_big(algo, name, make_config(cls, self.algo_settings(algo, name)),
-                                                     get_task(parse_dataset_name(name).task).observation_dim))
+                task = get_task(parse_dataset_name(name).task)
+                problems.append(too_big(algo, name, make_config(cls, self.algo_settings(algo, name)), task.observation_dim,
+                                        act_dim=task.action_dim))
                 for problem in filter(None, problems):
                     raise UserInputError(f"suite {self.name!r}: {problem}")
+        from d4rl_lite.benchmark.finetune_suite import online_memory_problem, plan_of
+
+        plan = plan_of(self)  # its online buffers too, before any offline training
+        if plan is not None and (problem := online_memory_problem(plan, self)):
+            raise UserInputError(f"suite {self.name!r}: {problem}")
 
     def algo_settings(self, algo: str, dataset: str | None = None) -> dict[str, Any]:
         """``algo``'s settings in this suite: ``all``'s, then its own; on ``dataset``, that dataset's over them."""

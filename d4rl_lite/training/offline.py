@@ -150,7 +150,7 @@ def train_population(
     ``sweepable`` settings it holds on top of ``algo_overrides`` (its solo run is ``train`` with
     those settings). Returns the members' final records, in the order of ``seeds``.
     """
-    from d4rl_lite.algorithms import get_algorithm
+    from d4rl_lite.algorithms import get_algorithm, memory
     from d4rl_lite.algorithms.settings import domain_settings, make_config
 
     tc = train_config or TrainConfig()
@@ -170,6 +170,9 @@ def train_population(
     by_domain = domain_settings(algo_name, task.domain, task.name)  # the reference settings for this kind of task ...
     configs = [make_config(cls.Config, {**by_domain, **(algo_overrides or {}), **m}) for m in swept]  # ... under the run's own
     name = dataset.metadata.get("name", "dataset")
+    too_big = memory.too_big(algo_name, name, configs[0], task.observation_dim, len(seeds), task.action_dim)
+    if too_big:  # before anything is allocated or written
+        raise UserInputError(too_big)
     specs = [RunSpec.of(algo_name, name, s, {key: getattr(cfg, key) for key in m})  # swept values as numbers ("5" -> 5.0)
              for s, cfg, m in zip(seeds, configs, swept)]
     twice = sorted({spec.label for spec in specs if specs.count(spec) > 1})
