@@ -84,6 +84,16 @@ def regular_file_size(path: str | Path, what: str = "file") -> int:
     return st.st_size
 
 
+def regular_file_exists(path: str | Path, what: str = "file") -> bool:
+    """Whether a regular file is at ``path`` (False when nothing is); a FIFO, device or directory there
+    is an ``UnreadableFileError`` saying what it is, not "missing" (``Path.is_file`` would say False)."""
+    try:
+        regular_file_size(path, what)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def read_regular_file(path: str | Path, limit: int, what: str = "file") -> bytes:
     """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes.
 

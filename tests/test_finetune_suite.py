@@ -28,11 +28,19 @@ def suite_file(tmp_path, **finetune):
                                             ({"env_steps": 10, "algorithms": ["iql"]}, "algorithms must be a non-empty list"),
                                             ({"env_steps": 10, "sampling": "half"}, "sampling must be one of"),
                                             ({"env_steps": 10, "online_fraction": 2}, "online fraction must be between"),
-                                            ({"env_steps": 10, "budget": 3}, "unknown key(s) 'budget'")])
+                                            ({"env_steps": 10, "budget": 3}, "unknown key(s) 'budget'"),
+                                            ({"env_steps": 10**20}, "env_steps must be a whole number >= 1 (at most")])
 def test_a_bad_finetune_block_is_one_line(block, message):
     with pytest.raises(UserInputError, match="suite 'x': finetune") as e:
         FinetunePlan.from_suite(block, "x", ["bc", "awac"])
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_suite_whose_online_buffer_cannot_fit_is_refused_when_checked(tmp_path):
+    with pytest.raises(UserInputError, match="GiB of online transitions in memory") as e:
+        Suite.load(suite_file(tmp_path, env_steps=10**12))  # what `bench --plan` and `bench` load first
+    assert "suite 'tiny_ft': awac on " in str(e.value) and "\n" not in str(e.value)
+    assert Suite.load(suite_file(tmp_path)).finetune["env_steps"] == 60
 
 
 def test_a_suite_trains_offline_then_fine_tunes_and_reports_both(tmp_path, capsys):

@@ -204,6 +204,54 @@ def test_ope_refuses_bad_input_in_one_line(tiny_runs, tmp_path, capsys):
     assert not (results / "ope.json").exists()  # nothing written by a refused command
 
 
+def test_ope_reads_a_runs_dataset_only_by_its_catalogue_name(tiny_runs, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from d4rl_lite.benchmark import ope as ope_module
+    from d4rl_lite.cli import main
+    from d4rl_lite.datasets.catalogue import locate
+    from d4rl_lite.files import read_record, write_record
+
+    results, root = tiny_runs
+    fitted = []
+    monkeypatch.setattr(ope_module, "fitted_q_evaluation", lambda *a, **k: fitted.append(a) or [])
+    (tmp_path / "empty").mkdir()
+    # A run whose result names a real dataset by its path, outside the --root given: not read.
+    single = tmp_path / "single"
+    shutil.copytree(results / "bc__hopper-random-v0__seed0", single)
+    real = str(locate("hopper-random-v0", root)[0])
+    write_record(single / "result.json", {**read_record(single / "result.json"), "dataset": real})
+    assert main(["ope", str(single), "--root", str(tmp_path / "empty"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is not a catalogue name" in err, err
+    # In a results directory each such run is refused by name; here none is left to evaluate.
+    forged = tmp_path / "forged"
+    shutil.copytree(results, forged)
+    for result in forged.glob("*/result.json"):
+        write_record(result, {**read_record(result), "dataset": "../../etc/passwd"})
+    assert main(["ope", str(forged), "--root", str(root), "--quiet"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 5 and all("REFUSED" in line and "is not a catalogue name" in line for line in lines[:4])
+    assert "no finished runs under" in lines[4] and fitted == [] and not (forged / "ope.json").exists()
+
+
+def test_ope_refuses_an_ope_json_that_is_not_a_file_before_fitting(tiny_runs, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from d4rl_lite.benchmark import ope as ope_module
+    from d4rl_lite.cli import main
+
+    results = tmp_path / "results"
+    shutil.copytree(tiny_runs[0], results)
+    (results / "ope.json").mkdir()
+    fitted = []
+    monkeypatch.setattr(ope_module, "fitted_q_evaluation", lambda *a, **k: fitted.append(a) or [])
+    assert main(["ope", str(results), "--root", str(tiny_runs[1]), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "ope.json is a directory" in err and "move it away" in err, err
+    assert fitted == [] and (results / "ope.json").is_dir()
+
+
 # -- the ope_ranking validity check on estimates whose correlation is known ----------------------------
 def _ope_record(estimates_by_dataset, checksums):
     runs = []
@@ -242,3 +290,25 @@ def test_ope_ranking_pools_the_within_dataset_rank_correlations(order, verdict, 
     retrained = [{**r, "checksum": "sha256:new"} for r in records]
     (stale,) = validity.check_validity(tmp_path, retrained, ["ope_ranking"])
     assert stale["verdict"] == "not enough runs" and "4 or more of its current runs" in stale["reason"]
+
+
+def test_report_survives_forged_correlations_and_shows_those_of_current_runs(tiny_runs, tmp_path, capsys):
+    import shutil
+
+    from d4rl_lite.cli import main
+    from d4rl_lite.files import write_record
+
+    results = tmp_path / "results"
+    shutil.copytree(tiny_runs[0], results)
+    assert main(["ope", str(results), "--steps", "100", "--set", "hidden=32,32", "--root", str(tiny_runs[1]), "--quiet"]) == 0
+    record = json.loads((results / "ope.json").read_text())
+    record.pop("checksum", None)
+    record["datasets"][0]["spearman"]["high"] = None  # a bound without its pair: was a traceback in report
+    write_record(results / "ope.json", record)
+    capsys.readouterr()
+    assert main(["report", str(results)]) == 0
+    assert "- hopper-random-v0: Spearman" in capsys.readouterr().out
+    record["datasets"][0]["spearman"]["statistic"] = 1e300  # not a correlation: the file is refused, the report goes on
+    write_record(results / "ope.json", record)
+    assert main(["report", str(results)]) == 0
+    assert "(FQE column skipped:" in capsys.readouterr().out

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
+from d4rl_lite.benchmark.finetune_suite import improvement
 from d4rl_lite.benchmark.results import NORMALIZED, RAW
 from d4rl_lite.benchmark.table import column_name
 from d4rl_lite.benchmark.table_formats import _md
@@ -27,8 +27,12 @@ def finetune_table(records: list[dict[str, Any]]) -> str | None:
     for (dataset, algorithm, steps), runs in cells.items():
         algorithm = f"{algorithm} ({steps:,} env steps)" if several else algorithm
         metric = NORMALIZED if all(NORMALIZED in r["final"] for r in runs) else RAW
-        before = [r["finetune"]["offline_final"].get(metric, math.nan) for r in runs]
-        after = [r["final"][metric] for r in runs]
+        # Only runs whose scores before and after are finite numbers (an edited record may hold anything).
+        runs = [r for r in runs if improvement(metric, r) is not None]
+        if not runs:
+            continue
+        before = [float(r["finetune"]["offline_final"][metric]) for r in runs]
+        after = [float(r["final"][metric]) for r in runs]
         gains = np.array(after) - np.array(before)
         unit = "" if metric == NORMALIZED else " (raw)"
         lines.append(f"| {_md(dataset)} | {_md(algorithm)} | {np.mean(before):.1f} ± {np.std(before):.1f}{unit} | "

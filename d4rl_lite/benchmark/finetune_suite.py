@@ -43,9 +43,12 @@ class FinetunePlan:
         need(isinstance(block, dict), "must be an object such as {\"env_steps\": 20000}")
         unknown = sorted(set(block) - set(KEYS))
         need(not unknown, f"has unknown key(s) {', '.join(map(repr, unknown))} (it takes {', '.join(KEYS)})")
+        from d4rl_lite.training.run_files import MAX_STEP
+
         for key in ("env_steps", "eval_every"):
             value = block.get(key, 1)
-            need(isinstance(value, int) and not isinstance(value, bool) and value >= 1, f"{key} must be a whole number >= 1")
+            need(isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_STEP,
+                 f"{key} must be a whole number >= 1 (at most {MAX_STEP:,})")
         need("env_steps" in block, "needs env_steps")
         algorithms = block.get("algorithms")
         need(algorithms is None or (isinstance(algorithms, list) and algorithms and all(a in suite_algorithms for a in algorithms)),
@@ -77,6 +80,26 @@ def plan_of(suite: Any) -> FinetunePlan | None:
     name = suite.get("name", "?") if isinstance(suite, dict) else suite.name
     algorithms = suite.get("algorithms", []) if isinstance(suite, dict) else suite.algorithms
     return FinetunePlan.from_suite(block, name, list(algorithms))
+
+
+def online_memory_problem(plan: FinetunePlan, suite: Any) -> str | None:
+    """Why a suite's fine-tuning cannot keep its online transitions in this machine's memory (a
+    population's members together, as a worker fine-tunes them), or None: said when the suite is
+    checked, not in a worker after the offline training."""
+    from d4rl_lite.algorithms import ALGORITHMS
+    from d4rl_lite.datasets.catalogue import parse_dataset_name
+    from d4rl_lite.tasks import get_task
+    from d4rl_lite.training.finetune_experience import online_buffer_problem
+
+    for algorithm in filter(plan.applies, suite.algorithms):
+        cls = ALGORITHMS.get(algorithm)
+        members = len(suite.seeds) if cls is not None and cls.supports_population else 1
+        for dataset in suite.only_on.get(algorithm, suite.datasets):
+            task = get_task(parse_dataset_name(dataset).task)
+            problem = online_buffer_problem(plan.env_steps, members, task.observation_dim, task.action_dim)
+            if problem:
+                return f"{algorithm} on {dataset}: {problem}"
+    return None
 
 
 def finetune_run_id(algorithm: str, dataset: str, seed: int) -> str:
@@ -156,8 +179,11 @@ def improvement(metric: str, record: dict[str, Any], scale: float = 1.0) -> floa
     tune = record.get("finetune")
     if not isinstance(tune, dict):
         return None
-    after, before = (record.get("final") or {}).get(metric), (tune.get("offline_final") or {}).get(metric)
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (after, before)):
+    final, offline = record.get("final"), tune.get("offline_final")
+    if not isinstance(final, dict) or not isinstance(offline, dict):
+        return None
+    after, before = final.get(metric), offline.get(metric)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (after, before)):
         return None
     return (float(after) - float(before)) * scale
 

@@ -46,20 +46,25 @@ class FinishedRun:
 def finished_runs(path: str | os.PathLike) -> list[FinishedRun]:
     """The finished runs at ``path`` (a run directory, or a results directory of them); what is not
     finished or not trusted is said on stderr (and is an error for a single run, or when nothing is left)."""
-    from d4rl_lite.files import read_record
+    from d4rl_lite.files import read_record, regular_file_exists
     from d4rl_lite.training.run_files import CONFIG, DIVERGED, RESULT
 
     path = Path(path)
     if not path.is_dir():
         raise UserInputError(f"{path} is not a directory: give a run directory (`d4rl-lite train`'s) or a results "
                              "directory (`d4rl-lite bench`'s)")
-    if (path / CONFIG).is_file() or (path / RESULT).is_file():  # one run
-        if not (path / RESULT).is_file():
+    has_result = regular_file_exists(path / RESULT, "result")  # a FIFO or device there: said as such
+    if has_result or regular_file_exists(path / CONFIG, "run config"):  # one run
+        if not has_result:
             why = "diverged (diverged.json)" if (path / DIVERGED).is_file() else "is not finished (no result.json)"
             raise UserInputError(f"run {path} {why}; only a finished run's final policy can be evaluated "
                                  "(finish it with the same `d4rl-lite train` command)")
         result = read_record(path / RESULT, "result")
         _check_result(result, path / RESULT)
+        if problem := _dataset_problem(result):
+            from d4rl_lite.files import CorruptFileError
+
+            raise CorruptFileError(f"{path / RESULT}: {problem}")
         return [FinishedRun(path, result)]
     runs = [d for d in sorted(path.iterdir()) if d.is_dir() and (d / CONFIG).is_file()]
     if not runs:
@@ -79,6 +84,9 @@ def finished_runs(path: str | os.PathLike) -> list[FinishedRun]:
             continue
         result = read_record(run / RESULT, "result") if run.name not in {r.run_id for r in found.refused} else None
         if result is not None and result.get("checksum") in verified:
+            if problem := _dataset_problem(result):
+                print(f"d4rl-lite ope: REFUSED {run.name}: {problem}", file=sys.stderr)
+                continue
             out.append(FinishedRun(run, result))
     if unfinished:
         print(f"d4rl-lite ope: {len(unfinished)} run(s) not finished, left out: {', '.join(unfinished[:5])}"
@@ -86,6 +94,17 @@ def finished_runs(path: str | os.PathLike) -> list[FinishedRun]:
     if not out:
         raise UserInputError(f"no finished runs under {path} to evaluate (finish them with `d4rl-lite bench` or `train`)")
     return out
+
+
+def _dataset_problem(result: dict[str, Any]) -> str | None:
+    """Why a result's dataset is not read (None when it is a catalogue name, as ``train`` records): a
+    path there would make the record choose the file FQE reads, wherever --root points."""
+    from d4rl_lite.datasets.catalogue import recorded_dataset
+
+    if recorded_dataset(result["dataset"]) is None:
+        return (f"its dataset {result['dataset'][:80]!r} is not a catalogue name (`train` records one, e.g. "
+                "hopper-medium-v0), so it is not read; the result was edited. Train the run again")
+    return None
 
 
 def _check_result(result: dict[str, Any], path: Path) -> None:
@@ -135,6 +154,7 @@ def estimate_runs(path: str | os.PathLike, config: FQEConfig | None = None, root
     if stack < 1:
         raise UserInputError(f"--stack must be >= 1, got {stack}")
     runs = finished_runs(path)
+    _check_writable(Path(path))
     by_dataset: dict[str, list[FinishedRun]] = defaultdict(list)
     for run in runs:
         by_dataset[run.result["dataset"]].append(run)
@@ -173,6 +193,18 @@ def estimate_runs(path: str | os.PathLike, config: FQEConfig | None = None, root
     written = _write(path, cfg, entries, blocks, overall)
     print(f"written: {written}")
     return {"runs": entries, "datasets": blocks, "overall": overall}
+
+
+def _check_writable(path: Path) -> None:
+    """PATH/ope.json must be missing or a regular file: found out before fitting, not when writing after."""
+    from d4rl_lite.benchmark.ope_file import OPE_FILE
+    from d4rl_lite.files import UnreadableFileError, regular_file_exists
+
+    try:
+        regular_file_exists(path / OPE_FILE, "FQE estimates")
+    except UnreadableFileError as e:
+        raise UserInputError(f"{e.path} {e.problem.split(';')[0]}; `ope` writes its estimates to that path: move it "
+                             "away and run again") from None
 
 
 def _write(path: Any, cfg: FQEConfig, entries: list[dict[str, Any]], blocks: list[dict[str, Any]],

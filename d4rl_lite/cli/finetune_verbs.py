@@ -9,6 +9,19 @@ from d4rl_lite.cli.arguments import DEVICE_HELP, root_arg, schedule_args
 from d4rl_lite.errors import UserInputError
 
 
+def env_step_count(text: str) -> int:
+    """An --env-steps: a whole number from 1 to 2**53 (``run_files.MAX_STEP``); argparse makes the error one line."""
+    from d4rl_lite.training.run_files import MAX_STEP
+
+    try:
+        steps = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of env steps, got {text!r}") from None
+    if not 1 <= steps <= MAX_STEP:
+        raise argparse.ArgumentTypeError(f"env steps are whole numbers from 1 to {MAX_STEP:,}, got {text}")
+    return steps
+
+
 def add_finetune(sub: argparse._SubParsersAction) -> None:
     from d4rl_lite.training.finetune_experience import SAMPLING, Mix
     from d4rl_lite.training.offline import TrainConfig
@@ -26,7 +39,7 @@ def add_finetune(sub: argparse._SubParsersAction) -> None:
                     "curve starts at the offline score (step 0) and counts env steps. Re-running the same command "
                     "resumes exactly where it stopped.")
     sp.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished offline run directories (result.json written)")
-    sp.add_argument("--env-steps", type=int, required=True,
+    sp.add_argument("--env-steps", type=env_step_count, required=True,
                     help="environment steps of online interaction (one update per step)")
     sp.add_argument("--sampling", choices=SAMPLING, default=mix.sampling,
                     help="how batches mix offline and online data: uniform over their union (AWAC's and IQL's "

@@ -137,6 +137,18 @@ def looks_like_path(name: str | os.PathLike) -> bool:
     return isinstance(name, os.PathLike) or os.sep in s.replace(NAMESPACE + "/", "", 1) or Path(s).exists()
 
 
+def recorded_dataset(name: object) -> DatasetName | None:
+    """The catalogue dataset a run's record names (``train`` records the catalogue name, never a path),
+    or None when the field is anything else: a path in a record would make a command read whatever
+    file the record points at, wherever --root is."""
+    if not isinstance(name, str) or looks_like_path(name):
+        return None
+    try:
+        return parse_dataset_name(name)
+    except UnknownNameError:
+        return None
+
+
 def locate(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None) -> tuple[Path, DatasetName | None]:
     """Where a dataset's ``data`` directory is: from a catalogue name (alias or Minari id) or a path."""
     from d4rl_lite.datasets.locations import dataset_dir_for_id, datasets_root, find_data_dir

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,12 @@ import torch
 
 from d4rl_lite.algorithms.exploration import can_explore
 from d4rl_lite.errors import UserInputError
-from d4rl_lite.files import CorruptFileError, load_state, read_record
+from d4rl_lite.files import CorruptFileError, load_state, regular_file_exists
 from d4rl_lite.locking import RunDirLock
 from d4rl_lite.records import FINETUNE_SUFFIX, RunSpec
 from d4rl_lite.training.data import prepare_data
-from d4rl_lite.training.finetune_experience import Mix, MixedReplay, OnlineMembers
+from d4rl_lite.training.finetune_experience import Mix, MixedReplay, OnlineMembers, online_buffer_problem
+from d4rl_lite.training.finetune_parents import Parent, check_directories, read_parent
 from d4rl_lite.training.finetune_hooks import FinetuneHooks, FinetuneMemberHooks
 from d4rl_lite.training.logging import RunLogger, truncate_log
 from d4rl_lite.training.loop import DivergenceError, Schedule, run_loop
@@ -50,14 +51,9 @@ from d4rl_lite.training.offline import (
 )
 from d4rl_lite.training.run_files import (
     CHECKPOINT,
-    CONFIG,
-    DIVERGED,
     NOT_IDENTITY,
-    RESULT,
-    check_identity,
+    check_not_past,
     check_same_run,
-    checked_step,
-    checkpoint_identity,
     config_differences,
     load_member_states,
     read_evals,
@@ -67,54 +63,12 @@ from d4rl_lite.training.run_files import (
 SUFFIX = FINETUNE_SUFFIX
 
 
-@dataclass
-class Parent:
-    """A finished offline run, verified: its config record, result, checkpoint state and identity."""
-
-    run: Path
-    config: dict[str, Any]
-    result: dict[str, Any]
-    state: dict[str, Any]
-    identity: str
-
-    @property
-    def step(self) -> int:
-        return self.state["step"]
-
-
 def finetune_settings(algo_name: str) -> dict[str, Any]:
     """The settings ``algo_name`` changes for the online phase (``algorithms/finetune_settings.json``)."""
     from importlib import resources
 
     table = json.loads(resources.files("d4rl_lite.algorithms").joinpath("finetune_settings.json").read_text())
     return dict(table.get(algo_name, {}).get("settings", {}))
-
-
-def read_parent(path: str | Path) -> Parent:
-    """The finished offline run at ``path``, verified, or one line saying why it cannot be fine-tuned."""
-    run = Path(path)
-    if not (run / CONFIG).is_file() or not (run / CHECKPOINT).is_file():
-        raise UserInputError(f"{run} is not an offline run (no {CONFIG} and {CHECKPOINT}); give the run directory "
-                             "`d4rl-lite train` wrote")
-    if not (run / RESULT).is_file():
-        why = "it diverged (diverged.json)" if (run / DIVERGED).is_file() else "it has no result.json yet"
-        raise UserInputError(f"{run} is not a finished run: {why}. Fine-tune a run that trained to its end "
-                             "(re-run its train command to finish it)")
-    config = read_record(run / CONFIG, "run config")
-    result = read_record(run / RESULT, "result")
-    if "finetune" in config:
-        raise UserInputError(f"{run} is a fine-tuning run; fine-tune its offline parent ({config['finetune'].get('parent')})")
-    state = load_state(run / CHECKPOINT)
-    identity = checkpoint_identity(config)
-    check_identity(state, identity, run / CHECKPOINT)
-    step = checked_step(state.get("step"), run / CHECKPOINT)
-    if step != result.get("steps"):
-        raise UserInputError(f"{run}: its checkpoint is at step {step:,} but its result at step {result.get('steps')}: "
-                             "it was continued after its result; finish its train command first")
-    for key in ("algorithm", "dataset", "algo", "train"):
-        if not isinstance(config.get(key), (str, dict)):
-            raise CorruptFileError(f"{run / CONFIG}: not a run configuration (missing {key})")
-    return Parent(run, config, result, state, identity)
 
 
 def _shared_part(parent: Parent, sweepable: tuple[str, ...]) -> dict[str, Any]:
@@ -143,6 +97,7 @@ def finetune_population(parent_runs: list[str | Path], train_config: TrainConfig
     """
     from d4rl_lite.algorithms import get_algorithm
     from d4rl_lite.algorithms.settings import make_config
+    from d4rl_lite.datasets.catalogue import parse_dataset_name
     from d4rl_lite.datasets.d4rl_compat import load_dataset
     from d4rl_lite.tasks import get_task
 
@@ -152,8 +107,14 @@ def finetune_population(parent_runs: list[str | Path], train_config: TrainConfig
     torch.set_num_threads(tc.threads)
     if not parent_runs:
         raise UserInputError("name at least one offline run directory to fine-tune")
+    runs = [Path(d) for d in run_dirs] if run_dirs else [default_finetune_dir(p) for p in parent_runs]
+    check_directories([Path(p) for p in parent_runs], runs)
     parents = [read_parent(p) for p in parent_runs]
     first = parents[0]
+    task = get_task(first.config.get("task") or parse_dataset_name(first.config["dataset"]).task)
+    too_big = online_buffer_problem(tc.steps, len(parents), task.observation_dim, task.action_dim)
+    if too_big:  # before the dataset is read or a run directory made
+        raise UserInputError(too_big)
     cls = get_algorithm(first.config["algorithm"])
     if not cls.supports_population:
         raise UserInputError(f"{cls.name} cannot be fine-tuned (it does not train as a population)")
@@ -168,7 +129,6 @@ def finetune_population(parent_runs: list[str | Path], train_config: TrainConfig
         raise UserInputError(f"dataset {first.config['dataset']} changed since {first.run} was trained on it (checksum "
                              f"{first.config.get('dataset_checksum')} then, {dataset.metadata.get('checksum')} now); "
                              "fine-tuning needs the data the run learned from: rebuild it with the recipe the run used")
-    task = get_task(first.config.get("task") or dataset.metadata["task"])
     online_settings = finetune_settings(cls.name)
     members = []
     for i, p in enumerate(parents):
@@ -176,16 +136,15 @@ def finetune_population(parent_runs: list[str | Path], train_config: TrainConfig
         config = make_config(cls.Config, {**{k: tuple(v) if isinstance(v, list) else v for k, v in c["algo"].items()},
                                           **online_settings})
         spec = RunSpec.of(cls.name, c["dataset"], int(c["train"]["seed"]), dict(c.get("sweep") or {}))
-        run = Path(run_dirs[i]) if run_dirs else default_finetune_dir(p.run)
+        run = runs[i]
         record = {**{k: v for k, v in c.items() if k not in ("run_uid", "checksum", "train", "algo")},
                   "algo": asdict(config), "train": asdict(replace(tc, seed=spec.seed)),
                   "finetune": {"parent": str(p.run.resolve()), "parent_identity": p.identity, "parent_step": p.step,
                                "offline_final": p.result.get("final", {}), **mix.record(),
                                "online_settings": online_settings}}
-        state = load_state(run / CHECKPOINT) if (run / CHECKPOINT).is_file() else None
+        state = load_state(run / CHECKPOINT) if regular_file_exists(run / CHECKPOINT, "checkpoint") else None
         members.append((Member(spec, config, run, state, record), p))
-    if len({m.run for m, _ in members}) != len(members):
-        raise UserInputError("every fine-tuning run needs its own run directory")
+        check_not_past(tc.steps, members[-1][0].stopped_at, run, "env steps", "--env-steps")
     groups: dict[int, list[tuple[Member, Parent]]] = {}
     for m, p in members:
         groups.setdefault(m.stopped_at, []).append((m, p))

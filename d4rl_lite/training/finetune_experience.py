@@ -49,6 +49,26 @@ class Mix:
                 "online_fraction": self.online_fraction if self.sampling == "online_fraction" else None}
 
 
+def online_buffer_bytes(env_steps: int, members: int, obs_dim: int, act_dim: int) -> int:
+    """What ``MixedReplay`` reserves up front for the online transitions: a float32 row per env step and
+    member (observation, next observation, action, reward, terminal, timeout)."""
+    return env_steps * members * 4 * (2 * obs_dim + act_dim + 3)
+
+
+def online_buffer_problem(env_steps: int, members: int, obs_dim: int, act_dim: int) -> str | None:
+    """Why fine-tuning ``members`` runs for ``env_steps`` cannot fit its online buffer in this machine's
+    memory, or None; said before anything is read or allocated."""
+    from d4rl_lite.algorithms.memory import machine_memory_bytes
+
+    need, have = online_buffer_bytes(env_steps, members, obs_dim, act_dim), machine_memory_bytes()
+    if have is None or need <= have:
+        return None
+    who = "one run" if members == 1 else f"{members} runs"
+    return (f"fine-tuning {who} for {env_steps:,} env steps keeps {need / 2**30:,.1f} GiB of online transitions in "
+            f"memory, more than this machine's {have / 2**30:,.1f} GiB; use fewer env steps"
+            + ("" if members == 1 else " or fine-tune fewer runs at once"))
+
+
 class MixedReplay:
     """The offline data as trained (``prepare_data``) and each member's online transitions, kept raw
     as the env gave them in (M, capacity, ...) tensors on the device and put in the algorithm's units

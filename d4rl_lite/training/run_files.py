@@ -50,6 +50,10 @@ def resume_members(algo: Any, runs: list[Path], states: list[dict[str, Any] | No
     steps = sorted({checked_step(s.get("step"), ckpt) if s else 0 for s, ckpt in zip(states, ckpt_paths)})
     if len(steps) > 1:  # train_population groups members by step before they get here
         raise D4RLLiteError(f"members at different steps {steps} cannot continue as one population")
+    for run in runs:  # the steps this session asks for: check_same_run has just recorded them in config.json
+        asked = read_record(run / CONFIG, "run config").get("train", {}).get("steps")
+        if isinstance(asked, int):
+            check_not_past(asked, steps[0], run)
     load_member_states(algo, states, identities, ckpt_paths, gens)
     for run in runs:
         truncate_log(run / "log.jsonl", steps[0])
@@ -88,6 +92,14 @@ def load_member_states(algo: Any, states: list[dict[str, Any]], identities: list
 MAX_STEP = 2**53  # beyond this a float64 no longer counts whole steps; no run gets near it
 
 
+def check_not_past(steps: int, stopped_at: int, run: Path, unit: str = "updates", option: str = "--steps") -> None:
+    """Refuse to continue a run whose checkpoint is already past the ``steps`` asked for: its result
+    would claim the checkpoint's step with an evaluation from before it."""
+    if stopped_at > steps:
+        raise UserInputError(f"{run} has already run {stopped_at:,} {unit} (its checkpoint), more than the {steps:,} "
+                             f"asked for; give {option} {stopped_at:,} or more to continue it, or use a new run directory")
+
+
 def checked_step(step: Any, path: Path) -> int:
     """A checkpoint's step, refused in one line unless a whole number of updates in [0, 2**53)."""
     if type(step) is not int or not 0 <= step < MAX_STEP:
@@ -115,7 +127,9 @@ def write_result(run: Path, record: dict[str, Any], history: list[dict[str, Any]
 _SCORES = {"eval/normalized_score?": float, "eval/return_mean?": float}
 RESULT_SPEC = {"algorithm": str, "dataset": str, "steps": Range(int, 0), "train": {"seed": Range(int, 0)},
                "final": {"step?": Range(int, 0)}, "curve": [{"step": Range(int, 0), **_SCORES}],
-               "references?": (dict, None)}
+               "references?": (dict, None),
+               # A fine-tuning run's: its offline parent's final evaluation, which the report compares with.
+               "finetune?": {"offline_final": _SCORES}}
 
 
 def reference_record(task_name: str) -> dict[str, Any] | None:
