@@ -27,19 +27,15 @@ def judge_near_agent(ev: Evidence) -> dict[str, Any]:
     """The best of the treatments minus the online agent's score, mean over the full replays: reproduced
     when its interval lies above -threshold (within the margin, or above) and the best treatment's
     interval over the baseline (BC) lies above 0. A treatment short of seeds somewhere is left out."""
-    spec, datasets, min_seeds = ev.spec, ev.datasets, ev.min_seeds
+    spec, datasets = ev.spec, ev.datasets
     agent = _online_agent_scores(ev)
     if any(v is None for v in agent.values()):
         return ev.not_enough("no online agent's score recorded for " + ", ".join(d for d, v in agent.items() if v is None)
                              + " (not a full replay, or runs that predate this record)")
-    present = [t for t in spec["treatment"] if all(ev.seeds(t, d) >= min_seeds for d in datasets)]
-    short = [f"{a} on {d}" for a in [spec["baseline"], *present] for d in datasets if ev.seeds(a, d) < min_seeds]
-    if short or not present:
-        return ev.not_enough("fewer than %d seeds: %s" % (min_seeds, ", ".join(short) if short else
-                                                          f"none of {', '.join(spec['treatment'])} ran"))
-    n = ev.fewest_seeds([spec["baseline"], *present], datasets)
-    base = ev.matrix(spec["baseline"], datasets, n)
-    treats = [ev.matrix(t, datasets, n) for t in present]
+    compared = ev.baseline_and_treatments()
+    if isinstance(compared, str):
+        return ev.not_enough(compared)
+    present, base, treats = compared
     agents = np.array([agent[d] for d in datasets])
 
     def best(ts: tuple[np.ndarray, ...]) -> np.ndarray:  # per dataset, the best treatment's mean over seeds

@@ -63,6 +63,19 @@ class Evidence:
         """``algo``'s first ``n`` seeds x ``datasets``: what the bootstrap resamples."""
         return np.array([[self.cells[(algo, d)][s] for d in datasets] for s in range(n)])
 
+    def baseline_and_treatments(self) -> tuple[list[str], np.ndarray, list[np.ndarray]] | str:
+        """(the spec's treatments with ``min_seeds`` seeds on every dataset, the baseline's matrix, theirs),
+        all cut to the fewest seeds any has; or why there are not enough runs (a treatment short of
+        seeds somewhere is left out; the baseline never is)."""
+        spec, datasets, min_seeds = self.spec, self.datasets, self.min_seeds
+        present = [t for t in spec["treatment"] if all(self.seeds(t, d) >= min_seeds for d in datasets)]
+        short = [f"{a} on {d}" for a in [spec["baseline"], *present] for d in datasets if self.seeds(a, d) < min_seeds]
+        if short or not present:
+            return "fewer than %d seeds: %s" % (min_seeds, ", ".join(short) if short else
+                                                f"none of {', '.join(spec['treatment'])} ran")
+        n = self.fewest_seeds([spec["baseline"], *present], datasets)
+        return present, self.matrix(spec["baseline"], datasets, n), [self.matrix(t, datasets, n) for t in present]
+
     def not_enough(self, reason: str) -> dict[str, Any]:
         return {**self.base, "effect": None, "low": None, "high": None, "verdict": NOT_ENOUGH, "reason": reason}
 

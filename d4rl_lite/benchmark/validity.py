@@ -131,15 +131,11 @@ def evaluate_pattern(pattern_id: str, spec: dict[str, Any], records: list[dict[s
 def _judge_better(ev: Evidence) -> dict[str, Any]:
     """The best of the treatments minus the baseline, mean over the datasets: reproduced when its
     interval lies above the threshold. A treatment short of seeds somewhere is left out."""
-    spec, datasets, min_seeds = ev.spec, ev.datasets, ev.min_seeds
-    present = [t for t in spec["treatment"] if all(ev.seeds(t, d) >= min_seeds for d in datasets)]
-    short = [f"{a} on {d}" for a in [spec["baseline"], *present] for d in datasets if ev.seeds(a, d) < min_seeds]
-    if short or not present:
-        return ev.not_enough("fewer than %d seeds: %s" % (min_seeds, ", ".join(short) if short else
-                                                          f"none of {', '.join(spec['treatment'])} ran"))
-    n = ev.fewest_seeds([spec["baseline"], *present], datasets)
-    base = ev.matrix(spec["baseline"], datasets, n)
-    treats = [ev.matrix(t, datasets, n) for t in present]
+    spec = ev.spec
+    compared = ev.baseline_and_treatments()
+    if isinstance(compared, str):
+        return ev.not_enough(compared)
+    present, base, treats = compared
 
     def effect(b: np.ndarray, *ts: np.ndarray) -> float:
         return float((np.max([t.mean(0) for t in ts], axis=0) - b.mean(0)).mean())
