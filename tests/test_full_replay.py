@@ -92,3 +92,25 @@ def test_a_task_without_a_full_replay_says_so(tmp_path, capsys):
     assert main(["list", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "hopper-full-replay-v0" in out and "halfcheetah-full-replay-v0          no full replay committed yet" in out
+
+
+def test_a_replay_that_a_resume_cut_ends_its_episode_there(tmp_path):
+    # walker2d's full-replay run was resumed at step 300,000: the step before it carries no end flag,
+    # and the next transition starts a new episode. Without the cut, 1035 steps became one episode.
+    from d4rl_lite.datasets.builders.replay import replay_to_episodes
+
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(13, 3)).astype(np.float32)
+    chain = {"observations": obs[:-1].copy(), "next_observations": obs[1:].copy(), "actions": np.zeros((12, 1), np.float32),
+             "rewards": np.arange(12, dtype=np.float32), "terminals": np.zeros(12, np.float32),
+             "timeouts": np.zeros(12, np.float32)}
+    chain["terminals"][3] = 1.0  # a real end at step 3; a new episode starts at 4 from a reset
+    chain["observations"][4] = rng.normal(size=3)
+    chain["observations"][8] = rng.normal(size=3)  # the resume: step 7 has no flag, step 8 does not continue it
+    np.savez(tmp_path / "chunk_00000000_00000012.npz", **chain)
+    episodes = replay_to_episodes([tmp_path / "chunk_00000000_00000012.npz"], 12, None)
+    assert episodes.episode_lengths.tolist() == [4, 4, 4]
+    assert episodes.terminations.tolist() == [False] * 3 + [True] + [False] * 8
+    assert np.flatnonzero(episodes.truncations).tolist() == [7, 11]
+    # Each stored episode ends with its own last next observation, not the next episode's first.
+    assert np.array_equal(episodes.observations[9], chain["next_observations"][7])

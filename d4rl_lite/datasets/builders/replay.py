@@ -47,7 +47,8 @@ def load_replay_chunk(path: Path) -> dict[str, np.ndarray]:
 
 
 def replay_to_episodes(chunks: list[Path], up_to: int, size: int | None) -> EpisodeArrays:
-    """Replay transitions [0, min(up_to, size)) as episodes; an unfinished last episode ends as a timeout."""
+    """Replay transitions [0, min(up_to, size)) as episodes; an unfinished last episode ends as a timeout,
+    and so does one the replay does not continue (a resume of the run that collected it)."""
     data: dict[str, list[np.ndarray]] = {}
     have = 0
     for f in chunks:
@@ -61,6 +62,11 @@ def replay_to_episodes(chunks: list[Path], up_to: int, size: int | None) -> Epis
     terminals = arr["terminals"].astype(bool)
     timeouts = arr["timeouts"].astype(bool) & ~terminals
     timeouts[-1] |= not terminals[-1]
+    # A resumed behaviour run starts a new episode without flagging the last step before it (the
+    # simulator's state is not in its checkpoint): where a transition does not continue from the
+    # one before, that episode was cut short there, as a time limit would cut it.
+    cut = ~np.all(arr["next_observations"][:-1] == arr["observations"][1:], axis=1)
+    timeouts[:-1] |= cut & ~terminals[:-1]
     ends = np.flatnonzero(terminals | timeouts)
     lengths = np.diff(np.concatenate([[-1], ends]))
     # Stored observations: each episode's rows plus its final next observation.
