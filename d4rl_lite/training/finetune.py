@@ -43,12 +43,8 @@ from d4rl_lite.training.finetune_parents import Parent, check_directories, read_
 from d4rl_lite.training.finetune_hooks import FinetuneHooks, FinetuneMemberHooks
 from d4rl_lite.training.logging import RunLogger, truncate_log
 from d4rl_lite.training.loop import DivergenceError, Schedule, run_loop
-from d4rl_lite.training.offline import (
-    Member,
-    TrainConfig,
-    member_guard,
-    record_divergence,
-)
+from d4rl_lite.training.member_divergence import member_guard, record_divergence
+from d4rl_lite.training.offline import Member, TrainConfig
 from d4rl_lite.training.run_files import (
     CHECKPOINT,
     NOT_IDENTITY,

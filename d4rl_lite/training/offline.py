@@ -21,21 +21,20 @@ from typing import Any
 import torch
 
 from d4rl_lite.algorithms.base import check_sweepable, training_settings
-from d4rl_lite.algorithms.population import drop_members
 from d4rl_lite.datasets.offline import OfflineDataset
 from d4rl_lite.errors import UserInputError
-from d4rl_lite.files import load_state, write_record
+from d4rl_lite.files import load_state
 from d4rl_lite.locking import RunDirLock
 from d4rl_lite.paths import path_name
 from d4rl_lite.records import RunSpec
 from d4rl_lite.tasks import get_task
 from d4rl_lite.training.data import RewardTransform, data_facts, prepare_data  # noqa: F401 (RewardTransform: re-exported)
 from d4rl_lite.training.logging import RunLogger
-from d4rl_lite.training.loop import DivergenceError, DivergenceGuard, Schedule, run_loop
+from d4rl_lite.training.loop import DivergenceError, Schedule, run_loop
+from d4rl_lite.training.member_divergence import drop_diverged, member_guard, record_divergence
 from d4rl_lite.training.offline_hooks import MemberHooks, OfflineHooks
 from d4rl_lite.training.run_files import (
     CHECKPOINT,
-    DIVERGED,
     check_same_run,
     checked_step,
     read_evals,
@@ -173,33 +172,44 @@ def train_population(
     too_big = memory.too_big(algo_name, name, configs[0], task.observation_dim, len(seeds), task.action_dim)
     if too_big:  # before anything is allocated or written
         raise UserInputError(too_big)
-    specs = [RunSpec.of(algo_name, name, s, {key: getattr(cfg, key) for key in m})  # swept values as numbers ("5" -> 5.0)
+    members = _members(algo_name, name, seeds, configs, swept, run_dirs)
+    results = {}
+    for group in _groups_by_step(members):
+        for member, record in zip(group, _train_group(cls, dataset, task, tc, group, by_domain, progress)):
+            results[id(member)] = record
+    return [results[id(m)] for m in members]
+
+
+def _members(algo_name: str, dataset_name: str, seeds: list[int], configs: list[Any], swept: list[dict[str, Any]],
+             run_dirs: list[str | Path] | None) -> list[Member]:
+    """The population's members: each one's run, its config, its directory and its checkpoint if it has one."""
+    specs = [RunSpec.of(algo_name, dataset_name, s, {key: getattr(cfg, key) for key in m})  # swept values as numbers
              for s, cfg, m in zip(seeds, configs, swept)]
     twice = sorted({spec.label for spec in specs if specs.count(spec) > 1})
     if twice:
         raise UserInputError(f"the members of a population must differ; given twice: {', '.join(twice)}")
     if run_dirs is not None and len(run_dirs) != len(seeds):
         raise ValueError(f"{len(run_dirs)} run directories for {len(seeds)} seeds")
-    runs = [Path(d) for d in run_dirs] if run_dirs else [default_run_dir(algo_name, name, s.seed, dict(s.sweep)) for s in specs]
+    runs = ([Path(d) for d in run_dirs] if run_dirs else
+            [default_run_dir(algo_name, dataset_name, s.seed, dict(s.sweep)) for s in specs])
     if len(set(runs)) != len(runs):
         raise ValueError("every member of a population needs its own run directory")
-    members = [Member(spec, cfg, run, load_state(run / CHECKPOINT) if (run / CHECKPOINT).is_file() else None)
-               for spec, cfg, run in zip(specs, configs, runs)]
+    return [Member(spec, cfg, run, load_state(run / CHECKPOINT) if (run / CHECKPOINT).is_file() else None)
+            for spec, cfg, run in zip(specs, configs, runs)]
+
+
+def _groups_by_step(members: list[Member]) -> list[list[Member]]:
+    """Members that stopped at different steps (some trained alone before, or a kill between two
+    members' checkpoint writes) continue as one population per step: each still ends exactly as its
+    solo run would."""
     groups: dict[int, list[Member]] = {}
     for member in members:
         groups.setdefault(member.stopped_at, []).append(member)
     if len(groups) > 1:
-        # Members that stopped at different steps (some trained alone before, or a kill between two
-        # members' checkpoint writes) continue as one population per step: each still ends exactly
-        # as its solo run would.
         print("d4rl-lite: these runs stopped at different steps ("
               + ", ".join(f"{m.spec.label}: step {m.stopped_at:,}" for m in members)
               + f"); they continue as {len(groups)} populations, one after the other", file=sys.stderr)
-    results = {}
-    for group in groups.values():
-        for member, record in zip(group, _train_group(cls, dataset, task, tc, group, by_domain, progress)):
-            results[id(member)] = record
-    return [results[id(m)] for m in members]
+    return list(groups.values())
 
 
 def _train_group(cls: Any, dataset: OfflineDataset, task: Any, tc: TrainConfig, members: list[Member],
@@ -251,15 +261,7 @@ def _train_locked(algo: Any, task: Any, dataset: OfflineDataset, tc: TrainConfig
                                read_evals(m.run / "log.jsonl"), m.checkpoint, m.gen, m.identity, step,
                                rewards_as_trained, shared.gamma)
     schedule = Schedule(tc.steps, tc.log_every, tc.eval_every, tc.checkpoint_every)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        first = members[0].spec
-        label = f"{first.algorithm} {first.dataset}" + (
-            f" {len(members)} members" if any(m.spec.sweep for m in members) else
-            f" seeds {','.join(str(m.spec.seed) for m in members)}" if len(members) > 1 else "")
-        bar = members[0].hooks.bar = tqdm(total=tc.steps, initial=step, desc=label, unit="upd", dynamic_ncols=True)
+    bar = members[0].hooks.bar = _progress_bar(members, tc.steps, step) if progress else None
     active = list(members)  # the members still training
     diverged: dict[int, dict[str, Any]] = {}  # id(member) -> its divergence record
     guard = member_guard(active, q_bound, algo)
@@ -280,7 +282,7 @@ def _train_locked(algo: Any, task: Any, dataset: OfflineDataset, tc: TrainConfig
                 if len(e.members) == len(active):  # every member is lost: record each, then stop
                     record_divergence(e, active, diverged)
                     raise
-                algo, active, guard, values = _drop_diverged(e, algo, active, q_bound, diverged)
+                algo, active, guard, values = drop_diverged(e, algo, active, q_bound, diverged)
                 step = e.step
                 hooks = MemberHooks([m.hooks for m in active])
                 # What was due at that step, for the members that go on (their checks passed again).
@@ -298,47 +300,12 @@ def _train_locked(algo: Any, task: Any, dataset: OfflineDataset, tc: TrainConfig
     return [diverged.get(id(m)) or write_result(m.run, m.record, m.hooks.history, step) for m in members]
 
 
-def member_guard(members: list[Member], q_bound: float, algo: Any) -> DivergenceGuard:
-    declared = DivergenceGuard.value_metrics + tuple(getattr(algo, "value_metrics", ()))
-    return DivergenceGuard([m.checkpoint for m in members], q_bound, labels=[m.spec.label for m in members],
-                           value_metrics=declared)
+def _progress_bar(members: list[Member], total: int, step: int) -> Any:
+    """The population's tqdm bar: algorithm, dataset, and its seeds (or its member count in a sweep)."""
+    from tqdm import tqdm
 
-
-def record_divergence(error: DivergenceError, active: list[Member], diverged: dict[int, dict[str, Any]]) -> None:
-    """Write diverged.json for each member ``error`` names: its record, the error, the step and,
-    when the metrics tripped the guard, their values then (a naive run's Q at divergence is what
-    the validity report's over-estimation check reads)."""
-    for index, message in zip(error.members, error.messages):
-        lost = active[index]
-        at = None if error.values is None else {k: v for k, v in error.values[index].items() if math.isfinite(v)}
-        diverged[id(lost)] = {**lost.record, "run_dir": str(lost.run), "diverged": message, "steps": error.step,
-                              **({"at_divergence": at} if at is not None else {})}
-        write_record(lost.run / DIVERGED, diverged[id(lost)])
-
-
-def _drop_diverged(error: DivergenceError, algo: Any, active: list[Member], q_bound: float,
-                   diverged: dict[int, dict[str, Any]]) -> tuple[Any, list[Member], DivergenceGuard, Any]:
-    """Stop the members ``error`` names (each keeps its last good checkpoint and gets diverged.json)
-    and check the others again at that step, dropping any that diverged in the same interval.
-    Returns (the smaller population, the members still active, their guard, their metrics at
-    that step or None)."""
-    values = error.values
-    while True:
-        record_divergence(error, active, diverged)
-        print("\n".join(f"d4rl-lite: {message} The other members go on." for message in error.messages), file=sys.stderr)
-        keep = [j for j in range(len(active)) if j not in error.members]
-        values = None if values is None else [values[j] for j in keep]
-        active = [active[j] for j in keep]
-        algo = drop_members(algo, error.members, [m.spec.seed for m in active])
-        for index, m in enumerate(active):
-            m.hooks.algo, m.hooks.member = algo, index
-        guard = member_guard(active, q_bound, algo)
-        try:
-            if values is not None:
-                guard.check_metrics(values, error.step)
-            guard.check_weights(algo, error.step)
-            return algo, active, guard, values
-        except DivergenceError as again:
-            if len(again.members) == len(active):
-                raise
-            error = DivergenceError(str(again), again.members, error.step, again.messages)
+    first = members[0].spec
+    label = f"{first.algorithm} {first.dataset}" + (
+        f" {len(members)} members" if any(m.spec.sweep for m in members) else
+        f" seeds {','.join(str(m.spec.seed) for m in members)}" if len(members) > 1 else "")
+    return tqdm(total=total, initial=step, desc=label, unit="upd", dynamic_ncols=True)
