@@ -214,6 +214,18 @@ def judge_same_online_budget(ev: Evidence) -> dict[str, Any] | None:
     return None
 
 
+def _shown_in_unit(v: dict[str, Any]) -> str:
+    """A verdict's effect and interval in its unit (the table's column for most checks)."""
+    return f"{v['effect']:+.1f} [{v['low']:+.1f}, {v['high']:+.1f}] {v['unit']}"
+
+
+def _shown_as_overestimation(v: dict[str, Any]) -> str:
+    """Both critics' relative over-estimation, naive and conservative, as percentages."""
+    return (f"{v['naive']} {v['effect']:+.0%} [{v['low']:+.0%}, {v['high']:+.0%}]; "
+            f"{v['conservative']} {v['conservative_effect']:+.0%} "
+            f"[{v['conservative_low']:+.0%}, {v['conservative_high']:+.0%}]")
+
+
 def _no_stopped_runs(spec: dict[str, Any], results_dir: Path) -> list[dict[str, Any]]:
     return []
 
@@ -229,13 +241,14 @@ class CheckKind:
     stopped_runs: Callable[[dict[str, Any], Path], list[dict[str, Any]]] = _no_stopped_runs  # counted without a result
     present: Callable[[Path], bool] = lambda results_dir: True  # unnamed, the check runs only where this holds
     online: bool = False  # it reads the fine-tuning runs (benchmark/finetune_suite.py) instead of the offline ones
+    shown: Callable[[dict[str, Any]], str] = _shown_in_unit  # its effect as the validity table shows it
 
 
 CHECK_KINDS = {
     "better": CheckKind("treatment", lambda spec: [spec["baseline"], *spec["treatment"]], final_metric, _judge_better),
     "near_data": CheckKind("algorithm", lambda spec: [spec["algorithm"]], final_metric, _judge_near_data),
     "overestimation": CheckKind("naive", lambda spec: [spec["naive"], spec["conservative"]], _overestimation_of_compared,
-                                _judge_overestimation, _diverged_naive_runs),
+                                _judge_overestimation, _diverged_naive_runs, shown=_shown_as_overestimation),
     "near_agent": CheckKind("treatment", lambda spec: [spec["baseline"], *spec["treatment"]], final_metric, judge_near_agent),
     "subsample_order": CheckKind("algorithms", lambda spec: list(spec["algorithms"]), final_metric, judge_diversity),
     # The best treatment's improvement by fine-tuning (its final score minus its offline parent's) minus the baseline's.
@@ -278,14 +291,8 @@ def check_validity(results_dir: str | Path, records: list[dict[str, Any]], names
 def to_markdown(verdicts: list[dict[str, Any]]) -> str:
     lines = ["| pattern | effect [95% CI] | verdict |", "|---|---|---|"]
     for v in verdicts:
-        if v["effect"] is None:
-            shown = "–"
-        elif v["check"] == "overestimation":
-            shown = (f"{v['naive']} {v['effect']:+.0%} [{v['low']:+.0%}, {v['high']:+.0%}]; "
-                     f"{v['conservative']} {v['conservative_effect']:+.0%} "
-                     f"[{v['conservative_low']:+.0%}, {v['conservative_high']:+.0%}]")
-        else:
-            shown = f"{v['effect']:+.1f} [{v['low']:+.1f}, {v['high']:+.1f}] {v['unit']}"
+        kind = CHECK_KINDS.get(v["check"])
+        shown = "–" if v["effect"] is None else (kind.shown if kind else _shown_in_unit)(v)
         lines.append(f"| {v['id']}: {v['claim']} | {shown} | **{v['verdict']}** ({v['reason']}) |")
     return "\n".join(lines)
 
