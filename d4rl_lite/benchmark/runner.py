@@ -45,13 +45,17 @@ def ensure_datasets(suite: Suite, root: str | os.PathLike | None, log: Callable[
 
     A dataset is identified by name, size and seed: one built otherwise is an error, or rebuilt with ``force``.
     """
-    from d4rl_lite.datasets.builders import build_dataset
+    from d4rl_lite.datasets.builders import build_dataset, built_recipe
     from d4rl_lite.datasets.catalogue import is_built, parse_dataset_name
+    from d4rl_lite.errors import ChecksumMismatchError
 
     for name, spec in suite.datasets.items():
         size, seed = spec.get("size"), spec.get("seed", 0)
         if is_built(parse_dataset_name(name), root):
-            built = built_recipe(name, root)
+            try:
+                built = built_recipe(parse_dataset_name(name), root) or {}
+            except ChecksumMismatchError:
+                built = {}  # damaged or old: treated as a mismatch
             if (size is None or built.get("size") == size) and built.get("seed") == seed:
                 continue
             if not force:
@@ -67,22 +71,6 @@ def ensure_datasets(suite: Suite, root: str | os.PathLike | None, log: Callable[
         total = size if size is not None else (builder.default_size if builder else None)
         with tqdm(total=total, unit="tr", unit_scale=True, desc=f"build {name}", dynamic_ncols=True, delay=0.5) as bar:
             build_dataset(name, size=size, seed=seed, root=root, overwrite=force, progress=bar.update)
-
-
-def built_recipe(name: str, root: str | os.PathLike | None) -> dict[str, Any]:
-    """The size and seed a built dataset was made with (from its verified metadata)."""
-    from d4rl_lite.datasets.catalogue import parse_dataset_name
-    from d4rl_lite.datasets.locations import dataset_dir_for_id
-    from d4rl_lite.datasets.storage import OUR_KEY, read_verified_metadata
-    from d4rl_lite.errors import ChecksumMismatchError
-
-    data_dir = dataset_dir_for_id(parse_dataset_name(name).dataset_id, root) / "data"
-    try:
-        meta = read_verified_metadata(data_dir)
-    except ChecksumMismatchError:
-        return {}  # damaged or old: treated as a mismatch
-    recipe = meta[OUR_KEY].get("recipe")
-    return recipe if isinstance(recipe, dict) else {}
 
 
 def run_group(suite_dict: dict[str, Any], algo: str, dataset: str, seeds: list[int], results_dir: str,

@@ -169,7 +169,7 @@ def _requested_recipe(size: int | None, seed: int, options: dict[str, Any]) -> d
     return {"size": size, "seed": seed, **({"options": dict(sorted(options.items()))} if options else {})}
 
 
-def _built_recipe(dname: DatasetName, root: str | os.PathLike | None) -> dict[str, Any] | None:
+def built_recipe(dname: DatasetName, root: str | os.PathLike | None) -> dict[str, Any] | None:
     """The identifying part of a built dataset's recipe, from its verified metadata (None: none built)."""
     from d4rl_lite.datasets.catalogue import is_built
     from d4rl_lite.datasets.locations import dataset_dir_for_id
@@ -192,7 +192,7 @@ def built_as_asked(name: str | DatasetName, size: int | None, seed: int, options
     if builder is None:
         return False
     size = builder.default_size if size is None else size
-    if _built_recipe(dname, root) != _requested_recipe(size, seed, options or {}):
+    if built_recipe(dname, root) != _requested_recipe(size, seed, options or {}):
         return False  # told from the metadata alone: a dataset of another recipe is not read whole
     # Every array is checked: "already built" is only said of a dataset that reads back intact.
     load_from_dir(dataset_dir_for_id(dname.dataset_id, root) / "data")
@@ -201,7 +201,7 @@ def built_as_asked(name: str | DatasetName, size: int | None, seed: int, options
 
 def _what_differs(dname: DatasetName, size: int | None, seed: int, options: dict[str, Any],
                   root: str | os.PathLike | None) -> str:
-    built = _built_recipe(dname, root) or {}
+    built = built_recipe(dname, root) or {}
     asked = _requested_recipe(size, seed, options)
     return ", ".join(f"{k} ({built.get(k)!r}; asked {asked.get(k)!r})" for k in ("size", "seed", "options")
                      if built.get(k) != asked.get(k)) or "recipe"
