@@ -38,6 +38,7 @@ PEERS = {
     "cql": ("CQLConfig", {"alpha_learning_rate": 0.0}),  # fixed alpha, as our gym default
     "bcq": ("BCQConfig", {"n_action_samples": 10}),  # 10 samples per next state in the target, as ours
     "bear": ("BEARConfig", {"warmup_steps": 0}),
+    "crr": ("CRRConfig", {}),  # both: one critic, 4 sampled actions, exp filter, hard target copy every 100
 }
 
 PEER_SCRIPT = r'''
