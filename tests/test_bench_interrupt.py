@@ -43,6 +43,13 @@ def bench_command(suite: Path, results: Path, root: Path, *extra: str) -> list[s
             "--workers", "1", "--population", "off", *extra]
 
 
+def as_from_a_terminal() -> None:
+    """In the child before bench starts: Ctrl-C's default action, as a shell gives a foreground command.
+    A process that ignores SIGINT passes that on to what it starts (POSIX keeps SIG_IGN across exec),
+    and a pytest-xdist worker may ignore it: bench would then rightly ignore Ctrl-C too."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def started_runs(results: Path) -> set[str]:
     return {p.name for p in results.iterdir() if p.is_dir()} if results.exists() else set()
 
@@ -72,6 +79,7 @@ def test_ctrl_c_stops_bench_within_seconds_and_a_later_bench_resumes(to, tmp_pat
     suite, results = slow_suite(tmp_path / "slow.json"), tmp_path / "results"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(bench_command(suite, results, data_root), env=env, start_new_session=True,
+                            preexec_fn=as_from_a_terminal,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
