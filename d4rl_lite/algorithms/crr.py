@@ -29,6 +29,7 @@ from torch import nn
 
 from d4rl_lite.algorithms import register
 from d4rl_lite.algorithms.base import AlgorithmConfig, OfflineAlgorithm, adam, optimize
+from d4rl_lite.algorithms.memory import mlp_weights
 from d4rl_lite.algorithms.settings import Count, Layers, LearningRate, Rate, WeightClip
 from d4rl_lite.errors import UserInputError
 from d4rl_lite.nets import GaussianPolicy, QEnsemble, rand_uniform, randn, soft_update
@@ -109,7 +110,7 @@ class CRR(OfflineAlgorithm):
         """The critics' activations on action_samples policy actions per state, and the extra critics
         (``algorithms/memory.py``)."""
         widths = [obs_dim + act_dim, *cfg.critic_hidden, 1]
-        weights = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+        weights = mlp_weights(widths)
         return (cfg.num_critics - 1) * 20 * weights + 4 * cfg.num_critics * cfg.batch_size * cfg.action_samples * sum(widths)
 
     def setup(self) -> None:

@@ -8,6 +8,11 @@ import os
 from typing import Any
 
 
+def mlp_weights(widths: list[int]) -> int:
+    """Weights and biases of a fully connected network through layer widths ``widths`` (input first)."""
+    return sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+
+
 def least_run_bytes(config: Any, obs_dim: int) -> int:
     """A lower bound on one run's memory: every network's weights once, with their gradients and
     Adam's two moments (16 bytes a weight), and one batch of its inputs and hidden activations."""
@@ -17,7 +22,7 @@ def least_run_bytes(config: Any, obs_dim: int) -> int:
     weights = units = 0
     for name in hidden_fields(type(config)):
         widths = [obs_dim, *getattr(config, name), 1]  # the smallest input and output any network has
-        weights += sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+        weights += mlp_weights(widths)
         units += sum(getattr(config, name))
     return 16 * weights + 4 * training_settings(config).batch_size * (obs_dim + units)
 

@@ -30,6 +30,7 @@ import torch
 
 from d4rl_lite.algorithms import register
 from d4rl_lite.algorithms.base import adam, optimize
+from d4rl_lite.algorithms.memory import mlp_weights
 from d4rl_lite.algorithms.sac import SAC, SACConfig
 from d4rl_lite.algorithms.settings import Count, Layers, LearningRate, Steps, Weight
 from d4rl_lite.envs.termination import TERMINATION_RULES
@@ -135,7 +136,7 @@ class MOPO(SAC):
         rollout chunk's activations through every model."""
         ring = (cfg.rollout_batch * cfg.rollout_horizon * cfg.retain_rollouts + 1) * (2 * obs_dim + act_dim + 2) * 4
         widths = [obs_dim + act_dim, *cfg.dynamics_hidden, 2 * (obs_dim + 1)]
-        models = 16 * cfg.ensemble_size * sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+        models = 16 * cfg.ensemble_size * mlp_weights(widths)
         chunk = 4 * min(cfg.rollout_batch, 10_000) * cfg.ensemble_size * sum(widths)
         return ring + models + chunk
 

@@ -29,6 +29,7 @@ from torch import nn
 
 from d4rl_lite.algorithms import register
 from d4rl_lite.algorithms.base import frozen, optimize
+from d4rl_lite.algorithms.memory import mlp_weights
 from d4rl_lite.algorithms.sac import SAC, SACConfig
 from d4rl_lite.algorithms.settings import Count, Layers, Weight
 from d4rl_lite.errors import UserInputError
@@ -128,7 +129,7 @@ class SACN(SAC):
         """The N - 1 critics ``least_run_bytes`` counts once too few (weights, gradients, Adam moments,
         targets) and their batch activations (``algorithms/memory.py``)."""
         widths = [obs_dim + act_dim, *cfg.critic_hidden, 1]
-        weights = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+        weights = mlp_weights(widths)
         return (cfg.num_critics - 1) * 20 * weights + 3 * 4 * cfg.num_critics * cfg.batch_size * sum(widths)
 
     def setup(self) -> None:

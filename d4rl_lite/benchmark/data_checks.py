@@ -19,8 +19,10 @@ from d4rl_lite.benchmark.evidence import NOT_REPRODUCED, REPRODUCED, Evidence, i
 
 def _online_agent_scores(ev: Evidence) -> dict[str, float | None]:
     """{dataset: the normalized score of the online agent that collected it}, as its runs recorded it."""
-    return {d: next(((r.get("data") or {}).get("online_agent") for r in ev.records if r["dataset"] == d
-                     and (r.get("data") or {}).get("online_agent") is not None), None) for d in ev.datasets}
+    from d4rl_lite.benchmark.table import recorded_data_facts
+
+    recorded = recorded_data_facts(ev.records, "online_agent")
+    return {d: recorded.get(d) for d in ev.datasets}
 
 
 def judge_near_agent(ev: Evidence) -> dict[str, Any]:

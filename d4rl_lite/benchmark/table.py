@@ -84,12 +84,12 @@ def score_table(records: list[dict[str, Any]], expected: list[str] | None = None
     """
     rows = _run_rows(records)
     rows += _missing_rows(rows, expected or [])
-    data_scores = _data_scores(records)
+    data_scores = recorded_data_facts(records)
     rows += [{"dataset": d, "algorithm": DATA, "metric": "data", "seeds": 0, "steps": 0, "final_mean": v,
               "final_std": float("nan"), "best_mean": v, "best_std": float("nan")} for d, v in data_scores.items()]
     rows += [{"dataset": d, "algorithm": AGENT, "metric": "online agent", "seeds": 0, "steps": 0, "final_mean": v,
               "final_std": float("nan"), "best_mean": v, "best_std": float("nan")}
-             for d, v in _data_scores(records, "online_agent").items()]
+             for d, v in recorded_data_facts(records, "online_agent").items()]
     rows.sort(key=lambda r: (r["dataset"], r["algorithm"] not in REFERENCE_COLUMNS, r["algorithm"]))
     rows += _single_task_means(rows)
     rows += _domain_means(rows, data_scores, {_cell(run) for run in planned} if planned is not None else None)
@@ -130,7 +130,7 @@ def _missing_rows(rows: list[dict[str, Any]], expected: list[str]) -> list[dict[
     return missing
 
 
-def _data_scores(records: list[dict[str, Any]], fact: str = "normalized_return") -> dict[str, float]:
+def recorded_data_facts(records: list[dict[str, Any]], fact: str = "normalized_return") -> dict[str, float]:
     """{dataset: the data's own normalized score (or another of its ``data`` facts)}, as the first run
     on it that recorded one has it."""
     data_scores: dict[str, float] = {}

@@ -26,7 +26,7 @@ from d4rl_lite.benchmark.evidence import (  # noqa: F401 (the verdicts are read 
     MIN_SEEDS, NOT_ENOUGH, NOT_REPRODUCED, REPRODUCED, REPS, Evidence, final_metric, interval)
 from d4rl_lite.benchmark.ope_file import OPE_FILE, judge_ope_ranking
 from d4rl_lite.benchmark.patterns import load_patterns
-from d4rl_lite.benchmark.table import catalogue_name
+from d4rl_lite.benchmark.table import catalogue_name, recorded_data_facts
 from d4rl_lite.records import RunSpec
 from d4rl_lite.errors import UserInputError
 
@@ -152,8 +152,8 @@ def _judge_near_data(ev: Evidence) -> dict[str, Any]:
     reproduced when its interval lies within ±threshold."""
     spec, datasets = ev.spec, ev.datasets
     algo = spec["algorithm"]
-    data = {d: next(((r.get("data") or {}).get("normalized_return") for r in ev.records if r["dataset"] == d
-                     and (r.get("data") or {}).get("normalized_return") is not None), None) for d in datasets}
+    recorded = recorded_data_facts(ev.records)
+    data = {d: recorded.get(d) for d in datasets}
     if any(v is None for v in data.values()):
         return ev.not_enough("no data score recorded for " + ", ".join(d for d, v in data.items() if v is None)
                              + " (runs that predate data scores, or episodes outside the task's protocol)")
