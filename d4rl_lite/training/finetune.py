@@ -91,10 +91,7 @@ def finetune_population(parent_runs: list[str | Path], train_config: TrainConfig
     online data; ``run_dirs`` one per parent (default: ``<parent>__finetune`` beside it); ``root``
     where the dataset lives. Returns each member's final record, in the order of ``parent_runs``.
     """
-    from d4rl_lite.algorithms import get_algorithm
-    from d4rl_lite.algorithms.settings import make_config
     from d4rl_lite.datasets.catalogue import parse_dataset_name
-    from d4rl_lite.datasets.d4rl_compat import load_dataset
     from d4rl_lite.tasks import get_task
 
     tc, mix = train_config or TrainConfig(), mix or Mix()
@@ -111,36 +108,10 @@ def finetune_population(parent_runs: list[str | Path], train_config: TrainConfig
     too_big = online_buffer_problem(tc.steps, len(parents), task.observation_dim, task.action_dim)
     if too_big:  # before the dataset is read or a run directory made
         raise UserInputError(too_big)
-    cls = get_algorithm(first.config["algorithm"])
-    if not cls.supports_population:
-        raise UserInputError(f"{cls.name} cannot be fine-tuned (it does not train as a population)")
-    shared = _shared_part(first, cls.sweepable)
-    for p in parents[1:]:
-        if _shared_part(p, cls.sweepable) != shared:
-            diff = config_differences(shared, _shared_part(p, cls.sweepable))
-            raise UserInputError(f"{p.run} and {first.run} are not members of one population ({diff}); "
-                                 "fine-tune them separately")
-    dataset = load_dataset(first.config["dataset"], root=root)
-    if dataset.metadata.get("checksum") != first.config.get("dataset_checksum"):
-        raise UserInputError(f"dataset {first.config['dataset']} changed since {first.run} was trained on it (checksum "
-                             f"{first.config.get('dataset_checksum')} then, {dataset.metadata.get('checksum')} now); "
-                             "fine-tuning needs the data the run learned from: rebuild it with the recipe the run used")
+    cls = _population_algorithm(parents)
+    dataset = _parents_dataset(first, root)
     online_settings = finetune_settings(cls.name)
-    members = []
-    for i, p in enumerate(parents):
-        c = p.config
-        config = make_config(cls.Config, {**{k: tuple(v) if isinstance(v, list) else v for k, v in c["algo"].items()},
-                                          **online_settings})
-        spec = RunSpec.of(cls.name, c["dataset"], int(c["train"]["seed"]), dict(c.get("sweep") or {}))
-        run = runs[i]
-        record = {**{k: v for k, v in c.items() if k not in ("run_uid", "checksum", "train", "algo")},
-                  "algo": asdict(config), "train": asdict(replace(tc, seed=spec.seed)),
-                  "finetune": {"parent": str(p.run.resolve()), "parent_identity": p.identity, "parent_step": p.step,
-                               "offline_final": p.result.get("final", {}), **mix.record(),
-                               "online_settings": online_settings}}
-        state = load_state(run / CHECKPOINT) if regular_file_exists(run / CHECKPOINT, "checkpoint") else None
-        members.append((Member(spec, config, run, state, record), p))
-        check_not_past(tc.steps, members[-1][0].stopped_at, run, "env steps", "--env-steps")
+    members = [(_member(cls, p, run, tc, mix, online_settings), p) for p, run in zip(parents, runs)]
     groups: dict[int, list[tuple[Member, Parent]]] = {}
     for m, p in members:
         groups.setdefault(m.stopped_at, []).append((m, p))
@@ -152,6 +123,55 @@ def finetune_population(parent_runs: list[str | Path], train_config: TrainConfig
         for (m, _), record in zip(group, _finetune_group(cls, dataset, task, tc, mix, group, progress)):
             results[id(m)] = record
     return [results[id(m)] for m, _ in members]
+
+
+def _population_algorithm(parents: list[Parent]) -> Any:
+    """The algorithm class of ``parents``, refused unless it fine-tunes and they are members of one population."""
+    from d4rl_lite.algorithms import get_algorithm
+
+    first = parents[0]
+    cls = get_algorithm(first.config["algorithm"])
+    if not cls.supports_population:
+        raise UserInputError(f"{cls.name} cannot be fine-tuned (it does not train as a population)")
+    shared = _shared_part(first, cls.sweepable)
+    for p in parents[1:]:
+        if _shared_part(p, cls.sweepable) != shared:
+            diff = config_differences(shared, _shared_part(p, cls.sweepable))
+            raise UserInputError(f"{p.run} and {first.run} are not members of one population ({diff}); "
+                                 "fine-tune them separately")
+    return cls
+
+
+def _parents_dataset(first: Parent, root: Any) -> Any:
+    """The dataset the parents were trained on, refused when it changed since (its checksum)."""
+    from d4rl_lite.datasets.d4rl_compat import load_dataset
+
+    dataset = load_dataset(first.config["dataset"], root=root)
+    if dataset.metadata.get("checksum") != first.config.get("dataset_checksum"):
+        raise UserInputError(f"dataset {first.config['dataset']} changed since {first.run} was trained on it (checksum "
+                             f"{first.config.get('dataset_checksum')} then, {dataset.metadata.get('checksum')} now); "
+                             "fine-tuning needs the data the run learned from: rebuild it with the recipe the run used")
+    return dataset
+
+
+def _member(cls: Any, p: Parent, run: Path, tc: TrainConfig, mix: Mix, online_settings: dict[str, Any]) -> Member:
+    """The fine-tuning member of parent ``p`` in ``run``: its config (the parent's with the online
+    settings), its record, and its checkpoint when it was stopped before."""
+    from d4rl_lite.algorithms.settings import make_config
+
+    c = p.config
+    config = make_config(cls.Config, {**{k: tuple(v) if isinstance(v, list) else v for k, v in c["algo"].items()},
+                                      **online_settings})
+    spec = RunSpec.of(cls.name, c["dataset"], int(c["train"]["seed"]), dict(c.get("sweep") or {}))
+    record = {**{k: v for k, v in c.items() if k not in ("run_uid", "checksum", "train", "algo")},
+              "algo": asdict(config), "train": asdict(replace(tc, seed=spec.seed)),
+              "finetune": {"parent": str(p.run.resolve()), "parent_identity": p.identity, "parent_step": p.step,
+                           "offline_final": p.result.get("final", {}), **mix.record(),
+                           "online_settings": online_settings}}
+    state = load_state(run / CHECKPOINT) if regular_file_exists(run / CHECKPOINT, "checkpoint") else None
+    member = Member(spec, config, run, state, record)
+    check_not_past(tc.steps, member.stopped_at, run, "env steps", "--env-steps")
+    return member
 
 
 def _finetune_group(cls: Any, dataset: Any, task: Any, tc: TrainConfig, mix: Mix,
@@ -177,50 +197,19 @@ def _finetune_locked(algo: Any, dataset: Any, task: Any, tc: TrainConfig, mix: M
         m.gen = torch.Generator(device=algo.device).manual_seed(m.spec.seed)
     data, max_abs_reward, rewards_as_trained = prepare_data(dataset, algo)
     shared = training_settings(algo.config)
-    gens = [m.gen for m in members]
     resuming = all(m.state for m in members)
-    try:
-        if resuming:
-            step = members[0].stopped_at
-            load_member_states(algo, [m.state for m in members], [m.identity for m in members],
-                               [m.checkpoint for m in members], gens)
-        else:
-            step = 0
-            load_member_states(algo, [p.state for _, p in group], [p.identity for _, p in group],
-                               [p.run / CHECKPOINT for _, p in group], gens)
-    except (KeyError, RuntimeError, ValueError, TypeError) as e:
-        raise CorruptFileError(f"a checkpoint does not fit {algo.name} ({str(e).splitlines()[0][:120]}); it was "
-                               "damaged or forged") from None
+    step = _load_starting_states(algo, group, resuming)
     replay = MixedReplay(data, algo, rewards_as_trained, max(tc.steps, step), mix, shared.batch_size)
-    online = OnlineMembers(task, algo, replay, [m.spec.seed for m in members], gens)
+    online = OnlineMembers(task, algo, replay, [m.spec.seed for m in members], [m.gen for m in members])
     if resuming:
         online.restore([m.state.get("extra") or {} for m in members], step, [m.checkpoint for m in members])
     else:
         online.start()
     for index, m in enumerate(members):
-        log = m.run / "log.jsonl"
-        if resuming:
-            truncate_log(log, step)
-        else:
-            log.unlink(missing_ok=True)  # lines of a run killed before its first checkpoint
-        wandb_args = None
-        if tc.wandb:
-            wandb_args = {"project": tc.wandb_project, "group": f"{m.spec.algorithm}-{m.spec.dataset}-finetune",
-                          "name": m.run.name, "config": m.record, "dir": str(m.run)}
-        logger = RunLogger(log, wandb_args)
-        if not resuming:  # the curve starts from the parent's final offline evaluation
-            start = {k: v for k, v in m.record["finetune"]["offline_final"].items() if k.startswith("eval/")}
-            if start:
-                logger.log(0, start)
-        m.hooks = FinetuneHooks(algo, index, task, tc, logger, read_evals(log), m.checkpoint, m.gen, m.identity, step,
-                                rewards_as_trained, shared.gamma, online=online)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        label = f"finetune {members[0].spec.algorithm} {members[0].spec.dataset}" + (
-            f" {len(members)} members" if len(members) > 1 else "")
-        bar = members[0].hooks.bar = tqdm(total=tc.steps, initial=step, desc=label, unit="env step", dynamic_ncols=True)
+        logger = _member_logger(m, tc, step, resuming)  # first: it cuts the log back to ``step``
+        m.hooks = FinetuneHooks(algo, index, task, tc, logger, read_evals(m.run / "log.jsonl"), m.checkpoint, m.gen,
+                                m.identity, step, rewards_as_trained, shared.gamma, online=online)
+    bar = _progress_bar(members, tc, step) if progress else None
     q_bound = tc.q_bound_factor * max(max_abs_reward, 1e-3) / (1.0 - shared.gamma)
     diverged: dict[int, dict[str, Any]] = {}
     try:
@@ -241,6 +230,52 @@ def _finetune_locked(algo: Any, dataset: Any, task: Any, tc: TrainConfig, mix: M
         if online.stepper is not None:
             online.stepper.close()
     return [write_result(m.run, m.record, m.hooks.history, step) for m in members]
+
+
+def _load_starting_states(algo: Any, group: list[tuple[Member, Parent]], resuming: bool) -> int:
+    """Load the members' own checkpoints (``resuming``) or their parents' into ``algo``; the step it starts from."""
+    members = [m for m, _ in group]
+    gens = [m.gen for m in members]
+    try:
+        if resuming:
+            load_member_states(algo, [m.state for m in members], [m.identity for m in members],
+                               [m.checkpoint for m in members], gens)
+            return members[0].stopped_at
+        load_member_states(algo, [p.state for _, p in group], [p.identity for _, p in group],
+                           [p.run / CHECKPOINT for _, p in group], gens)
+        return 0
+    except (KeyError, RuntimeError, ValueError, TypeError) as e:
+        raise CorruptFileError(f"a checkpoint does not fit {algo.name} ({str(e).splitlines()[0][:120]}); it was "
+                               "damaged or forged") from None
+
+
+def _member_logger(m: Member, tc: TrainConfig, step: int, resuming: bool) -> RunLogger:
+    """The member's log (cut back to ``step`` when resuming, else started afresh) and W&B run."""
+    log = m.run / "log.jsonl"
+    if resuming:
+        truncate_log(log, step)
+    else:
+        log.unlink(missing_ok=True)  # lines of a run killed before its first checkpoint
+    wandb_args = None
+    if tc.wandb:
+        wandb_args = {"project": tc.wandb_project, "group": f"{m.spec.algorithm}-{m.spec.dataset}-finetune",
+                      "name": m.run.name, "config": m.record, "dir": str(m.run)}
+    logger = RunLogger(log, wandb_args)
+    if not resuming:  # the curve starts from the parent's final offline evaluation
+        start = {k: v for k, v in m.record["finetune"]["offline_final"].items() if k.startswith("eval/")}
+        if start:
+            logger.log(0, start)
+    return logger
+
+
+def _progress_bar(members: list[Member], tc: TrainConfig, step: int) -> Any:
+    """A tqdm bar over env steps, held by the first member's hooks."""
+    from tqdm import tqdm
+
+    label = f"finetune {members[0].spec.algorithm} {members[0].spec.dataset}" + (
+        f" {len(members)} members" if len(members) > 1 else "")
+    bar = members[0].hooks.bar = tqdm(total=tc.steps, initial=step, desc=label, unit="env step", dynamic_ncols=True)
+    return bar
 
 
 def default_finetune_dir(parent_run: str | Path) -> Path:
