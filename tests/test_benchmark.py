@@ -8,9 +8,10 @@ import pytest
 from d4rl_lite.benchmark.runner import run_suite
 from d4rl_lite.benchmark.suites import Suite
 from d4rl_lite.benchmark.results import read_results
-from d4rl_lite.benchmark.table import score_table
+from d4rl_lite.benchmark.table import is_summary, score_table
 from d4rl_lite.benchmark.table_formats import to_json, to_latex, to_markdown
 from d4rl_lite.files import write_record
+from d4rl_lite.records import RunResult
 
 
 def tiny_suite(tmp_path):
@@ -57,7 +58,8 @@ def test_only_on_limits_an_algorithm_to_some_datasets(tmp_path):
 
     (tmp_path / "results").mkdir()
     write_record(tmp_path / "results" / "suite.json", spec)  # a report expects what the suite plans (bench writes it so)
-    assert sorted(collect_results(tmp_path / "results").missing) == sorted(f"{a}__{d}__seed{s}" for a, d, s in runs)
+    assert sorted(r.run_id for r in collect_results(tmp_path / "results").missing) == sorted(
+        f"{a}__{d}__seed{s}" for a, d, s in runs)
     for only_on in ({"cql": ["ant-random-v0"]}, {"iql": ["hopper-random-v0"]}, {"cql": []}):
         path.write_text(json.dumps({**spec, "only_on": only_on}))
         with pytest.raises(ValueError, match="only_on must map algorithms of the suite"):
@@ -138,8 +140,8 @@ def test_a_dataset_with_a_budget_of_its_own(tiny_local, tmp_path):
     assert run_suite(mixed, tmp_path / "res", workers=2, root=root, log=lambda _: None) == {"done": 0, "skipped": 4,
                                                                                            "failed": 0}
     results = collect_results(tmp_path / "res")
-    assert results.complete and len(results.records) == 4
-    assert "Final evaluation after 40 updates (60 on pointmaze-umaze-random-v0)," in to_markdown(score_table(results.records))
+    assert results.complete and len(results.finished) == 4
+    assert "Final evaluation after 40 updates (60 on pointmaze-umaze-random-v0)," in to_markdown(score_table(results.finished))
     costs, _ = plan_suite(mixed, workers=2, population=True, device="cpu")
     assert sorted(c.updates for c in costs) == [40, 40, 60, 60]
 
@@ -219,7 +221,8 @@ def test_score_matrices_from_records():
     from d4rl_lite.benchmark import stats
 
     def rec(algo, ds, seed, score):
-        return {"algorithm": algo, "dataset": ds, "train": {"seed": seed}, "final": {"eval/normalized_score": score}}
+        return RunResult.finished({"algorithm": algo, "dataset": ds, "train": {"seed": seed},
+                                   "final": {"eval/normalized_score": score}})
 
     records = [rec("x", "d1", 0, 1.0), rec("x", "d1", 1, 2.0), rec("x", "d2", 0, 3.0), rec("x", "d2", 1, 4.0),
                rec("y", "d1", 0, 5.0), rec("y", "d1", 1, 6.0)]
@@ -232,29 +235,29 @@ def test_an_algorithm_run_on_some_datasets_only_stays_out_of_averages_and_aggreg
     from d4rl_lite.benchmark.table import partial_algorithms
 
     def rec(algo, ds, seed, score):
-        return {"algorithm": algo, "dataset": ds, "train": {"seed": seed}, "steps": 10,
-                "final": {"eval/normalized_score": score}, "best": {"eval/normalized_score": score}}
+        return RunResult.finished({"algorithm": algo, "dataset": ds, "train": {"seed": seed}, "steps": 10,
+                                   "final": {"eval/normalized_score": score}, "best": {"eval/normalized_score": score}})
 
     datasets = ["hopper-medium-replay-v0", "walker2d-medium-replay-v0"]
     records = [rec(a, d, s, 10.0 * i + s) for i, a in enumerate(["bc", "iql"]) for d in datasets for s in (0, 1)]
     records += [rec("cql", datasets[0], s, 50.0) for s in (0, 1)]
-    planned = [f"{a}__{d}__seed{s}" for a, d, s in {(r["algorithm"], r["dataset"], r["train"]["seed"]) for r in records}]
+    planned = [r.spec for r in records]
     assert partial_algorithms(planned) == {"cql"}
     rows = score_table(records, planned=planned)
-    average = {r["algorithm"]: r for r in rows if "average" in r["dataset"]}
+    average = {r["algorithm"]: r for r in rows if is_summary(r)}
     assert set(average) == {"bc", "iql"} and "2 datasets; without cql" in average["iql"]["dataset"]
     assert average["iql"]["final_mean"] == pytest.approx(10.5)  # both datasets, not only the one cql ran on
     assert "| – |" in to_markdown(rows)
     scores, shared = stats.score_matrices(records, leave_out={"cql"})
     assert shared == datasets and set(scores) == {"bc", "iql"}
     # Without a plan (no suite), an algorithm missing somewhere narrows the average to shared datasets.
-    assert all("1 dataset; 1 left out" in r["dataset"] for r in score_table(records) if "average" in r["dataset"])
+    assert all("1 dataset; 1 left out" in r["dataset"] for r in score_table(records) if is_summary(r))
 
 
 def test_single_task_datasets_get_a_row_with_their_mean_over_the_five_tasks():
     def rec(algo, ds, seed, score):
-        return {"algorithm": algo, "dataset": ds, "train": {"seed": seed}, "steps": 10,
-                "final": {"eval/normalized_score": score}, "best": {"eval/normalized_score": score}}
+        return RunResult.finished({"algorithm": algo, "dataset": ds, "train": {"seed": seed}, "steps": 10,
+                                   "final": {"eval/normalized_score": score}, "best": {"eval/normalized_score": score}})
 
     records = [rec("iql", f"pointmaze-umaze-task{k}-stitch-v0", s, 10.0 * k + s) for k in range(1, 6) for s in (0, 1)]
     records += [rec("bc", f"pointmaze-umaze-task{k}-stitch-v0", s, 5.0) for k in range(1, 5) for s in (0, 1)]  # no task 5
@@ -310,7 +313,7 @@ class MyBC(OfflineAlgorithm):
     counts = run_suite(Suite.load(tmp_path / "mine.json"), tmp_path / "res", workers=1, root=root, log=lambda _: None,
                        allow_imports=True)
     assert counts == {"done": 1, "skipped": 0, "failed": 0}
-    assert read_results(tmp_path / "res")[0]["algorithm"] == "my_bc"
+    assert read_results(tmp_path / "res")[0].spec.algorithm == "my_bc"
 
 
 def test_the_plan_projects_the_wall_time_of_a_measured_run(tmp_path, capsys):
@@ -341,7 +344,8 @@ def test_learning_curves_keep_one_colour_per_algorithm_across_panels():
 
     def run(algo, dataset, seed):
         curve = [{"step": s, NORMALIZED: float(s * (seed + 1))} for s in (10, 20)]
-        return {"algorithm": algo, "dataset": dataset, "curve": curve}
+        return RunResult.finished({"algorithm": algo, "dataset": dataset, "train": {"seed": seed}, "curve": curve,
+                                   "final": curve[-1]})
 
     records = [run(a, d, s) for d in ("hopper-medium-replay-v0", "walker2d-medium-replay-v0")
                for a in ("bc", "iql") for s in (0, 1)] + [run("cql", "hopper-medium-replay-v0", s) for s in (0, 1)]

@@ -7,14 +7,16 @@ from d4rl_lite.benchmark import validity
 from d4rl_lite.benchmark.data_checks import subsample_pairs
 from d4rl_lite.benchmark.table import AGENT, score_table
 from d4rl_lite.benchmark.table_formats import to_markdown
+from d4rl_lite.records import RunResult
 
 FULL = {"hopper": "hopper-full-replay-v0", "walker2d": "walker2d-full-replay-v0"}
 
 
 def record(algo, dataset, seed, score, agent=None):
     data = {"normalized_return": 13.0, "mc_return": 50.0, **({"online_agent": agent} if agent is not None else {})}
-    return {"algorithm": algo, "dataset": dataset, "train": {"seed": seed}, "steps": 100,
-            "final": {"step": 100, "eval/normalized_score": score}, "best": {"eval/normalized_score": score}, "data": data}
+    return RunResult.finished({"algorithm": algo, "dataset": dataset, "train": {"seed": seed}, "steps": 100,
+                               "final": {"step": 100, "eval/normalized_score": score},
+                               "best": {"eval/normalized_score": score}, "data": data})
 
 
 def grid(scores, dataset, seeds=3, agent=None):

@@ -173,6 +173,7 @@ def test_an_online_buffer_larger_than_the_machine_is_refused_before_anything(par
 
 def test_a_fine_tuning_result_with_forged_offline_scores_is_refused_not_a_crash(parent, tmp_path, capsys):
     from d4rl_lite.benchmark.finetune_report import finetune_table
+    from d4rl_lite.records import RunResult
     from d4rl_lite.schema import mismatch
     from d4rl_lite.training.run_files import RESULT_SPEC
 
@@ -182,7 +183,7 @@ def test_a_fine_tuning_result_with_forged_offline_scores_is_refused_not_a_crash(
     for bad in ([1, 2], {"eval/normalized_score": "x"}, {"eval/normalized_score": math.nan}):
         record = {**result, "finetune": {"offline_final": bad}}
         assert mismatch(record, RESULT_SPEC), bad
-        assert "| 1 |" not in (finetune_table([record]) or "")  # left out of the table, no traceback
+        assert "| 1 |" not in (finetune_table([RunResult.finished(record)]) or "")  # left out of the table, no traceback
     # The whole command: a results directory holding such a run reports it as refused.
     results = tmp_path / "results"
     shutil.copytree(parent, results / "td3_bc__hopper-random-v0__seed1")

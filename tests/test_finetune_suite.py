@@ -58,7 +58,7 @@ def test_a_suite_trains_offline_then_fine_tunes_and_reports_both(tmp_path, capsy
         assert tuned["finetune"]["parent"].endswith(f"awac__{DATASET}__seed{seed}")
     assert not (results / finetune_run_id("bc", DATASET, 0)).exists()
     found = collect_results(results)
-    assert found.complete and len(found.records) == 4 and len(found.finetuned) == 2
+    assert found.complete and len(found.finished) == 4 and len(found.finetuned) == 2
     assert run_suite(suite, results, workers=1, root=root, log=lambda _: None) == {"done": 0, "skipped": 4, "failed": 0}
     capsys.readouterr()
     assert print_report(results) is True
@@ -69,9 +69,16 @@ def test_a_suite_trains_offline_then_fine_tunes_and_reports_both(tmp_path, capsy
     import shutil
 
     shutil.rmtree(results / finetune_run_id("awac", DATASET, 1))
-    assert collect_results(results).missing == [finetune_run_id("awac", DATASET, 1)]
+    assert [r.run_id for r in collect_results(results).missing] == [finetune_run_id("awac", DATASET, 1)]
     assert print_report(results) is False
     assert "INCOMPLETE TABLE: 1 run(s) missing (awac__pointmaze-umaze-dense-random-v0__seed1__finetune)" in capsys.readouterr().err
+
+
+def _finished(records):
+    """The runs (``RunResult``) of result records."""
+    from d4rl_lite.records import RunResult
+
+    return [RunResult.finished(r) for r in records]
 
 
 def _tuned(algo, seed, before, after, dataset="hopper-medium-replay-v0"):
@@ -95,32 +102,32 @@ def test_the_finetune_check_compares_improvements_seed_by_seed(iql_gain, bear_ga
         runs += [_tuned("iql", s, 40.0 + 10 * s, 40.0 + 10 * s + iql_gain + (s - 1)),
                  _tuned("bear", s, 60.0 - 5 * s, 60.0 - 5 * s + bear_gain + (s - 1))]
         runs += [_offline("iql", s, 40.0 + 10 * s), _offline("bear", s, 60.0 - 5 * s)]  # not what it reads
-    v = validity.evaluate_pattern("finetune", spec, runs, tmp_path)
+    v = validity.evaluate_pattern("finetune", spec, _finished(runs), tmp_path)
     assert v["verdict"] == verdict and v["effect"] == pytest.approx(iql_gain - bear_gain)
     assert v["cells"]["iql"]["hopper-medium-replay-v0"] == pytest.approx(iql_gain)
-    assert improvement("eval/normalized_score", _offline("iql", 0, 40.0)) is None
+    assert improvement("eval/normalized_score", *_finished([_offline("iql", 0, 40.0)])) is None
     # The offline checks never count a fine-tuning run as a seed of its algorithm.
     replay = validity.evaluate_pattern("replay", validity.load_patterns()["replay"],
-                                       runs + [_offline("bc", s, 10.0) for s in range(3)], tmp_path)
+                                       _finished(runs + [_offline("bc", s, 10.0) for s in range(3)]), tmp_path)
     assert replay["seeds"]["iql"]["hopper-medium-replay-v0"] == 3  # its offline runs only
     assert replay["cells"]["iql"]["hopper-medium-replay-v0"] == pytest.approx(50.0)
 
 
 def test_the_finetune_check_runs_unnamed_only_where_runs_were_fine_tuned(tmp_path):
     offline = [_offline(a, s, 50.0) for a in ("iql", "bear", "bc") for s in range(3)]
-    assert "finetune" not in [v["id"] for v in validity.check_validity(tmp_path, offline)]
+    assert "finetune" not in [v["id"] for v in validity.check_validity(tmp_path, _finished(offline))]
     tuned = offline + [_tuned(a, s, 50.0, 60.0) for a in ("iql", "bear") for s in range(3)]
-    assert "finetune" in [v["id"] for v in validity.check_validity(tmp_path, tuned)]
+    assert "finetune" in [v["id"] for v in validity.check_validity(tmp_path, _finished(tuned))]
 
 
 def test_improvements_of_runs_fine_tuned_differently_are_not_compared(tmp_path):
     spec = validity.load_patterns()["finetune"]
     runs = [_tuned("iql", s, 40.0, 70.0) for s in range(3)]
     longer = [{**_tuned("bear", s, 40.0, 42.0), "steps": 5000} for s in range(3)]  # another online budget
-    v = validity.evaluate_pattern("finetune", spec, runs + longer, tmp_path)
+    v = validity.evaluate_pattern("finetune", spec, _finished(runs + longer), tmp_path)
     assert v["verdict"] == validity.NOT_ENOUGH and "fine-tuned differently (100 env steps" in v["reason"]
     alike = [_tuned("bear", s, 40.0, 42.0) for s in range(3)]
-    assert validity.evaluate_pattern("finetune", spec, runs + alike, tmp_path)["verdict"] == validity.REPRODUCED
+    assert validity.evaluate_pattern("finetune", spec, _finished(runs + alike), tmp_path)["verdict"] == validity.REPRODUCED
 
 
 def test_the_fine_tuning_table_keeps_budgets_and_sweep_members_apart():
@@ -129,7 +136,7 @@ def test_the_fine_tuning_table_keeps_budgets_and_sweep_members_apart():
     runs = [_tuned("iql", s, 40.0, 70.0) for s in range(2)] + [{**_tuned("iql", s, 40.0, 50.0), "steps": 5000}
                                                                 for s in range(2)]
     runs += [{**_tuned("iql", s, 40.0, 45.0), "sweep": {"beta": 10.0}} for s in range(2)]
-    table = finetune_table(runs)
+    table = finetune_table(_finished(runs))
     assert "| iql (100 env steps) | 40.0 ± 0.0 | 70.0 ± 0.0 | +30.0 ± 0.0 | 2 |" in table
     assert "| iql (5,000 env steps) | 40.0 ± 0.0 | 50.0 ± 0.0 | +10.0 ± 0.0 | 2 |" in table
     assert "| iql[beta=10.0] (100 env steps) |" in table

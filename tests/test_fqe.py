@@ -276,8 +276,12 @@ def test_ope_ranking_pools_the_within_dataset_rank_correlations(order, verdict, 
     # Estimates in another unit per dataset (hopper's 1000x walker2d's): only ranks within a dataset are compared.
     estimates = {d: [(1000.0 if d.startswith("hopper") else 1.0) * rank[i] for i in range(8)] for d in scores}
     checksums = {(d, i): f"sha256:{d}{i}" for d in scores for i in range(8)}
+    from d4rl_lite.records import RunResult
+
     records = [{"algorithm": "a", "dataset": d, "train": {"seed": i}, "checksum": checksums[(d, i)], "steps": 10,
                 "final": {"eval/normalized_score": s}} for d, ss in scores.items() for i, s in enumerate(ss)]
+    records, retrained = ([RunResult.finished(r) for r in records],
+                          [RunResult.finished({**r, "checksum": "sha256:new"}) for r in records])
     write_ope(tmp_path, _ope_record({d: list(zip(estimates[d], scores[d])) for d in scores}, checksums))
     (v,) = validity.check_validity(tmp_path, records, ["ope_ranking"])
     assert v["verdict"] == verdict
@@ -287,7 +291,6 @@ def test_ope_ranking_pools_the_within_dataset_rank_correlations(order, verdict, 
     # Unnamed, the check runs where estimates exist; estimates of results trained again do not count.
     assert "ope_ranking" in [x["id"] for x in validity.check_validity(tmp_path, records)]
     assert "ope_ranking" not in [x["id"] for x in validity.check_validity(tmp_path / "none", records)]
-    retrained = [{**r, "checksum": "sha256:new"} for r in records]
     (stale,) = validity.check_validity(tmp_path, retrained, ["ope_ranking"])
     assert stale["verdict"] == "not enough runs" and "4 or more of its current runs" in stale["reason"]
 

@@ -426,10 +426,10 @@ def test_the_train_command_sweeps_every_combination_with_every_seed(maze_root, t
         assert f"__beta={algo['beta']:g}__expectile={algo['expectile']:g}__" in run
     # A table of the sweep keeps its members apart: one column per combination, each with its 2 seeds.
     from d4rl_lite.benchmark.results import read_results
-    from d4rl_lite.benchmark.table import score_table
+    from d4rl_lite.benchmark.table import is_summary, score_table
 
     cells = {r["algorithm"]: r["seeds"] for r in score_table(read_results(tmp_path / "runs")) if r["metric"] != "data"
-             and "average" not in r["dataset"]}
+             and not is_summary(r)}
     assert cells == {f"iql[beta={b},expectile={e}]": 2 for b in (1.0, 3.0) for e in (0.6, 0.8)}
     # What cannot be swept, or is given twice, is one line and exit 2 before any run directory is made.
     for extra, says in ((["--sweep", "actor_lr=1e-3,3e-4"], "actor_lr cannot differ between the members"),

@@ -220,14 +220,14 @@ def test_report_says_one_line_about_malformed_suite_and_result_files(small_resul
 
 def test_domain_averages_cover_only_datasets_every_algorithm_has(small_results):
     from d4rl_lite.benchmark.results import read_results
-    from d4rl_lite.benchmark.table import score_table
+    from d4rl_lite.benchmark.table import is_summary, score_table
+    from d4rl_lite.records import RunResult
 
     records = read_results(small_results)
-    extra = json.loads(json.dumps([r for r in records if r["algorithm"] == "bc"]))
-    for r in extra:
-        r["dataset"] = "pointmaze-medium-dense-expert-v0"
+    extra = [RunResult.finished({**r.record, "dataset": "pointmaze-medium-dense-expert-v0"})
+             for r in records if r.spec.algorithm == "bc"]
     rows = score_table(records + extra)
-    averages = [r for r in rows if "average" in r["dataset"]]
+    averages = [r for r in rows if is_summary(r)]
     assert averages and all("1 dataset; 1 left out" in r["dataset"] for r in averages)
 
 

@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 
 from d4rl_lite.benchmark import validity
+from d4rl_lite.records import RunResult
 
 
-def record(algo, dataset, seed, score=None, success=None, data_score=None, mc=None):
+def record(*args, **kwargs):
+    """A finished run (``RunResult``) of ``record_dict``."""
+    return RunResult.finished(record_dict(*args, **kwargs))
+
+
+def record_dict(algo, dataset, seed, score=None, success=None, data_score=None, mc=None):
     final = {"step": 100}
     if score is not None:
         final["eval/normalized_score"] = score
@@ -68,9 +74,9 @@ def write_log(results, algo, dataset, seed, **values):
 
 def valued(algo, dataset, seed, value, actual):
     """A run whose final evaluation recorded its critic's value and its policy's discounted return."""
-    r = record(algo, dataset, seed, score=5.0)
+    r = record_dict(algo, dataset, seed, score=5.0)
     r["final"].update({"eval/predicted_value": value, "eval/discounted_return": actual})
-    return r
+    return RunResult.finished(r)
 
 
 @pytest.mark.parametrize("sac_v, cql_v, verdict", [(300.0, 80.0, validity.REPRODUCED),  # SAC +200%, CQL -20%
@@ -138,7 +144,7 @@ def test_the_data_column_is_the_mean_normalized_return_of_the_datasets_episodes(
         back = back[::-1]
         values += back if ds.terminals[end] else back[: max(0, len(back) - 459)]
     result = read_results(tmp_path / "res")[0]
-    assert result["data"]["mc_return"] == pytest.approx(np.mean(values), rel=1e-9)
+    assert result.data.mc_return == pytest.approx(np.mean(values), rel=1e-9)
 
 
 def test_diverged_naive_runs_count_with_their_q_when_stopped(tmp_path):
@@ -151,14 +157,14 @@ def test_diverged_naive_runs_count_with_their_q_when_stopped(tmp_path):
     runs = [valued("cql", "hopper-medium-v0", s, 80.0 + s, 100.0) for s in range(3)]
     for s in range(3):
         write_log(tmp_path, "sac", "hopper-medium-v0", s, **{"eval/discounted_return": 100.0})  # before it diverged
-        stopped = {**record("sac", "hopper-medium-v0", s), "diverged": "training diverged: ...",
+        stopped = {**record_dict("sac", "hopper-medium-v0", s), "diverged": "training diverged: ...",
                    "at_divergence": {"train/q_mean": 5e4 + s}}
         write_record(tmp_path / f"sac__hopper-medium-v0__seed{s}" / "diverged.json", stopped)
     v = validity.evaluate_pattern("naive_offpolicy", spec, runs, tmp_path)
     assert v["verdict"] == validity.REPRODUCED and v["effect"] == pytest.approx((5e4 + 1 - 100) / 100)
     assert v["diverged_naive_runs"] == {"counted_at_divergence": 3, "not_counted": 0} and "count with their Q" in v["reason"]
     write_record(tmp_path / "sac__hopper-medium-v0__seed2" / "diverged.json",
-                 {**record("sac", "hopper-medium-v0", 2), "diverged": "training diverged: ..."})
+                 {**record_dict("sac", "hopper-medium-v0", 2), "diverged": "training diverged: ..."})
     v = validity.evaluate_pattern("naive_offpolicy", spec, runs, tmp_path)
     assert v["verdict"] == validity.NOT_ENOUGH and "1 sac run(s) diverged without a record" in v["reason"]
 

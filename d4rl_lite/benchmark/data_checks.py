@@ -19,9 +19,9 @@ from d4rl_lite.benchmark.evidence import NOT_REPRODUCED, REPRODUCED, Evidence, i
 
 def _online_agent_scores(ev: Evidence) -> dict[str, float | None]:
     """{dataset: the normalized score of the online agent that collected it}, as its runs recorded it."""
-    from d4rl_lite.benchmark.table import recorded_data_facts
+    from d4rl_lite.benchmark.table import online_agent, recorded_data_facts
 
-    recorded = recorded_data_facts(ev.records, "online_agent")
+    recorded = recorded_data_facts(ev.records, online_agent)
     return {d: recorded.get(d) for d in ev.datasets}
 
 

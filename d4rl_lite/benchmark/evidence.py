@@ -11,16 +11,18 @@ from typing import Any
 
 import numpy as np
 
+from d4rl_lite.records import RunResult
+
 MIN_SEEDS = 3
 REPS = 2000
 REPRODUCED, NOT_REPRODUCED, NOT_ENOUGH = "reproduced", "not reproduced", "not enough runs"
 
 
-def final_metric(spec: dict[str, Any], record: dict[str, Any], results_dir: Path) -> float | None:
+def final_metric(spec: dict[str, Any], result: RunResult, results_dir: Path) -> float | None:
     """The run's final ``metric`` in the check's unit (times its ``scale``), None if not finite or not recorded."""
-    final = record["final"]
-    if spec["metric"] in final and np.isfinite(final[spec["metric"]]):
-        return float(final[spec["metric"]]) * spec.get("scale", 1)
+    value = result.final.value(spec["metric"])
+    if value is not None and np.isfinite(value):
+        return float(value) * spec.get("scale", 1)
     return None
 
 
@@ -48,8 +50,8 @@ class Evidence:
     base: dict[str, Any]
     datasets: list[str]
     cells: dict[tuple[str, str], list[float]]
-    records: list[dict[str, Any]]
-    stopped: list[dict[str, Any]]  # runs stopped without a result that the check counts
+    records: list[RunResult]  # the finished runs
+    stopped: list[RunResult]  # runs stopped without a result that the check counts
     results_dir: Path
     min_seeds: int
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from d4rl_lite.errors import UserInputError
-from d4rl_lite.records import FINETUNE_SUFFIX, RunSpec
+from d4rl_lite.records import FINETUNE_SUFFIX, RunResult, RunSpec
 
 KEYS = ("env_steps", "eval_every", "algorithms", "sampling", "online_fraction")
 
@@ -173,28 +173,24 @@ def finetune_group(suite: Any, algorithm: str, dataset: str, seeds: list[int], r
 
 
 # -- what the validity checks read (the report's table: finetune_report.py) --------------------------------
-def improvement(metric: str, record: dict[str, Any], scale: float = 1.0) -> float | None:
+def improvement(metric: str, result: RunResult, scale: float = 1.0) -> float | None:
     """A fine-tuning run's final ``metric`` minus its offline parent's (times ``scale``); None for an
     offline run or a metric either lacks."""
-    tune = record.get("finetune")
-    if not isinstance(tune, dict):
+    if result.finetuning is None:
         return None
-    final, offline = record.get("final"), tune.get("offline_final")
-    if not isinstance(final, dict) or not isinstance(offline, dict):
-        return None
-    after, before = final.get(metric), offline.get(metric)
+    after, before = result.final.value(metric), result.finetuning.offline_final.value(metric)
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (after, before)):
         return None
     return (float(after) - float(before)) * scale
 
 
-def online_budgets(records: list[dict[str, Any]]) -> set[str]:
-    """The distinct ways ``records``' fine-tuning runs were fine-tuned (env steps, sampling rule, the
+def online_budgets(results: list[RunResult]) -> set[str]:
+    """The distinct ways ``results``' fine-tuning runs were fine-tuned (env steps, sampling rule, the
     parent's updates), each as text; offline runs are left out."""
     out = set()
-    for r in records:
-        tune = r.get("finetune")
-        if isinstance(tune, dict):
-            rule = tune.get("sampling") if tune.get("online_fraction") is None else f"{tune.get('sampling')} {tune.get('online_fraction')}"
-            out.add(f"{r.get('steps')} env steps, {rule} sampling, after {tune.get('parent_step')} updates")
+    for r in results:
+        tune = r.finetuning
+        if tune is not None:
+            rule = tune.sampling if tune.online_fraction is None else f"{tune.sampling} {tune.online_fraction}"
+            out.add(f"{r.steps} env steps, {rule} sampling, after {tune.parent_step} updates")
     return out

@@ -13,37 +13,22 @@ from __future__ import annotations
 import os
 import sys
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from d4rl_lite.benchmark.ope_file import correlation_block, describe, read_ope, write_ope
 from d4rl_lite.errors import D4RLLiteError, UserInputError
+from d4rl_lite.records import NORMALIZED, RAW, RunResult
 from d4rl_lite.training.fqe import FQEConfig, config_record, fitted_q_evaluation
 
-NORMALIZED, RAW = "eval/normalized_score", "eval/return_mean"
+
+def _score(run: RunResult) -> tuple[float, str]:
+    """The run's final score and which it is: normalized where it has one, else raw."""
+    final = run.final
+    return (float(final.normalized_score), "normalized") if final.normalized else (float(final.raw_return), "raw")
 
 
-@dataclass
-class FinishedRun:
-    """A run whose result is verified: its directory and result record."""
-
-    run_dir: Path
-    result: dict[str, Any]
-
-    @property
-    def run_id(self) -> str:
-        from d4rl_lite.records import RunSpec
-
-        return RunSpec.from_record(self.result).run_id
-
-    @property
-    def score(self) -> tuple[float, str]:
-        final = self.result["final"]
-        return (float(final[NORMALIZED]), "normalized") if NORMALIZED in final else (float(final[RAW]), "raw")
-
-
-def finished_runs(path: str | os.PathLike) -> list[FinishedRun]:
+def finished_runs(path: str | os.PathLike) -> list[RunResult]:
     """The finished runs at ``path`` (a run directory, or a results directory of them); what is not
     finished or not trusted is said on stderr (and is an error for a single run, or when nothing is left)."""
     from d4rl_lite.files import read_record, regular_file_exists
@@ -61,11 +46,11 @@ def finished_runs(path: str | os.PathLike) -> list[FinishedRun]:
                                  "(finish it with the same `d4rl-lite train` command)")
         result = read_record(path / RESULT, "result")
         _check_result(result, path / RESULT)
-        if problem := _dataset_problem(result):
+        if problem := _dataset_problem(result["dataset"]):
             from d4rl_lite.files import CorruptFileError
 
             raise CorruptFileError(f"{path / RESULT}: {problem}")
-        return [FinishedRun(path, result)]
+        return [RunResult.finished(result, path / RESULT)]
     runs = [d for d in sorted(path.iterdir()) if d.is_dir() and (d / CONFIG).is_file()]
     if not runs:
         raise UserInputError(f"{path} is neither a run directory (with config.json) nor a results directory (with "
@@ -75,19 +60,19 @@ def finished_runs(path: str | os.PathLike) -> list[FinishedRun]:
     found = collect_results(path)  # verified results: checksum, budget, score against the run's log
     for refusal in found.refused:
         print(f"d4rl-lite ope: REFUSED {refusal}", file=sys.stderr)
-    verified = {r["checksum"] for r in found.records}
+    verified = {r.directory: r for r in found.finished}  # offline runs: fine-tuning runs are left out
     out, unfinished = [], []
     for run in runs:
         if not (run / RESULT).is_file():
             if not (run / DIVERGED).is_file():
                 unfinished.append(run.name)
             continue
-        result = read_record(run / RESULT, "result") if run.name not in {r.run_id for r in found.refused} else None
-        if result is not None and result.get("checksum") in verified:
-            if problem := _dataset_problem(result):
+        result = verified.get(run)
+        if result is not None:
+            if problem := _dataset_problem(result.spec.dataset):
                 print(f"d4rl-lite ope: REFUSED {run.name}: {problem}", file=sys.stderr)
                 continue
-            out.append(FinishedRun(run, result))
+            out.append(result)
     if unfinished:
         print(f"d4rl-lite ope: {len(unfinished)} run(s) not finished, left out: {', '.join(unfinished[:5])}"
               + (", ..." if len(unfinished) > 5 else ""), file=sys.stderr)
@@ -96,13 +81,13 @@ def finished_runs(path: str | os.PathLike) -> list[FinishedRun]:
     return out
 
 
-def _dataset_problem(result: dict[str, Any]) -> str | None:
+def _dataset_problem(dataset: str) -> str | None:
     """Why a result's dataset is not read (None when it is a catalogue name, as ``train`` records): a
     path there would make the record choose the file FQE reads, wherever --root points."""
     from d4rl_lite.datasets.catalogue import recorded_dataset
 
-    if recorded_dataset(result["dataset"]) is None:
-        return (f"its dataset {result['dataset'][:80]!r} is not a catalogue name (`train` records one, e.g. "
+    if recorded_dataset(dataset) is None:
+        return (f"its dataset {dataset[:80]!r} is not a catalogue name (`train` records one, e.g. "
                 "hopper-medium-v0), so it is not read; the result was edited. Train the run again")
     return None
 
@@ -118,29 +103,29 @@ def _check_result(result: dict[str, Any], path: Path) -> None:
         raise CorruptFileError(f"{path}: has no final score")
 
 
-def load_policy(run: FinishedRun, device: str) -> tuple[Any, float]:
+def load_policy(run: RunResult, device: str) -> tuple[Any, float]:
     """(the run's final algorithm, the gamma it was trained with); refused unless its checkpoint is
     the final one (the step its result reports)."""
     from d4rl_lite.algorithms.base import training_settings
     from d4rl_lite.training.checkpoints import load_run
 
-    algo, record = load_run(run.run_dir, device=device)
-    if record["step"] != run.result["steps"]:
-        raise D4RLLiteError(f"{run.run_dir}: its checkpoint is at step {record['step']:,}, its result at step "
-                            f"{run.result['steps']:,}; the final policy is not there to evaluate (train it again)")
+    algo, record = load_run(run.directory, device=device)
+    if record["step"] != run.steps:
+        raise D4RLLiteError(f"{run.directory}: its checkpoint is at step {record['step']:,}, its result at step "
+                            f"{run.steps:,}; the final policy is not there to evaluate (train it again)")
     return algo, float(training_settings(algo.config).gamma)
 
 
-def load_run_dataset(name: str, runs: list[FinishedRun], root: str | os.PathLike | None) -> Any:
+def load_run_dataset(name: str, runs: list[RunResult], root: str | os.PathLike | None) -> Any:
     """The dataset ``runs`` were trained on, by name under ``root``; refused when its checksum is not
     the one they recorded (the dataset was rebuilt with another size or seed since)."""
     from d4rl_lite.datasets.d4rl_compat import load_dataset
 
     dataset = load_dataset(name, root=root)
     for run in runs:
-        trained_on = run.result.get("dataset_checksum")
+        trained_on = run.dataset_checksum
         if trained_on and trained_on != dataset.metadata.get("checksum"):
-            raise D4RLLiteError(f"dataset {name} under the datasets root is not the one {run.run_id} was trained on "
+            raise D4RLLiteError(f"dataset {name} under the datasets root is not the one {run.spec.run_id} was trained on "
                                 "(its checksum differs: rebuilt since?); point --root at the datasets the runs used")
     return dataset
 
@@ -155,29 +140,29 @@ def estimate_runs(path: str | os.PathLike, config: FQEConfig | None = None, root
         raise UserInputError(f"--stack must be >= 1, got {stack}")
     runs = finished_runs(path)
     _check_writable(Path(path))
-    by_dataset: dict[str, list[FinishedRun]] = defaultdict(list)
+    by_dataset: dict[str, list[RunResult]] = defaultdict(list)
     for run in runs:
-        by_dataset[run.result["dataset"]].append(run)
+        by_dataset[run.spec.dataset].append(run)
     entries, blocks = [], []
     done = _earlier_estimates(Path(path), cfg)
     print(f"FQE of {len(runs)} run(s): {cfg.steps:,} updates each, critic {'x'.join(map(str, cfg.hidden))}, "
           f"seed {cfg.seed}. Estimates are discounted values in the dataset's raw rewards (not normalized "
           "scores): compare rankings."
-          + (f" {sum(r.result['checksum'] in done for r in runs)} estimate(s) of ope.json kept (same results, same "
+          + (f" {sum(r.checksum in done for r in runs)} estimate(s) of ope.json kept (same results, same "
              "settings)." if done else ""))
     for name, group in sorted(by_dataset.items()):
-        todo = [run for run in group if run.result["checksum"] not in done]
+        todo = [run for run in group if run.checksum not in done]
         dataset = load_run_dataset(name, group, root)
         estimates = []
         for start in range(0, len(todo), stack):
             chunk = todo[start:start + stack]
             loaded = [load_policy(run, device) for run in chunk]
-            label = f"FQE {name} " + (f"{len(chunk)} runs" if len(chunk) > 1 else chunk[0].run_id)
+            label = f"FQE {name} " + (f"{len(chunk)} runs" if len(chunk) > 1 else chunk[0].spec.run_id)
             estimates += fitted_q_evaluation(dataset, [algo.act for algo, _ in loaded], cfg,
                                              gammas=[g for _, g in loaded], device=device,
                                              progress=label if progress else False)
-        fresh = {run.result["checksum"]: _entry(run, est) for run, est in zip(todo, estimates)}
-        entries_here = [fresh.get(run.result["checksum"]) or done[run.result["checksum"]] for run in group]
+        fresh = {run.checksum: _entry(run, est) for run, est in zip(todo, estimates)}
+        entries_here = [fresh.get(run.checksum) or done[run.checksum] for run in group]
         data_value = _data_value(dataset, entries_here[0]["gamma"])
         entries += entries_here
         block = {"dataset": name, "data_value": data_value,
@@ -237,10 +222,10 @@ def _finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-def _entry(run: FinishedRun, estimate: Any) -> dict[str, Any]:
-    score, metric = run.score
-    return {"run_id": run.run_id, "dataset": run.result["dataset"], "algorithm": run.result["algorithm"],
-            "seed": int(run.result["train"]["seed"]), "result_checksum": run.result["checksum"], "score": score,
+def _entry(run: RunResult, estimate: Any) -> dict[str, Any]:
+    score, metric = _score(run)
+    return {"run_id": run.spec.run_id, "dataset": run.spec.dataset, "algorithm": run.spec.algorithm,
+            "seed": run.spec.seed, "result_checksum": run.checksum, "score": score,
             "score_metric": metric, "fqe_value": _finite(estimate.value), "gamma": estimate.gamma,
             "td_loss": _finite(estimate.td_loss)}
 

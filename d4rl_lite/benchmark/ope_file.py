@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from d4rl_lite.records import RunResult
 from d4rl_lite.schema import Range
 
 OPE_FILE = "ope.json"
@@ -111,10 +112,10 @@ def read_ope(directory: Path) -> dict[str, Any] | None:
 
 
 # -- report: a column "FQE" next to the final score ----------------------------------------------
-def fqe_section(results: Path, records: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str | None:
+def fqe_section(results: Path, records: list[RunResult], rows: list[dict[str, Any]]) -> str | None:
     """The report's FQE table (dataset, algorithm, final score, FQE) when ``results`` holds estimates
     of its current runs, and ``fqe_mean`` added to the table's ``rows`` (csv/json); else None."""
-    from d4rl_lite.benchmark.table import column_name, is_summary
+    from d4rl_lite.benchmark.table import is_summary
     from d4rl_lite.benchmark.table_formats import _md
     from d4rl_lite.files import CorruptFileError
 
@@ -124,7 +125,7 @@ def fqe_section(results: Path, records: list[dict[str, Any]], rows: list[dict[st
         return f"(FQE column skipped: {e})"
     if ope is None:
         return None
-    current = {r.get("checksum"): r for r in records}
+    current = {r.checksum: r for r in records}
     cells: dict[tuple[str, str], list[float]] = defaultdict(list)
     stale = 0
     for run in ope["runs"]:
@@ -133,7 +134,7 @@ def fqe_section(results: Path, records: list[dict[str, Any]], rows: list[dict[st
             stale += 1
             continue
         if run["fqe_value"] is not None:
-            cells[(record["dataset"], column_name(record))].append(run["fqe_value"])
+            cells[(record.spec.dataset, record.column)].append(run["fqe_value"])
     if not cells:
         return f"(FQE column skipped: the estimates in {results / OPE_FILE} are of other results; run `d4rl-lite ope` again)"
     lines = ["| dataset | algorithm | final | FQE |", "|---|---|---|---|"]
@@ -164,7 +165,7 @@ def fqe_section(results: Path, records: list[dict[str, Any]], rows: list[dict[st
 
 
 # -- validity: do FQE's estimates rank the runs as their true scores do? ----------------------------
-def pooled_spearman(ope: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any] | None:
+def pooled_spearman(ope: dict[str, Any], records: list[RunResult]) -> dict[str, Any] | None:
     """Spearman's rho of FQE estimates against true scores within each dataset (reward units differ
     between datasets, so runs are ranked only against runs on the same data), pooled over the
     datasets by the inverse-variance mean of their Fisher z (weights n - 3), with its 95% interval
@@ -172,7 +173,7 @@ def pooled_spearman(ope: dict[str, Any], records: list[dict[str, Any]]) -> dict[
     datasets with fewer than 4 such runs are left out. None when no dataset has 4."""
     from scipy import stats
 
-    current = {r.get("checksum") for r in records}
+    current = {r.checksum for r in records}
     by_dataset: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for run in ope["runs"]:
         if run["result_checksum"] in current and run["fqe_value"] is not None and math.isfinite(run["fqe_value"]):

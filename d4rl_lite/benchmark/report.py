@@ -16,7 +16,7 @@ from d4rl_lite.benchmark.results import collect_results, read_suite_description
 from d4rl_lite.benchmark.table import partial_algorithms, score_table
 from d4rl_lite.benchmark.table_formats import to_markdown, write_tables
 from d4rl_lite.errors import DatasetNotFoundError, UserInputError
-from d4rl_lite.records import FINETUNE_SUFFIX
+from d4rl_lite.records import RunResult
 from d4rl_lite.training.logging import RunLogger
 
 
@@ -25,17 +25,14 @@ def print_report(results: Path, wandb: bool = False, suite_name: str = "report")
     if not results.is_dir():
         raise DatasetNotFoundError(f"no results directory at {results}")
     found = collect_results(results)
-    records = found.records
+    records = found.finished
     for line in found.refused:
         print(f"d4rl-lite: REFUSED {line}", file=sys.stderr)
     if not records:
         raise UserInputError(f"no usable finished runs under {results} (expected RUN/result.json files written by "
                          "`d4rl-lite train` or `bench`)")
-    def offline(ids: list[str]) -> list[str]:  # the table's runs; fine-tuning runs have their own table
-        return [i for i in ids if not i.endswith(FINETUNE_SUFFIX)]
-
-    rows = score_table(records, expected=offline(found.missing + [r.run_id for r in found.refused]),
-                       planned=None if found.planned is None else offline(found.planned))
+    # The table's runs; fine-tuning runs have their own table.
+    rows = score_table(records, absent=[r for r in found.missing + found.refused if not r.finetuned], planned=found.planned)
     print(to_markdown(rows))
     tuned = finetune_table(found.finetuned)
     if tuned:
@@ -47,7 +44,7 @@ def print_report(results: Path, wandb: bool = False, suite_name: str = "report")
     paths = write_tables(rows, results)
     paths.append(plot_learning_curves(records, results / "learning_curves.png"))
     try:
-        partial = partial_algorithms(None if found.planned is None else offline(found.planned))
+        partial = partial_algorithms(found.planned)
         scores, datasets = stats.score_matrices(records, leave_out=partial)
         if partial:
             print(f"\n(left out of the aggregate: {', '.join(sorted(partial))}, which the suite runs on some datasets only)")
@@ -73,14 +70,14 @@ def print_report(results: Path, wandb: bool = False, suite_name: str = "report")
         if run_dir:
             print(f"W&B: table and plots logged ({run_dir})")
     if not found.complete:
-        shown = ", ".join(found.missing[:5]) + (", ..." if len(found.missing) > 5 else "")
+        shown = ", ".join(r.run_id for r in found.missing[:5]) + (", ..." if len(found.missing) > 5 else "")
         print(f"d4rl-lite: INCOMPLETE TABLE: {len(found.missing)} run(s) missing"
               + (f" ({shown})" if found.missing else "") + f", {len(found.refused)} refused; cells say MISSING or "
               "show their seed count, and averages cover only datasets every algorithm completed", file=sys.stderr)
     return found.complete
 
 
-def _validity_section(results: Path, records: list[dict[str, Any]]) -> list[Path]:
+def _validity_section(results: Path, records: list[RunResult]) -> list[Path]:
     """Print the validity checks (``validity.py``) the suite names, or that its datasets allow; write
     validity.json and validity.md."""
     from d4rl_lite.benchmark import validity

@@ -4,117 +4,160 @@ budget, score against its own log, references), with what is missing and what is
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from d4rl_lite.benchmark.finetune_suite import finetune_run_id, plan_mismatch, plan_of
+from d4rl_lite.benchmark.finetune_suite import plan_mismatch, plan_of
 from d4rl_lite.benchmark.suites import dataset_steps, planned_runs
 from d4rl_lite.errors import UserInputError
-from d4rl_lite.records import FINETUNE_SUFFIX, RunSpec
-
-# The metrics of a result's evaluations that tables and checks read.
-NORMALIZED, RAW, SUCCESS = "eval/normalized_score", "eval/return_mean", "eval/success_rate"
+from d4rl_lite.records import NORMALIZED, RAW, SUCCESS, RunResult, RunSpec, RunStatus  # noqa: F401 (metric names, read here)
 
 
 @dataclass(frozen=True)
-class Refusal:
-    """A result file that exists but cannot be trusted: which run (its directory's name), the file, why."""
-
-    run_id: str
-    path: Path
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
-
-
-@dataclass
 class ResultSet:
-    """The verified runs of a results directory, and what is wrong with the rest.
+    """The runs of a results directory, each a ``RunResult``: the verified ones and what is wrong with the rest.
 
     ``missing``: runs the suite (``suite.json``) or the grid of datasets x algorithms x seeds
     seen expects but which have no result; ``refused``: result files that exist but cannot be
-    trusted (damaged, NaN score, wrong budget, score not in their own log), with the reason.
+    trusted (damaged, NaN score, wrong budget, score not in their own log) and runs stopped for
+    divergence, with the reason. ``planned``: the offline runs the suite plans (None without a suite.json).
     """
 
-    records: list[dict[str, Any]]
-    missing: list[str] = field(default_factory=list)
-    finetuned: list[dict[str, Any]] = field(default_factory=list)  # fine-tuning runs (benchmark/finetune_suite.py)
-    refused: list[Refusal] = field(default_factory=list)
-    planned: list[str] | None = None  # every run id the suite plans (None without a suite.json)
+    runs: tuple[RunResult, ...]
+    planned: tuple[RunSpec, ...] | None = None
+
+    def __iter__(self) -> Iterator[RunResult]:
+        return iter(self.runs)
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def _with(self, *status: RunStatus) -> list[RunResult]:
+        return [r for r in self.runs if r.status in status]
+
+    @property
+    def finished(self) -> list[RunResult]:
+        """The verified offline runs: the table's."""
+        return [r for r in self._with(RunStatus.FINISHED) if not r.finetuned]
+
+    @property
+    def finetuned(self) -> list[RunResult]:
+        """The verified fine-tuning runs (benchmark/finetune_suite.py)."""
+        return [r for r in self._with(RunStatus.FINISHED) if r.finetuned]
+
+    @property
+    def missing(self) -> list[RunResult]:
+        return self._with(RunStatus.MISSING)
+
+    @property
+    def refused(self) -> list[RunResult]:
+        return self._with(RunStatus.REFUSED, RunStatus.DIVERGED)
 
     @property
     def complete(self) -> bool:
         return not self.missing and not self.refused
 
 
-def collect_results(results_dir: str | Path) -> ResultSet:
-    """Read and check every ``RUN/result.json`` under ``results_dir``; see ``ResultSet``."""
-    from d4rl_lite.files import CorruptFileError, read_record
+@dataclass(frozen=True)
+class _SuitePlan:
+    """What a results directory's suite.json says to check its runs against."""
 
-    results_dir = Path(results_dir)
     budgets: dict[str, int] | None = None  # {dataset: the suite's updates on it; "": elsewhere}
     online_budget: dict[str, int] | None = None  # {"": the env steps of the suite's fine-tuning runs}
-    plan = None  # the suite's fine-tuning plan, if any
-    expected = None
-    suite_file = results_dir / "suite.json"
+    finetune: Any = None  # the suite's fine-tuning plan, if any
+    expected: dict[str, tuple[RunSpec, bool]] | None = None  # {run id: (the run, fine-tuning?)} it plans
+
+
+def collect_results(results_dir: str | Path) -> ResultSet:
+    """Read and check every ``RUN/result.json`` under ``results_dir``; see ``ResultSet``."""
+    from d4rl_lite.files import CorruptFileError
+
+    results_dir = Path(results_dir)
     suite = read_suite_description(results_dir)
-    if suite is not None:
-        try:
-            budgets = {"": int(suite["steps"]), **{d: dataset_steps(suite, d) for d in suite["datasets"]}}
-            runs = planned_runs(suite["algorithms"], suite["datasets"], suite["seeds"], suite.get("only_on") or {})
-            expected = {RunSpec.of(*run).run_id for run in runs}
-            plan = plan_of(suite)
-            if plan is not None:
-                online_budget = {"": plan.env_steps}
-                expected |= {finetune_run_id(*run) for run in runs if plan.applies(run[0])}
-        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, UserInputError):  # int(Infinity)
-            raise CorruptFileError(f"{suite_file}: not a suite description (written by `d4rl-lite bench`); "
-                                   "delete it to report the results without it") from None
-    records: list[dict[str, Any]] = []
-    finetuned: list[dict[str, Any]] = []
-    refused: list[Refusal] = []
-    for path in sorted(results_dir.glob("*/result.json")):
-        try:
-            record = read_record(path, "result")
-        except CorruptFileError as e:
-            refused.append(Refusal(path.parent.name, path, _without_path(e, path)))
-            continue
-        online = isinstance(record.get("finetune"), dict)
-        try:
-            problem = _check_record(record, path, online_budget if online else budgets)
-        except CorruptFileError as e:  # its log is damaged: this run is refused, the others still count
-            problem = str(e)
-        if online and plan is not None and not problem:
-            problem = plan_mismatch(plan, record)
-        if problem:
-            refused.append(Refusal(path.parent.name, path, problem))
-        else:
-            (finetuned if online else records).append(record)
-    for path in sorted(results_dir.glob("*/diverged.json")):  # a population member that diverged
+    plan = _suite_plan(suite, results_dir / "suite.json")
+    read = [_read_run(path, plan) for path in sorted(results_dir.glob("*/result.json"))]
+    read += _diverged_runs(results_dir)
+    finished = [r for r in read if r.status is RunStatus.FINISHED]
+    named = sorted({str(r.suite) for r in finished if not r.finetuned and r.suite})
+    if suite is None and named:  # deleted: the runs it planned, and so the missing ones, are unknown
+        raise CorruptFileError(f"{results_dir / 'suite.json'} is missing, but the runs here were trained by suite "
+                               f"{', '.join(named)}: without it the table cannot say which runs are missing. Restore "
+                               f"it, or run `d4rl-lite bench {named[0]} --results {results_dir}` (finished runs are "
+                               "kept) to write it again")
+    expected = plan.expected if plan.expected is not None else _grid_of([r for r in finished if not r.finetuned])
+    there = {r.run_id for r in read}
+    missing = [RunResult.missing(*expected[run_id]) for run_id in sorted(set(expected) - there)]
+    planned = None if plan.expected is None else tuple(spec for _, (spec, tuned) in sorted(plan.expected.items())
+                                                        if not tuned)
+    return ResultSet(tuple(read + missing), planned)
+
+
+def _suite_plan(suite: dict[str, Any] | None, suite_file: Path) -> _SuitePlan:
+    """The budgets and planned runs of a suite description (nothing without one)."""
+    from d4rl_lite.files import CorruptFileError
+
+    if suite is None:
+        return _SuitePlan()
+    try:
+        budgets = {"": int(suite["steps"]), **{d: dataset_steps(suite, d) for d in suite["datasets"]}}
+        runs = planned_runs(suite["algorithms"], suite["datasets"], suite["seeds"], suite.get("only_on") or {})
+        specs = [RunSpec.of(*run) for run in runs]
+        expected = {spec.run_id: (spec, False) for spec in specs}
+        plan = plan_of(suite)
+        if plan is not None:
+            tuned = [RunResult.missing(spec, True) for spec in specs if plan.applies(spec.algorithm)]
+            expected |= {r.run_id: (r.spec, True) for r in tuned}
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, UserInputError):  # int(Infinity)
+        raise CorruptFileError(f"{suite_file}: not a suite description (written by `d4rl-lite bench`); "
+                               "delete it to report the results without it") from None
+    return _SuitePlan(budgets, {"": plan.env_steps} if plan is not None else None, plan, expected)
+
+
+def _read_run(path: Path, plan: _SuitePlan) -> RunResult:
+    """The run of a ``result.json``: finished when it passes every check, else refused with the reason."""
+    from d4rl_lite.files import CorruptFileError, read_record
+
+    try:
+        record = read_record(path, "result")
+    except CorruptFileError as e:
+        return RunResult.unusable(RunStatus.REFUSED, path, _without_path(e, path))
+    online = isinstance(record.get("finetune"), dict)
+    try:
+        problem = _check_record(record, path, plan.online_budget if online else plan.budgets)
+    except CorruptFileError as e:  # its log is damaged: this run is refused, the others still count
+        problem = str(e)
+    if online and plan.finetune is not None and not problem:
+        problem = plan_mismatch(plan.finetune, record)
+    if problem:
+        return RunResult.unusable(RunStatus.REFUSED, path, problem)
+    return RunResult.finished(record, path)
+
+
+def _diverged_runs(results_dir: Path) -> list[RunResult]:
+    """The population members that diverged: a divergence record and no result."""
+    from d4rl_lite.files import CorruptFileError, read_record
+
+    out = []
+    for path in sorted(results_dir.glob("*/diverged.json")):
         if not (path.parent / "result.json").exists():
             try:
                 reason = str(read_record(path, "divergence record").get("diverged", "diverged"))
             except CorruptFileError as e:
                 reason = _without_path(e, path)
-            refused.append(Refusal(path.parent.name, path, reason))
-    named = sorted({str(r["train"].get("suite")) for r in records if r["train"].get("suite")})
-    if suite is None and named:  # deleted: the runs it planned, and so the missing ones, are unknown
-        raise CorruptFileError(f"{suite_file} is missing, but the runs here were trained by suite {', '.join(named)}: "
-                               "without it the table cannot say which runs are missing. Restore it, or run `d4rl-lite "
-                               f"bench {named[0]} --results {results_dir}` (finished runs are kept) to write it again")
-    seen = {RunSpec.from_record(r).run_id for r in records} | {RunSpec.from_record(r).run_id + FINETUNE_SUFFIX
-                                                               for r in finetuned}
-    refused_ids = {r.run_id for r in refused}
-    if expected is None:  # no suite: the full grid of what is there (a sweep's members are columns of their own)
-        specs = [RunSpec.from_record(r) for r in records]
-        columns = {(spec.algorithm, spec.sweep) for spec in specs}
-        datasets = {spec.dataset for spec in specs}
-        seeds = {spec.seed for spec in specs}
-        expected = {RunSpec(a, d, s, sweep).run_id for a, sweep in columns for d in datasets for s in seeds}
-    missing = sorted(expected - seen - refused_ids)
-    return ResultSet(records, missing, finetuned, refused, sorted(expected) if suite is not None else None)
+            out.append(RunResult.unusable(RunStatus.DIVERGED, path, reason))
+    return out
+
+
+def _grid_of(finished: list[RunResult]) -> dict[str, tuple[RunSpec, bool]]:
+    """Without a suite, the full grid of what is there (a sweep's members are columns of their own)."""
+    specs = [r.spec for r in finished]
+    columns = {(spec.algorithm, spec.sweep) for spec in specs}
+    datasets = {spec.dataset for spec in specs}
+    seeds = {spec.seed for spec in specs}
+    grid = [RunSpec(a, d, s, sweep) for a, sweep in columns for d in datasets for s in seeds]
+    return {spec.run_id: (spec, False) for spec in grid}
 
 
 def _without_path(error: Exception, path: Path) -> str:
@@ -207,6 +250,6 @@ def _reference_problem(record: dict[str, Any]) -> str | None:
             "re-run it with these, or restore the references it was trained with")
 
 
-def read_results(results_dir: str | Path) -> list[dict[str, Any]]:
-    """Every verified run record (``*/result.json``) of a results directory, in a stable order."""
-    return collect_results(results_dir).records
+def read_results(results_dir: str | Path) -> list[RunResult]:
+    """Every verified offline run (``*/result.json``) of a results directory, in a stable order."""
+    return collect_results(results_dir).finished

@@ -12,11 +12,11 @@ import contextlib
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-NORMALIZED = "eval/normalized_score"
+from d4rl_lite.records import RunResult
+
 BOOTSTRAP_REPS = 2000
 SEED = 0
 
@@ -34,16 +34,14 @@ def _rliable():
     return rly, metrics
 
 
-def score_matrices(records: list[dict[str, Any]], leave_out: set[str] = frozenset()) -> tuple[dict[str, np.ndarray], list[str]]:
+def score_matrices(results: list[RunResult], leave_out: set[str] = frozenset()) -> tuple[dict[str, np.ndarray], list[str]]:
     """{algorithm: (seeds x datasets) final normalized scores} over the datasets shared by all
     algorithms with normalized scores, and the dataset order. Seeds are matched by index.
     ``leave_out``: algorithms not aggregated (those a suite runs on some datasets only)."""
-    from d4rl_lite.benchmark.table import column_name
-
     by: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in sorted(records, key=lambda r: (r["algorithm"], r["dataset"], r["train"]["seed"])):
-        if NORMALIZED in r["final"] and r["algorithm"] not in leave_out:
-            by[column_name(r)][r["dataset"]].append(r["final"][NORMALIZED])
+    for r in sorted(results, key=lambda r: (r.spec.algorithm, r.spec.dataset, r.spec.seed)):
+        if r.final.normalized and r.spec.algorithm not in leave_out:
+            by[r.column][r.spec.dataset].append(r.final.normalized_score)
     if not by:
         return {}, []
     datasets = sorted(set.intersection(*(set(d) for d in by.values())))

@@ -8,12 +8,12 @@ files (markdown, CSV, JSON, LaTeX) are ``table_formats.py``; the runs it reads, 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from d4rl_lite.benchmark.results import NORMALIZED, RAW, SUCCESS
-from d4rl_lite.records import RunSpec
+from d4rl_lite.records import DataFacts, RunResult, RunSpec
 
 # The column of the data's own episodes (their mean normalized score, recorded by each run as
 # ``data.normalized_return``): which algorithms beat their data is read at a glance.
@@ -51,77 +51,70 @@ def _domain(dataset: str) -> str:
     return get_task(name.task).domain if name else "other"
 
 
-def column_name(record: dict[str, Any]) -> str:
-    """The table column of a run: its algorithm, with a sweep member's values (``cql[cql_weight=5]``),
-    so that members of a sweep are never pooled as seeds of one cell."""
-    swept = record.get("sweep") or {}
-    return record["algorithm"] + ("[" + ",".join(f"{k}={v}" for k, v in sorted(swept.items())) + "]" if swept else "")
-
-
-def _cell(run_id: str) -> tuple[str, str]:
-    """(algorithm, dataset) of a run id (one that ``RunSpec.run_id`` wrote)."""
-    spec = RunSpec.from_run_id(run_id)
-    if spec is None:
-        raise ValueError(f"{run_id!r} is not a run id (algorithm__dataset__seedN)")
-    return spec.cell
-
-
-def partial_algorithms(planned: list[str] | None) -> set[str]:
-    """The algorithms a suite plans on some of its datasets only (its ``only_on``), from its run ids."""
-    pairs = {_cell(run) for run in planned or []}
+def partial_algorithms(planned: list[RunSpec] | tuple[RunSpec, ...] | None) -> set[str]:
+    """The algorithms a suite plans on some of its datasets only (its ``only_on``), from its planned runs."""
+    pairs = {spec.cell for spec in planned or []}
     datasets = {d for _, d in pairs}
     return {a for a, _ in pairs if {d for b, d in pairs if b == a} != datasets}
 
 
-def score_table(records: list[dict[str, Any]], expected: list[str] | None = None,
-                planned: list[str] | None = None) -> list[dict[str, Any]]:
-    """One row per (dataset, algorithm), then per-domain averages over datasets (normalized only).
+def score_table(results: list[RunResult], absent: list[RunResult] | None = None,
+                planned: list[RunSpec] | tuple[RunSpec, ...] | None = None) -> list[dict[str, Any]]:
+    """One row per (dataset, algorithm) of the finished ``results``, then per-domain averages over
+    datasets (normalized only).
 
-    ``expected``: run ids (``algo__dataset__seedN``) that should be there; a (dataset, algorithm)
-    pair with none of its runs usable gets a row with ``metric`` "missing" and 0 seeds.
-    ``planned``: every run id the suite plans, when known; an algorithm it plans on some of a
+    ``absent``: runs that should be there but have no usable result (missing, refused); a
+    (dataset, algorithm) pair with none of its runs usable gets a row with ``metric`` "missing" and 0 seeds.
+    ``planned``: every offline run the suite plans, when known; an algorithm it plans on some of a
     domain's datasets only is left out of that domain's average.
     """
-    rows = _run_rows(records)
-    rows += _missing_rows(rows, expected or [])
-    data_scores = recorded_data_facts(records)
+    rows = _run_rows(results)
+    rows += _missing_rows(rows, absent or [])
+    data_scores = recorded_data_facts(results)
     rows += [{"dataset": d, "algorithm": DATA, "metric": "data", "seeds": 0, "steps": 0, "final_mean": v,
               "final_std": float("nan"), "best_mean": v, "best_std": float("nan")} for d, v in data_scores.items()]
     rows += [{"dataset": d, "algorithm": AGENT, "metric": "online agent", "seeds": 0, "steps": 0, "final_mean": v,
               "final_std": float("nan"), "best_mean": v, "best_std": float("nan")}
-             for d, v in recorded_data_facts(records, "online_agent").items()]
+             for d, v in recorded_data_facts(results, online_agent).items()]
     rows.sort(key=lambda r: (r["dataset"], r["algorithm"] not in REFERENCE_COLUMNS, r["algorithm"]))
     rows += _single_task_means(rows)
-    rows += _domain_means(rows, data_scores, {_cell(run) for run in planned} if planned is not None else None)
+    rows += _domain_means(rows, data_scores, {spec.cell for spec in planned} if planned is not None else None)
     return rows
 
 
-def _run_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _run_rows(results: list[RunResult]) -> list[dict[str, Any]]:
     """A row per (dataset, column) of the runs: final and best score, mean and std over its seeds,
     normalized when every run has the normalized score, else raw."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        groups[(r["dataset"], column_name(r))].append(r)
+    groups: dict[tuple[str, str], list[RunResult]] = defaultdict(list)
+    for r in results:
+        groups[(r.spec.dataset, r.column)].append(r)
     rows = []
     for (dataset, algo), runs in sorted(groups.items()):
-        metric = NORMALIZED if all(NORMALIZED in r["final"] for r in runs) else RAW
-        final = np.array([r["final"][metric] for r in runs])
-        best = np.array([r["best"].get(metric, np.nan) for r in runs])
-        rows.append({"dataset": dataset, "algorithm": algo, "metric": "normalized" if metric == NORMALIZED else "raw",
-                     "seeds": len(runs), "steps": int(min(r["steps"] for r in runs)),
+        normalized = all(r.final.normalized for r in runs)
+        final = np.array([r.final.score(normalized) for r in runs])
+        best = np.array([_or_nan(r.best.score(normalized)) for r in runs])
+        rows.append({"dataset": dataset, "algorithm": algo, "metric": "normalized" if normalized else "raw",
+                     "seeds": len(runs), "steps": int(min(r.steps for r in runs)),
                      "final_mean": float(final.mean()), "final_std": float(final.std()),
                      "best_mean": float(best.mean()), "best_std": float(best.std())})
-        if all(SUCCESS in r["final"] for r in runs):  # goal tasks: the unit the validity checks read
-            rows[-1]["success_mean"] = 100 * float(np.mean([r["final"][SUCCESS] for r in runs]))
+        if all(r.final.success_rate is not None for r in runs):  # goal tasks: the unit the validity checks read
+            rows[-1]["success_mean"] = 100 * float(np.mean([r.final.success_rate for r in runs]))
     return rows
 
 
-def _missing_rows(rows: list[dict[str, Any]], expected: list[str]) -> list[dict[str, Any]]:
-    """A "missing" row for each (dataset, algorithm) of the ``expected`` run ids that has no row."""
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+def _missing_rows(rows: list[dict[str, Any]], absent: list[RunResult]) -> list[dict[str, Any]]:
+    """A "missing" row for each (dataset, algorithm) of the ``absent`` runs that has no row (a
+    refused file in a directory that names no run names no cell)."""
     present = {(r["dataset"], r["algorithm"]) for r in rows}
     missing = []
-    for run in expected:
-        algo, dataset = _cell(run)
+    for run in absent:
+        if run.spec is None:
+            continue
+        algo, dataset = run.spec.cell
         if (dataset, algo) not in present:
             present.add((dataset, algo))
             missing.append({"dataset": dataset, "algorithm": algo, "metric": "missing", "seeds": 0, "steps": 0,
@@ -130,14 +123,20 @@ def _missing_rows(rows: list[dict[str, Any]], expected: list[str]) -> list[dict[
     return missing
 
 
-def recorded_data_facts(records: list[dict[str, Any]], fact: str = "normalized_return") -> dict[str, float]:
-    """{dataset: the data's own normalized score (or another of its ``data`` facts)}, as the first run
-    on it that recorded one has it."""
+def online_agent(data: DataFacts) -> float | None:
+    """A full replay's online agent's normalized score (for ``recorded_data_facts``)."""
+    return data.online_agent
+
+
+def recorded_data_facts(results: list[RunResult],
+                        fact: Callable[[DataFacts], float | None] = lambda data: data.normalized_return) -> dict[str, float]:
+    """{dataset: the data's own normalized score (or another of its ``data`` facts, ``online_agent``)},
+    as the first run on it that recorded one has it."""
     data_scores: dict[str, float] = {}
-    for r in records:
-        value = (r.get("data") or {}).get(fact)
+    for r in results:
+        value = fact(r.data)
         if value is not None:
-            data_scores.setdefault(r["dataset"], float(value))
+            data_scores.setdefault(r.spec.dataset, float(value))
     return data_scores
 
 

@@ -27,8 +27,8 @@ from d4rl_lite.benchmark.evidence import (  # noqa: F401 (the verdicts are read 
 from d4rl_lite.benchmark.ope_file import OPE_FILE, judge_ope_ranking
 from d4rl_lite.benchmark.patterns import load_patterns
 from d4rl_lite.benchmark.table import catalogue_name, recorded_data_facts
-from d4rl_lite.records import RunSpec
 from d4rl_lite.errors import UserInputError
+from d4rl_lite.records import DISCOUNTED_RETURN, RunResult
 
 
 
@@ -42,13 +42,12 @@ def applicable(spec: dict[str, Any], datasets: list[str]) -> list[str]:
     return [d for d in datasets if "*" in spec["kinds"] or _kind(d) in spec["kinds"]]
 
 
-def last_logged(record: dict[str, Any], results_dir: Path, key: str) -> float | None:
+def last_logged(result: RunResult, results_dir: Path, key: str) -> float | None:
     """The run's last logged ``key``, read from the log beside its result under ``results_dir``
     (``bench`` layout, else the run named in its result)."""
     from d4rl_lite.training.logging import read_log
 
-    name = RunSpec.from_record(record).run_id
-    runs = [results_dir / name] + ([results_dir / Path(record["run_dir"]).name] if record.get("run_dir") else [])
+    runs = [results_dir / result.spec.run_id] + ([results_dir / Path(result.run_dir).name] if result.run_dir else [])
     for run in runs:
         if (run / "log.jsonl").is_file():
             values = [row[key] for row in read_log(run / "log.jsonl") if key in row]
@@ -56,7 +55,7 @@ def last_logged(record: dict[str, Any], results_dir: Path, key: str) -> float | 
     return None
 
 
-def overestimation(record: dict[str, Any], results_dir: Path) -> float | None:
+def overestimation(result: RunResult, results_dir: Path) -> float | None:
     """(V - G) / |G|: the critic's value of its own policy at the final evaluation's first states
     (``eval/predicted_value``, min over the critics of Q(s, pi(s))) against the discounted return
     the policy then got from them in the rewards it learned (``eval/discounted_return``), the
@@ -64,57 +63,62 @@ def overestimation(record: dict[str, Any], results_dir: Path) -> float | None:
     its Q at the data's state-actions when it was stopped against its last evaluation's return: an
     under-statement of an over-estimate that has passed the divergence bound. None when the run
     predates these records or its return is 0 (no scale to compare with)."""
-    stopped_q = (record.get("at_divergence") or {}).get("train/q_mean")
+    stopped_q = result.q_at_divergence
     if stopped_q is not None:
-        value, actual = stopped_q, last_logged(record, results_dir, "eval/discounted_return")
+        value, actual = stopped_q, last_logged(result, results_dir, DISCOUNTED_RETURN)
     else:
-        final = record.get("final") or {}
-        value, actual = final.get("eval/predicted_value"), final.get("eval/discounted_return")
+        value, actual = result.final.predicted_value, result.final.discounted_return
     if value is None or actual is None or actual == 0 or not np.isfinite(value):
         return None
     return (float(value) - float(actual)) / abs(float(actual))
 
 
-def diverged_records(results_dir: Path, algorithm: str) -> list[dict[str, Any]]:
-    """The divergence records of ``algorithm``'s runs under ``results_dir`` that stopped without a result."""
+def diverged_records(results_dir: Path, algorithm: str) -> list[RunResult]:
+    """The runs of ``algorithm`` under ``results_dir`` that stopped without a result, read from their
+    divergence records (a sweep's members and fine-tuning runs left out)."""
     from d4rl_lite.files import CorruptFileError, read_record
 
     out = []
     for path in sorted(results_dir.glob(f"{algorithm}__*/diverged.json")):
         if not (path.parent / "result.json").exists():
             try:
-                out.append(read_record(path, "divergence record"))
+                record = read_record(path, "divergence record")
             except CorruptFileError:
                 continue  # the table lists it as refused
-    return [r for r in out if r.get("algorithm") == algorithm and not r.get("sweep") and not r.get("finetune")]
+            if record.get("algorithm") == algorithm and not record.get("sweep") and not record.get("finetune"):
+                try:
+                    out.append(RunResult.diverged(record, path, str(record.get("diverged", "diverged"))))
+                except (KeyError, TypeError, ValueError):
+                    continue  # not a run's record (no seed): the table lists it as refused
+    return out
 
 
-def run_values(spec: dict[str, Any], records: list[dict[str, Any]], results_dir: Path) -> dict[tuple[str, str], list[float]]:
+def run_values(spec: dict[str, Any], results: list[RunResult], results_dir: Path) -> dict[tuple[str, str], list[float]]:
     """{(algorithm, dataset): the per-seed values the check compares}, seeds in order."""
     kind = CHECK_KINDS[spec["check"]]
     cells: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for r in sorted(records, key=lambda r: (r["algorithm"], r["dataset"], r["train"]["seed"])):
-        if r.get("sweep"):
+    for r in sorted(results, key=lambda r: (r.spec.algorithm, r.spec.dataset, r.spec.seed)):
+        if r.spec.sweep:
             continue  # a sweep member is not the algorithm at its settings
-        if isinstance(r.get("finetune"), dict) != kind.online:
+        if r.finetuned != kind.online:
             continue  # a check reads offline runs, or fine-tuning runs (``online``), never both
         value = kind.value(spec, r, results_dir)
         if value is not None:
-            cells[(r["algorithm"], r["dataset"])].append(value)
+            cells[r.spec.cell].append(value)
     return cells
 
 
-def _overestimation_of_compared(spec: dict[str, Any], record: dict[str, Any], results_dir: Path) -> float | None:
+def _overestimation_of_compared(spec: dict[str, Any], result: RunResult, results_dir: Path) -> float | None:
     """The run's ``overestimation`` when it is of the naive or the conservative algorithm."""
-    return overestimation(record, results_dir) if record["algorithm"] in (spec["naive"], spec["conservative"]) else None
+    return overestimation(result, results_dir) if result.spec.algorithm in (spec["naive"], spec["conservative"]) else None
 
 
-def evaluate_pattern(pattern_id: str, spec: dict[str, Any], records: list[dict[str, Any]], results_dir: Path,
+def evaluate_pattern(pattern_id: str, spec: dict[str, Any], records: list[RunResult], results_dir: Path,
                      min_seeds: int = MIN_SEEDS) -> dict[str, Any]:
     """One check on the runs of a results directory: its effect, interval and verdict, judged as
     the check's kind (its ``check`` in patterns.json) says: ``CHECK_KINDS``."""
     kind = CHECK_KINDS[spec["check"]]
-    datasets = applicable(spec, sorted({r["dataset"] for r in records}))
+    datasets = applicable(spec, sorted({r.spec.dataset for r in records}))
     out: dict[str, Any] = {"id": pattern_id, "claim": spec["claim"], "source": spec["source"], "check": spec["check"],
                            "datasets": datasets, "unit": spec["unit"], "threshold": spec["threshold"]}
     stopped = kind.stopped_runs(spec, results_dir)
@@ -170,7 +174,7 @@ def _judge_near_data(ev: Evidence) -> dict[str, Any]:
     return ev.judged(point, low, high, verdict, reason, data=data)
 
 
-def _diverged_naive_runs(spec: dict[str, Any], results_dir: Path) -> list[dict[str, Any]]:
+def _diverged_naive_runs(spec: dict[str, Any], results_dir: Path) -> list[RunResult]:
     """A naive run whose |Q| passed the divergence bound was stopped and has no result: it counts with
     its Q at that step (its divergence record keeps it), else the extreme would be left out."""
     return diverged_records(results_dir, spec["naive"])
@@ -208,7 +212,7 @@ def judge_same_online_budget(ev: Evidence) -> dict[str, Any] | None:
     """Improvements compare only when every compared run was fine-tuned alike (env steps, sampling
     rule, parent's budget): "not enough runs" naming the budgets when they differ, else None."""
     compared = set(CHECK_KINDS[ev.spec["check"]].algorithms(ev.spec))
-    budgets = online_budgets([r for r in ev.records if r["algorithm"] in compared and r["dataset"] in ev.datasets])
+    budgets = online_budgets([r for r in ev.records if r.spec.algorithm in compared and r.spec.dataset in ev.datasets])
     if len(budgets) > 1:
         return ev.not_enough("the compared runs were fine-tuned differently (" + "; ".join(sorted(budgets)) + ")")
     return None
@@ -226,7 +230,7 @@ def _shown_as_overestimation(v: dict[str, Any]) -> str:
             f"[{v['conservative_low']:+.0%}, {v['conservative_high']:+.0%}]")
 
 
-def _no_stopped_runs(spec: dict[str, Any], results_dir: Path) -> list[dict[str, Any]]:
+def _no_stopped_runs(spec: dict[str, Any], results_dir: Path) -> list[RunResult]:
     return []
 
 
@@ -236,9 +240,9 @@ class CheckKind:
 
     subject: str  # the pattern's key naming the algorithm(s) the check is about (unnamed, it runs where one ran)
     algorithms: Callable[[dict[str, Any]], list[str]]  # whose cells the verdict shows
-    value: Callable[[dict[str, Any], dict[str, Any], Path], float | None]  # a run's value, None: not counted
+    value: Callable[[dict[str, Any], RunResult, Path], float | None]  # a run's value, None: not counted
     judge: Callable[[Evidence], dict[str, Any]]
-    stopped_runs: Callable[[dict[str, Any], Path], list[dict[str, Any]]] = _no_stopped_runs  # counted without a result
+    stopped_runs: Callable[[dict[str, Any], Path], list[RunResult]] = _no_stopped_runs  # counted without a result
     present: Callable[[Path], bool] = lambda results_dir: True  # unnamed, the check runs only where this holds
     online: bool = False  # it reads the fine-tuning runs (benchmark/finetune_suite.py) instead of the offline ones
     shown: Callable[[dict[str, Any]], str] = _shown_in_unit  # its effect as the validity table shows it
@@ -270,16 +274,16 @@ def _about_one_that_ran(spec: dict[str, Any], algos: set[str]) -> bool:
     return any(a in algos for a in (subject if isinstance(subject, list) else [subject]))
 
 
-def check_validity(results_dir: str | Path, records: list[dict[str, Any]], names: list[str] | None = None,
+def check_validity(results_dir: str | Path, records: list[RunResult], names: list[str] | None = None,
                    min_seeds: int = MIN_SEEDS) -> list[dict[str, Any]]:
     """Evaluate the checks ``names`` (default: every check whose dataset kinds the runs include)."""
     patterns = load_patterns()
     unknown = sorted(set(names or []) - set(patterns))
     if unknown:
         raise UserInputError(f"unknown validity pattern(s) {', '.join(unknown)}; known: {', '.join(patterns)}")
-    datasets = sorted({r["dataset"] for r in records})
+    datasets = sorted({r.spec.dataset for r in records})
     # {online: the algorithms with runs of that kind}: offline runs, and fine-tuning runs (``online``).
-    algos = {online: {r["algorithm"] for r in records if isinstance(r.get("finetune"), dict) == online}
+    algos = {online: {r.spec.algorithm for r in records if r.finetuned == online}
              for online in (False, True)}
     # Unnamed, a check applies where the suite has its datasets and ran the algorithm it is about.
     chosen = names if names is not None else [p for p, spec in patterns.items() if applicable(spec, datasets)
