@@ -203,15 +203,15 @@ class RunResult:
     @classmethod
     def of_record(cls, record: Mapping[str, Any], status: RunStatus, path: Path | None = None,
                   reason: str | None = None) -> RunResult:
-        final, train = Evaluation.of(record.get("final")), _block(record.get("train"))
-        tune = record.get("finetune")
-        key = NORMALIZED if final.normalized else RAW
+        final, tune = Evaluation.of(record.get("final")), record.get("finetune")
+        key = NORMALIZED if final.normalized else RAW  # the score its curve records (``write_result``)
         curve = tuple(CurvePoint(p.get("step"), p.get(key)) for p in record.get("curve") or () if isinstance(p, Mapping))
-        return cls(RunSpec.from_record(record), status, isinstance(tune, Mapping), reason, path, record.get("steps"),
-                   final, Evaluation.of(record.get("best")), curve, DataFacts.of(record.get("data")),
-                   Finetuning.of(tune) if isinstance(tune, Mapping) else None, record.get("task"),
-                   record.get("checksum"), record.get("dataset_checksum"), record.get("run_dir"), train.get("suite"),
-                   _block(record.get("at_divergence")).get("train/q_mean"), record)
+        return cls(RunSpec.from_record(record), status, finetuned=isinstance(tune, Mapping), reason=reason, path=path,
+                   steps=record.get("steps"), final=final, best=Evaluation.of(record.get("best")), curve=curve,
+                   data=DataFacts.of(record.get("data")), finetuning=Finetuning.of(tune) if isinstance(tune, Mapping) else None,
+                   task=record.get("task"), checksum=record.get("checksum"), dataset_checksum=record.get("dataset_checksum"),
+                   run_dir=record.get("run_dir"), suite=_block(record.get("train")).get("suite"),
+                   q_at_divergence=_block(record.get("at_divergence")).get("train/q_mean"), record=record)
 
     @classmethod
     def unusable(cls, status: RunStatus, path: Path, reason: str) -> RunResult:

@@ -75,3 +75,34 @@ def test_setting_ranges_follow_the_declaration_not_the_name():
         with pytest.raises(UserInputError, match=says):
             make_config(Renamed, {key: value})
     assert make_config(Renamed, {"free_float": "-5"}).free_float == -5.0  # undeclared: any finite number
+
+
+def test_a_run_result_is_read_once_into_typed_fields_and_named_one_way(tmp_path):
+    from d4rl_lite.benchmark.results import ResultSet
+    from d4rl_lite.records import RunResult, RunStatus
+
+    record = {"algorithm": "cql", "dataset": "hopper-medium-v0", "train": {"seed": 2, "suite": "lite"},
+              "sweep": {"cql_weight": 5.0}, "steps": 30, "checksum": "sha256:x",
+              "final": {"step": 30, "eval/normalized_score": 41.0, "eval/return_mean": 1200.0, "eval/success_rate": 0.5},
+              "best": {"step": 20, "eval/normalized_score": 45.0},
+              "curve": [{"step": 20, "eval/normalized_score": 45.0}, {"step": 30, "eval/normalized_score": 41.0}],
+              "data": {"normalized_return": 30.0}}
+    run = RunResult.finished(record, tmp_path / "x" / "result.json")
+    assert run.status is RunStatus.FINISHED and not run.finetuned and run.finetuning is None
+    assert (run.final.normalized_score, run.final.raw_return, run.final.success_rate, run.best.score(True)) == (41.0, 1200.0, 0.5, 45.0)
+    assert [(p.step, p.score) for p in run.curve] == [(20, 45.0), (30, 41.0)] and run.final.score(False) == 1200.0
+    assert (run.data.normalized_return, run.data.online_agent, run.suite, run.steps) == (30.0, None, "lite", 30)
+    assert run.run_id == "cql__hopper-medium-v0__cql_weight=5__seed2" and run.column == "cql[cql_weight=5.0]"
+    tuned = RunResult.finished({**record, "steps": 60, "finetune": {"offline_final": {"eval/normalized_score": 40.0},
+                                                                    "sampling": "uniform", "parent_step": 30}})
+    assert tuned.finetuned and tuned.run_id.endswith("__seed2__finetune")
+    assert (tuned.finetuning.offline_final.normalized_score, tuned.finetuning.parent_step) == (40.0, 30)
+    # A file that cannot be read as a run is known by its directory's name; a fine-tuning run's by its suffix.
+    lost = RunResult.unusable(RunStatus.DIVERGED, tmp_path / "bc__hopper-medium-v0__seed1__finetune" / "diverged.json", "Q")
+    assert lost.finetuned and lost.spec == RunSpec.of("bc", "hopper-medium-v0", 1) and lost.run_id.endswith("__finetune")
+    odd = RunResult.unusable(RunStatus.REFUSED, tmp_path / "my run" / "result.json", "damaged")
+    assert odd.spec is None and odd.run_id == "my run" and str(odd).endswith("my run/result.json: damaged")
+    gone = RunResult.missing(RunSpec.of("bc", "hopper-medium-v0", 0))
+    found = ResultSet((run, tuned, lost, odd, gone))
+    assert found.finished == [run] and found.finetuned == [tuned] and found.refused == [lost, odd]
+    assert found.missing == [gone] and not found.complete and ResultSet((run,)).complete
