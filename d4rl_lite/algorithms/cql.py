@@ -43,7 +43,6 @@ from d4rl_lite.nets import (
     tanh_gaussian_sample,
 )
 
-
 TARGET_ACTIONS = ("sampled", "mean")  # conventions for the next action of the critic's target
 
 
