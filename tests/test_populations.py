@@ -111,6 +111,7 @@ def maze_data(maze_root):
 # Settings that take every branch within 200 updates (warm-ups end at step 50; CQL's Lagrange form).
 POPULATION_CASES = {"bc": {}, "td3_bc": {}, "iql": {}, "awac": {}, "sac": {}, "cql": {"warmup_steps": 50},
                     "cql-lagrange": {"warmup_steps": 50, "lagrange": True},
+                    "cql-mean-target": {"warmup_steps": 50, "target_action": "mean"},
                     "brac_p": {"behavior_pretrain_steps": 50, "warmup_steps": 50},
                     "brac_v": {"behavior_pretrain_steps": 50, "warmup_steps": 50},
                     "bcq": {"vae_hidden": (32, 32)},
