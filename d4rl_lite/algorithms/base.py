@@ -45,6 +45,9 @@ class AlgorithmConfig:
     """Added to every reward after ``reward_scale`` (e.g. -1 for IQL's antmaze setting, r - 1)."""
 
     renamed: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # Settings added after runs were recorded without them, whose default is the behaviour those runs
+    # had: at their default they are left out of a run's identity, so such a run still resumes.
+    added_later: ClassVar[tuple[str, ...]] = ()
 
 
 def training_settings(config: Any) -> AlgorithmConfig:

@@ -81,6 +81,7 @@ class CQLConfig(AlgorithmConfig):
     target_action: str = "sampled"
     """The next action a' of the critic's target: "sampled" a' ~ pi(. | s') (the CQL authors' code, CORL) or
     "mean", the policy's mean action tanh(mu(s')) (d3rlpy's CQL; see benchmarks/peer_scores.py)."""
+    added_later = ("target_action",)
     renamed = {"alpha_lr": ("temperature_lr",), "temperature": ("cql_temperature",),
                "bc_warmup_steps": ("warmup_steps",)}
 
