@@ -15,7 +15,7 @@ from d4rl_lite.algorithms.population import member_state_dict
 from d4rl_lite.algorithms.settings import make_config
 
 # Compiled kernels fuse and reorder float arithmetic: agreement is to rounding, not bit for bit.
-# Measured over 4 updates at 2x256 (scripts in docs/compile.md): at most 2e-6 relative in the
+# Measured over 4 updates at 2x256 (scripts in docs/how-to/compile.md): at most 2e-6 relative in the
 # metrics, 3e-7 in the weights; the bounds leave room for other CPUs' vector widths.
 RTOL, ATOL = 1e-4, 1e-5
 UPDATES = 4  # two actor steps (policy_freq 2), both branches of the update compiled
