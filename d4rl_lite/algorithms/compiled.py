@@ -14,8 +14,8 @@ like their papers. What makes it compile and stay the eager run lives here, once
 Whether an algorithm's compiled update is offered is decided per algorithm from measurement and
 declared on its class (``OfflineAlgorithm.compile_refusal``); ``--compile`` on one that refuses
 stops in one line. Measured here (benchmarks/compile_speed.py, docs/how-to/compile.md): on one CPU
-thread with 2x256 networks the compiled update runs at about eager speed, not faster (the
-matrix products dominate and inductor calls the same kernels), so on CPU ``--compile`` says so.
+thread the compiled update ran at 0.8-1.1x eager solo (2x256) and 0.4-0.8x as a bf16 population
+(2x128): the matrix products dominate and inductor calls the same kernels; so on CPU it says so.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 from d4rl_lite.errors import UserInputError
 
 # What --compile says on a CPU (one line): measured, it does not pay there.
-CPU_NOTE = ("d4rl-lite: --compile on CPU: the compiled update measured about as fast as eager here (0.8-1.1x, "
+CPU_NOTE = ("d4rl-lite: --compile on CPU: the compiled update measured no faster than eager here (0.4-1.1x, "
             "docs/how-to/compile.md); it is meant for GPUs (CUDA graphs)")
 
 

@@ -105,5 +105,5 @@ def compile_arg(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--compile", action="store_true",
                     help=f"compile each update with torch.compile (CUDA graphs on a GPU): the same run within float "
                          f"rounding, recorded in the run's config, not part of its identity; compiling takes tens of "
-                         f"seconds at the start. For {offered} (others are refused). On CPU it measured about as "
-                         f"fast as eager (docs/how-to/compile.md): it is meant for GPUs")
+                         f"seconds at the start. For {offered} (others are refused). On CPU it measured no faster "
+                         f"than eager (docs/how-to/compile.md): it is meant for GPUs")
