@@ -76,6 +76,9 @@ class OfflineAlgorithm:
     # Scalar settings the members of a population may hold different values of (a sweep); ``update``
     # reads each through ``setting(name, like)``.
     sweepable: ClassVar[tuple[str, ...]] = ()
+    # Why ``train --compile`` does not compile this algorithm's update (algorithms/compiled.py), or
+    # None where its compiled update was measured to compile and match its eager one.
+    compile_refusal: ClassVar[str | None] = "its compiled update has not been measured"
 
     def __init__(self, obs_dim: int, act_dim: int, config: Any = None, device: Any = "auto", seed: int = 0,
                  _population_seeds: list[int] | None = None):

@@ -108,6 +108,9 @@ class CQL(OfflineAlgorithm):
     Config = CQLConfig
     supports_population = True
     sweepable = ("cql_weight", "target_action_gap")
+    # Measured (docs/how-to/compile.md): one compiled region holds the actor's sample, whose log-density feeds
+    # both the temperature's and the actor's loss, and two backward passes through it are refused.
+    compile_refusal = "two backward passes share one compiled region"
 
     def setup(self) -> None:
         cfg = self.config

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from d4rl_lite.algorithms.compiled import check_compilable, compile_update
 from d4rl_lite.algorithms.exploration import can_explore
 from d4rl_lite.errors import UserInputError
 from d4rl_lite.files import CorruptFileError, load_state, regular_file_exists
@@ -114,6 +115,8 @@ def finetune_population(parent_runs: list[str | Path], train_config: TrainConfig
     cls = get_algorithm(first.config["algorithm"])
     if not cls.supports_population:
         raise UserInputError(f"{cls.name} cannot be fine-tuned (it does not train as a population)")
+    if tc.compile:
+        check_compilable(cls)
     shared = _shared_part(first, cls.sweepable)
     for p in parents[1:]:
         if _shared_part(p, cls.sweepable) != shared:
@@ -161,6 +164,8 @@ def _finetune_group(cls: Any, dataset: Any, task: Any, tc: TrainConfig, mix: Mix
                           [m.spec.seed for m in members], device=tc.device)
     if not can_explore(algo):
         raise UserInputError(f"{cls.name} has no exploration rule (algorithms/exploration.py); it cannot be fine-tuned")
+    if tc.compile:
+        compile_update(algo)
     with contextlib.ExitStack() as locks:  # every member's run directory, for the whole run
         for m in members:
             locks.enter_context(RunDirLock(m.run))

@@ -31,7 +31,7 @@ RESULT = "result.json"
 DIVERGED = "diverged.json"  # a population member that diverged (the others went on): its error and step
 CONFIG = "config.json"
 # Settings that do not change what a run computes: a run may be continued with other values.
-NOT_IDENTITY = ("steps", "wandb", "wandb_project", "device", "suite", "threads")
+NOT_IDENTITY = ("steps", "wandb", "wandb_project", "device", "suite", "threads", "compile")
 
 
 def resume_members(algo: Any, runs: list[Path], states: list[dict[str, Any] | None], ckpt_paths: list[Path],
