@@ -108,9 +108,11 @@ def gemm_only_seconds(algo, batch, reps: int = 20) -> float:
 
 
 def bench(name: str, overrides: dict, obs_dim: int, act_dim: int, seconds: float,
-          precision: str = "fp32") -> tuple[float, float, float]:
+          precision: str = "fp32", compile: bool = False) -> tuple[float, float, float]:
     """(updates/s, FLOPs per update, seconds per update of its GEMMs alone); ``precision="bf16"``
-    times the updates under bf16 autocast, as ``train --precision bf16`` runs them."""
+    times the updates under bf16 autocast, as ``train --precision bf16`` runs them; ``compile``
+    times the compiled update (``train --compile``; FLOPs and GEMMs counted on the eager one,
+    compilation done before the timing)."""
     import contextlib
 
     import torch
@@ -122,6 +124,14 @@ def bench(name: str, overrides: dict, obs_dim: int, act_dim: int, seconds: float
     flops = counter.get_total_flops()
     gemm_s = gemm_only_seconds(algo, batch)
     cast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    if compile:
+        from d4rl_lite.algorithms.compiled import compile_update
+
+        compile_update(algo, quiet=True)
+        with cast:
+            for _ in range(3):  # compiled before the timing, both branches of an update that alternates
+                algo.update(batch())
+                algo.step += 1
     with cast:
         algo.update(batch())  # (a first bf16 update packs its weights)
         done, t0 = 0, time.perf_counter()

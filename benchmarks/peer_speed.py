@@ -75,7 +75,7 @@ print(json.dumps({"updates_per_s": done / (time.perf_counter() - t0), "flops": c
 '''
 
 
-def ours(name: str, seconds: float, precision: str = "fp32") -> tuple[float, float]:
+def ours(name: str, seconds: float, precision: str = "fp32", compile: bool = False) -> tuple[float, float]:
     from algo_speed import bench
 
     from d4rl_lite.algorithms import get_algorithm
@@ -83,7 +83,7 @@ def ours(name: str, seconds: float, precision: str = "fp32") -> tuple[float, flo
     fields = get_algorithm(name).Config.__dataclass_fields__
     overrides = {k: tuple(HIDDEN) for k in fields if k.endswith("hidden")}
     overrides["batch_size"] = BATCH
-    updates_per_s, flops, _ = bench(name, overrides, OBS_DIM, ACT_DIM, seconds, precision)
+    updates_per_s, flops, _ = bench(name, overrides, OBS_DIM, ACT_DIM, seconds, precision, compile)
     return updates_per_s, flops
 
 
@@ -112,6 +112,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="our side under bf16 autocast (train --precision bf16); d3rlpy stays fp32")
+    p.add_argument("--compile", action="store_true",
+                   help="our side's compiled update (train --compile; algorithms it does not compile are skipped); "
+                        "d3rlpy stays eager")
     args = p.parse_args()
     if not os.path.exists(args.peer_python):
         sys.exit(f"no python at {args.peer_python}: create the d3rlpy venv first (see this script's docstring)")
@@ -119,11 +122,20 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    print(f"1 thread, obs {OBS_DIM}, act {ACT_DIM}, batch {BATCH}, networks {HIDDEN}, ours in {args.precision}")
+    from d4rl_lite.algorithms import get_algorithm
+    from d4rl_lite.algorithms.compiled import compile_refusal
+
+    if args.compile:
+        skipped = [name for name in args.algos if compile_refusal(get_algorithm(name))]
+        args.algos = [name for name in args.algos if name not in skipped]
+        if skipped:
+            print(f"not compiled (train --compile refuses them): {', '.join(skipped)}")
+    print(f"1 thread, obs {OBS_DIM}, act {ACT_DIM}, batch {BATCH}, networks {HIDDEN}, ours in {args.precision}"
+          + (", compiled" if args.compile else ""))
     print(f"{'algorithm':<10}{'ours upd/s':>11}{'d3rlpy upd/s':>13}{'ratio':>8}{'ours GFLOP/s':>14}{'d3rlpy GFLOP/s':>16}{'ratio':>8}")
     version = "?"
     for name in args.algos:
-        ups, flops = ours(name, args.seconds, args.precision)
+        ups, flops = ours(name, args.seconds, args.precision, args.compile)
         other = peer(args.peer_python, name, args.seconds)
         version = other["version"]
         g_ours, g_peer = ups * flops / 1e9, other["updates_per_s"] * other["flops"] / 1e9

@@ -1,4 +1,4 @@
-"""Populations and bf16: member-updates per second against solo runs, in one run (issue 19).
+"""Populations and bf16: member-updates per second against solo runs, in one run.
 
 For every algorithm, at the `lite` suite's configuration (2x128 networks, batch 256) and at the
 reference one (each algorithm's defaults), on one thread:

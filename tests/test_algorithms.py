@@ -439,6 +439,33 @@ def test_cql_lagrange_averages_the_critics_in_the_alpha_prime_loss(maze_data):
     assert float(metrics["train/alpha_prime_loss"]) == pytest.approx(expected, rel=1e-5)
 
 
+def test_cql_target_action_mean_puts_the_policys_mean_action_in_the_target(maze_data):
+    """target_action="mean" (d3rlpy's convention) values the target at tanh(mu(s')) instead of a sample;
+    every other draw of the update stays the same, so the actor's step (before the critic's) agrees and
+    the critic's Bellman error does not."""
+    batch = None
+    runs = {}
+    for convention in ("sampled", "mean"):
+        algo, data, gen = tiny_algorithm("cql", maze_data, 10, target_action=convention, warmup_steps=0)
+        batch = data.sample(128, gen) if batch is None else batch
+        obs, next_obs = batch["observations"], batch["next_observations"]
+        fork = torch.get_rng_state()  # a solo run draws from torch's global stream, seeded by the algorithm
+        sampled = algo._sample_actions(obs, next_obs, algo.config.num_sampled_actions)
+        torch.set_rng_state(fork)  # the update draws what was just looked at
+        with torch.no_grad():
+            mode = torch.tanh(algo.actor.distribution_params(next_obs)[0])
+        runs[convention] = (sampled, algo.update(batch))
+    (mean_draw, mean_metrics), (draw, metrics) = runs["mean"], runs["sampled"]
+    assert torch.equal(mean_draw.next, mode)
+    assert (draw.next - mode).abs().max() > 1e-2  # the default samples around it
+    for field in ("uniform", "current", "following"):
+        assert torch.equal(getattr(draw, field), getattr(mean_draw, field))
+    assert torch.equal(metrics["train/actor_loss"], mean_metrics["train/actor_loss"])
+    assert not torch.equal(metrics["train/bellman_loss"], mean_metrics["train/bellman_loss"])
+    with pytest.raises(ValueError, match="target_action must be one of sampled, mean, got 'mode'"):
+        make_config(get_algorithm("cql").Config, {"target_action": "mode"})
+
+
 def test_every_setting_is_documented_where_it_is_declared():
     from d4rl_lite.algorithms.settings import setting_docs
 

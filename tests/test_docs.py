@@ -3,6 +3,7 @@ and its examples run as written (the README's rule, tests/test_readme.py, applie
 
 from __future__ import annotations
 
+import argparse
 import ast
 import json
 import os
@@ -172,8 +173,23 @@ def test_every_environment_variable_the_package_reads_is_documented():
     assert documented - read == set(), "documented, not read by the package"
 
 
+TRACKER_WORDS = r"\b[Ii]ssues? \d+|\bthe issue\b"
+
+
 def test_user_facing_text_does_not_speak_of_the_tracker():
     texts = [REPO / "README.md", REPO / "CHANGELOG.md", *PAGES, *STORIES]
     for path in texts:
-        found = re.findall(r"\b[Ii]ssues? \d+|\bthe issue\b", path.read_text())
+        found = re.findall(TRACKER_WORDS, path.read_text())
         assert not found, f"{path.relative_to(REPO)}: {found}"
+
+
+def test_suite_descriptions_and_help_do_not_speak_of_the_tracker():
+    from d4rl_lite.cli import build_parser
+
+    for path in sorted((REPO / "d4rl_lite/benchmark/suites").glob("*.json")):
+        found = re.findall(TRACKER_WORDS, json.loads(path.read_text()).get("description", ""))
+        assert not found, f"{path.relative_to(REPO)}: {found}"
+    verbs = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in verbs.choices.items():
+        found = re.findall(TRACKER_WORDS, parser.format_help())
+        assert not found, f"d4rl-lite {name} --help: {found}"

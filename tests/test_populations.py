@@ -111,6 +111,7 @@ def maze_data(maze_root):
 # Settings that take every branch within 200 updates (warm-ups end at step 50; CQL's Lagrange form).
 POPULATION_CASES = {"bc": {}, "td3_bc": {}, "iql": {}, "awac": {}, "sac": {}, "cql": {"warmup_steps": 50},
                     "cql-lagrange": {"warmup_steps": 50, "lagrange": True},
+                    "cql-mean-target": {"warmup_steps": 50, "target_action": "mean"},
                     "brac_p": {"behavior_pretrain_steps": 50, "warmup_steps": 50},
                     "brac_v": {"behavior_pretrain_steps": 50, "warmup_steps": 50},
                     "bcq": {"vae_hidden": (32, 32)},
@@ -204,6 +205,28 @@ def test_bf16_is_part_of_a_runs_identity(maze_data, tmp_path):
     with pytest.raises(ValueError, match="precision must be fp32 or bf16"):
         train("td3_bc", maze_data, TrainConfig(precision="fp16", **config), {}, run_dir=tmp_path / "s")
     assert not (tmp_path / "s").exists()
+
+
+def test_a_run_recorded_before_a_setting_existed_resumes_at_its_default(maze_data, tmp_path):
+    """CQL's target_action came after CQL runs were recorded: at its default (their behaviour) it is
+    not part of the identity, so such a run resumes; another value is another run."""
+    from d4rl_lite.files import read_record, write_record
+    from d4rl_lite.training.offline import TrainConfig, train
+    from d4rl_lite.training.run_files import run_identity
+
+    config = dict(seed=0, device="cpu", log_every=5, eval_every=5, eval_episodes=1, checkpoint_every=5)
+    settings = {"hidden": (16,), "warmup_steps": 0, "num_sampled_actions": 2}
+    train("cql", maze_data, TrainConfig(steps=5, **config), settings, run_dir=tmp_path / "r")
+    path = tmp_path / "r/config.json"
+    recorded = read_record(path, "run config")
+    older = {**recorded, "algo": {k: v for k, v in recorded["algo"].items() if k != "target_action"}}
+    older.pop("checksum", None)
+    assert recorded["algo"]["target_action"] == "sampled" and run_identity(older) == run_identity(recorded)
+    write_record(path, older)  # as a run written before the setting existed
+    with pytest.raises(ValueError, match=r"another configuration \(algo.target_action: \(none\) -> mean\)"):
+        train("cql", maze_data, TrainConfig(steps=10, **config), {**settings, "target_action": "mean"},
+              run_dir=tmp_path / "r")
+    assert train("cql", maze_data, TrainConfig(steps=10, **config), settings, run_dir=tmp_path / "r")["steps"] == 10
 
 
 def test_a_populations_evaluation_gives_each_member_its_own_results(maze_data):

@@ -57,6 +57,7 @@ class AWAC(OfflineAlgorithm):
     Config = AWACConfig
     supports_population = True
     sweepable = ("beta",)
+    compile_refusal = None  # measured: docs/how-to/compile.md
 
     def setup(self) -> None:
         cfg = self.config

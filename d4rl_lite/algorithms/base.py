@@ -45,6 +45,9 @@ class AlgorithmConfig:
     """Added to every reward after ``reward_scale`` (e.g. -1 for IQL's antmaze setting, r - 1)."""
 
     renamed: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # Settings added after runs were recorded without them, whose default is the behaviour those runs
+    # had: at their default they are left out of a run's identity, so such a run still resumes.
+    added_later: ClassVar[tuple[str, ...]] = ()
 
 
 def training_settings(config: Any) -> AlgorithmConfig:
@@ -73,6 +76,9 @@ class OfflineAlgorithm:
     # Scalar settings the members of a population may hold different values of (a sweep); ``update``
     # reads each through ``setting(name, like)``.
     sweepable: ClassVar[tuple[str, ...]] = ()
+    # Why ``train --compile`` does not compile this algorithm's update (algorithms/compiled.py), or
+    # None where its compiled update was measured to compile and match its eager one.
+    compile_refusal: ClassVar[str | None] = "its compiled update has not been measured"
 
     def __init__(self, obs_dim: int, act_dim: int, config: Any = None, device: Any = "auto", seed: int = 0,
                  _population_seeds: list[int] | None = None):

@@ -36,6 +36,7 @@ class BC(OfflineAlgorithm):
     name = "bc"
     Config = BCConfig
     supports_population = True
+    compile_refusal = None  # measured: docs/how-to/compile.md
 
     def setup(self) -> None:
         self.actor = self.network(lambda: DeterministicActor(self.obs_dim, self.act_dim, self.config.actor_hidden))

@@ -4,6 +4,7 @@ The critic minimises, besides the Bellman error, log-sum-exp of Q over sampled a
 the dataset's actions: Q is pushed down away from the data and up on it.
 
     critics: L(Q_i) = E_D (Q_i(s, a) - y)^2 + w * gap_i,   y = r + gamma (1 - d) min_j Q'_j(s', a'), a' ~ pi(s')
+             (target_action="mean": a' = tanh(mean of pi(s')), as d3rlpy)
              gap_i = E_D [ T log sum_{a~} exp(Q_i(s, a~) / T) - Q_i(s, a) ]   over uniform, pi(s) and pi(s')
              actions, each corrected by its log-density (T = cql_temperature, w = cql_weight)
     Lagrange (lagrange=True): w becomes alpha' * cql_weight on gap_i - target_action_gap, and
@@ -30,6 +31,7 @@ from d4rl_lite.algorithms.base import (
     optimize,
 )
 from d4rl_lite.algorithms.settings import Count, Layers, LearningRate, Rate, Steps
+from d4rl_lite.errors import UserInputError
 from d4rl_lite.nets import (
     QEnsemble,
     TanhGaussianPolicy,
@@ -40,6 +42,8 @@ from d4rl_lite.nets import (
     soft_update,
     tanh_gaussian_sample,
 )
+
+TARGET_ACTIONS = ("sampled", "mean")  # conventions for the next action of the critic's target
 
 
 @dataclass
@@ -74,14 +78,22 @@ class CQLConfig(AlgorithmConfig):
     """First updates: the actor learns by behaviour cloning (likelihood of the data), without Q."""
     backup_entropy: bool = False
     """Subtract the entropy term alpha * log pi(a' | s') in the critic's target, as SAC does (off, as in CORL)."""
+    target_action: str = "sampled"
+    """The next action a' of the critic's target: "sampled" a' ~ pi(. | s') (the CQL authors' code, CORL) or
+    "mean", the policy's mean action tanh(mu(s')) (d3rlpy's CQL; see benchmarks/peer_scores.py)."""
+    added_later = ("target_action",)
     renamed = {"alpha_lr": ("temperature_lr",), "temperature": ("cql_temperature",),
                "bc_warmup_steps": ("warmup_steps",)}
+
+    def validate(self) -> None:
+        if self.target_action not in TARGET_ACTIONS:
+            raise UserInputError(f"target_action must be one of {', '.join(TARGET_ACTIONS)}, got {self.target_action!r}")
 
 
 class SampledActions(NamedTuple):
     """The actions the critic phase samples; the last three blocks hold n per state, rows grouped by state."""
 
-    next: torch.Tensor  # a' ~ pi(s'), one per next state, for the target
+    next: torch.Tensor  # a' ~ pi(s') (or its mean action, target_action="mean"), one per next state, for the target
     next_logp: torch.Tensor
     uniform: torch.Tensor  # uniform on [-1, 1]^|A|
     current: torch.Tensor  # ~ pi(. | s)
@@ -96,6 +108,9 @@ class CQL(OfflineAlgorithm):
     Config = CQLConfig
     supports_population = True
     sweepable = ("cql_weight", "target_action_gap")
+    # Measured (docs/how-to/compile.md): one compiled region holds the actor's sample, whose log-density feeds
+    # both the temperature's and the actor's loss, and two backward passes through it are refused.
+    compile_refusal = "two backward passes share one compiled region"
 
     def setup(self) -> None:
         cfg = self.config
@@ -116,7 +131,10 @@ class CQL(OfflineAlgorithm):
         the actor runs once, on s' and s together, each state's n samples sharing its one output."""
         (mean_next, log_std_next), (mean_now, log_std_now) = batched_call(self.actor.distribution_params,
                                                                           [(next_obs,), (obs,)])
-        nxt, nxt_logp = tanh_gaussian_sample(mean_next, log_std_next, randn(mean_next.shape, mean_next, self.noise))
+        # the noise is drawn under either convention, so the other samples stay the same draws
+        noise = randn(mean_next.shape, mean_next, self.noise)
+        nxt, nxt_logp = tanh_gaussian_sample(mean_next, log_std_next,
+                                             None if self.config.target_action == "mean" else noise)
         rows = (*obs.shape[:-2], obs.shape[-2] * n, self.act_dim)
         uniform = rand_uniform(rows, like=obs, generator=self.noise) * 2 - 1
         cur, cur_logp = tanh_gaussian_sample(repeat_rows(mean_now, n), repeat_rows(log_std_now, n),

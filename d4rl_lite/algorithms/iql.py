@@ -58,6 +58,7 @@ class IQL(OfflineAlgorithm):
     Config = IQLConfig
     supports_population = True
     sweepable = ("expectile", "beta")
+    compile_refusal = None  # measured: docs/how-to/compile.md
 
     def setup(self) -> None:
         cfg = self.config

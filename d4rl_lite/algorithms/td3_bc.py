@@ -57,6 +57,7 @@ class TD3BC(OfflineAlgorithm):
     Config = TD3BCConfig
     supports_population = True
     sweepable = ("rl_weight",)
+    compile_refusal = None  # measured: docs/how-to/compile.md
 
     def setup(self) -> None:
         cfg = self.config

@@ -154,7 +154,7 @@ def finetune_group(suite: Any, algorithm: str, dataset: str, seeds: list[int], r
     tc = TrainConfig(steps=plan.env_steps, seed=ready[0], device=device, log_every=suite.log_every,
                      eval_every=plan.eval_every or suite.eval_every, eval_episodes=suite.eval_episodes,
                      checkpoint_every=suite.checkpoint_every, wandb=wandb, wandb_project=f"d4rl-lite-{suite.name}",
-                     precision=suite.precision, suite=suite.name)
+                     precision=suite.precision, compile=suite.compile, suite=suite.name)
     while True:
         try:
             records = finetune_population([results_dir / RunSpec.of(algorithm, dataset, s).run_id for s in ready], tc,

@@ -91,7 +91,7 @@ def run_group(suite_dict: dict[str, Any], algo: str, dataset: str, seeds: list[i
     tc = TrainConfig(steps=suite.steps_on(dataset), seed=seeds[0], device=device, log_every=suite.log_every,
                      eval_every=suite.eval_every_on(dataset), eval_episodes=suite.eval_episodes,
                      checkpoint_every=suite.checkpoint_every, wandb=wandb, wandb_project=f"d4rl-lite-{suite.name}",
-                     precision=suite.precision, suite=suite.name)
+                     precision=suite.precision, compile=suite.compile, suite=suite.name)
     records = train_population(algo, load_dataset(dataset, root=root), tc, suite.algo_settings(algo, dataset), seeds,
                                [Path(results_dir) / RunSpec.of(algo, dataset, s).run_id for s in seeds])
     tuned = finetune_group(suite, algo, dataset, seeds, Path(results_dir), root, device, wandb)  # the suite's online phase

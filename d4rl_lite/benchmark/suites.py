@@ -60,6 +60,7 @@ class Suite:
     description: str = ""
     imports: list[str] = field(default_factory=list)  # modules registering user algorithms; run only when allowed
     precision: str = "fp32"  # "bf16": the updates' matrix products under bf16 autocast (train --precision)
+    compile: bool = False  # torch.compile of the updates (train --compile); refused for an algorithm it does not compile
     # The validity checks (benchmark/patterns.json) its report evaluates; None: those its datasets allow.
     patterns: list[str] | None = None
     # {algorithm: the datasets it runs on}: for an algorithm too costly to run everywhere (its other
@@ -131,6 +132,7 @@ class Suite:
              "imports must be a list of module names (my_algo, package.my_algo)")
         need(isinstance(self.description, str), "description must be a string")
         need(self.precision in ("fp32", "bf16"), f"precision must be \"fp32\" or \"bf16\", got {self.precision!r}")
+        need(isinstance(self.compile, bool), f"compile must be true or false, got {self.compile!r}")
         if self.patterns is not None:
             from d4rl_lite.benchmark.patterns import load_patterns
 
@@ -160,6 +162,7 @@ class Suite:
         """Algorithm and dataset names that exist and make safe directory names; the ``known``
         algorithms' own settings exist in their configs; ``only_on`` names the suite's own."""
         from d4rl_lite.algorithms import get_algorithm
+        from d4rl_lite.algorithms.compiled import check_compilable
         from d4rl_lite.algorithms.settings import make_config
         from d4rl_lite.datasets.catalogue import parse_dataset_name
 
@@ -167,6 +170,8 @@ class Suite:
             self._name_of(algo, "algorithm")
         for algo in known:
             make_config(get_algorithm(algo).Config, self.algo_settings(algo))  # unknown names/keys raise here
+            if self.compile:
+                check_compilable(get_algorithm(algo))
         for name in self.datasets:
             parse_dataset_name(name)
             self._name_of(name, "dataset (its catalogue name, e.g. hopper-random-v0)")

@@ -94,3 +94,16 @@ def parse_settings(items: list[str] | None) -> dict[str, str]:
             raise UserInputError(f"--set expects KEY=VALUE, got {item!r}")
         out[key.strip()] = value.strip()
     return out
+
+
+def compile_arg(sp: argparse.ArgumentParser) -> None:
+    """--compile, naming the algorithms whose update it compiles (their classes declare it)."""
+    from d4rl_lite.algorithms import ALGORITHMS
+    from d4rl_lite.algorithms.compiled import compile_refusal
+
+    offered = ", ".join(sorted(n for n, cls in ALGORITHMS.items() if not compile_refusal(cls)))
+    sp.add_argument("--compile", action="store_true",
+                    help=f"compile each update with torch.compile (CUDA graphs on a GPU): the same run within float "
+                         f"rounding, recorded in the run's config, not part of its identity; compiling takes tens of "
+                         f"seconds at the start. For {offered} (others are refused). On CPU it measured no faster "
+                         f"than eager (docs/how-to/compile.md): it is meant for GPUs")

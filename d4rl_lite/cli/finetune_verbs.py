@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from d4rl_lite.cli.arguments import DEVICE_HELP, root_arg, schedule_args
+from d4rl_lite.cli.arguments import DEVICE_HELP, compile_arg, root_arg, schedule_args
 from d4rl_lite.errors import UserInputError
 
 
@@ -56,6 +56,7 @@ def add_finetune(sub: argparse._SubParsersAction) -> None:
                     help="bf16: the updates' matrix products under bf16 autocast")
     sp.add_argument("--threads", type=int, default=defaults.threads,
                     help=f"CPU threads for the updates (default {defaults.threads}; not part of a run's identity)")
+    compile_arg(sp)
     sp.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (offline without a key)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_finetune)
@@ -70,7 +71,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         raise UserInputError(f"give one --run-dir per RUN_DIR ({len(args.runs)}), or none for the default names")
     tc = TrainConfig(steps=args.env_steps, device=args.device, log_every=args.log_every, eval_every=args.eval_every,
                      eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every, wandb=args.wandb,
-                     precision=args.precision, threads=args.threads)
+                     precision=args.precision, threads=args.threads, compile=args.compile)
     records = finetune_population(args.runs, tc, Mix(args.sampling, args.online_fraction), args.run_dir,
                                   progress=not args.quiet, root=args.root)
     for parent, record in zip(args.runs, records):

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from d4rl_lite.cli.arguments import (DEVICE_HELP, parse_settings, root_arg, schedule_args, seed_list, seed_number,
+from d4rl_lite.cli.arguments import (DEVICE_HELP, compile_arg, parse_settings, root_arg, schedule_args, seed_list, seed_number,
                                      sweep_values)
 from d4rl_lite.errors import UserInputError
 
@@ -52,6 +52,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                     help=f"CPU threads for the updates (default {train_defaults.threads}: small networks gain nothing "
                          "from more, and lose much when another process shares the cores; recorded in the run's "
                          "config, not part of its identity)")
+    compile_arg(sp)
     sp.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="algorithm settings, e.g. --set cql_weight=10 --set hidden=256,256")
     schedule_args(sp, train_defaults)
@@ -120,6 +121,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from d4rl_lite.training.offline import TrainConfig, default_run_dir, train_population
 
     sweeps, settings = _sweeps_and_settings(args)
+    if args.compile:  # before the dataset is read
+        from d4rl_lite.algorithms import get_algorithm
+        from d4rl_lite.algorithms.compiled import check_compilable
+
+        check_compilable(get_algorithm(args.algo))
     dataset = load_dataset(args.dataset, root=args.root)
     # Members: every combination of the swept values, each with every seed.
     combos = [dict(zip(sweeps, values)) for values in itertools.product(*sweeps.values())]
@@ -129,7 +135,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     tc = TrainConfig(steps=args.steps, seed=seeds[0], device=args.device, log_every=args.log_every,
                      eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                      checkpoint_every=args.checkpoint_every, wandb=args.wandb, precision=args.precision,
-                     threads=args.threads)
+                     threads=args.threads, compile=args.compile)
     if (args.seeds or sweeps) and args.run_dir:
         name = dataset.metadata.get("name", "dataset")
         run_dirs = [Path(args.run_dir) / default_run_dir(args.algo, name, s, m).name

@@ -164,7 +164,7 @@ def tanh_gaussian_sample(mean: torch.Tensor, log_std: torch.Tensor,
 
 
 # Devices on which batched_call concatenates. A GPU update is launch-bound: one call per layer instead of
-# several pays. On the CPU (one thread) it measured slower (issue 35: CQL's critics' forward and backward
+# several pays. On the CPU (one thread) it measured slower (CQL's critics' forward and backward
 # on data, uniform, pi(s) and pi(s') actions in one call, 0.70x at 2x128 with 5 members, 0.93x at 2x256
 # solo): the larger activations leave the caches. There the groups run one by one.
 CONCATENATE_ON = {"cuda"}

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from d4rl_lite.algorithms.compiled import check_compilable, compile_update
 from d4rl_lite.algorithms.exploration import can_explore
 from d4rl_lite.errors import UserInputError
 from d4rl_lite.files import CorruptFileError, load_state, regular_file_exists
@@ -109,6 +110,8 @@ def finetune_population(parent_runs: list[str | Path], train_config: TrainConfig
     if too_big:  # before the dataset is read or a run directory made
         raise UserInputError(too_big)
     cls = _population_algorithm(parents)
+    if tc.compile:
+        check_compilable(cls)
     dataset = _parents_dataset(first, root)
     online_settings = finetune_settings(cls.name)
     members = [(_member(cls, p, run, tc, mix, online_settings), p) for p, run in zip(parents, runs)]
@@ -181,6 +184,8 @@ def _finetune_group(cls: Any, dataset: Any, task: Any, tc: TrainConfig, mix: Mix
                           [m.spec.seed for m in members], device=tc.device)
     if not can_explore(algo):
         raise UserInputError(f"{cls.name} has no exploration rule (algorithms/exploration.py); it cannot be fine-tuned")
+    if tc.compile:
+        compile_update(algo)
     with contextlib.ExitStack() as locks:  # every member's run directory, for the whole run
         for m in members:
             locks.enter_context(RunDirLock(m.run))

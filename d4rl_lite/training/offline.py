@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from d4rl_lite.algorithms.base import check_sweepable, training_settings
+from d4rl_lite.algorithms.compiled import check_compilable, compile_update
 from d4rl_lite.datasets.offline import OfflineDataset
 from d4rl_lite.errors import UserInputError
 from d4rl_lite.files import load_state
@@ -61,6 +62,8 @@ class TrainConfig:
     # intra-op thread and lose much when cores are shared (a 2-member CQL population at 2x128 beside
     # one other process: 80 s for 300 updates with all cores, 25 s with one). Not part of a run's identity.
     threads: int = 1
+    # torch.compile of the updates (algorithms/compiled.py); not part of a run's identity.
+    compile: bool = False
 
     def validate(self) -> None:
         for name in ("steps", "log_every", "eval_every", "checkpoint_every", "threads"):
@@ -164,6 +167,8 @@ def train_population(
     cls = get_algorithm(algo_name)
     if len(seeds) > 1 and not cls.supports_population:
         raise UserInputError(f"{algo_name} does not train as a population; train its seeds one at a time (--seed)")
+    if tc.compile:
+        check_compilable(cls)
     check_sweepable(algo_name, cls.sweepable, {key for m in swept for key in m})
     task = get_task(dataset.metadata["task"])
     by_domain = domain_settings(algo_name, task.domain, task.name)  # the reference settings for this kind of task ...
@@ -227,6 +232,8 @@ def _train_group(cls: Any, dataset: OfflineDataset, task: Any, tc: TrainConfig, 
         algo = cls.population(task.observation_dim, task.action_dim, [m.config for m in members], seeds, device=tc.device)
     else:
         algo = cls(task.observation_dim, task.action_dim, members[0].config, device=tc.device, seed=seeds[0])
+    if tc.compile:
+        compile_update(algo)
     locks = []
     try:
         for m in members:
@@ -283,6 +290,8 @@ def _train_locked(algo: Any, task: Any, dataset: OfflineDataset, tc: TrainConfig
                     record_divergence(e, active, diverged)
                     raise
                 algo, active, guard, values = drop_diverged(e, algo, active, q_bound, diverged)
+                if tc.compile:  # the smaller population is a new instance
+                    compile_update(algo, quiet=True)
                 step = e.step
                 hooks = MemberHooks([m.hooks for m in active])
                 # What was due at that step, for the members that go on (their checks passed again).

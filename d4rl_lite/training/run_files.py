@@ -31,7 +31,7 @@ RESULT = "result.json"
 DIVERGED = "diverged.json"  # a population member that diverged (the others went on): its error and step
 CONFIG = "config.json"
 # Settings that do not change what a run computes: a run may be continued with other values.
-NOT_IDENTITY = ("steps", "wandb", "wandb_project", "device", "suite", "threads")
+NOT_IDENTITY = ("steps", "wandb", "wandb_project", "device", "suite", "threads", "compile")
 
 
 def resume_members(algo: Any, runs: list[Path], states: list[dict[str, Any] | None], ckpt_paths: list[Path],
@@ -146,10 +146,25 @@ def reference_record(task_name: str) -> dict[str, Any] | None:
 
 
 def _identity_fields(record: dict[str, Any]) -> dict[str, Any]:
-    """The config record without what may change between sessions of one run (NOT_IDENTITY)."""
+    """The config record without what may change between sessions of one run (NOT_IDENTITY), and
+    without the algorithm's settings added later while at their default (``added_later``)."""
     plain = {k: v for k, v in json.loads(json.dumps(record)).items() if k not in ("run_uid", "checksum")}
     plain["train"] = {k: v for k, v in plain["train"].items() if k not in NOT_IDENTITY}
+    if isinstance(plain.get("algo"), dict):
+        defaults = _added_later_defaults(str(plain.get("algorithm")))
+        plain["algo"] = {k: v for k, v in plain["algo"].items() if k not in defaults or v != defaults[k]}
     return plain
+
+
+def _added_later_defaults(algorithm: str) -> dict[str, Any]:
+    """{setting: default} of an algorithm's settings added after runs were recorded without them."""
+    import dataclasses
+
+    from d4rl_lite.algorithms import ALGORITHMS
+
+    config = getattr(ALGORITHMS.get(algorithm), "Config", None)
+    later = getattr(config, "added_later", ())
+    return {f.name: f.default for f in dataclasses.fields(config) if f.name in later} if later else {}
 
 
 def run_identity(record: dict[str, Any]) -> str:
