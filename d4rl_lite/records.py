@@ -19,6 +19,11 @@ SEP = "__"  # between the parts of a run id: names of algorithms, datasets and s
 FINETUNE_SUFFIX = SEP + "finetune"
 
 
+def count_label(n: int, noun: str) -> str:
+    """"1 dataset", "3 datasets"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def shown(value: Any) -> str:
     """A setting's value as a name shows it: 5.0 -> 5, 0.0001 -> 0.0001."""
     return f"{value:.10g}" if isinstance(value, float) else str(value)

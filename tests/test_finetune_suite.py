@@ -50,7 +50,10 @@ def test_a_suite_trains_offline_then_fine_tunes_and_reports_both(tmp_path, capsy
     from d4rl_lite.files import read_record
 
     suite, results, root = Suite.load(suite_file(tmp_path)), tmp_path / "res", tmp_path / "root"
-    assert run_suite(suite, results, workers=1, root=root, log=lambda _: None)["done"] == 4
+    lines: list[str] = []
+    assert run_suite(suite, results, workers=1, root=root, log=lines.append)["done"] == 4
+    # the online phase reports its evaluations over env steps, as the offline one over updates
+    assert any(line.startswith(f"  awac__{DATASET}__seeds0,1__finetune: 30/60 env steps") for line in lines), lines
     for seed in (0, 1):  # awac's runs went on online, bc's did not (the block names awac only)
         tuned = read_record(results / finetune_run_id("awac", DATASET, seed) / "result.json", "result")
         parent = read_record(results / f"awac__{DATASET}__seed{seed}" / "result.json", "result")

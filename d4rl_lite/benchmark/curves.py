@@ -9,8 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from d4rl_lite.benchmark.table import count_label
-from d4rl_lite.records import RunResult
+from d4rl_lite.records import RunResult, count_label
 
 
 def plot_learning_curves(results: list[RunResult], path: str | Path) -> Path:

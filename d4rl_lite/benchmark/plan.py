@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from d4rl_lite.errors import UserInputError
+from d4rl_lite.records import count_label
 
 JOB_OVERHEAD_S = 1.0  # a job's dataset load and env creation in a running worker (0.5-2 s here)
 CALIBRATION_UPDATES = 12
@@ -215,7 +216,7 @@ def print_plan(suite: Any, workers: int, population: bool, device: str, todo: li
         log(f"not measured: {', '.join(unknown)}, which the suite's imports register; --plan never runs a suite's "
             "imports (bench runs them with --allow-imports)")
         todo = [run for run in todo if run[0] not in unknown]
-    log(f"plan of suite {suite.name} on this machine ({os.cpu_count()} CPU cores, {device}, {workers} workers, "
+    log(f"plan of suite {suite.name} on this machine ({os.cpu_count()} CPU cores, {device}, {count_label(workers, 'worker')}, "
         f"{suite.precision}; calibrating each job for a few seconds ...)")
     cache: dict[tuple[Any, ...], tuple[float, float]] = {}
     costs, wall = plan_suite(suite, workers, population, device, todo, cache)
@@ -232,7 +233,7 @@ def print_plan(suite: Any, workers: int, population: bool, device: str, todo: li
     log(f"{runs} runs in {len(costs)} jobs: {sum(c.updates for c in costs):,} updates, up to "
         f"{sum(c.env_steps for c in costs):,} environment steps of evaluation"
         + (" and online fine-tuning" if getattr(suite, "finetune", None) else ""))
-    log(f"projected wall time: {duration(wall)} with {workers} workers "
+    log(f"projected wall time: {duration(wall)} with {count_label(workers, 'worker')} "
         f"({duration(sum(c.seconds for c in costs))} of work; missing datasets are built first, not counted)")
     if population and len(costs) < runs:
         solo, solo_wall = plan_suite(suite, workers, False, device, todo, cache)

@@ -89,12 +89,17 @@ class JobProgress:
     the last (the last is the job's 'finished' line), and one after ``quiet_s`` of training
     without an evaluation."""
 
-    def __init__(self, name: str, run_dirs: list[Path], total_steps: int, quiet_s: float = QUIET_S):
-        self.name, self.total, self.quiet_s = name, total_steps, quiet_s
+    def __init__(self, name: str, run_dirs: list[Path], total_steps: int, quiet_s: float = QUIET_S,
+                 unit: str = "updates", then: JobProgress | None = None):
+        self.name, self.total, self.quiet_s, self.unit = name, total_steps, quiet_s, unit
         self.runs = [_RunLog(Path(d) / "log.jsonl") for d in run_dirs]
         self.shown_step, self.shown_at, self.score = -1, time.monotonic(), ""
+        self.then = then  # the job's next phase (a suite's online fine-tuning of the same seeds)
 
     def lines(self) -> list[str]:
+        return self._own_lines() + (self.then.lines() if self.then is not None else [])
+
+    def _own_lines(self) -> list[str]:
         by_step: dict[int, list[dict[str, Any]]] = {}
         for run in self.runs:
             run.read()
@@ -116,4 +121,4 @@ class JobProgress:
 
     def _line(self, step: int, speed_text: str) -> str:
         self.shown_step, self.shown_at = step, time.monotonic()
-        return f"  {self.name}: {step:,}/{self.total:,} updates{speed_text}{self.score}"
+        return f"  {self.name}: {step:,}/{self.total:,} {self.unit}{speed_text}{self.score}"

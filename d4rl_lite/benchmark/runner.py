@@ -15,7 +15,7 @@ from typing import Any
 from d4rl_lite.benchmark.suites import Suite
 from d4rl_lite.errors import UserInputError
 from d4rl_lite.files import write_record
-from d4rl_lite.records import RunSpec
+from d4rl_lite.records import RunSpec, count_label
 
 
 def result_path(results_dir: Path, algo: str, dataset: str, seed: int) -> Path:
@@ -147,19 +147,30 @@ def run_suite(suite: Suite, results_dir: str | Path, *, executor: str = "local",
     skipped = len(suite.runs()) - len(todo)
     jobs = population_groups(suite, todo, population)
     log(f"suite {suite.name}: {len(suite.runs())} runs, {skipped} already finished, {len(todo)} to run "
-        f"({executor}, {workers} workers" + (f", {len(jobs)} populations" if len(jobs) < len(todo) else "") + ")")
+        f"({executor}, {count_label(workers, 'worker')}" + (f", {len(jobs)} populations" if len(jobs) < len(todo) else "") + ")")
     if not todo:
         return {"done": 0, "skipped": skipped, "failed": 0}
     args = [(suite.__dict__, a, d, seeds, str(results), None if root is None else str(root), device, wandb)
             for a, d, seeds in jobs]
     from d4rl_lite.benchmark.executors import run_local, run_ray
+    from d4rl_lite.benchmark.finetune_suite import finetune_run_id, plan_of
     from d4rl_lite.benchmark.progress import JobProgress, job_name
+    from d4rl_lite.records import FINETUNE_SUFFIX
 
     runner = run_local if executor == "local" else run_ray if executor == "ray" else None
     if runner is None:
         raise UserInputError(f"unknown executor {executor!r}: use local or ray")
-    watch = [JobProgress(job_name(a, d, seeds), [results / RunSpec.of(a, d, s).run_id for s in seeds], suite.steps_on(d))
-             for a, d, seeds in jobs]
+    plan = plan_of(suite)
+
+    def progress(a: str, d: str, seeds: list[int]) -> JobProgress:
+        online = None
+        if plan is not None and plan.applies(a):  # the same seeds fine-tune online after their offline budget
+            online = JobProgress(job_name(a, d, seeds) + FINETUNE_SUFFIX, [results / finetune_run_id(a, d, s) for s in seeds],
+                                 plan.env_steps, unit="env steps")
+        return JobProgress(job_name(a, d, seeds), [results / RunSpec.of(a, d, s).run_id for s in seeds],
+                           suite.steps_on(d), then=online)
+
+    watch = [progress(a, d, seeds) for a, d, seeds in jobs]
     t0 = time.time()
     try:
         done, failed = runner(run_group, args, watch, workers, address, log)

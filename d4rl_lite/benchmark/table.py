@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from d4rl_lite.records import DataFacts, RunResult, RunSpec
+from d4rl_lite.records import DataFacts, RunResult, RunSpec, count_label
 
 # The column of the data's own episodes (their mean normalized score, recorded by each run as
 # ``data.normalized_return``): which algorithms beat their data is read at a glance.
@@ -198,8 +198,3 @@ def _single_task_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if set(cells) == set(tasks):
                 out.append(_mean_row(label, algo, "task mean", list(cells.values())))
     return out
-
-
-def count_label(n: int, noun: str) -> str:
-    """"1 dataset", "3 datasets"."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
