@@ -106,3 +106,29 @@ def test_a_run_result_is_read_once_into_typed_fields_and_named_one_way(tmp_path)
     found = ResultSet((run, tuned, lost, odd, gone))
     assert found.finished == [run] and found.finetuned == [tuned] and found.refused == [lost, odd]
     assert found.missing == [gone] and not found.complete and ResultSet((run,)).complete
+
+
+def _sizes(limit_lines: int, limit_function: int) -> tuple[list[str], list[str]]:
+    """Package modules over ``limit_lines`` lines and functions over ``limit_function`` lines."""
+    import ast
+    from pathlib import Path
+
+    import d4rl_lite
+
+    big_files, long_functions = [], []
+    for path in sorted(Path(d4rl_lite.__file__).parent.rglob("*.py")):
+        text = path.read_text()
+        if text.count("\n") > limit_lines:
+            big_files.append(f"{path.name}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > limit_function:
+                    long_functions.append(f"{path.name}:{node.name}: {length} lines")
+    return big_files, long_functions
+
+
+def test_no_module_over_350_lines_and_no_function_over_60():
+    big_files, long_functions = _sizes(350, 60)
+    assert big_files == [] and long_functions == []
+    assert _sizes(300, 55) != ([], [])  # the measure sees the package (some files and functions come close)

@@ -15,7 +15,7 @@ from typing import Any
 from d4rl_lite.benchmark.suites import Suite
 from d4rl_lite.errors import UserInputError
 from d4rl_lite.files import write_record
-from d4rl_lite.records import RunSpec, count_label
+from d4rl_lite.records import FINETUNE_SUFFIX, RunSpec, count_label
 
 
 def result_path(results_dir: Path, algo: str, dataset: str, seed: int) -> Path:
@@ -153,24 +153,11 @@ def run_suite(suite: Suite, results_dir: str | Path, *, executor: str = "local",
     args = [(suite.__dict__, a, d, seeds, str(results), None if root is None else str(root), device, wandb)
             for a, d, seeds in jobs]
     from d4rl_lite.benchmark.executors import run_local, run_ray
-    from d4rl_lite.benchmark.finetune_suite import finetune_run_id, plan_of
-    from d4rl_lite.benchmark.progress import JobProgress, job_name
-    from d4rl_lite.records import FINETUNE_SUFFIX
 
     runner = run_local if executor == "local" else run_ray if executor == "ray" else None
     if runner is None:
         raise UserInputError(f"unknown executor {executor!r}: use local or ray")
-    plan = plan_of(suite)
-
-    def progress(a: str, d: str, seeds: list[int]) -> JobProgress:
-        online = None
-        if plan is not None and plan.applies(a):  # the same seeds fine-tune online after their offline budget
-            online = JobProgress(job_name(a, d, seeds) + FINETUNE_SUFFIX, [results / finetune_run_id(a, d, s) for s in seeds],
-                                 plan.env_steps, unit="env steps")
-        return JobProgress(job_name(a, d, seeds), [results / RunSpec.of(a, d, s).run_id for s in seeds],
-                           suite.steps_on(d), then=online)
-
-    watch = [progress(a, d, seeds) for a, d, seeds in jobs]
+    watch = [job_progress(suite, results, a, d, seeds) for a, d, seeds in jobs]
     t0 = time.time()
     try:
         done, failed = runner(run_group, args, watch, workers, address, log)
@@ -182,3 +169,17 @@ def run_suite(suite: Suite, results_dir: str | Path, *, executor: str = "local",
     log(f"suite {suite.name}: {done} runs finished, {failed} failed, in {time.time() - t0:.0f} s")
     return {"done": done, "skipped": skipped, "failed": failed}
 
+
+def job_progress(suite: Suite, results: Path, algo: str, dataset: str, seeds: list[int]) -> Any:
+    """What a job's progress lines read: its runs' logs, then (a suite that fine-tunes ``algo``)
+    its fine-tuning runs' logs, counted in env steps."""
+    from d4rl_lite.benchmark.finetune_suite import finetune_run_id, plan_of
+    from d4rl_lite.benchmark.progress import JobProgress, job_name
+
+    plan, name = plan_of(suite), job_name(algo, dataset, seeds)
+    online = None
+    if plan is not None and plan.applies(algo):  # the same seeds fine-tune online after their offline budget
+        online = JobProgress(name + FINETUNE_SUFFIX, [results / finetune_run_id(algo, dataset, s) for s in seeds],
+                             plan.env_steps, unit="env steps")
+    return JobProgress(name, [results / RunSpec.of(algo, dataset, s).run_id for s in seeds], suite.steps_on(dataset),
+                       then=online)

@@ -259,14 +259,7 @@ def _train_locked(algo: Any, task: Any, dataset: OfflineDataset, tc: TrainConfig
     q_bound = tc.q_bound_factor * max(max_abs_reward, 1e-3) / (1.0 - shared.gamma)
     step = resume_members(algo, [m.run for m in members], [m.state for m in members], [m.checkpoint for m in members],
                           [m.identity for m in members], [m.gen for m in members])
-    for index, m in enumerate(members):
-        wandb_args = None
-        if tc.wandb:
-            wandb_args = {"project": tc.wandb_project, "group": f"{m.spec.algorithm}-{m.spec.dataset}",
-                          "name": m.spec.run_id, "config": m.record, "dir": str(m.run)}
-        m.hooks = OfflineHooks(algo, index, task, tc, RunLogger(m.run / "log.jsonl", wandb_args),
-                               read_evals(m.run / "log.jsonl"), m.checkpoint, m.gen, m.identity, step,
-                               rewards_as_trained, shared.gamma)
+    _attach_hooks(algo, task, tc, members, step, rewards_as_trained, shared.gamma)
     schedule = Schedule(tc.steps, tc.log_every, tc.eval_every, tc.checkpoint_every)
     bar = members[0].hooks.bar = _progress_bar(members, tc.steps, step) if progress else None
     active = list(members)  # the members still training
@@ -307,6 +300,19 @@ def _train_locked(algo: Any, task: Any, dataset: OfflineDataset, tc: TrainConfig
         for m in members:
             m.hooks.logger.close()
     return [diverged.get(id(m)) or write_result(m.run, m.record, m.hooks.history, step) for m in members]
+
+
+def _attach_hooks(algo: Any, task: Any, tc: TrainConfig, members: list[Member], step: int,
+                  rewards_as_trained: Any, gamma: float) -> None:
+    """Each member's hooks: its log (and W&B run), evaluations, checkpoints, from ``step`` on."""
+    for index, m in enumerate(members):
+        wandb_args = None
+        if tc.wandb:
+            wandb_args = {"project": tc.wandb_project, "group": f"{m.spec.algorithm}-{m.spec.dataset}",
+                          "name": m.spec.run_id, "config": m.record, "dir": str(m.run)}
+        m.hooks = OfflineHooks(algo, index, task, tc, RunLogger(m.run / "log.jsonl", wandb_args),
+                               read_evals(m.run / "log.jsonl"), m.checkpoint, m.gen, m.identity, step,
+                               rewards_as_trained, gamma)
 
 
 def _progress_bar(members: list[Member], total: int, step: int) -> Any:
