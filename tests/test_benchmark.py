@@ -217,6 +217,19 @@ def test_statistics_match_rliable_on_a_fixed_score_matrix():
     assert stats.probability_of_improvement(scores, reps=200, against="b")["b,a"]["p"] == pytest.approx(1 - poi["a,b"]["p"])
 
 
+def test_the_performance_profiles_plot_is_the_same_file_for_the_same_scores(tmp_path):
+    """Its intervals are a bootstrap: seeded, as the aggregates' are, so a re-report rewrites the same bytes."""
+    import numpy as np
+
+    from d4rl_lite.benchmark import stats
+
+    rng = np.random.default_rng(0)
+    scores = {"a": rng.normal(60, 10, size=(5, 4)), "b": rng.normal(40, 10, size=(5, 4))}
+    first = stats.plot_performance_profiles(scores, tmp_path / "one.png").read_bytes()
+    np.random.seed(123)  # whatever the global state was before
+    assert stats.plot_performance_profiles(scores, tmp_path / "two.png").read_bytes() == first
+
+
 def test_score_matrices_from_records():
     from d4rl_lite.benchmark import stats
 

@@ -116,7 +116,8 @@ def plot_performance_profiles(scores: dict[str, np.ndarray], path: str | Path) -
     plt = pyplot()
     hi = max(float(np.max(v)) for v in scores.values())
     taus = np.linspace(min(0.0, min(float(np.min(v)) for v in scores.values())), max(hi, 1.0), 81)
-    profiles, cis = rly.create_performance_profile(scores, taus, reps=500)
+    with seeded_bootstrap():  # its intervals are a bootstrap too: the same figure for the same scores
+        profiles, cis = rly.create_performance_profile(scores, taus, reps=500)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for a in sorted(scores):
         ax.plot(taus, profiles[a], label=a)
