@@ -391,3 +391,31 @@ def test_a_suites_hidden_sets_every_network_and_a_misspelt_all_key_is_refused(tm
     (tmp_path / "typo.json").write_text(json.dumps(spec))
     with pytest.raises(ValueError, match="settings.all has 'batchsize', which no algorithm has"):
         Suite.load(tmp_path / "typo.json")
+
+
+def test_progress_shows_an_evaluation_that_ends_after_a_quiet_line_at_its_step(tmp_path):
+    """A population's evaluation takes long enough for a quiet line at its step to come first; its
+    score is still shown, once every member has logged it (a member's row alone is not the mean)."""
+    import json
+
+    from d4rl_lite.benchmark.progress import JobProgress
+
+    runs = [tmp_path / "m0", tmp_path / "m1"]
+    for run in runs:
+        run.mkdir()
+
+    def log(run, row):
+        with open(run / "log.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    progress = JobProgress("job", runs, 1000, quiet_s=0.0)
+    for run in runs:
+        log(run, {"step": 100, "time/updates_per_s": 5.0})
+    assert progress.lines() == ["  job: 100/1,000 updates, 5 upd/s"]
+    log(runs[0], {"step": 100, "eval/return_mean": 10.0, "eval/normalized_score": 50.0})
+    assert progress.lines() == []
+    log(runs[1], {"step": 100, "eval/return_mean": 20.0, "eval/normalized_score": 70.0})
+    assert progress.lines() == ["  job: 100/1,000 updates, 5 upd/s, score 60.0 at 100"]
+    for run in runs:
+        log(run, {"step": 150, "time/updates_per_s": 6.0})
+    assert progress.lines() == ["  job: 150/1,000 updates, 6 upd/s, score 60.0 at 100"]

@@ -94,27 +94,33 @@ class JobProgress:
         self.name, self.total, self.quiet_s, self.unit = name, total_steps, quiet_s, unit
         self.runs = [_RunLog(Path(d) / "log.jsonl") for d in run_dirs]
         self.shown_step, self.shown_at, self.score = -1, time.monotonic(), ""
+        # Evaluations are shown by their own step: an evaluation takes long enough for a quiet line
+        # (at its step's updates) to come first, which must not hide its score.
+        self.shown_eval, self.pending = -1, {}  # pending: step -> the members' evaluation rows so far
         self.then = then  # the job's next phase (a suite's online fine-tuning of the same seeds)
 
     def lines(self) -> list[str]:
         return self._own_lines() + (self.then.lines() if self.then is not None else [])
 
     def _own_lines(self) -> list[str]:
-        by_step: dict[int, list[dict[str, Any]]] = {}
         for run in self.runs:
             run.read()
             for row in run.evaluations:  # a population's members evaluate at the same steps
-                by_step.setdefault(row["step"], []).append(row)
+                if self.shown_eval < row["step"] < self.total:
+                    self.pending.setdefault(row["step"], []).append(row)
             run.evaluations = []
         updates = [r.updates for r in self.runs if r.updates]
         speed = updates[-1].get("time/updates_per_s") if updates else None
         speed_text = f", {speed:,.0f} upd/s" if isinstance(speed, (int, float)) else ""
-        out = []
-        for step in sorted(s for s in by_step if self.shown_step < s < self.total):
-            score = score_text(by_step[step])
-            self.score = f", {score} at {step:,}" if score else ""
-            out.append(self._line(step, speed_text))
         step = max((u["step"] for u in updates), default=-1)
+        out = []
+        for at in sorted(self.pending):
+            # complete once every member logged it, or training went past it (a diverged member never will)
+            if len(self.pending[at]) < len(self.runs) and step <= at:
+                break
+            score = score_text(self.pending.pop(at))
+            self.score, self.shown_eval = (f", {score} at {at:,}" if score else ""), at
+            out.append(self._line(max(at, self.shown_step), speed_text))
         if not out and self.shown_step < step < self.total and time.monotonic() - self.shown_at >= self.quiet_s:
             out.append(self._line(step, speed_text))
         return out
