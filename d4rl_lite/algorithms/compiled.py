@@ -34,7 +34,9 @@ CPU_NOTE = ("d4rl-lite: --compile on CPU: the compiled update measured no faster
 
 def compile_refusal(cls: Any) -> str | None:
     """Why ``cls``'s update is not compiled (one line), or None when ``--compile`` compiles it."""
-    reason = getattr(cls, "compile_refusal", "its update has not been measured compiled")
+    from d4rl_lite.algorithms.base import OfflineAlgorithm
+
+    reason = getattr(cls, "compile_refusal", OfflineAlgorithm.compile_refusal)  # the base's: not measured
     return (f"--compile: {cls.name}'s update is not compiled ({reason}); run it without --compile "
             f"(in a suite, without \"compile\": true)") if reason else None
 

@@ -12,7 +12,7 @@ from typing import Any
 from d4rl_lite.benchmark.finetune_suite import plan_mismatch, plan_of
 from d4rl_lite.benchmark.suites import dataset_steps, planned_runs
 from d4rl_lite.errors import UserInputError
-from d4rl_lite.records import NORMALIZED, RAW, SUCCESS, RunResult, RunSpec, RunStatus  # noqa: F401 (metric names, read here)
+from d4rl_lite.records import NORMALIZED, RAW, RunResult, RunSpec, RunStatus
 
 
 @dataclass(frozen=True)
