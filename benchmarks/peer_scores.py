@@ -193,6 +193,60 @@ def run_ours(algo: str, dataset, settings: dict, seed: int, args, run_dir: str) 
     return {int(point["step"]): float(point["eval/normalized_score"]) for point in record["curve"]}
 
 
+def peer_seed(args, spec: dict, seed: int, task, work: str, minari_id: str,
+              minari_root: str) -> tuple[dict[int, float], dict, tuple[float, float]]:
+    """One seed of d3rlpy: trained in its venv, its exported policies scored by our evaluation;
+    ({step: normalized score}, its summary, (training seconds, evaluation seconds))."""
+    out_dir = os.path.join(work, f"{spec['config_class']}_d3rlpy_{seed}")
+    os.makedirs(out_dir)
+    exported, summary = run_peer(args.peer_python, {**spec, "seed": seed, "updates": args.updates,
+                                                    "eval_every": args.eval_every, "out_dir": out_dir,
+                                                    "minari_id": minari_id}, minari_root)
+    t0 = time.perf_counter()
+    scores = {step: score_exported(task, path, args.episodes) for step, path in exported}
+    return scores, summary, (summary["train_seconds"], time.perf_counter() - t0)
+
+
+def earlier_peer_scores(args, algo: str, spec: dict, steps: list[int], seeds: list[int]) -> dict:
+    """d3rlpy's per-seed scores of ``algo`` from ``args.peer_from``, refused unless they were made the way this
+    run would make them: {"scores": {seed: {step: score}}, "summary": {"version", "transitions"}}."""
+    with open(args.peer_from) as f:
+        earlier = json.load(f)
+    entry = earlier.get("algorithms", {}).get(algo)
+    if entry is None:
+        raise SystemExit(f"{args.peer_from} has no {algo} runs: run this script for {algo} without --peer-from first")
+    same = {"dataset": (earlier.get("dataset"), DATASET), "updates": (earlier.get("updates"), args.updates),
+            "eval_every": (earlier.get("eval_every"), args.eval_every),
+            "episodes": (earlier.get("episodes"), args.episodes), "steps": (entry.get("steps"), steps),
+            "d3rlpy config": (entry["d3rlpy"].get("config_class"), spec["config_class"]),
+            "d3rlpy settings": (entry["d3rlpy"].get("settings"), spec["settings"]),
+            "networks": (entry["d3rlpy"].get("hidden"), {"actor": spec["actor_hidden"], "critic": spec["critic_hidden"]}),
+            "actor schedule": (entry["d3rlpy"].get("actor_cosine_steps"), spec["actor_cosine_steps"])}
+    differ = [name for name, (was, now) in same.items() if was != now]
+    missing = [s for s in seeds if str(s) not in entry["d3rlpy"]["scores"]]
+    if differ or missing:
+        raise SystemExit(f"{args.peer_from}'s d3rlpy runs of {algo} are not this run's ("
+                         + ", ".join([f"{d} differ" for d in differ] + [f"no seed {s}" for s in missing])
+                         + "): run without --peer-from")
+    scores = {s: dict(zip(steps, entry["d3rlpy"]["scores"][str(s)])) for s in seeds}
+    return {"scores": scores, "summary": {"version": earlier.get("d3rlpy_version"), "transitions": "the same"}}
+
+
+def algo_entry(steps: list[int], settings: dict, spec: dict, ours: dict, peer: dict, notes: list[str],
+               times: dict) -> dict:
+    """The JSON entry of one algorithm: both sides' settings, per-seed scores and mean curves."""
+    seeds = sorted(ours)
+    return {
+        "steps": steps, "ours": {"settings": settings, "scores": {str(s): [ours[s].get(t) for t in steps] for s in seeds}},
+        "d3rlpy": {"config_class": spec["config_class"], "settings": spec["settings"],
+                   "hidden": {"actor": spec["actor_hidden"], "critic": spec["critic_hidden"]},
+                   "actor_cosine_steps": spec["actor_cosine_steps"],
+                   "scores": {str(s): [peer[s].get(t) for t in steps] for s in seeds}},
+        "mean": {side: [statistics.fmean(v[s][t] for s in seeds) for t in steps]
+                 for side, v in (("ours", ours), ("d3rlpy", peer))},
+        "not_matched": notes, "seconds": {k: round(v, 1) for k, v in times.items()}}
+
+
 def curve_rows(steps: list[int], ours: dict[int, dict[int, float]], peer: dict[int, dict[int, float]]) -> list[str]:
     """The table of both curves: per evaluation step, each side's mean over seeds and its seeds' scores."""
     def cells(side: dict[int, dict[int, float]], step: int) -> tuple[str, str]:
@@ -222,6 +276,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "mean action (d3rlpy's convention)")
     p.add_argument("--root", default=None, help="datasets directory (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)")
     p.add_argument("--out", default="peer_scores.json", help="JSON file of both curves (default peer_scores.json)")
+    p.add_argument("--peer-from", default=None, metavar="JSON",
+                   help="take d3rlpy's scores from an earlier output of this script instead of training it again "
+                        "(its d3rlpy settings, updates, evaluation and seeds must be this run's; e.g. to compare "
+                        "--target-action mean against the same d3rlpy runs)")
     args = p.parse_args(argv)
     for name in ("updates", "eval_every", "seeds", "episodes"):
         if getattr(args, name) < 1:
@@ -263,36 +321,29 @@ def main(argv: list[str] | None = None) -> None:
             ours: dict[int, dict[int, float]] = {}
             peer: dict[int, dict[int, float]] = {}
             times = {"ours": 0.0, "d3rlpy_train": 0.0, "d3rlpy_eval": 0.0}
+            earlier = earlier_peer_scores(args, algo, spec, steps, seeds) if args.peer_from else None
             for seed in seeds:
                 t0 = time.perf_counter()
                 ours[seed] = run_ours(algo, dataset, settings, seed, args, os.path.join(work, f"{algo}_ours_{seed}"))
                 times["ours"] += time.perf_counter() - t0
-                out_dir = os.path.join(work, f"{algo}_d3rlpy_{seed}")
-                os.makedirs(out_dir)
-                exported, summary = run_peer(args.peer_python, {**spec, "seed": seed, "updates": args.updates,
-                                                                "eval_every": args.eval_every, "out_dir": out_dir,
-                                                                "minari_id": minari_id}, minari_root)
-                times["d3rlpy_train"] += summary["train_seconds"]
-                t0 = time.perf_counter()
-                peer[seed] = {step: score_exported(task, path, args.episodes) for step, path in exported}
-                times["d3rlpy_eval"] += time.perf_counter() - t0
+                if earlier is not None:
+                    peer[seed], summary = earlier["scores"][seed], earlier["summary"]
+                else:
+                    peer[seed], summary, seconds = peer_seed(args, spec, seed, task, work, minari_id, minari_root)
+                    times["d3rlpy_train"] += seconds[0]
+                    times["d3rlpy_eval"] += seconds[1]
                 print(f"  {algo} seed {seed}: ours {ours[seed].get(args.updates, float('nan')):.1f}, "
-                      f"d3rlpy {peer[seed].get(args.updates, float('nan')):.1f} at {args.updates}", flush=True)
+                      f"d3rlpy {peer[seed].get(args.updates, float('nan')):.1f} at {args.updates}"
+                      + (f" (from {args.peer_from})" if earlier is not None else ""), flush=True)
             notes = [n for n in [TARGET_NOTE[args.target_action] if algo == "cql" else None, *UNMATCHED[algo]] if n]
             print(f"\n{algo}: normalized score (our evaluation), d3rlpy {summary['version']}, "
                   f"{summary['transitions']} transitions on its side")
             print("\n".join(curve_rows(steps, ours, peer)))
             print("not matched:\n" + "\n".join(f"  - {n}" for n in notes) + "\n", flush=True)
             report["d3rlpy_version"] = summary["version"]
-            report["algorithms"][algo] = {
-                "steps": steps, "ours": {"settings": settings, "scores": {str(s): [ours[s].get(t) for t in steps] for s in seeds}},
-                "d3rlpy": {"config_class": spec["config_class"], "settings": spec["settings"],
-                           "hidden": {"actor": spec["actor_hidden"], "critic": spec["critic_hidden"]},
-                           "actor_cosine_steps": spec["actor_cosine_steps"],
-                           "scores": {str(s): [peer[s].get(t) for t in steps] for s in seeds}},
-                "mean": {side: [statistics.fmean(v[s][t] for s in seeds) for t in steps]
-                         for side, v in (("ours", ours), ("d3rlpy", peer))},
-                "not_matched": notes, "seconds": {k: round(v, 1) for k, v in times.items()}}
+            report["algorithms"][algo] = algo_entry(steps, settings, spec, ours, peer, notes, times)
+            if earlier is not None:
+                report["algorithms"][algo]["d3rlpy"]["scores_from"] = args.peer_from
             with open(args.out, "w") as f:  # after each algorithm: a long run keeps what it finished
                 json.dump(report, f, indent=1)
             print(f"wrote {args.out}", flush=True)
