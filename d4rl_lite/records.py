@@ -51,6 +51,11 @@ class RunSpec:
         return f"{self.algorithm}{SEP}{self.dataset}{swept}{SEP}seed{self.seed}"
 
     @property
+    def finetune_run_id(self) -> str:
+        """The name of this run's fine-tuning run (``<run id>__finetune``), and of its directory."""
+        return self.run_id + FINETUNE_SUFFIX
+
+    @property
     def label(self) -> str:
         """How messages name a population's member: ``seed 3``, or ``cql_weight=5 seed 3`` in a sweep."""
         return "".join(f"{key}={shown(value)} " for key, value in self.sweep) + f"seed {self.seed}"
@@ -236,7 +241,7 @@ class RunResult:
         diverged run's is its directory's name (the file there is what was refused)."""
         if self.spec is None or (self.path is not None and self.status in (RunStatus.REFUSED, RunStatus.DIVERGED)):
             return self.path.parent.name if self.path else "?"
-        return self.spec.run_id + (FINETUNE_SUFFIX if self.finetuned else "")
+        return self.spec.finetune_run_id if self.finetuned else self.spec.run_id
 
     @property
     def directory(self) -> Path | None:

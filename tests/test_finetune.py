@@ -241,3 +241,13 @@ def test_a_finetune_run_logs_its_online_curve_to_its_own_offline_wandb_run(paren
     logged = [h for h in read_wandb_offline(offline) if "train/critic_loss" in h]
     mine = [r for r in read_log(run / "log.jsonl") if "train/critic_loss" in r]
     assert len(mine) == 2 and [h["train/critic_loss"] for h in logged] == pytest.approx([r["train/critic_loss"] for r in mine])
+
+
+def test_ope_of_a_finetune_run_names_it_as_its_directory(parents, data_root, tmp_path, capsys):
+    tuned = tmp_path / "td3_bc__hopper-random-v0__seed1__finetune"
+    finetune(parents / "td3_bc_1", TrainConfig(steps=100, **SMALL), Mix(), tuned, root=data_root)
+    assert main(["ope", str(tuned), "--steps", "50", "--set", "hidden=32,32", "--root", str(data_root), "--quiet"]) == 0
+    from d4rl_lite.benchmark.ope_file import read_ope
+
+    (entry,) = read_ope(tuned)["runs"]
+    assert entry["run_id"] == "td3_bc__hopper-random-v0__seed1__finetune"  # not its parent's name

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from d4rl_lite.errors import UserInputError
-from d4rl_lite.records import FINETUNE_SUFFIX, RunResult, RunSpec
+from d4rl_lite.records import RunResult, RunSpec
 
 KEYS = ("env_steps", "eval_every", "algorithms", "sampling", "online_fraction")
 
@@ -103,7 +103,7 @@ def online_memory_problem(plan: FinetunePlan, suite: Any) -> str | None:
 
 
 def finetune_run_id(algorithm: str, dataset: str, seed: int) -> str:
-    return RunSpec.of(algorithm, dataset, seed).run_id + FINETUNE_SUFFIX
+    return RunSpec.of(algorithm, dataset, seed).finetune_run_id
 
 
 def is_finetuned(results_dir: Path, plan: FinetunePlan, algorithm: str, dataset: str, seed: int) -> bool:

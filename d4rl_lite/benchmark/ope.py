@@ -157,7 +157,7 @@ def estimate_runs(path: str | os.PathLike, config: FQEConfig | None = None, root
         for start in range(0, len(todo), stack):
             chunk = todo[start:start + stack]
             loaded = [load_policy(run, device) for run in chunk]
-            label = f"FQE {name} " + (f"{len(chunk)} runs" if len(chunk) > 1 else chunk[0].spec.run_id)
+            label = f"FQE {name} " + (f"{len(chunk)} runs" if len(chunk) > 1 else chunk[0].run_id)
             estimates += fitted_q_evaluation(dataset, [algo.act for algo, _ in loaded], cfg,
                                              gammas=[g for _, g in loaded], device=device,
                                              progress=label if progress else False)
@@ -224,7 +224,7 @@ def _finite(x: float) -> float | None:
 
 def _entry(run: RunResult, estimate: Any) -> dict[str, Any]:
     score, metric = _score(run)
-    return {"run_id": run.spec.run_id, "dataset": run.spec.dataset, "algorithm": run.spec.algorithm,
+    return {"run_id": run.run_id, "dataset": run.spec.dataset, "algorithm": run.spec.algorithm,
             "seed": run.spec.seed, "result_checksum": run.checksum, "score": score,
             "score_metric": metric, "fqe_value": _finite(estimate.value), "gamma": estimate.gamma,
             "td_loss": _finite(estimate.td_loss)}
