@@ -42,7 +42,7 @@ from d4rl_lite.training.data import prepare_data
 from d4rl_lite.training.finetune_experience import Mix, MixedReplay, OnlineMembers, online_buffer_problem
 from d4rl_lite.training.finetune_parents import Parent, check_directories, read_parent
 from d4rl_lite.training.finetune_hooks import FinetuneHooks, FinetuneMemberHooks
-from d4rl_lite.training.logging import RunLogger, truncate_log
+from d4rl_lite.training.logging import RunLogger, truncate_log, wandb_run_args
 from d4rl_lite.training.loop import DivergenceError, Schedule, run_loop
 from d4rl_lite.training.member_divergence import member_guard, record_divergence
 from d4rl_lite.training.offline import Member, TrainConfig
@@ -261,11 +261,7 @@ def _member_logger(m: Member, tc: TrainConfig, step: int, resuming: bool) -> Run
         truncate_log(log, step)
     else:
         log.unlink(missing_ok=True)  # lines of a run killed before its first checkpoint
-    wandb_args = None
-    if tc.wandb:
-        wandb_args = {"project": tc.wandb_project, "group": f"{m.spec.algorithm}-{m.spec.dataset}-finetune",
-                      "name": m.run.name, "config": m.record, "dir": str(m.run)}
-    logger = RunLogger(log, wandb_args)
+    logger = RunLogger(log, wandb_run_args(tc, m, finetune=True))
     if not resuming:  # the curve starts from the parent's final offline evaluation
         start = {k: v for k, v in m.record["finetune"]["offline_final"].items() if k.startswith("eval/")}
         if start:

@@ -14,6 +14,16 @@ WANDB_INIT_TIMEOUT_S = 15  # seconds W&B may take to start a run before it is sw
 SUMMARY_FILE = "d4rl_lite_summary.json"  # in the W&B run's files/: each metric's last value, readable offline
 
 
+def wandb_run_args(tc: Any, member: Any, finetune: bool = False) -> dict[str, Any] | None:
+    """``wandb.init``'s arguments for one member's run, or None when ``tc.wandb`` is off: runs are named
+    by their run id and grouped by algorithm and dataset, fine-tuning runs in groups of their own."""
+    if not tc.wandb:
+        return None
+    spec = member.spec
+    return {"project": tc.wandb_project, "group": f"{spec.algorithm}-{spec.dataset}" + ("-finetune" if finetune else ""),
+            "name": spec.finetune_run_id if finetune else spec.run_id, "config": member.record, "dir": str(member.run)}
+
+
 class RunLogger:
     """Appends ``{"step": s, **metrics}`` lines to ``path``; mirrors them to W&B when ``wandb`` is set.
 

@@ -30,7 +30,7 @@ from d4rl_lite.paths import path_name
 from d4rl_lite.records import RunSpec
 from d4rl_lite.tasks import get_task
 from d4rl_lite.training.data import RewardTransform, data_facts, prepare_data  # noqa: F401 (RewardTransform: re-exported)
-from d4rl_lite.training.logging import RunLogger
+from d4rl_lite.training.logging import RunLogger, wandb_run_args
 from d4rl_lite.training.loop import DivergenceError, Schedule, run_loop
 from d4rl_lite.training.member_divergence import drop_diverged, member_guard, record_divergence
 from d4rl_lite.training.offline_hooks import MemberHooks, OfflineHooks
@@ -306,11 +306,7 @@ def _attach_hooks(algo: Any, task: Any, tc: TrainConfig, members: list[Member], 
                   rewards_as_trained: Any, gamma: float) -> None:
     """Each member's hooks: its log (and W&B run), evaluations, checkpoints, from ``step`` on."""
     for index, m in enumerate(members):
-        wandb_args = None
-        if tc.wandb:
-            wandb_args = {"project": tc.wandb_project, "group": f"{m.spec.algorithm}-{m.spec.dataset}",
-                          "name": m.spec.run_id, "config": m.record, "dir": str(m.run)}
-        m.hooks = OfflineHooks(algo, index, task, tc, RunLogger(m.run / "log.jsonl", wandb_args),
+        m.hooks = OfflineHooks(algo, index, task, tc, RunLogger(m.run / "log.jsonl", wandb_run_args(tc, m)),
                                read_evals(m.run / "log.jsonl"), m.checkpoint, m.gen, m.identity, step,
                                rewards_as_trained, gamma)
 
