@@ -182,3 +182,31 @@ def test_a_hopper_run_ends_its_rollouts_with_hoppers_rule(built_hopper, tmp_path
                                       "rollout_batch": 64, "batch_size": 32}, run_dir=tmp_path / "run")
     assert record["domain_settings"] == {"termination": "hopper"} and record["algo"]["termination"] == "hopper"
     assert math.isfinite(record["final"]["eval/return_mean"])
+
+
+def test_the_plan_times_model_fitting_rollouts_and_sac_updates_each_for_its_share_of_the_run(tmp_path):
+    import json
+
+    from d4rl_lite.benchmark.plan import plan_suite
+    from d4rl_lite.benchmark.suites import Suite
+
+    cls = get_algorithm("mopo")
+    cfg = make_config(cls.Config, {"model_train_steps": 30, "rollout_every": 20})
+    assert cls.cost_phases(cfg, 100) == ((0, 30, False), (30, 4, True), (31, 66, False))  # rollouts at 30, 50, 70, 90
+    assert cls.cost_phases(cfg, 20) == ((0, 20, False),)  # a run that never gets past fitting its models
+
+    def projected(rollout_batch):
+        spec = {"name": "mopo_plan", "algorithms": ["mopo"], "datasets": {"hopper-random-v0": {}}, "seeds": [0],
+                "steps": 600, "eval_every": 600, "eval_episodes": 1,
+                "settings": {"all": {"hidden": [32, 32], "batch_size": 64},
+                             "mopo": {"dynamics_hidden": [32, 32], "model_train_steps": 500, "rollout_every": 1,
+                                      "rollout_batch": rollout_batch, "retain_rollouts": 1}}}
+        path = tmp_path / f"plan_{rollout_batch}.json"
+        path.write_text(json.dumps(spec))
+        (cost,), _ = plan_suite(Suite.load(path), workers=1, population=True, device="cpu")
+        return cost.update_s
+
+    # A rollout after every one of the last 100 updates, each from the 32,000 states seen by then (not
+    # 100): they cost far more than the 600 updates themselves, and the plan counts them.
+    big, small = projected(50_000), projected(100)
+    assert big > 3 * small

@@ -80,6 +80,13 @@ class OfflineAlgorithm:
     # None where its compiled update was measured to compile and match its eager one.
     compile_refusal: ClassVar[str | None] = "its compiled update has not been measured"
 
+    @classmethod
+    def cost_phases(cls, config: Any, steps: int) -> tuple[tuple[int, int, bool], ...]:
+        """How ``bench --plan`` times a run of ``steps`` updates: (step to time updates at, how many of
+        the run's updates cost like one there, whether it is dear enough to time only once). One phase
+        here, past any warm-up; an algorithm whose updates differ much over a run declares its own."""
+        return ((steps // 2, steps, False),)
+
     def __init__(self, obs_dim: int, act_dim: int, config: Any = None, device: Any = "auto", seed: int = 0,
                  _population_seeds: list[int] | None = None):
         config = config if config is not None else self.Config()

@@ -47,7 +47,8 @@ ROLLOUT_CHUNK = 10_000
 @dataclass
 class MOPOConfig(SACConfig):
     dynamics_hidden: Layers = (200, 200, 200, 200)
-    """Hidden layer sizes of each dynamics model (swish activations)."""
+    """Hidden layer sizes of each dynamics model (swish activations). The shorthand ``hidden`` sets these too:
+    to shrink the policy's networks alone, give ``dynamics_hidden`` beside it."""
     dynamics_lr: LearningRate = 1e-3
     """Adam learning rate of the dynamics models."""
     ensemble_size: Count = 7
@@ -140,10 +141,13 @@ class MOPO(SAC):
         chunk = 4 * min(cfg.rollout_batch, 10_000) * cfg.ensemble_size * sum(widths)
         return ring + models + chunk
 
-    # What `bench --plan` cannot time from a few updates (it times SAC's updates after the models are fit).
-    plan_caveat = ("--plan times its SAC updates only: fitting the dynamics models (the first model_train_steps "
-                   "updates, measured ~55-90 ms each per run at reference sizes) and the rollouts (every rollout_every "
-                   "updates, ~25-30 s each per run at rollout_batch 50,000) come on top")
+    @classmethod
+    def cost_phases(cls, config: MOPOConfig, steps: int) -> tuple[tuple[int, int, bool], ...]:
+        """Fitting the models, the updates that roll out (timed once: each is a whole rollout), then SAC's."""
+        fitting = min(config.model_train_steps, steps)
+        rollouts = -(-(steps - fitting) // config.rollout_every)  # at model_train_steps, then every rollout_every
+        phases = ((0, fitting, False), (fitting, rollouts, True), (fitting + 1, steps - fitting - rollouts, False))
+        return tuple(phase for phase in phases if phase[1] > 0)
 
     def setup(self) -> None:
         super().setup()  # SAC's actor, critics, temperature and optimizers

@@ -3,7 +3,9 @@
 The projection is measured, not guessed: for every job of the suite (an algorithm on a dataset,
 its seeds as one population or one run each) a short calibration times updates of that
 algorithm with the suite's settings, on random data of the task's shape, as a worker runs them
-(one torch thread, the suite's precision, warm-up phases over); and times steps of the task's
+(one torch thread, the suite's precision, warm-up phases over; an algorithm whose updates differ
+over a run, as MOPO's model fitting, rollouts and SAC steps, has each of its phases timed and
+weighted by its share of the run: ``cost_phases``); and times steps of the task's
 env copies acting through that policy, as an evaluation steps them. Evaluations are counted as
 if every episode ran to the task's horizon (an upper bound where episodes can end early). The
 jobs are then laid on the workers in the order the local pool takes them, each worker starting
@@ -45,7 +47,8 @@ class JobCost:
 
 def _calibrate_updates(algo_name: str, settings: dict[str, Any], obs_dim: int, act_dim: int, members: int, steps: int,
                        precision: str, device: str) -> Any:
-    """(seconds per update, the algorithm) for a population of ``members`` on random data."""
+    """(mean seconds per update over a run of ``steps``, the algorithm) for a population of ``members`` on
+    random data, each of the algorithm's cost phases timed where it runs (``cost_phases``)."""
     import contextlib
 
     import torch
@@ -61,7 +64,6 @@ def _calibrate_updates(algo_name: str, settings: dict[str, Any], obs_dim: int, a
         lead: tuple[int, ...] = (members,)
     else:  # an algorithm that trains its seeds one at a time: plain (B, d) batches
         algo, lead = cls(obs_dim, act_dim, config, device=device), ()
-    algo.step = steps // 2  # past every warm-up phase: the main phase is what most updates cost
     batch_size = training_settings(config).batch_size
     gen = torch.Generator(device=algo.device).manual_seed(0)
 
@@ -74,18 +76,25 @@ def _calibrate_updates(algo_name: str, settings: dict[str, Any], obs_dim: int, a
 
     cast = (torch.autocast(device_type=algo.device.type, dtype=torch.bfloat16) if precision == "bf16"
             else contextlib.nullcontext())
-    batches = [batch() for _ in range(CALIBRATION_UPDATES + 2)]
-    for i, b in enumerate(batches):
-        if i == 2:  # the first two warm the allocator and kernels
-            if algo.device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-        with cast:
-            algo.update(b)
-        algo.step += 1  # as the loop counts them (TD3+BC's actor moves every policy_freq-th)
-    if algo.device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / CALIBRATION_UPDATES, algo
+
+    def seconds_per_update(at: int, timed: int, warm: int) -> float:
+        algo.step = at
+        for i, b in enumerate([batch() for _ in range(warm + timed)]):
+            if i == warm:  # the first updates warm the allocator and kernels
+                if algo.device.type == "cuda":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+            with cast:
+                algo.update(b)
+            algo.step += 1  # as the loop counts them (TD3+BC's actor moves every policy_freq-th)
+        if algo.device.type == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) / timed
+
+    total = 0.0
+    for at, count, dear in cls.cost_phases(config, steps):
+        total += count * (seconds_per_update(at, 1, 0) if dear else seconds_per_update(at, CALIBRATION_UPDATES, 2))
+    return total / max(steps, 1), algo
 
 
 def _calibrate_eval_step(task: Any, algo: Any, copies_per_member: int) -> float:
@@ -225,10 +234,6 @@ def print_plan(suite: Any, workers: int, population: bool, device: str, todo: li
                                                     if len(c.seeds) > 1 else f"seed {c.seeds[0]}")
         log(f"  {who}: {c.update_s * 1e3:.1f} ms/update, {c.eval_step_s * 1e3:.1f} ms/evaluation step "
             f"-> {duration(c.seconds)}")
-    for algo in sorted({c.algorithm for c in costs}):
-        caveat = getattr(ALGORITHMS[algo], "plan_caveat", None)
-        if caveat:
-            log(f"  NOT COUNTED for {algo}: {caveat}")
     runs = sum(len(c.seeds) for c in costs)
     log(f"{runs} runs in {len(costs)} jobs: {sum(c.updates for c in costs):,} updates, up to "
         f"{sum(c.env_steps for c in costs):,} environment steps of evaluation"
