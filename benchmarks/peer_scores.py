@@ -28,90 +28,10 @@ import tempfile
 import time
 import warnings
 
-warnings.filterwarnings("ignore")
+from peer_scores_d3rlpy import PEER_SCRIPT, TARGET_NOTE, UNMATCHED  # beside this script
 
 DATASET = "hopper-medium-replay-v0"
 ALGOS = ("cql", "iql")
-
-# Where the two libraries cannot be made to agree with the settings at hand (d3rlpy 2.8, read in its source).
-UNMATCHED = {
-    "cql": [
-        ("update order: d3rlpy steps the critics first, then the actor and temperature (on the updated critics); "
-         "ours the actor and temperature first, then the critics"),
-        ("temperature loss: d3rlpy -alpha (log pi + target entropy), ours -log alpha (log pi + target entropy) "
-         "(the CQL authors', CORL's); the same direction, Adam's steps differ slightly"),
-        ("terminal transitions: d3rlpy's next observation there is zeros (its pi(s') actions in the gap are drawn "
-         "at it), ours the recorded next state; the last step of a truncated episode is no transition for d3rlpy"),
-        "random streams: each library draws its own; a seed of one is not the same seed of the other",
-    ],
-    "iql": [
-        ("update order: d3rlpy steps V and Q together (one optimizer, V's and Q's losses summed, Q's target from "
-         "V before the step), then the actor with V after it; ours V, then Q (target from the updated V), then the "
-         "actor with the advantage of V before its step"),
-        ("policy std: d3rlpy log std = -5 + 7 sigmoid(w) (starts at -1.5), ours a parameter clamped to [-5, 2] "
-         "(starts at 0)"),
-        ("terminal transitions: d3rlpy's next observation there is zeros (masked in the target); the last step of "
-         "a truncated episode is no transition for d3rlpy"),
-        "random streams: each library draws its own; a seed of one is not the same seed of the other",
-    ],
-}
-TARGET_NOTE = {"sampled": "CQL's target: d3rlpy values s' at the policy's mean action, ours at a sampled one "
-                          "(target_action=sampled, the CQL authors' code and CORL)",
-               "mean": None}  # --target-action mean: the same convention as d3rlpy
-
-PEER_SCRIPT = r'''
-import json, os, sys, time, warnings
-warnings.filterwarnings("ignore")
-import numpy as np, torch, minari, d3rlpy
-from d3rlpy.models.encoders import VectorEncoderFactory
-
-spec = json.loads(sys.argv[1])
-torch.set_num_threads(1)
-d3rlpy.seed(spec["seed"])
-columns = {k: [] for k in ("observations", "actions", "rewards", "terminals", "timeouts")}
-for ep in minari.load_dataset(spec["minari_id"]).iterate_episodes():
-    columns["observations"].append(ep.observations[:-1])  # Minari keeps the final observation too
-    columns["actions"].append(ep.actions)
-    columns["rewards"].append(ep.rewards)
-    columns["terminals"].append(ep.terminations)
-    ends = np.asarray(ep.truncations, dtype=bool).copy()
-    ends[-1] = not ep.terminations[-1]  # every episode ends, as d3rlpy requires
-    columns["timeouts"].append(ends)
-data = {k: np.concatenate(v).astype(np.float32) for k, v in columns.items()}
-dataset = d3rlpy.dataset.MDPDataset(**data)
-
-cfg_cls = getattr(d3rlpy.algos, spec["config_class"])
-kwargs = dict(spec["settings"])
-for field in cfg_cls.__dataclass_fields__:
-    if field.endswith("encoder_factory"):
-        hidden = spec["actor_hidden"] if field.startswith("actor") else spec["critic_hidden"]
-        kwargs[field] = VectorEncoderFactory(hidden_units=hidden)
-if spec["obs_mean"] is not None:  # our statistics, our floor on the std: the same standardization
-    kwargs["observation_scaler"] = d3rlpy.preprocessing.StandardObservationScaler(
-        mean=np.asarray(spec["obs_mean"]), std=np.asarray(spec["obs_std"]), eps=0.0)
-if spec["reward_multiplier"] is not None:
-    kwargs["reward_scaler"] = d3rlpy.preprocessing.MultiplyRewardScaler(multiplier=spec["reward_multiplier"])
-if spec["actor_cosine_steps"] is not None:
-    kwargs["actor_optim_factory"] = d3rlpy.optimizers.AdamFactory(
-        lr_scheduler_factory=d3rlpy.optimizers.CosineAnnealingLRFactory(T_max=spec["actor_cosine_steps"]))
-algo = cfg_cls(**kwargs).create(device="cpu:0")
-
-probe = np.random.default_rng(0).standard_normal((7, data["observations"].shape[1])).astype(np.float32)
-t0, trained = time.perf_counter(), 0.0
-for epoch, _ in algo.fitter(dataset, n_steps=spec["updates"], n_steps_per_epoch=spec["eval_every"],
-                            logger_adapter=d3rlpy.logging.NoopAdapterFactory(), show_progress=False,
-                            save_interval=10**9, experiment_name="peer_scores", with_timestamp=False):
-    trained += time.perf_counter() - t0
-    path = os.path.join(spec["out_dir"], f"policy_{epoch * spec['eval_every']}.pt")
-    rng = torch.get_rng_state()  # exporting draws a dummy input: training must not depend on when it exports
-    algo.save_policy(path)
-    torch.set_rng_state(rng)
-    exported = torch.jit.load(path)(torch.from_numpy(probe)).detach().numpy()
-    assert np.allclose(exported, algo.predict(probe), atol=1e-6), "the exported policy is not predict's"
-    print(json.dumps({"step": epoch * spec["eval_every"], "policy": path}), flush=True)
-    t0 = time.perf_counter()
-print(json.dumps({"version": d3rlpy.__version__, "train_seconds": trained, "transitions": dataset.transition_count}))
-'''
 
 
 def our_settings(algo: str, target_action: str = "sampled") -> dict:
@@ -207,21 +127,31 @@ def peer_seed(args, spec: dict, seed: int, task, work: str, minari_id: str,
     return scores, summary, (summary["train_seconds"], time.perf_counter() - t0)
 
 
-def earlier_peer_scores(args, algo: str, spec: dict, steps: list[int], seeds: list[int]) -> dict:
+def earlier_peer_scores(args, algo: str, spec: dict, settings: dict, steps: list[int], seeds: list[int],
+                        checksum: str) -> dict:
     """d3rlpy's per-seed scores of ``algo`` from ``args.peer_from``, refused unless they were made the way this
-    run would make them: {"scores": {seed: {step: score}}, "summary": {"version", "transitions"}}."""
+    run would make them (the same dataset, evaluation and seeds, d3rlpy's settings, and ours but for CQL's
+    target action, which include the state and reward scaling both sides share):
+    {"scores": {seed: {step: score}}, "summary": {"version", "transitions"}, "seconds": {...}}."""
     with open(args.peer_from) as f:
         earlier = json.load(f)
     entry = earlier.get("algorithms", {}).get(algo)
     if entry is None:
         raise SystemExit(f"{args.peer_from} has no {algo} runs: run this script for {algo} without --peer-from first")
+
+    def shared(ours: dict) -> dict:  # our settings that d3rlpy's side was matched to, as JSON holds them
+        return json.loads(json.dumps({k: v for k, v in ours.items() if k != "target_action"}))
+
     same = {"dataset": (earlier.get("dataset"), DATASET), "updates": (earlier.get("updates"), args.updates),
             "eval_every": (earlier.get("eval_every"), args.eval_every),
             "episodes": (earlier.get("episodes"), args.episodes), "steps": (entry.get("steps"), steps),
+            "our shared settings": (shared(entry["ours"].get("settings", {})), shared(settings)),
             "d3rlpy config": (entry["d3rlpy"].get("config_class"), spec["config_class"]),
             "d3rlpy settings": (entry["d3rlpy"].get("settings"), spec["settings"]),
             "networks": (entry["d3rlpy"].get("hidden"), {"actor": spec["actor_hidden"], "critic": spec["critic_hidden"]}),
             "actor schedule": (entry["d3rlpy"].get("actor_cosine_steps"), spec["actor_cosine_steps"])}
+    if "dataset_checksum" in earlier:  # recorded since --peer-from exists
+        same["dataset checksum"] = (earlier["dataset_checksum"], checksum)
     differ = [name for name, (was, now) in same.items() if was != now]
     missing = [s for s in seeds if str(s) not in entry["d3rlpy"]["scores"]]
     if differ or missing:
@@ -229,7 +159,22 @@ def earlier_peer_scores(args, algo: str, spec: dict, steps: list[int], seeds: li
                          + ", ".join([f"{d} differ" for d in differ] + [f"no seed {s}" for s in missing])
                          + "): run without --peer-from")
     scores = {s: dict(zip(steps, entry["d3rlpy"]["scores"][str(s)])) for s in seeds}
-    return {"scores": scores, "summary": {"version": earlier.get("d3rlpy_version"), "transitions": "the same"}}
+    seconds = {k: v for k, v in entry.get("seconds", {}).items() if k.startswith("d3rlpy")}
+    return {"scores": scores, "summary": {"version": earlier.get("d3rlpy_version"), "transitions": "the same"},
+            "seconds": seconds}
+
+
+def reuse_earlier(args, dataset, steps: list[int], seeds: list[int]) -> dict[str, dict]:
+    """Every algorithm's d3rlpy runs from ``args.peer_from`` (``earlier_peer_scores``), or a refusal."""
+    from d4rl_lite.algorithms import get_algorithm
+    from d4rl_lite.algorithms.settings import make_config
+
+    reused = {}
+    for algo in args.algos:
+        settings = our_settings(algo, args.target_action)
+        spec = peer_spec(algo, make_config(get_algorithm(algo).Config, settings), dataset)
+        reused[algo] = earlier_peer_scores(args, algo, spec, settings, steps, seeds, dataset.metadata["checksum"])
+    return reused
 
 
 def algo_entry(steps: list[int], settings: dict, spec: dict, ours: dict, peer: dict, notes: list[str],
@@ -287,13 +232,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.updates % args.eval_every:
         p.error(f"--updates ({args.updates}) must be a multiple of --eval-every ({args.eval_every}): "
                 "both sides are scored at the same update counts")
-    if not os.path.exists(args.peer_python):
+    if args.peer_from and os.path.realpath(args.peer_from) == os.path.realpath(args.out):
+        p.error(f"--out {args.out} is the --peer-from file: writing it would lose the runs read from it; "
+                "give --out another file")
+    if args.peer_from and not os.path.isfile(args.peer_from):
+        p.error(f"--peer-from {args.peer_from}: no such file (an earlier --out of this script)")
+    if not args.peer_from and not os.path.exists(args.peer_python):
         p.error(f"no python at {args.peer_python}: create the d3rlpy venv first (see this script's help)")
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    warnings.filterwarnings("ignore")  # gymnasium's and torch's notices would bury the table
     os.environ.setdefault("D4RL_LITE_ENV_WORKERS", "1")  # one process: the scores do not depend on it
     import torch
 
@@ -314,6 +265,8 @@ def main(argv: list[str] | None = None) -> None:
                     "episodes": args.episodes, "seeds": seeds, "precision": "fp32", "threads": 1, "algorithms": {}}
     print(f"{DATASET} ({minari_id}), {args.updates} updates scored every {args.eval_every}, {args.episodes} episodes, "
           f"seeds {seeds}, fp32, 1 thread", flush=True)
+    report["dataset_checksum"] = dataset.metadata["checksum"]
+    reused = reuse_earlier(args, dataset, steps, seeds) if args.peer_from else {}  # checked before anything trains
     with tempfile.TemporaryDirectory(prefix="peer_scores_") as work:
         for algo in args.algos:
             settings = our_settings(algo, args.target_action)
@@ -321,7 +274,9 @@ def main(argv: list[str] | None = None) -> None:
             ours: dict[int, dict[int, float]] = {}
             peer: dict[int, dict[int, float]] = {}
             times = {"ours": 0.0, "d3rlpy_train": 0.0, "d3rlpy_eval": 0.0}
-            earlier = earlier_peer_scores(args, algo, spec, steps, seeds) if args.peer_from else None
+            earlier = reused.get(algo)
+            if earlier is not None:
+                times.update(earlier["seconds"])  # d3rlpy's training and evaluation, when it was run
             for seed in seeds:
                 t0 = time.perf_counter()
                 ours[seed] = run_ours(algo, dataset, settings, seed, args, os.path.join(work, f"{algo}_ours_{seed}"))

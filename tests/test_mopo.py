@@ -191,9 +191,15 @@ def test_the_plan_times_model_fitting_rollouts_and_sac_updates_each_for_its_shar
     from d4rl_lite.benchmark.suites import Suite
 
     cls = get_algorithm("mopo")
-    cfg = make_config(cls.Config, {"model_train_steps": 30, "rollout_every": 20})
-    assert cls.cost_phases(cfg, 100) == ((0, 30, False), (30, 4, True), (31, 66, False))  # rollouts at 30, 50, 70, 90
-    assert cls.cost_phases(cfg, 20) == ((0, 20, False),)  # a run that never gets past fitting its models
+    cfg = make_config(cls.Config, {"model_train_steps": 30, "rollout_every": 20, "batch_size": 256, "rollout_batch": 256})
+    # (step timed from, updates like it, longest window): fitting, rollouts at 30, 50, 70, 90 (one timed), SAC
+    assert cls.cost_phases(cfg, 0, 100) == ((0, 30, 30), (30, 4, 1), (31, 66, 19))
+    assert cls.cost_phases(cfg, 0, 20) == ((0, 20, 20),)  # a run that never gets past fitting its models
+    assert cls.cost_phases(cfg, 100, 200) == ((110, 5, 1), (111, 95, 19))  # fine-tuning after 100 offline updates
+    assert cls.cost_phases(cfg, 35, 40) == ((35, 5, 5),)  # SAC updates between two rollouts
+    # The rollout timed is the first whose 50,000 start states were all seen (at 256 a step: step 195 on).
+    full = make_config(cls.Config, {"model_train_steps": 0, "rollout_every": 1000, "rollout_batch": 50_000})
+    assert cls.cost_phases(full, 0, 150_000)[0] == (1000, 150, 1)
 
     def projected(rollout_batch):
         spec = {"name": "mopo_plan", "algorithms": ["mopo"], "datasets": {"hopper-random-v0": {}}, "seeds": [0],
@@ -206,7 +212,7 @@ def test_the_plan_times_model_fitting_rollouts_and_sac_updates_each_for_its_shar
         (cost,), _ = plan_suite(Suite.load(path), workers=1, population=True, device="cpu")
         return cost.update_s
 
-    # A rollout after every one of the last 100 updates, each from the 32,000 states seen by then (not
+    # A rollout after every one of the last 100 updates, each from the 32,000-38,400 states seen by then (not
     # 100): they cost far more than the 600 updates themselves, and the plan counts them.
     big, small = projected(50_000), projected(100)
     assert big > 3 * small

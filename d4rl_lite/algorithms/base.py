@@ -81,11 +81,12 @@ class OfflineAlgorithm:
     compile_refusal: ClassVar[str | None] = "its compiled update has not been measured"
 
     @classmethod
-    def cost_phases(cls, config: Any, steps: int) -> tuple[tuple[int, int, bool], ...]:
-        """How ``bench --plan`` times a run of ``steps`` updates: (step to time updates at, how many of
-        the run's updates cost like one there, whether it is dear enough to time only once). One phase
-        here, past any warm-up; an algorithm whose updates differ much over a run declares its own."""
-        return ((steps // 2, steps, False),)
+    def cost_phases(cls, config: Any, start: int, end: int) -> tuple[tuple[int, int, int], ...]:
+        """How ``bench --plan`` times updates ``start`` .. ``end - 1`` of a run: phases (step to time
+        updates from, how many of the span's updates cost like those, how many updates from that step
+        may be timed without leaving the phase). One phase here, in the middle of the span (past any
+        warm-up); an algorithm whose updates differ much over a run declares its own."""
+        return ((start + (end - start) // 2, end - start, end - start),) if end > start else ()
 
     def __init__(self, obs_dim: int, act_dim: int, config: Any = None, device: Any = "auto", seed: int = 0,
                  _population_seeds: list[int] | None = None):

@@ -142,12 +142,24 @@ class MOPO(SAC):
         return ring + models + chunk
 
     @classmethod
-    def cost_phases(cls, config: MOPOConfig, steps: int) -> tuple[tuple[int, int, bool], ...]:
-        """Fitting the models, the updates that roll out (timed once: each is a whole rollout), then SAC's."""
-        fitting = min(config.model_train_steps, steps)
-        rollouts = -(-(steps - fitting) // config.rollout_every)  # at model_train_steps, then every rollout_every
-        phases = ((0, fitting, False), (fitting, rollouts, True), (fitting + 1, steps - fitting - rollouts, False))
-        return tuple(phase for phase in phases if phase[1] > 0)
+    def cost_phases(cls, config: MOPOConfig, start: int, end: int) -> tuple[tuple[int, int, int], ...]:
+        """Fitting the models, the updates that roll out (each a whole rollout, timed once), then SAC's.
+        Rollouts run at model_train_steps and every rollout_every after; the one timed is the first
+        whose start states are all remembered (at batch_size a step), or the span's last: earlier
+        ones roll out fewer (an upper bound)."""
+        fit_end = min(max(config.model_train_steps, start), end)
+        fitting = (start, fit_end - start, fit_end - start)
+        first, every = max(start, config.model_train_steps), config.rollout_every
+
+        def at_or_after(step: int) -> int:  # the first rollout step >= step (step >= model_train_steps)
+            return config.model_train_steps + -(-(step - config.model_train_steps) // every) * every
+
+        rollouts = len(range(at_or_after(first), end, every)) if end > first else 0
+        full = at_or_after(max(first, -(-config.rollout_batch // config.batch_size) - 1))
+        timed = min(full, at_or_after(first) + (rollouts - 1) * every)
+        rolling = (timed, rollouts, 1)
+        sac = (timed + 1, end - first - rollouts, every - 1) if rollouts else (first, end - first, end - first)
+        return tuple(phase for phase in (fitting, rolling, sac) if phase[1] > 0)
 
     def setup(self) -> None:
         super().setup()  # SAC's actor, critics, temperature and optimizers

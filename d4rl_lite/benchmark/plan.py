@@ -38,16 +38,16 @@ class JobCost:
     algorithm: str
     dataset: str
     seeds: list[int]
-    update_s: float  # one update of the whole population (or the one run)
+    update_s: float  # one offline update of the whole population (or the one run), the mean over its run
     eval_step_s: float  # one step of every evaluation copy, policy call included
     updates: int
     env_steps: int  # of evaluation, all members
     seconds: float
 
 
-def _calibrate_updates(algo_name: str, settings: dict[str, Any], obs_dim: int, act_dim: int, members: int, steps: int,
-                       precision: str, device: str) -> Any:
-    """(mean seconds per update over a run of ``steps``, the algorithm) for a population of ``members`` on
+def _calibrate_updates(algo_name: str, settings: dict[str, Any], obs_dim: int, act_dim: int, members: int,
+                       spans: list[tuple[int, int]], precision: str, device: str) -> Any:
+    """([seconds of each span's updates (start, end)], the algorithm) for a population of ``members`` on
     random data, each of the algorithm's cost phases timed where it runs (``cost_phases``)."""
     import contextlib
 
@@ -77,10 +77,14 @@ def _calibrate_updates(algo_name: str, settings: dict[str, Any], obs_dim: int, a
     cast = (torch.autocast(device_type=algo.device.type, dtype=torch.bfloat16) if precision == "bf16"
             else contextlib.nullcontext())
 
-    def seconds_per_update(at: int, timed: int, warm: int) -> float:
+    def seconds_per_update(at: int, window: int) -> float:
+        """Updates timed from step ``at``, no more than ``window`` (the phase's) with two first ones warming
+        the allocator and kernels where it allows."""
+        warm = 2 if window > 4 else 0
+        timed = max(1, min(CALIBRATION_UPDATES, window - warm))
         algo.step = at
         for i, b in enumerate([batch() for _ in range(warm + timed)]):
-            if i == warm:  # the first updates warm the allocator and kernels
+            if i == warm:
                 if algo.device.type == "cuda":
                     torch.cuda.synchronize()
                 start = time.perf_counter()
@@ -91,10 +95,8 @@ def _calibrate_updates(algo_name: str, settings: dict[str, Any], obs_dim: int, a
             torch.cuda.synchronize()
         return (time.perf_counter() - start) / timed
 
-    total = 0.0
-    for at, count, dear in cls.cost_phases(config, steps):
-        total += count * (seconds_per_update(at, 1, 0) if dear else seconds_per_update(at, CALIBRATION_UPDATES, 2))
-    return total / max(steps, 1), algo
+    return [sum(count * seconds_per_update(at, window) for at, count, window in cls.cost_phases(config, start, end))
+            for start, end in spans], algo
 
 
 def _calibrate_eval_step(task: Any, algo: Any, copies_per_member: int) -> float:
@@ -122,7 +124,7 @@ def _calibrate_eval_step(task: Any, algo: Any, copies_per_member: int) -> float:
 
 def plan_suite(suite: Any, workers: int = 2, population: bool = True, device: str = "cpu",
                todo: list[tuple[str, str, int]] | None = None,
-               cache: dict[tuple[Any, ...], tuple[float, float]] | None = None) -> tuple[list[JobCost], float]:
+               cache: dict[tuple[Any, ...], tuple[list[float], float]] | None = None) -> tuple[list[JobCost], float]:
     """The measured cost of every job of ``suite`` (its unfinished runs ``todo``, default all) and
     the projected wall time on ``workers`` workers. ``cache``: calibrations to reuse and extend."""
     import torch
@@ -149,29 +151,31 @@ def plan_suite(suite: Any, workers: int = 2, population: bool = True, device: st
             copies = max(1, min(EVAL_COPIES, episodes))  # as evaluate_population runs them
             steps, eval_every = suite.steps_on(dataset), suite.eval_every_on(dataset)
             settings = {**domain_settings(algo, task.domain, task.name), **suite.algo_settings(algo, dataset)}  # as training applies them
-            key = (algo, task.observation_dim, task.action_dim, len(seeds), task.name, steps, repr(sorted(settings.items())))
+            online = finetune.env_steps if finetune is not None and finetune.applies(algo) else 0
+            key = (algo, task.observation_dim, task.action_dim, len(seeds), task.name, steps, online,
+                   repr(sorted(settings.items())))
             too_big = memory.too_big(algo, dataset, make_config(get_algorithm(algo).Config, settings), task.observation_dim,
                                      len(seeds) if get_algorithm(algo).supports_population else 1, task.action_dim)
             if too_big:  # before the calibration allocates it
                 raise UserInputError(too_big)
             if key not in cache:
-                update_s, trained = _calibrate_updates(algo, settings, task.observation_dim,
-                                                       task.action_dim, len(seeds), steps, suite.precision, device)
-                cache[key] = (update_s, _calibrate_eval_step(task, trained, copies))
-            update_s, eval_step_s = cache[key]
+                spans = [(0, steps), (steps, steps + online)]  # offline, then online (fine-tuning) updates
+                span_s, trained = _calibrate_updates(algo, settings, task.observation_dim, task.action_dim, len(seeds),
+                                                     spans, suite.precision, device)
+                cache[key] = (span_s, _calibrate_eval_step(task, trained, copies))
+            (offline_s, online_s), eval_step_s = cache[key]
             evaluations = steps // eval_every + (steps % eval_every > 0)
             eval_steps = evaluations * -(-episodes // copies) * task.horizon  # batch steps, episodes to the horizon
-            seconds = steps * update_s + eval_steps * eval_step_s + JOB_OVERHEAD_S
+            seconds = offline_s + eval_steps * eval_step_s + JOB_OVERHEAD_S
             updates, env_steps = steps * len(seeds), evaluations * episodes * task.horizon * len(seeds)
-            if finetune is not None and finetune.applies(algo):  # its online phase, after the offline budget
-                online = finetune.env_steps
+            if online:  # its online phase, after the offline budget
                 online_evals = online // (finetune.eval_every or eval_every) + 1
                 # One env step of every member per update, counted as an evaluation step (which steps
                 # more copies per member: an upper bound).
-                seconds += online * (update_s + eval_step_s) + online_evals * -(-episodes // copies) * task.horizon * eval_step_s
+                seconds += online_s + online * eval_step_s + online_evals * -(-episodes // copies) * task.horizon * eval_step_s
                 updates += online * len(seeds)
                 env_steps += (online + online_evals * episodes * task.horizon) * len(seeds)
-            costs.append(JobCost(algo, dataset, seeds, update_s, eval_step_s, updates, env_steps, seconds))
+            costs.append(JobCost(algo, dataset, seeds, offline_s / max(steps, 1), eval_step_s, updates, env_steps, seconds))
     finally:
         torch.set_num_threads(threads)
     return costs, makespan([c.seconds for c in costs], workers, worker_start_seconds())
@@ -227,12 +231,12 @@ def print_plan(suite: Any, workers: int, population: bool, device: str, todo: li
         todo = [run for run in todo if run[0] not in unknown]
     log(f"plan of suite {suite.name} on this machine ({os.cpu_count()} CPU cores, {device}, {count_label(workers, 'worker')}, "
         f"{suite.precision}; calibrating each job for a few seconds ...)")
-    cache: dict[tuple[Any, ...], tuple[float, float]] = {}
+    cache: dict[tuple[Any, ...], tuple[list[float], float]] = {}
     costs, wall = plan_suite(suite, workers, population, device, todo, cache)
     for c in costs:
         who = f"{c.algorithm} on {c.dataset}, " + (f"seeds {','.join(map(str, c.seeds))} as one population"
                                                     if len(c.seeds) > 1 else f"seed {c.seeds[0]}")
-        log(f"  {who}: {c.update_s * 1e3:.1f} ms/update, {c.eval_step_s * 1e3:.1f} ms/evaluation step "
+        log(f"  {who}: {c.update_s * 1e3:.1f} ms/update (mean over the run), {c.eval_step_s * 1e3:.1f} ms/evaluation step "
             f"-> {duration(c.seconds)}")
     runs = sum(len(c.seeds) for c in costs)
     log(f"{runs} runs in {len(costs)} jobs: {sum(c.updates for c in costs):,} updates, up to "
