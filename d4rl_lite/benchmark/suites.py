@@ -29,7 +29,7 @@ algorithm on it trains that long; a table row holds one budget)::
                                 "settings": {"all": {"actor_lr_schedule_steps": 60000}}}
 
 Its ``settings`` lie over the suite's (``all`` then the algorithm's own, as above).
-The shipped suites are ``smoke``, ``lite`` and ``d4rl`` (``d4rl-lite bench --list``).
+The shipped suites live in ``suites/`` beside this module (``d4rl-lite bench --list`` shows them).
 """
 
 from __future__ import annotations

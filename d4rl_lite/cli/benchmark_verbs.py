@@ -22,7 +22,8 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
                                     "Results are files: re-running skips finished runs and resumes partial ones "
                                     "(Ctrl-C stops within seconds; running jobs keep their last checkpoint). "
                                     "Each job prints a line at each evaluation: updates done, updates/s, score.")
-    sp.add_argument("suite", nargs="?", metavar="SUITE", help="smoke, lite, d4rl, or a suite file's path (./mine.json)")
+    sp.add_argument("suite", nargs="?", metavar="SUITE", help="a shipped suite (smoke, lite, data, ensemble, finetune, model_based, d4rl; --list shows them) "
+                    "or a suite file's path (./mine.json)")
     sp.add_argument("--list", action="store_true", help="list the shipped suites")
     sp.add_argument("--executor", choices=["local", "ray"], default="local")
     sp.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
@@ -106,7 +107,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         _list_suites()
         return 0
     if not args.suite:
-        raise UserInputError("name a suite (smoke, lite, d4rl) or a suite file; --list shows them")
+        raise UserInputError("name a suite (e.g. smoke, lite, d4rl) or a suite file; --list shows them all")
     suite = Suite.load(args.suite)
     results = Path(args.results or Path("results") / suite.name)
     if args.precision:

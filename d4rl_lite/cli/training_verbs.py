@@ -56,9 +56,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="algorithm settings, e.g. --set cql_weight=10 --set hidden=256,256")
     schedule_args(sp, train_defaults)
-    sp.add_argument("--run-dir", metavar="DIR", help="default: runs/ALGO-DATASET-seedS (with --seeds or --sweep: the "
-                                                        "folder holding the members' ALGO-DATASET[-KEYVALUE]-seedS "
-                                                        "directories)")
+    sp.add_argument("--run-dir", metavar="DIR", help="default: runs/ALGO__DATASET__seedS, the run id bench gives it (with --seeds "
+                                                        "or --sweep: the folder holding the members' "
+                                                        "ALGO__DATASET[__KEY=VALUE]__seedS directories)")
     sp.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (offline without a key)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_train)
