@@ -7,7 +7,8 @@ drives it there through a subprocess. Set it up once:
     python benchmarks/peer_speed.py --peer-python /opt/d3rlpy-venv/bin/python
 
 Both sides get the same shapes (hopper-sized random data, batch 256, every network 2x256) and
-are timed for the same window, alternating so machine drift hits both. The two libraries'
+are timed for the same window, alternating so machine drift hits both, each on 64 batches drawn
+before the timing and cycled (the update alone, not the drawing of its batch). The two libraries'
 versions of an algorithm differ in details (sample counts, extra heads), so besides updates/s
 the script counts each side's FLOPs per update with torch.utils.flop_counter and compares the
 achieved GFLOP/s as well. d3rlpy returns its losses as Python floats every update (a host sync
