@@ -22,8 +22,11 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
                                     "Results are files: re-running skips finished runs and resumes partial ones "
                                     "(Ctrl-C stops within seconds; running jobs keep their last checkpoint). "
                                     "Each job prints a line at each evaluation: updates done, updates/s, score.")
-    sp.add_argument("suite", nargs="?", metavar="SUITE", help="a shipped suite (smoke, lite, data, ensemble, finetune, model_based, d4rl; --list shows them) "
-                    "or a suite file's path (./mine.json)")
+    from d4rl_lite.benchmark.suite_checks import shipped_suites
+
+    shipped = ", ".join(path.stem for path in shipped_suites())
+    sp.add_argument("suite", nargs="?", metavar="SUITE",
+                    help=f"a shipped suite ({shipped}; --list describes them) or a suite file's path (./mine.json)")
     sp.add_argument("--list", action="store_true", help="list the shipped suites")
     sp.add_argument("--executor", choices=["local", "ray"], default="local")
     sp.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
@@ -127,11 +130,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _list_suites() -> None:
     from d4rl_lite.benchmark.suites import Suite, budgets_apart, shipped_suites
 
-    for path in shipped_suites():
-        suite = Suite.load(path)
+    suites = [Suite.load(path) for path in shipped_suites()]
+    width = max(len(suite.name) for suite in suites)
+    for suite in suites:
         apart = budgets_apart({d: suite.steps_on(d) for d in suite.datasets}, suite.steps)
         own = "".join(f", {n:,} on {', '.join(ds)}" for n, ds in apart.items())
-        print(f"{suite.name:<7} {len(suite.runs()):>4} runs, {suite.steps:,} steps each{own}: {suite.description}")
+        print(f"{suite.name:<{width}} {len(suite.runs()):>4} runs, {suite.steps:,} steps each{own}: {suite.description}")
 
 
 def _print_plan(args: argparse.Namespace, suite: Any, results: Path) -> None:
