@@ -14,6 +14,7 @@ them: a bound on what the update could reach if autograd, Python and elementwise
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 import warnings
 
@@ -70,10 +71,10 @@ def bench_setup(name: str, overrides: dict, obs_dim: int, act_dim: int):
     for _ in range(READY_BATCHES):
         idx = torch.randint(0, n, (b,), generator=gen)
         ready.append({k: v[idx] for k, v in data.items()})
-    drawn = iter(range(10**12))
+    batches = itertools.cycle(ready)
 
     def batch():
-        return ready[next(drawn) % READY_BATCHES]
+        return next(batches)
 
     for _ in range(5):
         algo.update(batch())
