@@ -164,17 +164,24 @@ def earlier_peer_scores(args, algo: str, spec: dict, settings: dict, steps: list
             "seconds": seconds}
 
 
-def reuse_earlier(args, dataset, steps: list[int], seeds: list[int]) -> dict[str, dict]:
-    """Every algorithm's d3rlpy runs from ``args.peer_from`` (``earlier_peer_scores``), or a refusal."""
+def prepare(args, dataset) -> dict[str, tuple[dict, dict]]:
+    """Each algorithm's (our settings, d3rlpy's spec matching them)."""
     from d4rl_lite.algorithms import get_algorithm
     from d4rl_lite.algorithms.settings import make_config
 
-    reused = {}
+    prepared = {}
     for algo in args.algos:
         settings = our_settings(algo, args.target_action)
-        spec = peer_spec(algo, make_config(get_algorithm(algo).Config, settings), dataset)
-        reused[algo] = earlier_peer_scores(args, algo, spec, settings, steps, seeds, dataset.metadata["checksum"])
-    return reused
+        prepared[algo] = settings, peer_spec(algo, make_config(get_algorithm(algo).Config, settings), dataset)
+    return prepared
+
+
+def reuse_earlier(args, prepared: dict[str, tuple[dict, dict]], steps: list[int], seeds: list[int],
+                  checksum: str) -> dict[str, dict]:
+    """Every algorithm's d3rlpy runs from ``args.peer_from`` (``earlier_peer_scores``), or a refusal;
+    ``prepared``: each algorithm's (our settings, d3rlpy's spec)."""
+    return {algo: earlier_peer_scores(args, algo, spec, settings, steps, seeds, checksum)
+            for algo, (settings, spec) in prepared.items()}
 
 
 def algo_entry(steps: list[int], settings: dict, spec: dict, ours: dict, peer: dict, notes: list[str],
@@ -249,8 +256,6 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     import d4rl_lite
-    from d4rl_lite.algorithms import get_algorithm
-    from d4rl_lite.algorithms.settings import make_config
     from d4rl_lite.datasets.catalogue import parse_dataset_name
     from d4rl_lite.datasets.locations import datasets_root
     from d4rl_lite.tasks import get_task
@@ -266,11 +271,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{DATASET} ({minari_id}), {args.updates} updates scored every {args.eval_every}, {args.episodes} episodes, "
           f"seeds {seeds}, fp32, 1 thread", flush=True)
     report["dataset_checksum"] = dataset.metadata["checksum"]
-    reused = reuse_earlier(args, dataset, steps, seeds) if args.peer_from else {}  # checked before anything trains
+    prepared = prepare(args, dataset)
+    # Checked before anything trains:
+    reused = reuse_earlier(args, prepared, steps, seeds, report["dataset_checksum"]) if args.peer_from else {}
     with tempfile.TemporaryDirectory(prefix="peer_scores_") as work:
-        for algo in args.algos:
-            settings = our_settings(algo, args.target_action)
-            spec = peer_spec(algo, make_config(get_algorithm(algo).Config, settings), dataset)
+        for algo, (settings, spec) in prepared.items():
             ours: dict[int, dict[int, float]] = {}
             peer: dict[int, dict[int, float]] = {}
             times = {"ours": 0.0, "d3rlpy_train": 0.0, "d3rlpy_eval": 0.0}
